@@ -1,0 +1,104 @@
+"""The exception hierarchy. Every message says what is wrong and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._quota import Refusal
+
+
+class LlamuxError(Exception):
+    """Base class of every error llamux raises on purpose."""
+
+
+class ConfigError(LlamuxError):
+    """A configuration file or value is malformed.
+
+    ``file``, ``line`` and ``column`` locate the problem when it has a place;
+    the message always ends with how to fix it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        self.file = file
+        self.line = line
+        self.column = column
+        where = ""
+        if file is not None:
+            where = file if line is None else f"{file}:{line}"
+            if column is not None:
+                where += f": column {column!r}"
+            where += ": "
+        super().__init__(where + message)
+
+
+class StoreError(LlamuxError):
+    """The quota store cannot be opened, read or written."""
+
+
+class RequestTooLarge(LlamuxError):
+    """The request can never fit any candidate endpoint (context or a token limit)."""
+
+    def __init__(self, message: str, *, tokens: int) -> None:
+        self.tokens = tokens
+        super().__init__(message)
+
+
+class NoEndpointAvailable(LlamuxError):
+    """No endpoint admits the request now.
+
+    ``retry_after`` is the number of seconds until the first endpoint may admit it
+    again (``None`` when none will without a reset), ``refusals`` the reason of each.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None,
+        refusals: Sequence[Refusal] = (),
+    ) -> None:
+        self.retry_after = retry_after
+        self.refusals = tuple(refusals)
+        super().__init__(message)
+
+
+class ProviderError(LlamuxError):
+    """A provider call failed. ``endpoint`` names the endpoint, ``status`` the HTTP status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class ProviderStatusError(ProviderError):
+    """The provider answered with an HTTP error status."""
+
+
+class ProviderRateLimited(ProviderStatusError):
+    """The provider answered 429."""
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached (refused, reset, DNS)."""
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer in time."""

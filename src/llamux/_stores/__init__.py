@@ -1,0 +1,94 @@
+"""Quota stores: where usage is counted. The store only counts; strategies decide the order.
+
+``store_from_url`` opens ``memory://``, ``sqlite:///path`` (or a bare path) and, with the
+``[redis]`` extra, ``redis://host:port/db``. Back-ends are imported only when opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from .._errors import StoreError
+from .._quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope
+
+
+@runtime_checkable
+class QuotaStore(Protocol):
+    """Counts usage per scope and admits or refuses reservations atomically."""
+
+    def reserve(
+        self, endpoint: str, scopes: Sequence[Scope], cost: Cost, now: float
+    ) -> Reservation | Refusal:
+        """Charge ``cost`` to every rule of every scope in one atomic step, or nothing."""
+        ...
+
+    def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
+        """Replace the reservation's estimated tokens by ``tokens``; False if unknown."""
+        ...
+
+    def release(self, reservation_id: str, now: float) -> bool:
+        """Give the whole reservation back (the provider never accepted the call)."""
+        ...
+
+    def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
+        """Keep ``scope`` out of rotation until ``until`` (a later deadline wins)."""
+        ...
+
+    def cooldowns(self, now: float) -> dict[str, Cooldown]:
+        """The cool-downs still in force at ``now``, by scope."""
+        ...
+
+    def usage(self, scopes: Sequence[Scope], now: float) -> list[RuleUsage]:
+        """Every rule's usage at ``now``."""
+        ...
+
+    def reset(self, scope: str | None = None) -> None:
+        """Forget usage, reservations and cool-downs of ``scope`` (or of every scope)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def default_store_url() -> str:
+    """``LLAMUX_STORE`` if set, else an SQLite file in the user state directory."""
+    url = os.environ.get("LLAMUX_STORE")
+    if url:
+        return url
+    import platformdirs
+
+    state = Path(platformdirs.user_state_dir("llamux", appauthor=False))
+    return f"sqlite:///{state / 'quota.db'}"
+
+
+def store_from_url(url: str | None = None) -> QuotaStore:
+    """Open the store named by ``url`` (default: :func:`default_store_url`)."""
+    url = url or default_store_url()
+    if url == "memory://" or url == "memory":
+        from .memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .redis import RedisStore  # type: ignore[import-not-found, unused-ignore]
+
+        store: QuotaStore = RedisStore(url)
+        return store
+    if url.startswith("sqlite://"):
+        # Like file URLs: sqlite:///tmp/q.db is /tmp/q.db, sqlite://q.db is ./q.db.
+        path = url.removeprefix("sqlite://")
+        from .sqlite import SQLiteStore
+
+        return SQLiteStore(path or ":memory:")
+    if "://" in url:
+        raise StoreError(
+            f"unknown store URL scheme in {url!r}; use memory://, sqlite:///path/to/file.db "
+            "or redis://host:port/db"
+        )
+    from .sqlite import SQLiteStore
+
+    return SQLiteStore(url)
+
+
+__all__ = ["QuotaStore", "default_store_url", "store_from_url"]

@@ -1,0 +1,130 @@
+"""An in-process store: exact and fast, shared by the threads of one process, lost at exit."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Sequence
+
+from .._quota import (
+    RESERVATION_TTL,
+    Cooldown,
+    Cost,
+    Refusal,
+    Reservation,
+    RuleUsage,
+    Scope,
+    Snapshot,
+    Window,
+    charges,
+    decide,
+    rule_usage,
+)
+
+PRUNE_EVERY = 60.0
+"""Seconds between sweeps of reservations that were never settled."""
+
+
+class MemoryStore:
+    """Counters in dictionaries behind one lock. For tests, scripts and single processes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+        self._reservations: dict[str, Reservation] = {}
+        self._cooldowns: dict[str, Cooldown] = {}
+        self._pruned_at = 0.0
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"
+
+    def reserve(
+        self, endpoint: str, scopes: Sequence[Scope], cost: Cost, now: float
+    ) -> Reservation | Refusal:
+        with self._lock:
+            snapshot: Snapshot = {
+                key: self._buckets.get(key, {})
+                for key in ((s.key, w.key) for s in scopes for w in s.windows)
+            }
+            refusal = decide(endpoint, scopes, snapshot, self._cooldowns, cost, now)
+            if refusal is not None:
+                return refusal
+            reservation = Reservation(
+                uuid.uuid4().hex, endpoint, cost.tokens, now, charges(scopes, now)
+            )
+            for charge in reservation.charges:
+                self._add(charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens)
+                self._prune(charge.scope, charge.window, now)
+            self._reservations[reservation.id] = reservation
+            if now - self._pruned_at > PRUNE_EVERY:
+                self._prune_reservations(now)
+            return reservation
+
+    def _prune_reservations(self, now: float) -> None:
+        self._pruned_at = now
+        cutoff = now - RESERVATION_TTL
+        for rid in [r.id for r in self._reservations.values() if r.created < cutoff]:
+            del self._reservations[rid]
+
+    def _add(self, scope: str, window: str, bucket: int, requests: int, tokens: int) -> None:
+        buckets = self._buckets.setdefault((scope, window), {})
+        old_requests, old_tokens = buckets.get(bucket, (0, 0))
+        buckets[bucket] = (max(0, old_requests + requests), max(0, old_tokens + tokens))
+
+    def _prune(self, scope: str, window: str, now: float) -> None:
+        buckets = self._buckets.get((scope, window))
+        if not buckets:
+            return
+        oldest = Window.from_key(window).oldest_counted(now)
+        for stale in [b for b in buckets if b < oldest]:
+            del buckets[stale]
+
+    def _correct(self, reservation_id: str, requests: int, tokens_of: int | None) -> bool:
+        reservation = self._reservations.pop(reservation_id, None)
+        if reservation is None:
+            return False
+        delta = -reservation.tokens if tokens_of is None else tokens_of - reservation.tokens
+        for charge in reservation.charges:
+            buckets = self._buckets.get((charge.scope, charge.window), {})
+            if charge.bucket in buckets:  # a pruned bucket no longer counts anyway
+                self._add(charge.scope, charge.window, charge.bucket, requests, delta)
+        return True
+
+    def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
+        with self._lock:
+            return self._correct(reservation_id, 0, max(0, tokens))
+
+    def release(self, reservation_id: str, now: float) -> bool:
+        with self._lock:
+            return self._correct(reservation_id, -1, None)
+
+    def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
+        with self._lock:
+            current = self._cooldowns.get(scope)
+            if current is None or current.until <= now or until >= current.until:
+                self._cooldowns[scope] = Cooldown(scope, until, reason, kind)
+
+    def cooldowns(self, now: float) -> dict[str, Cooldown]:
+        with self._lock:
+            return {k: c for k, c in self._cooldowns.items() if c.until > now}
+
+    def usage(self, scopes: Sequence[Scope], now: float) -> list[RuleUsage]:
+        with self._lock:
+            snapshot = {key: dict(b) for key, b in self._buckets.items()}
+        return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
+
+    def reset(self, scope: str | None = None) -> None:
+        with self._lock:
+            if scope is None:
+                self._buckets.clear()
+                self._reservations.clear()
+                self._cooldowns.clear()
+                return
+            for key in [k for k in self._buckets if k[0] == scope]:
+                del self._buckets[key]
+            self._cooldowns.pop(scope, None)
+            for rid in [r.id for r in self._reservations.values() if r.endpoint == scope]:
+                del self._reservations[rid]
+
+    def close(self) -> None:
+        pass

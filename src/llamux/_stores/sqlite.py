@@ -1,0 +1,344 @@
+"""The embedded default store: one SQLite file shared by every thread and process of a machine.
+
+WAL journal, one ``BEGIN IMMEDIATE`` transaction per operation (so a reservation checks and
+charges every rule atomically against all other processes), ``synchronous=NORMAL`` (a
+process crash loses nothing; only a power cut may lose the last transactions), schema
+migrations as a numbered list recorded in ``PRAGMA user_version``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from .._errors import StoreError
+from .._quota import (
+    RESERVATION_TTL,
+    Charge,
+    Cooldown,
+    Cost,
+    Refusal,
+    Reservation,
+    RuleUsage,
+    Scope,
+    charges,
+    decide,
+    rule_usage,
+)
+
+APPLICATION_ID = 0x6C6C6D78  # "llmx": marks a file as a llamux state file
+PRUNE_EVERY = 60.0
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: buckets, reservations, cool-downs
+    """
+    CREATE TABLE buckets (
+        scope TEXT NOT NULL, win TEXT NOT NULL, bucket INTEGER NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, win, bucket)
+    ) WITHOUT ROWID;
+    CREATE TABLE reservations (
+        id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, tokens INTEGER NOT NULL,
+        created REAL NOT NULL, charges TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX reservations_created ON reservations (created);
+    CREATE TABLE cooldowns (
+        scope TEXT PRIMARY KEY, until REAL NOT NULL, reason TEXT NOT NULL, kind TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+)
+
+_UPSERT = (
+    "INSERT INTO buckets (scope, win, bucket, requests, tokens) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (scope, win, bucket) DO UPDATE SET "
+    "requests = requests + excluded.requests, tokens = tokens + excluded.tokens"
+)
+_CORRECT = (
+    "UPDATE buckets SET requests = max(0, requests + ?), tokens = max(0, tokens + ?) "
+    "WHERE scope = ? AND win = ? AND bucket = ?"
+)
+
+T = TypeVar("T")
+
+
+class SQLiteStore:
+    """Quota state in one SQLite file (``":memory:"`` for a private, per-connection one)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._pid = os.getpid()
+        self._pruned_at = 0.0
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self._conn()  # open and migrate now, so a bad file fails at construction
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- connections -------------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if os.getpid() != self._pid:  # forked: never reuse the parent's connections
+            self._local = threading.local()
+            self._connections = []
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._guard(self._open)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        path = str(Path(self.path).expanduser()) if self.path != ":memory:" else self.path
+        conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            _migrate(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _guard(self, action: Callable[[], T]) -> T:
+        try:
+            return action()
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise _store_error(self.path, exc) from exc
+
+    # -- operations --------------------------------------------------------------------
+
+    def reserve(
+        self, endpoint: str, scopes: Sequence[Scope], cost: Cost, now: float
+    ) -> Reservation | Refusal:
+        keys = [scope.key for scope in scopes]
+        with self._transaction() as conn:
+            cooling = _cooldowns(conn, keys, now)
+            snapshot = _snapshot(conn, keys)
+            refusal = decide(endpoint, scopes, snapshot, cooling, cost, now)
+            if refusal is not None:
+                return refusal
+            reservation = Reservation(
+                uuid.uuid4().hex, endpoint, cost.tokens, now, charges(scopes, now)
+            )
+            conn.executemany(
+                _UPSERT,
+                [
+                    (c.scope, c.window, c.bucket, cost.requests, cost.tokens)
+                    for c in reservation.charges
+                ],
+            )
+            conn.execute(
+                "INSERT INTO reservations (id, endpoint, tokens, created, charges) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (reservation.id, endpoint, cost.tokens, now, _dump(reservation.charges)),
+            )
+            _prune_buckets(conn, scopes, snapshot, now)
+            if now - self._pruned_at > PRUNE_EVERY:
+                self._pruned_at = now
+                conn.execute("DELETE FROM reservations WHERE created < ?", (now - RESERVATION_TTL,))
+            return reservation
+
+    def _correct(self, reservation_id: str, requests: int, tokens: int | None) -> bool:
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT tokens, charges FROM reservations WHERE id = ?", (reservation_id,)
+            ).fetchone()
+            if row is None:
+                return False
+            estimate, dumped = int(row[0]), str(row[1])
+            delta = -estimate if tokens is None else tokens - estimate
+            conn.executemany(
+                _CORRECT,
+                [(requests, delta, c.scope, c.window, c.bucket) for c in _load(dumped)],
+            )
+            conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+            return True
+
+    def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
+        return self._correct(reservation_id, 0, max(0, tokens))
+
+    def release(self, reservation_id: str, now: float) -> bool:
+        return self._correct(reservation_id, -1, None)
+
+    def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO cooldowns (scope, until, reason, kind) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (scope) DO UPDATE SET until = excluded.until, "
+                "reason = excluded.reason, kind = excluded.kind "
+                "WHERE cooldowns.until <= ? OR excluded.until >= cooldowns.until",
+                (scope, until, reason, kind, now),
+            )
+
+    def cooldowns(self, now: float) -> dict[str, Cooldown]:
+        rows = self._guard(
+            lambda: (
+                self._conn()
+                .execute("SELECT scope, until, reason, kind FROM cooldowns WHERE until > ?", (now,))
+                .fetchall()
+            )
+        )
+        return {r[0]: Cooldown(r[0], float(r[1]), r[2], r[3]) for r in rows}
+
+    def usage(self, scopes: Sequence[Scope], now: float) -> list[RuleUsage]:
+        snapshot = self._guard(lambda: _snapshot(self._conn(), [s.key for s in scopes]))
+        return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
+
+    def reset(self, scope: str | None = None) -> None:
+        with self._transaction() as conn:
+            if scope is None:
+                for table in ("buckets", "reservations", "cooldowns"):
+                    conn.execute(f"DELETE FROM {table}")
+                return
+            conn.execute("DELETE FROM buckets WHERE scope = ?", (scope,))
+            conn.execute("DELETE FROM cooldowns WHERE scope = ?", (scope,))
+            conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
+
+    def stats(self) -> dict[str, int]:
+        """Row counts per table: state size is bounded by endpoints, not by requests."""
+
+        def count() -> dict[str, int]:
+            conn = self._conn()
+            tables = ("buckets", "reservations", "cooldowns")
+            return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+
+        return self._guard(count)
+
+    def close(self) -> None:
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+        self._local = threading.local()
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _cooldowns(conn: sqlite3.Connection, keys: list[str], now: float) -> dict[str, Cooldown]:
+    rows = conn.execute(
+        f"SELECT scope, until, reason, kind FROM cooldowns "
+        f"WHERE scope IN ({_placeholders(len(keys))}) AND until > ?",
+        (*keys, now),
+    ).fetchall()
+    return {r[0]: Cooldown(r[0], float(r[1]), r[2], r[3]) for r in rows}
+
+
+def _snapshot(
+    conn: sqlite3.Connection, keys: list[str]
+) -> dict[tuple[str, str], dict[int, tuple[int, int]]]:
+    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+    rows = conn.execute(
+        f"SELECT scope, win, bucket, requests, tokens FROM buckets "
+        f"WHERE scope IN ({_placeholders(len(keys))})",
+        keys,
+    )
+    for scope, win, bucket, requests, tokens in rows:
+        snapshot.setdefault((scope, win), {})[bucket] = (requests, tokens)
+    return snapshot
+
+
+def _prune_buckets(
+    conn: sqlite3.Connection,
+    scopes: Sequence[Scope],
+    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]],
+    now: float,
+) -> None:
+    for scope in scopes:
+        for window in scope.windows:
+            oldest = window.oldest_counted(now)
+            buckets = snapshot.get((scope.key, window.key), {})
+            if any(b < oldest for b in buckets):
+                conn.execute(
+                    "DELETE FROM buckets WHERE scope = ? AND win = ? AND bucket < ?",
+                    (scope.key, window.key, oldest),
+                )
+
+
+def _dump(items: tuple[Charge, ...]) -> str:
+    return json.dumps([[c.scope, c.window, c.bucket] for c in items], separators=(",", ":"))
+
+
+def _load(text: str) -> list[Charge]:
+    return [Charge(str(s), str(w), int(b)) for s, w, b in json.loads(text)]
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"the state file {path} has schema version {version}, newer than this llamux "
+            f"knows ({len(MIGRATIONS)}); upgrade llamux (pip install -U llamux) or point "
+            "LLAMUX_STORE at another file"
+        )
+    app = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app not in (0, APPLICATION_ID) or (app == 0 and tables and version == 0):
+        raise StoreError(
+            f"{path} is an SQLite file but not a llamux state file; point LLAMUX_STORE "
+            "(or store=) at a new path"
+        )
+    if version == len(MIGRATIONS):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])  # another process?
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return StoreError(
+            f"the state file {path} is corrupt or not an SQLite file ({text}); move it aside "
+            "(it holds your usage history) or point LLAMUX_STORE at another file"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(
+            f"the state file {path} cannot be written ({text}); fix its permissions or "
+            "point LLAMUX_STORE at a writable file"
+        )
+    if "unable to open" in text:
+        return StoreError(
+            f"the state file {path} cannot be opened ({text}); check that its directory "
+            "exists and is writable, or point LLAMUX_STORE elsewhere"
+        )
+    return StoreError(f"the state file {path} failed: {text}; if it persists, run llamux reset")

@@ -1,0 +1,146 @@
+"""The pure arithmetic of windows, buckets and decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from llamux._quota import (
+    LATENCY_MARGIN,
+    Cooldown,
+    Cost,
+    Rule,
+    Scope,
+    Window,
+    charges,
+    decide,
+    never_fits,
+    rules_from_limits,
+)
+
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a whole number of days
+
+
+def test_rolling_buckets_and_lag() -> None:
+    minute = Window("minute")
+    assert minute.charge_bucket(T0 + 10.2) == T0 + 10
+    # a charge just before a bucket edge goes to the next bucket (latency margin)
+    assert minute.charge_bucket(T0 + 10.99) == T0 + 11
+    assert minute.oldest_counted(T0 + 70.5) == T0 + 10
+    # an event at T0+10.2 is dropped at T0+71: exact would be T0+70.2, lag <= 1 s + margin
+    assert minute.frees_at(int(T0 + 10)) == T0 + 71
+    assert minute.frees_at(int(T0 + 10)) - (T0 + 10.2) - 60 <= 1 + LATENCY_MARGIN
+    day = Window("day")
+    assert day.bucket_seconds == 900
+    assert day.frees_at(int(T0)) == T0 + 86400 + 900
+
+
+def test_rule_names_and_from_limits() -> None:
+    rules = rules_from_limits([("rpm", 30), ("tpd", 1000)], {"tpd": "UTC"})
+    assert [r.name for r in rules] == ["rpm", "tpd"]
+    assert rules[1].window == Window("day", "UTC")
+    assert rules[0].window.tz is None
+
+
+def _scope(*rules: Rule) -> Scope:
+    return Scope("ep", rules)
+
+
+def test_decide_admits_until_limit_and_reports_retry() -> None:
+    rpm = Rule("requests", Window("minute"), 2)
+    scope = _scope(rpm)
+    snap = {("ep", "minute"): {int(T0): (1, 10), int(T0) + 5: (1, 10)}}
+    refusal = decide("ep", [scope], snap, {}, Cost(5), T0 + 6)
+    assert refusal is not None
+    assert refusal.rule == "rpm" and refusal.used == 2 and refusal.limit == 2
+    assert refusal.retry_at == T0 + 61  # the oldest bucket frees first
+    assert decide("ep", [scope], snap, {}, Cost(5), T0 + 61) is None
+
+
+def test_decide_reports_the_rule_that_frees_last() -> None:
+    rpm = Rule("requests", Window("minute"), 1)
+    rpd = Rule("requests", Window("day"), 1)
+    scope = _scope(rpm, rpd)
+    snap = {("ep", "minute"): {int(T0): (1, 0)}, ("ep", "day"): {int(T0): (1, 0)}}
+    refusal = decide("ep", [scope], snap, {}, Cost(0), T0 + 1)
+    assert refusal is not None and refusal.rule == "rpd"
+
+
+def test_tokens_rule_and_never_fits() -> None:
+    tpm = Rule("tokens", Window("minute"), 100)
+    scope = _scope(tpm)
+    assert decide("ep", [scope], {}, {}, Cost(100), T0) is None
+    refusal = decide("ep", [scope], {}, {}, Cost(101), T0)
+    assert refusal is not None and refusal.retry_at is None
+    assert never_fits("ep", [scope], Cost(101)) is not None
+    assert never_fits("ep", [scope], Cost(100)) is None
+
+
+def test_cooldown_refuses_until_deadline() -> None:
+    scope = _scope()
+    cd = {"ep": Cooldown("ep", T0 + 30, "429 from provider", "cooldown")}
+    refusal = decide("ep", [scope], {}, cd, Cost(1), T0)
+    assert refusal is not None and refusal.retry_at == T0 + 30 and refusal.rule is None
+    assert decide("ep", [scope], {}, cd, Cost(1), T0 + 30) is None
+
+
+def test_charges_one_per_scope_and_window() -> None:
+    rules = rules_from_limits([("rpm", 1), ("tpm", 1), ("rpd", 1)], {})
+    pool = Scope("pool:p", rules_from_limits([("rpm", 5)], {}))
+    got = charges([Scope("ep", rules), pool], T0 + 3.5)
+    assert [(c.scope, c.window, c.bucket) for c in got] == [
+        ("ep", "minute", T0 + 3),
+        ("ep", "day", T0),
+        ("pool:p", "minute", T0 + 3),
+    ]
+
+
+LA = ZoneInfo("America/Los_Angeles")
+
+
+def _la(*args: int) -> float:
+    return datetime(*args, tzinfo=LA).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("moment", "start", "end"),
+    [
+        ((2026, 6, 15, 13, 0), (2026, 6, 15), (2026, 6, 16)),  # PDT, a 24 h day
+        ((2026, 3, 8, 12, 0), (2026, 3, 8), (2026, 3, 9)),  # spring forward: 23 h
+        ((2026, 11, 1, 23, 59), (2026, 11, 1), (2026, 11, 2)),  # fall back: 25 h
+    ],
+)
+def test_calendar_day_in_los_angeles(
+    moment: tuple[int, ...], start: tuple[int, ...], end: tuple[int, ...]
+) -> None:
+    window = Window("day", "America/Los_Angeles")
+    now = _la(*moment)
+    bucket = window.charge_bucket(now)
+    assert bucket == _la(*start)
+    assert window.oldest_counted(now) == bucket
+    assert window.frees_at(bucket) == _la(*end)
+
+
+def test_calendar_day_lengths_follow_dst() -> None:
+    window = Window("day", "America/Los_Angeles")
+    spring = window.charge_bucket(_la(2026, 3, 8, 12))
+    fall = window.charge_bucket(_la(2026, 11, 1, 12))
+    assert window.frees_at(spring) - spring == 23 * 3600
+    assert window.frees_at(fall) - fall == 25 * 3600
+
+
+def test_calendar_rule_resets_at_midnight() -> None:
+    rpd = Rule("requests", Window("day", "America/Los_Angeles"), 1)
+    scope = _scope(rpd)
+    now = _la(2026, 6, 15, 23, 59)
+    snap = {("ep", rpd.window.key): {rpd.window.charge_bucket(now): (1, 0)}}
+    refusal = decide("ep", [scope], snap, {}, Cost(0), now)
+    assert refusal is not None and refusal.retry_at == _la(2026, 6, 16)
+    assert decide("ep", [scope], snap, {}, Cost(0), _la(2026, 6, 16)) is None
+
+
+def test_unknown_window_is_rejected() -> None:
+    with pytest.raises(ValueError, match="minute, hour or day"):
+        Window("week")

@@ -1,0 +1,153 @@
+"""One contract, every store: the same tests run against memory and SQLite (and Redis)."""
+
+from __future__ import annotations
+
+import threading
+
+from llamux._quota import Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._stores import QuotaStore
+
+T0 = 1_767_225_600.0
+
+
+def scope(key: str = "ep", **limits: int) -> Scope:
+    return Scope(key, rules_from_limits(limits.items(), {}))
+
+
+def used(store: QuotaStore, sc: Scope, now: float) -> dict[str, int]:
+    return {u.rule.name: u.used for u in store.usage([sc], now)}
+
+
+def test_admits_up_to_the_limit_then_refuses_with_retry_at(store: QuotaStore) -> None:
+    ep = scope(rpm=3)
+    for i in range(3):
+        assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + i), Reservation)
+    refusal = store.reserve("ep", [ep], Cost(1), T0 + 3)
+    assert isinstance(refusal, Refusal)
+    assert (refusal.rule, refusal.used, refusal.limit) == ("rpm", 3, 3)
+    assert refusal.retry_at == T0 + 61
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 60.9), Refusal)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), refusal.retry_at), Reservation)
+
+
+def test_reserve_is_all_or_nothing_across_scopes(store: QuotaStore) -> None:
+    ep = scope("ep", rpm=10, tpm=1000)
+    pool = scope("pool:p", rpm=1)
+    assert isinstance(store.reserve("ep", [ep, pool], Cost(100), T0), Reservation)
+    refusal = store.reserve("ep", [ep, pool], Cost(100), T0 + 1)
+    assert isinstance(refusal, Refusal) and refusal.scope == "pool:p"
+    assert used(store, ep, T0 + 1) == {"rpm": 1, "tpm": 100}  # nothing charged by the refusal
+
+
+def test_settle_corrects_tokens_once(store: QuotaStore) -> None:
+    ep = scope(tpm=1000, tpd=5000)
+    r = store.reserve("ep", [ep], Cost(600), T0)
+    assert isinstance(r, Reservation)
+    assert store.settle(r.id, 250, T0 + 2)
+    assert used(store, ep, T0 + 2) == {"tpm": 250, "tpd": 250}
+    assert not store.settle(r.id, 999, T0 + 3)  # a second settle changes nothing
+    assert used(store, ep, T0 + 3) == {"tpm": 250, "tpd": 250}
+    # the freed tokens are usable at once
+    assert isinstance(store.reserve("ep", [ep], Cost(750), T0 + 3), Reservation)
+
+
+def test_settle_above_the_estimate_is_recorded(store: QuotaStore) -> None:
+    ep = scope(tpm=1000)
+    r = store.reserve("ep", [ep], Cost(100), T0)
+    assert isinstance(r, Reservation)
+    assert store.settle(r.id, 400, T0 + 1)
+    assert used(store, ep, T0 + 1) == {"tpm": 400}
+
+
+def test_release_gives_everything_back(store: QuotaStore) -> None:
+    ep = scope(rpm=1, tpm=100)
+    r = store.reserve("ep", [ep], Cost(100), T0)
+    assert isinstance(r, Reservation)
+    assert store.release(r.id, T0 + 1)
+    assert used(store, ep, T0 + 1) == {"rpm": 0, "tpm": 0}
+    assert not store.release(r.id, T0 + 1)
+    assert isinstance(store.reserve("ep", [ep], Cost(100), T0 + 1), Reservation)
+
+
+def test_cool_down_blocks_until_deadline_and_later_wins(store: QuotaStore) -> None:
+    ep = scope(rpm=100)
+    store.cool_down("ep", T0 + 30, "429 from provider", "cooldown", T0)
+    store.cool_down("ep", T0 + 10, "shorter", "cooldown", T0)  # does not shorten it
+    refusal = store.reserve("ep", [ep], Cost(1), T0 + 5)
+    assert isinstance(refusal, Refusal) and refusal.retry_at == T0 + 30
+    assert "429 from provider" in refusal.reason
+    assert set(store.cooldowns(T0 + 5)) == {"ep"}
+    assert store.cooldowns(T0 + 30) == {}
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 30), Reservation)
+    store.cool_down("ep", T0 + 100, "parked", "parked", T0 + 31)
+    assert store.cooldowns(T0 + 31)["ep"].kind == "parked"
+
+
+def test_usage_reports_next_free_time(store: QuotaStore) -> None:
+    ep = scope(rpm=5, tpd=1000)
+    store.reserve("ep", [ep], Cost(10), T0 + 0.5)
+    store.reserve("ep", [ep], Cost(20), T0 + 20.5)
+    rows = {u.rule.name: u for u in store.usage([ep], T0 + 30)}
+    assert rows["rpm"].used == 2 and rows["rpm"].remaining == 3
+    assert rows["rpm"].next_free_at == T0 + 61
+    assert rows["tpd"].used == 30 and rows["tpd"].next_free_at == T0 + 86400 + 900
+    assert store.usage([ep], T0 + 200)[0].used == 0
+
+
+def test_windows_free_capacity_and_old_buckets_do_not_count(store: QuotaStore) -> None:
+    ep = scope(rpm=2, rph=3)
+    for t in (0, 1):
+        assert isinstance(store.reserve("ep", [ep], Cost(0), T0 + t), Reservation)
+    assert isinstance(store.reserve("ep", [ep], Cost(0), T0 + 61), Reservation)
+    refusal = store.reserve("ep", [ep], Cost(0), T0 + 200)
+    assert isinstance(refusal, Refusal) and refusal.rule == "rph"
+    assert refusal.retry_at == T0 + 3600 + 60
+
+
+def test_reset_one_scope_or_all(store: QuotaStore) -> None:
+    a, b = scope("a", rpm=1), scope("b", rpm=1)
+    store.reserve("a", [a], Cost(0), T0)
+    store.reserve("b", [b], Cost(0), T0)
+    store.cool_down("a", T0 + 99, "x", "cooldown", T0)
+    store.reset("a")
+    assert used(store, a, T0) == {"rpm": 0} and used(store, b, T0) == {"rpm": 1}
+    assert store.cooldowns(T0) == {}
+    store.reset()
+    assert used(store, b, T0) == {"rpm": 0}
+
+
+def test_calendar_rule_counts_the_period(store: QuotaStore) -> None:
+    ep = Scope("ep", rules_from_limits([("rpd", 1)], {"rpd": "UTC"}))
+    assert isinstance(store.reserve("ep", [ep], Cost(0), T0 + 86399), Reservation)
+    refusal = store.reserve("ep", [ep], Cost(0), T0 + 86399.5)
+    assert isinstance(refusal, Refusal) and refusal.retry_at == T0 + 86400
+    assert isinstance(store.reserve("ep", [ep], Cost(0), T0 + 86400), Reservation)
+
+
+def test_settle_after_the_bucket_expired_is_harmless(store: QuotaStore) -> None:
+    ep = scope(rpm=1)
+    r = store.reserve("ep", [ep], Cost(5), T0)
+    assert isinstance(r, Reservation)
+    store.reserve("ep", [ep], Cost(5), T0 + 500)  # prunes the old bucket
+    assert store.settle(r.id, 50, T0 + 501)
+    assert used(store, ep, T0 + 501) == {"rpm": 1}
+
+
+def test_threads_never_over_admit(store: QuotaStore) -> None:
+    ep = scope(rpm=50, tpm=10_000)
+    admitted: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(20):
+            if isinstance(store.reserve("ep", [ep], Cost(150), T0 + 1), Reservation):
+                with lock:
+                    admitted.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(admitted) == 50  # 50 requests * 150 tokens = 7,500 <= 10,000
+    assert used(store, ep, T0 + 1) == {"rpm": 50, "tpm": 7500}

@@ -1,0 +1,122 @@
+"""What only the SQLite store promises: persistence, clear errors, bounded size."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from llamux import StoreError
+from llamux._quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._stores import default_store_url, store_from_url
+from llamux._stores.memory import MemoryStore
+from llamux._stores.sqlite import MIGRATIONS, SQLiteStore
+
+T0 = 1_767_225_600.0
+EP = Scope("ep", rules_from_limits([("rpm", 5), ("tpm", 10_000), ("rpd", 100)], {}))
+
+
+def test_usage_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    first = SQLiteStore(path)
+    r = first.reserve("ep", [EP], Cost(40), T0)
+    assert isinstance(r, Reservation)
+    first.close()
+    second = SQLiteStore(path)
+    assert second.settle(r.id, 30, T0 + 1)  # the reservation survived too
+    assert {u.rule.name: u.used for u in second.usage([EP], T0 + 1)} == {
+        "rpm": 1,
+        "tpm": 30,
+        "rpd": 1,
+    }
+    second.close()
+
+
+def test_state_size_is_bounded_by_endpoints_not_requests(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    ep = Scope("ep", rules_from_limits([("rpm", 10**9), ("tph", 10**12), ("rpd", 10**9)], {}))
+    now = T0
+    for _ in range(3000):
+        r = store.reserve("ep", [ep], Cost(10), now)
+        assert isinstance(r, Reservation)
+        store.settle(r.id, 5, now)
+        now += 37.0  # three hours-and-more of traffic, one request every 37 s
+    rows = store.stats()
+    # at most 61 minute + 61 hour + 97 day buckets, whatever the number of requests
+    assert rows["buckets"] <= 61 + 61 + 97
+    assert rows["reservations"] == 0
+    store.close()
+
+
+def test_unsettled_reservations_are_swept_after_a_day(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    store.reserve("ep", [EP], Cost(1), T0)
+    store.reserve("ep", [EP], Cost(1), T0 + 2 * 86400)
+    assert store.stats()["reservations"] == 1
+    store.close()
+
+
+def test_corrupt_file_is_a_store_error_not_a_reset(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="corrupt or not an SQLite file.*move it aside"):
+        SQLiteStore(path)
+    assert path.read_bytes().startswith(b"this is not")  # untouched
+
+
+def test_truncated_file_is_a_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    store = SQLiteStore(path)
+    store.reserve("ep", [EP], Cost(1), T0)
+    store.close()
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    data = path.read_bytes()
+    path.write_bytes(data[:50])
+    with pytest.raises(StoreError):
+        SQLiteStore(path).reserve("ep", [EP], Cost(1), T0)
+
+
+def test_newer_schema_says_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer than this llamux.*upgrade"):
+        SQLiteStore(path)
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE mine (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="not a llamux state file"):
+        SQLiteStore(path)
+
+
+def test_read_only_database_via_uri_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    store = SQLiteStore(path)
+    conn = store._conn()
+    conn.execute("PRAGMA query_only = ON")  # what a read-only file looks like to SQLite
+    with pytest.raises(StoreError, match="failed|cannot be written"):
+        store.reserve("ep", [EP], Cost(1), T0)
+    store.close()
+
+
+def test_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert isinstance(store_from_url("memory://"), MemoryStore)
+    target = tmp_path / "a" / "b.db"
+    opened = store_from_url(f"sqlite://{target}")
+    assert isinstance(opened, SQLiteStore) and target.exists()
+    opened.close()
+    with pytest.raises(StoreError, match="unknown store URL scheme"):
+        store_from_url("postgres://x")
+    monkeypatch.setenv("LLAMUX_STORE", "memory://")
+    assert default_store_url() == "memory://"
+    monkeypatch.delenv("LLAMUX_STORE")
+    assert default_store_url().startswith("sqlite:///") and "llamux" in default_store_url()
