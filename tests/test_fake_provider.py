@@ -1,0 +1,527 @@
+"""The fake OpenAI-compatible provider, driven through the real openai SDK."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+import openai
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llamux._fake_provider import (
+    FakeEndpoint,
+    FakeProvider,
+    FakeStats,
+    _Chat,
+    _EndpointState,
+    count_prompt_tokens,
+    count_text_tokens,
+    go_duration,
+)
+
+REPLY = "Hello from the fake provider."  # 29 bytes -> 8 tokens
+HI: list[Any] = [{"role": "user", "content": "hi"}]  # 4 + 1 = 5 tokens
+
+
+class Clock:
+    """A hand-driven time function."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def client_for(fp: FakeProvider, name: str = "a", **kw: Any) -> openai.OpenAI:
+    kw.setdefault("api_key", "test")
+    return openai.OpenAI(base_url=fp.base_url(name), max_retries=0, **kw)
+
+
+def ask(client: openai.OpenAI, model: str = "m", **kw: Any) -> Any:
+    return client.chat.completions.create(model=model, messages=kw.pop("messages", HI), **kw)
+
+
+def raw(fp: FakeProvider, method: str, path: str, body: bytes = b"", **headers: str) -> Any:
+    port = urlsplit(fp.url).port
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def provider(clock: Clock) -> Iterator[FakeProvider]:
+    endpoints = [
+        FakeEndpoint("a", model="m", rpm=30),
+        FakeEndpoint("t", tpm=100),
+        FakeEndpoint("d", rpd=2),
+        FakeEndpoint("o", rpm=30, tpm=1000, rpd=5),
+        FakeEndpoint("g", rpm=30, tpm=6000, rpd=1000, dialect="groq"),
+        FakeEndpoint("k", api_key="secret", completion_tokens=50),
+    ]
+    with FakeProvider(endpoints, clock=clock) as fp:
+        yield fp
+
+
+@pytest.fixture
+def client(provider: FakeProvider) -> Iterator[openai.OpenAI]:
+    with client_for(provider) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (90, "1m30s"),
+        (360, "6m0s"),
+        (0.012, "12ms"),
+        (2.5, "2.5s"),
+        (0, "0s"),
+        (-3, "0s"),
+        (0.0001, "1ms"),
+        (60, "1m0s"),
+        (179.56, "2m59.56s"),
+        (3723, "1h2m3s"),
+        (86400, "24h0m0s"),
+    ],
+)
+def test_go_duration(seconds: float, text: str) -> None:
+    assert go_duration(seconds) == text
+
+
+def test_token_formula() -> None:
+    messages = [
+        {"role": "system", "content": "You are terse."},  # 14 bytes -> 4 + 4
+        {"role": "user", "content": "héllo wörld"},  # 13 bytes -> 4 + 4
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "abc"},
+                {"type": "image_url", "image_url": {"url": "data:,x"}},
+                {"type": "text", "text": "defgh"},
+            ],
+        },  # "abcdefgh" -> 4 + 2
+        {"role": "assistant", "content": None},  # 4 + 0
+    ]
+    assert count_prompt_tokens(messages) == 8 + 8 + 6 + 4
+    assert count_text_tokens(REPLY) == 8
+
+
+def test_success_and_usage(client: openai.OpenAI, provider: FakeProvider) -> None:
+    messages = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "hé"}]
+    result = ask(client, messages=messages)
+    assert isinstance(result, openai.types.chat.ChatCompletion)
+    assert result.id.startswith("chatcmpl-")
+    assert result.model == "m"
+    assert result.created == 1000
+    assert result.choices[0].message.content == REPLY
+    assert result.choices[0].finish_reason == "stop"
+    assert result.usage is not None
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (8 + 5, 8)
+    assert result.usage.total_tokens == 21
+    assert provider.stats("a") == FakeStats(1, 0, 0, 13, 8, 21)
+
+
+def test_max_tokens_caps_the_completion(client: openai.OpenAI) -> None:
+    result = ask(client, max_tokens=4)
+    assert result.choices[0].finish_reason == "length"
+    assert result.usage.completion_tokens == 4
+    assert result.choices[0].message.content == REPLY[: len(REPLY) * 4 // 8]
+    result = ask(client, max_completion_tokens=100)
+    assert (result.choices[0].finish_reason, result.usage.completion_tokens) == ("stop", 8)
+
+
+def test_fixed_completion_tokens(provider: FakeProvider) -> None:
+    with client_for(provider, "k", api_key="secret") as c:
+        assert ask(c).usage.completion_tokens == 50
+        capped = ask(c, max_tokens=10)
+    assert capped.usage.completion_tokens == 10
+    assert capped.choices[0].message.content == REPLY[: len(REPLY) * 10 // 50]
+
+
+def test_rpm_is_exact(client: openai.OpenAI, provider: FakeProvider, clock: Clock) -> None:
+    for i in range(30):
+        clock.now = 1000.0 + i
+        ask(client)
+    clock.now = 1029.5
+    with pytest.raises(openai.RateLimitError) as info:
+        ask(client)
+    err = info.value
+    assert err.status_code == 429
+    assert err.response.headers["retry-after"] == "31"  # the 1000.0 request leaves at 1060
+    assert err.response.headers["x-ratelimit-remaining-requests"] == "0"
+    assert err.response.headers["x-ratelimit-reset-requests"] == "59.5s"  # newest at 1029
+    assert err.body == {
+        "message": "Rate limit reached for model `m` on requests per minute (RPM): Limit 30, "
+        "Used 30, Requested 1. Please try again in 30.5s.",
+        "type": "requests",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+    clock.now = 1059.999
+    with pytest.raises(openai.RateLimitError):
+        ask(client)
+    clock.now = 1060.0  # events at t <= now - 60 have left the window
+    ask(client)
+    assert provider.stats("a") == FakeStats(31, 2, 0, 31 * 5, 31 * 8, 31 * 13)
+
+
+def test_rpm_fixed_time_retry_after(client: openai.OpenAI, clock: Clock) -> None:
+    for _ in range(30):
+        ask(client)
+    with pytest.raises(openai.RateLimitError) as info:
+        ask(client)
+    assert info.value.response.headers["retry-after"] == "60"
+    assert "Please try again in 1m0s." in info.value.message
+    clock.now += 60.001
+    ask(client)
+
+
+def test_tpm_charges_max_tokens_up_front(provider: FakeProvider, clock: Clock) -> None:
+    with client_for(provider, "t") as c:
+        ask(c, max_tokens=95)  # charge 5 + 95 = 100 <= 100; records 5 + 8 = 13
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(c, max_tokens=90)  # 13 + 95 > 100
+        body: Any = info.value.body
+        assert body["type"] == "tokens"
+        assert body["message"] == (
+            "Rate limit reached for model `m` on tokens per minute (TPM): Limit 100, Used 13, "
+            "Requested 95. Please try again in 1m0s."
+        )
+        headers = info.value.response.headers
+        assert headers["x-ratelimit-remaining-tokens"] == "87"
+        assert headers["retry-after"] == "60"
+        response = c.chat.completions.with_raw_response.create(model="m", messages=HI)
+        assert response.headers["x-ratelimit-remaining-tokens"] == str(100 - 26)
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(c, max_tokens=200)  # could never fit: no retry-after
+        assert "Request too large" in info.value.message
+        assert "retry-after" not in info.value.response.headers
+        clock.now += 60
+        ask(c, max_tokens=95)
+    assert provider.stats("t") == FakeStats(3, 2, 0, 15, 24, 39)
+
+
+def test_rpd(provider: FakeProvider, clock: Clock) -> None:
+    with client_for(provider, "d") as c:
+        ask(c)
+        clock.now += 3600
+        ask(c)
+        clock.now += 60
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(c)
+        assert "requests per day (RPD): Limit 2, Used 2" in info.value.message
+        assert info.value.response.headers["retry-after"] == str(86400 - 3660)
+        clock.now = 1000.0 + 86400
+        ask(c)
+
+
+def test_openai_dialect_headers(provider: FakeProvider, clock: Clock) -> None:
+    with client_for(provider, "o") as c:
+        first = c.chat.completions.with_raw_response.create(model="x", messages=HI)
+        clock.now += 15
+        second = c.chat.completions.with_raw_response.create(model="x", messages=HI)
+    assert first.http_response.status_code == 200
+    assert first.headers["x-request-id"].startswith("req_")
+    expected = {
+        "x-ratelimit-limit-requests": "30",
+        "x-ratelimit-remaining-requests": "28",
+        "x-ratelimit-reset-requests": "1m0s",
+        "x-ratelimit-limit-tokens": "1000",
+        "x-ratelimit-remaining-tokens": str(1000 - 26),
+        "x-ratelimit-reset-tokens": "1m0s",
+    }
+    assert {k: second.headers[k] for k in expected} == expected
+
+
+def test_groq_dialect_headers(provider: FakeProvider, clock: Clock) -> None:
+    with client_for(provider, "g") as c:
+        c.chat.completions.create(model="x", messages=HI)
+        clock.now += 30
+        response = c.chat.completions.with_raw_response.create(model="x", messages=HI)
+    expected = {
+        "x-ratelimit-limit-requests": "1000",  # the per-day limit
+        "x-ratelimit-remaining-requests": "998",
+        "x-ratelimit-reset-requests": "24h0m0s",
+        "x-ratelimit-limit-tokens": "6000",
+        "x-ratelimit-remaining-tokens": str(6000 - 26),
+        "x-ratelimit-reset-tokens": "1m0s",
+    }
+    assert {k: response.headers[k] for k in expected} == expected
+
+
+def test_only_configured_limits_have_headers(client: openai.OpenAI) -> None:
+    response = client.chat.completions.with_raw_response.create(model="m", messages=HI)
+    assert response.headers["x-ratelimit-limit-requests"] == "30"
+    assert "x-ratelimit-limit-tokens" not in response.headers
+
+
+def test_reset_reflects_newest_event(client: openai.OpenAI, clock: Clock) -> None:
+    for _ in range(30):
+        ask(client)
+    clock.now += 15
+    with pytest.raises(openai.RateLimitError) as info:
+        ask(client)
+    assert info.value.response.headers["x-ratelimit-reset-requests"] == "45s"
+    assert info.value.response.headers["retry-after"] == "45"
+
+
+def test_streaming_with_usage(client: openai.OpenAI, provider: FakeProvider) -> None:
+    stream = ask(client, stream=True, stream_options={"include_usage": True}, max_tokens=100)
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert len(chunks) > 4
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == REPLY
+    assert chunks[-2].choices[0].finish_reason == "stop"
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
+    assert (chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens) == (5, 8)
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert provider.stats("a") == FakeStats(1, 0, 0, 5, 8, 13)
+
+
+def test_streaming_without_usage_and_capped(client: openai.OpenAI) -> None:
+    chunks = list(ask(client, stream=True, max_tokens=2))
+    assert all(c.usage is None and c.choices for c in chunks)
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == REPLY[: 29 * 2 // 8]
+
+
+def test_streaming_is_rate_limited(client: openai.OpenAI) -> None:
+    for _ in range(30):
+        list(ask(client, stream=True))
+    with pytest.raises(openai.RateLimitError):
+        ask(client, stream=True)
+
+
+def test_injected_status_then_success(client: openai.OpenAI, provider: FakeProvider) -> None:
+    provider.inject("a", 500, count=2)
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError) as info:
+            ask(client)
+        assert info.value.status_code == 500
+    assert ask(client).choices[0].message.content == REPLY
+    body = '{"error": {"message": "custom", "type": "x", "param": null, "code": "c"}}'
+    provider.inject("a", 503, body=body, headers={"retry-after": "7"})
+    with pytest.raises(openai.APIStatusError) as status_info:
+        ask(client)
+    assert status_info.value.body == {"message": "custom", "type": "x", "param": None, "code": "c"}
+    assert status_info.value.response.headers["retry-after"] == "7"
+    assert provider.stats("a") == FakeStats(1, 0, 3, 5, 8, 13)
+
+
+def test_dropped_connection(client: openai.OpenAI, provider: FakeProvider) -> None:
+    provider.inject("a", 0)
+    with pytest.raises(openai.APIConnectionError):
+        ask(client)
+    ask(client)
+    assert provider.stats("a") == FakeStats(1, 0, 1, 5, 8, 13)
+
+
+def test_cut_stream(client: openai.OpenAI, provider: FakeProvider) -> None:
+    provider.inject("a", -1)
+    stream = ask(client, stream=True)
+    seen = []
+    with pytest.raises(openai.APIConnectionError):
+        for chunk in stream:
+            seen.append(chunk)
+    assert 1 <= len(seen) <= 2
+    assert provider.stats("a") == FakeStats(0, 0, 1, 5, 8, 13)  # failed, yet charged
+    assert len(list(ask(client, stream=True))) > 2
+
+
+def test_cut_plain_response(client: openai.OpenAI, provider: FakeProvider) -> None:
+    provider.inject("a", -1)
+    with pytest.raises(openai.APIConnectionError):
+        ask(client)
+    assert provider.stats("a").failed == 1
+
+
+def test_cut_waits_for_an_admitted_request(client: openai.OpenAI, provider: FakeProvider) -> None:
+    for _ in range(30):
+        ask(client)
+    provider.inject("a", -1)
+    with pytest.raises(openai.RateLimitError):
+        ask(client)
+    assert provider.stats("a").failed == 0
+
+
+def test_auth(provider: FakeProvider) -> None:
+    status, body = raw(provider, "POST", "/a/v1/chat/completions", b"{}")
+    assert status == 401
+    assert body["error"]["code"] == "invalid_api_key"
+    with client_for(provider, "k", api_key="wrong") as c, pytest.raises(openai.AuthenticationError):
+        ask(c)
+    with client_for(provider, "k", api_key="secret") as c:
+        ask(c)
+
+
+def test_not_found(provider: FakeProvider, client: openai.OpenAI) -> None:
+    with openai.OpenAI(base_url=f"{provider.url}/zzz/v1", api_key="k", max_retries=0) as c:
+        with pytest.raises(openai.NotFoundError) as info:
+            ask(c)
+        body: Any = info.value.body
+        assert set(body) == {"message", "type", "param", "code"}
+    with pytest.raises(openai.NotFoundError) as info:
+        ask(client, model="other")
+    assert info.value.code == "model_not_found"
+    status, _ = raw(provider, "GET", "/a/v1/nope", Authorization="Bearer k")
+    assert status == 404
+
+
+def test_bad_requests(provider: FakeProvider, client: openai.OpenAI) -> None:
+    status, body = raw(
+        provider, "POST", "/a/v1/chat/completions", b"{not json", Authorization="Bearer k"
+    )
+    assert status == 400
+    assert body["error"]["type"] == "invalid_request_error"
+    with pytest.raises(openai.BadRequestError):
+        ask(client, max_tokens=0)
+    with pytest.raises(openai.BadRequestError):
+        ask(client, messages=[])
+
+
+def test_models(provider: FakeProvider) -> None:
+    with client_for(provider) as c:
+        assert [m.id for m in c.models.list()] == ["m"]
+
+
+def test_stats_and_reset(provider: FakeProvider, client: openai.OpenAI) -> None:
+    ask(client)
+    provider.inject("a", 502)
+    with pytest.raises(openai.APIStatusError):
+        ask(client)
+    assert provider.stats("a") == FakeStats(1, 0, 1, 5, 8, 13)
+    assert provider.stats("t") == FakeStats()
+    provider.reset_stats()
+    assert provider.stats("a") == FakeStats()
+    with pytest.raises(KeyError):
+        provider.stats("nope")
+
+
+def test_concurrent_admission_is_exact(provider: FakeProvider, client: openai.OpenAI) -> None:
+    def one(_: int) -> bool:
+        try:
+            ask(client)
+        except openai.RateLimitError:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(40)))
+    assert results.count(True) == 30
+    assert provider.stats("a") == FakeStats(30, 10, 0, 150, 240, 390)
+
+
+def test_delay_and_stop_while_sleeping() -> None:
+    with FakeProvider([FakeEndpoint("a")]) as fp, client_for(fp, timeout=5) as c:
+        fp.set_delay("a", 0.05)
+        started = time.monotonic()
+        ask(c)
+        assert time.monotonic() - started >= 0.05
+        fp.set_delay("a", 30)
+        with client_for(fp, timeout=0.1) as quick, pytest.raises(openai.APITimeoutError):
+            ask(quick)
+        started = time.monotonic()
+        fp.stop()
+        assert time.monotonic() - started < 2
+
+
+def test_validation() -> None:
+    with pytest.raises(ValueError):
+        FakeEndpoint("a", dialect="cerebras")
+    with pytest.raises(ValueError):
+        FakeEndpoint("a/b")
+    with pytest.raises(ValueError):
+        FakeProvider([FakeEndpoint("a"), FakeEndpoint("a")])
+    fp = FakeProvider([FakeEndpoint("a")])
+    with pytest.raises(RuntimeError):
+        _ = fp.url
+    with pytest.raises(ValueError):
+        fp.inject("a", 42)
+    fp.start()
+    try:
+        assert fp.base_url("a") == f"{fp.url}/a/v1"
+        assert fp.url.startswith("http://127.0.0.1:")
+    finally:
+        fp.stop()
+    fp.stop()  # idempotent
+
+
+def _reference(
+    events: list[tuple[float, int]], now: float, ep: FakeEndpoint, charge: int
+) -> float | None:
+    """The earliest time >= now at which the spec admits the request (None: never)."""
+
+    def admits(at: float) -> bool:
+        def window(w: float) -> list[int]:
+            return [n for t, n in events if t > at - w]
+
+        checks = [
+            (ep.rpm, len(window(60)) + 1),
+            (ep.rpd, len(window(86400)) + 1),
+            (ep.tpm, sum(window(60)) + charge),
+        ]
+        return all(limit is None or need <= limit for limit, need in checks)
+
+    candidates = sorted({now} | {t + w for t, _ in events for w in (60.0, 86400.0) if t + w > now})
+    return next((at for at in candidates if admits(at)), None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    limits=st.tuples(
+        st.none() | st.integers(1, 5),
+        st.none() | st.integers(40, 120),
+        st.none() | st.integers(2, 9),
+    ),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.5, 1.0, 7.0, 30.0, 59.5, 60.0, 61.0, 3600.0, 86400.0]),
+            st.integers(1, 40),
+            st.none() | st.integers(1, 60),
+            st.integers(1, 30),
+        ),
+        max_size=25,
+    ),
+)
+def test_limiter_matches_the_spec(
+    limits: tuple[int | None, int | None, int | None],
+    steps: list[tuple[float, int, int | None, int]],
+) -> None:
+    rpm, tpm, rpd = limits
+    ep = FakeEndpoint("p", rpm=rpm, tpm=tpm, rpd=rpd)
+    state = _EndpointState(ep)
+    events: list[tuple[float, int]] = []
+    now = 1000.0
+    for dt, prompt, cap, completion in steps:
+        now += dt
+        chat = _Chat("m", prompt, cap, False, False)
+        charge = prompt + (cap if cap is not None else completion)
+        expected = _reference(events, now, ep, charge)
+        verdict = state.admit(Clock(now), chat, completion)
+        assert (verdict.refusal is None) == (expected == now)
+        if verdict.refusal is None:
+            events.append((now, prompt + completion))
+        elif expected is None:
+            assert "retry-after" not in verdict.headers
+        else:
+            assert verdict.headers["retry-after"] == str(max(1, math.ceil(expected - now)))
