@@ -60,7 +60,7 @@ def test_unsettled_reservations_are_swept_after_a_day(tmp_path: Path) -> None:
 def test_corrupt_file_is_a_store_error_not_a_reset(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(StoreError, match="corrupt or not an SQLite file.*move it aside"):
+    with pytest.raises(StoreError, match=r"corrupt or not an SQLite file.*move it aside"):
         SQLiteStore(path)
     assert path.read_bytes().startswith(b"this is not")  # untouched
 
@@ -84,7 +84,7 @@ def test_newer_schema_says_upgrade(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
-    with pytest.raises(StoreError, match="newer than this llamux.*upgrade"):
+    with pytest.raises(StoreError, match=r"newer than this llamux.*upgrade"):
         SQLiteStore(path)
 
 
@@ -103,7 +103,7 @@ def test_read_only_database_via_uri_is_a_clear_error(tmp_path: Path) -> None:
     store = SQLiteStore(path)
     conn = store._conn()
     conn.execute("PRAGMA query_only = ON")  # what a read-only file looks like to SQLite
-    with pytest.raises(StoreError, match="failed|cannot be written"):
+    with pytest.raises(StoreError, match=r"failed|cannot be written"):
         store.reserve("ep", [EP], Cost(1), T0)
     store.close()
 
