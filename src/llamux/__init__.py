@@ -1,5 +1,12 @@
-"""llamux: route LLM chat requests across your endpoints without crossing any quota."""
+"""llamux: route LLM chat requests across your endpoints without crossing any quota.
 
+>>> from llamux import Router
+>>> router = Router.from_csv("endpoints.csv")          # doctest: +SKIP
+>>> response = router.completion(messages)             # doctest: +SKIP
+"""
+
+from ._clock import Clock, FakeClock, SystemClock
+from ._config import Config, Endpoint, Limits, Pool, Route
 from ._errors import (
     ConfigError,
     LlamuxError,
@@ -8,12 +15,41 @@ from ._errors import (
     RequestTooLarge,
     StoreError,
 )
+from ._quota import Cooldown, Refusal, Reservation, RuleUsage
+from ._router import EndpointStatus, Router
+from ._served import Attempt, Served, served_by
+from ._stores import QuotaStore, store_from_url
+from ._strategies import Preference, Request, Strategy
+
+__version__ = "0.1.0"
 
 __all__ = [
+    "Attempt",
+    "Clock",
+    "Config",
     "ConfigError",
+    "Cooldown",
+    "Endpoint",
+    "EndpointStatus",
+    "FakeClock",
+    "Limits",
     "LlamuxError",
     "NoEndpointAvailable",
+    "Pool",
+    "Preference",
     "ProviderError",
+    "QuotaStore",
+    "Refusal",
+    "Request",
     "RequestTooLarge",
+    "Reservation",
+    "Route",
+    "Router",
+    "RuleUsage",
+    "Served",
     "StoreError",
+    "Strategy",
+    "SystemClock",
+    "served_by",
+    "store_from_url",
 ]

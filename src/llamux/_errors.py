@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -72,7 +72,12 @@ class NoEndpointAvailable(LlamuxError):
 
 
 class ProviderError(LlamuxError):
-    """A provider call failed. ``endpoint`` names the endpoint, ``status`` the HTTP status."""
+    """A provider call failed.
+
+    ``endpoint`` names the endpoint, ``status`` the HTTP status (``None`` when no answer
+    came), ``code`` the provider's error code, ``headers`` the response headers (lower-case
+    names) and ``accepted`` whether the provider may have processed (and billed) the call.
+    """
 
     def __init__(
         self,
@@ -80,11 +85,17 @@ class ProviderError(LlamuxError):
         *,
         endpoint: str,
         status: int | None = None,
-        retry_after: float | None = None,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: object = None,
+        accepted: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.status = status
-        self.retry_after = retry_after
+        self.code = code
+        self.headers: Mapping[str, str] = dict(headers or {})
+        self.body = body
+        self.accepted = accepted
         super().__init__(message)
 
 

@@ -190,6 +190,8 @@ class Reservation:
     tokens: int
     created: float
     charges: tuple[Charge, ...]
+    remaining: tuple[tuple[str, str, int], ...] = ()
+    """(scope, rule name, what is left) for every rule, this reservation included."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +266,9 @@ def _check_rule(
                 retry_at = rule.window.frees_at(row[0])
                 break
     what = "requests" if rule.metric == REQUESTS else "tokens"
-    reason = f"{rule.name} {used}/{rule.limit} used, {wanted} {what} requested"
+    reason = f"{rule.name} {used}/{rule.limit} used"
+    if rule.metric == TOKENS:
+        reason += f", {wanted} more needed"
     if retry_at is None:
         reason = f"{rule.name} limit {rule.limit} is below the {wanted} {what} requested"
     return Refusal(endpoint, scope, rule.name, used, rule.limit, wanted, retry_at, reason)
@@ -344,3 +348,17 @@ def rule_usage(scope: Scope, snapshot: Snapshot, now: float) -> list[RuleUsage]:
         next_free = rule.window.frees_at(nonzero[0]) if nonzero else None
         out.append(RuleUsage(scope.key, rule, used, next_free))
     return out
+
+
+def remaining_after(
+    scopes: Sequence[Scope], snapshot: Snapshot, cost: Cost, now: float
+) -> tuple[tuple[str, str, int], ...]:
+    """What each rule has left once ``cost`` is charged at ``now``: (scope, rule, left)."""
+    out = []
+    for scope in scopes:
+        for rule in scope.rules:
+            rows = counted(snapshot.get((scope.key, rule.window.key), {}), rule.window, now)
+            index = 1 if rule.metric == REQUESTS else 2
+            used = sum(row[index] for row in rows) + cost.of(rule.metric)
+            out.append((scope.key, rule.name, max(0, rule.limit - used)))
+    return tuple(out)

@@ -18,6 +18,7 @@ from .._quota import (
     Window,
     charges,
     decide,
+    remaining_after,
     rule_usage,
 )
 
@@ -50,7 +51,12 @@ class MemoryStore:
             if refusal is not None:
                 return refusal
             reservation = Reservation(
-                uuid.uuid4().hex, endpoint, cost.tokens, now, charges(scopes, now)
+                uuid.uuid4().hex,
+                endpoint,
+                cost.tokens,
+                now,
+                charges(scopes, now),
+                remaining_after(scopes, snapshot, cost, now),
             )
             for charge in reservation.charges:
                 self._add(charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens)

@@ -30,6 +30,7 @@ from .._quota import (
     Scope,
     charges,
     decide,
+    remaining_after,
     rule_usage,
 )
 
@@ -146,7 +147,12 @@ class SQLiteStore:
             if refusal is not None:
                 return refusal
             reservation = Reservation(
-                uuid.uuid4().hex, endpoint, cost.tokens, now, charges(scopes, now)
+                uuid.uuid4().hex,
+                endpoint,
+                cost.tokens,
+                now,
+                charges(scopes, now),
+                remaining_after(scopes, snapshot, cost, now),
             )
             conn.executemany(
                 _UPSERT,

@@ -1,0 +1,109 @@
+"""Token arithmetic: a conservative estimate before the call, the real usage after it.
+
+The estimate is what llamux reserves: the prompt (UTF-8 bytes / 4, CJK text one token per
+character, plus a per-message overhead) and the output budget (``max_completion_tokens`` or
+``max_tokens`` when given, since providers charge it up front, else the endpoint's default).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+PER_MESSAGE = 4
+"""Tokens of framing around each message (role, separators)."""
+PRIMING = 3
+"""Tokens that start the assistant's reply."""
+PER_IMAGE = 1105
+"""An image part: OpenAI's cost of a 1024x1024 high-detail image."""
+
+_CJK = re.compile(
+    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]"
+)
+
+
+def text_tokens(text: str) -> int:
+    """Tokens of ``text``: bytes / 4 rounded up, but one per CJK character."""
+    if text.isascii():
+        return -(-len(text) // 4)
+    cjk = len(_CJK.findall(text))
+    rest = len(_CJK.sub("", text).encode("utf-8")) if cjk else len(text.encode("utf-8"))
+    return cjk + math.ceil(rest / 4)
+
+
+def _content_tokens(content: Any) -> int:
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return text_tokens(content)
+    if isinstance(content, Iterable) and not isinstance(content, (bytes, Mapping)):
+        total = 0
+        for part in content:
+            kind = part.get("type") if isinstance(part, Mapping) else None
+            if kind == "text":
+                total += text_tokens(str(part.get("text", "")))
+            elif kind in ("image_url", "input_image", "image"):
+                total += PER_IMAGE
+            else:
+                total += _json_tokens(part)
+        return total
+    return _json_tokens(content)
+
+
+def _json_tokens(value: Any) -> int:
+    return text_tokens(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def prompt_tokens(messages: Iterable[Mapping[str, Any]], params: Mapping[str, Any]) -> int:
+    """A conservative count of the prompt: messages, tools and response schema."""
+    total = PRIMING
+    for message in messages:
+        total += PER_MESSAGE + text_tokens(str(message.get("role", "")))
+        total += _content_tokens(message.get("content"))
+        for key in ("name", "tool_call_id"):
+            if message.get(key):
+                total += text_tokens(str(message[key]))
+        if message.get("tool_calls"):
+            total += _json_tokens(message["tool_calls"])
+    for key in ("tools", "functions", "response_format"):
+        if params.get(key):
+            total += _json_tokens(params[key])
+    return total
+
+
+def output_budget(params: Mapping[str, Any], default: int) -> int:
+    """The output tokens a provider may charge up front for this request."""
+    budget = params.get("max_completion_tokens") or params.get("max_tokens") or default
+    choices = params.get("n") or 1
+    return int(budget) * int(choices)
+
+
+def estimate(messages: Iterable[Mapping[str, Any]], params: Mapping[str, Any], default: int) -> int:
+    """Tokens to reserve for a request: prompt plus output budget."""
+    return prompt_tokens(messages, params) + output_budget(params, default)
+
+
+def usage_tokens(value: Any) -> int | None:
+    """Total tokens reported by a response, a stream's usage chunk, or a usage object/dict."""
+    if isinstance(value, int):
+        return value
+    usage = value.get("usage", value) if isinstance(value, Mapping) else value
+    inner = getattr(usage, "usage", None)
+    if inner is not None or hasattr(usage, "choices"):
+        usage = inner
+    if usage is None:
+        return None
+    if isinstance(usage, Mapping):
+        total, prompt, completion = (
+            usage.get(k) for k in ("total_tokens", "prompt_tokens", "completion_tokens")
+        )
+    else:
+        total, prompt, completion = (
+            getattr(usage, k, None) for k in ("total_tokens", "prompt_tokens", "completion_tokens")
+        )
+    if total is None and prompt is None and completion is None:
+        return None
+    return int(total if total is not None else (prompt or 0) + (completion or 0))

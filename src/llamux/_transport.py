@@ -1,0 +1,160 @@
+"""Calls one endpoint through the official ``openai`` SDK (imported on first call).
+
+One cached client per endpoint and key, the SDK's own retries off (llamux fails over
+instead), response headers kept for provider feedback. SDK errors become
+:class:`ProviderError` subclasses whose messages never carry the API key.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._errors import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderStatusError,
+    ProviderTimeout,
+)
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+    from openai.types.chat import ChatCompletion
+
+    from ._config import Endpoint
+
+DEFAULT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A provider's successful answer."""
+
+    completion: ChatCompletion
+    headers: Mapping[str, str]
+    latency: float
+
+
+class Transport(Protocol):
+    """Sends one chat request to one endpoint; raises :class:`ProviderError` on failure."""
+
+    def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply: ...
+
+
+def url_vars(endpoint: Endpoint) -> tuple[tuple[str, str], ...]:
+    """(placeholder, environment variable) pairs that fill the endpoint's base URL."""
+    if "{" not in endpoint.base_url:
+        return ()
+    from ._catalog import provider
+
+    known = provider(endpoint.provider)
+    return known.url_vars if known is not None else ()
+
+
+def endpoint_url(endpoint: Endpoint) -> str:
+    """The endpoint's base URL with ``{ACCOUNT_ID}``-style placeholders filled from the env."""
+    url = endpoint.base_url
+    for placeholder, variable in url_vars(endpoint):
+        url = url.replace("{" + placeholder + "}", os.environ.get(variable, ""))
+    return url
+
+
+def missing_url_vars(endpoint: Endpoint) -> list[str]:
+    """Environment variables the base URL needs that are not set."""
+    return [variable for _, variable in url_vars(endpoint) if not os.environ.get(variable)]
+
+
+class OpenAITransport:
+    """The default transport: the ``openai`` SDK, sync."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._clients: dict[tuple[str, str, str], OpenAI] = {}
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenAITransport(timeout={self.timeout!r})"
+
+    def _client(self, endpoint: Endpoint, api_key: str) -> OpenAI:
+        url = endpoint_url(endpoint)
+        key = (endpoint.id, url, api_key)
+        client = self._clients.get(key)
+        if client is None:
+            from openai import OpenAI
+
+            with self._lock:
+                client = self._clients.get(key)
+                if client is None:
+                    client = OpenAI(
+                        api_key=api_key, base_url=url, max_retries=0, timeout=self.timeout
+                    )
+                    self._clients[key] = client
+        return client
+
+    def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+        client = self._client(endpoint, api_key)
+        started = time.perf_counter()
+        try:
+            raw = client.chat.completions.with_raw_response.create(**params)
+            completion = raw.parse()
+        except Exception as exc:
+            raise provider_error(exc, endpoint, api_key) from None
+        headers = {k.lower(): v for k, v in raw.headers.items()}
+        return Reply(completion, headers, time.perf_counter() - started)
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+
+def provider_error(exc: Exception, endpoint: Endpoint, api_key: str) -> ProviderError:
+    """Translate an SDK exception; the message names the endpoint and never the key."""
+    import openai
+
+    def scrub(text: str) -> str:
+        return text.replace(api_key, "***") if api_key else text
+
+    where = f"endpoint {endpoint.id} ({endpoint_url(endpoint)})"
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.body
+        code = None
+        message = exc.message
+        if isinstance(body, Mapping):
+            code = body.get("code")
+            message = str(body.get("message") or message)
+        headers = {k.lower(): v for k, v in exc.response.headers.items()}
+        status = exc.status_code
+        cls = ProviderRateLimited if status == 429 else ProviderStatusError
+        text = scrub(f"{where} answered HTTP {status}: {message}")
+        return cls(
+            text,
+            endpoint=endpoint.id,
+            status=status,
+            code=code and str(code),
+            headers=headers,
+            body=body,
+        )
+    if isinstance(exc, openai.APITimeoutError):
+        return ProviderTimeout(
+            f"{where} did not answer in time; it may have processed the request",
+            endpoint=endpoint.id,
+            accepted=True,
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        refused = cause is not None and type(cause).__name__ in ("ConnectError", "ConnectTimeout")
+        return ProviderConnectionError(
+            scrub(f"{where} could not be reached: {cause or exc}"),
+            endpoint=endpoint.id,
+            accepted=not refused,
+        )
+    if isinstance(exc, openai.APIError):
+        return ProviderError(scrub(f"{where} failed: {exc}"), endpoint=endpoint.id, accepted=True)
+    raise exc
