@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from openai.types.chat import ChatCompletion
 
-from conftest import KEY, SEED_TABLE, fake_table
 from llamux import NoEndpointAvailable, RequestTooLarge, Router, served_by
 from llamux._errors import ProviderStatusError
 from llamux._feedback import DISABLE_FOR, TRANSIENT_COOLDOWN
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
+
+from conftest import KEY, SEED_TABLE, fake_table
 
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
 
