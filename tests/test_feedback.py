@@ -1,0 +1,71 @@
+"""Failover verdicts and Retry-After parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from llamux._errors import ProviderError
+from llamux._feedback import (
+    DISABLE_FOR,
+    RATE_LIMIT_COOLDOWN,
+    TRANSIENT_COOLDOWN,
+    classify,
+    retry_after,
+)
+
+NOW = 1_767_225_600.0
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after({"retry-after": "17"}, NOW) == 17
+    assert retry_after({"retry-after": "2.5"}, NOW) == 2.5
+    assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}, NOW) == 1.5
+    assert retry_after({"retry-after": "Thu, 01 Jan 2026 00:00:30 GMT"}, NOW) == 30
+    assert retry_after({"retry-after": "soon"}, NOW) is None
+    assert retry_after({}, NOW) is None
+    assert retry_after({"retry-after": "-3"}, NOW) == 0
+
+
+def err(
+    status: int | None,
+    *,
+    code: str | None = None,
+    accepted: bool = False,
+    headers: dict[str, str] | None = None,
+    message: str = "x",
+) -> ProviderError:
+    return ProviderError(
+        message, endpoint="e", status=status, code=code, accepted=accepted, headers=headers
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "failover", "rest", "kind", "usage"),
+    [
+        (err(429, headers={"retry-after": "7"}), True, 7, "cooldown", "requests"),
+        (err(429), True, RATE_LIMIT_COOLDOWN, "cooldown", "requests"),
+        (err(500), True, TRANSIENT_COOLDOWN, "cooldown", "keep"),
+        (err(503), True, TRANSIENT_COOLDOWN, "cooldown", "keep"),
+        (err(408), True, TRANSIENT_COOLDOWN, "cooldown", "keep"),
+        (err(None), True, TRANSIENT_COOLDOWN, "cooldown", "release"),
+        (err(None, accepted=True), True, TRANSIENT_COOLDOWN, "cooldown", "keep"),
+        (err(401), True, DISABLE_FOR, "disabled", "release"),
+        (err(402), True, DISABLE_FOR, "disabled", "release"),
+        (err(403), True, DISABLE_FOR, "disabled", "release"),
+        (err(410), True, DISABLE_FOR, "disabled", "release"),
+        (err(404, code="model_not_found"), True, DISABLE_FOR, "disabled", "release"),
+        (err(404, message="no such route"), False, 0, "", "release"),
+        (err(400), False, 0, "", "release"),
+        (err(422), False, 0, "", "release"),
+    ],
+)
+def test_failover_rules(
+    error: ProviderError, failover: bool, rest: float, kind: str, usage: str
+) -> None:
+    verdict = classify(error, NOW)
+    assert (verdict.failover, verdict.rest, verdict.kind, verdict.usage) == (
+        failover,
+        rest,
+        kind,
+        usage,
+    )
