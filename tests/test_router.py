@@ -285,3 +285,17 @@ def test_reset_forgets_usage(seed: Router) -> None:
     assert seed.query(HELLO)[0] == "cerebras"
     with pytest.raises(Exception, match="no endpoint is named"):
         seed.reset("nope")
+
+
+def test_a_timeout_keeps_the_estimate_and_fails_over(tmp_path: Path, keys: str) -> None:
+    with FakeProvider([FakeEndpoint("a", delay=2.0), FakeEndpoint("b")]) as fake:
+        path = tmp_path / "t.md"
+        path.write_text(fake_table(fake, [("a", "5 | 100000 |"), ("b", "| |")]))
+        with Router.from_csv(path, store="memory://", timeout=0.3) as router:
+            served = served_by(router.completion(HELLO, max_tokens=10))
+            assert served is not None and served.endpoint == "b"
+            assert served.attempts[0].outcome == "failed"
+            assert "did not answer in time" in served.attempts[0].reason
+            usage = {u.rule.name: u.used for u in router.status()[0].usage}
+            # it may have been processed: the request and its estimate stay charged
+            assert usage["rpm"] == 1 and usage["tpm"] == served.estimated_tokens

@@ -57,6 +57,7 @@ class Router:
 
     ``store`` is a URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``) or a
     store object; by default ``LLAMUX_STORE``, else SQLite in the user state directory.
+    ``timeout`` bounds each provider call in seconds (default 120).
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class Router:
         strategy: str | Strategy | None = None,
         clock: Clock | None = None,
         transport: Transport | None = None,
+        timeout: float | None = None,
     ) -> None:
         if isinstance(endpoints, Config):
             config = endpoints
@@ -83,6 +85,7 @@ class Router:
         self._own_store = not _is_store(store)
         self.store: QuotaStore = _open_store(store)
         self._transport = transport
+        self._timeout = timeout
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -212,9 +215,9 @@ class Router:
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            from ._transport import OpenAITransport
+            from ._transport import DEFAULT_TIMEOUT, OpenAITransport
 
-            self._transport = OpenAITransport()
+            self._transport = OpenAITransport(self._timeout or DEFAULT_TIMEOUT)
         return self._transport
 
     # -- the path ----------------------------------------------------------------------
