@@ -1,0 +1,308 @@
+"""The ``llamux`` command line, run in-process (``main(argv)``) and once as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llamux import __version__
+from llamux.cli import main
+from llamux.testing import FakeEndpoint, FakeProvider
+
+from conftest import KEY, SEED_TABLE, fake_table
+
+ONE_RPM = """\
+| provider | model        | rpm | tpm   |
+| -------- | ------------ | --- | ----- |
+| cerebras | llama3.3-70b | 1   | 60000 |
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real user state or config; plain wide output."""
+    monkeypatch.setenv("LLAMUX_STORE", f"sqlite:///{tmp_path}/q.db")
+    monkeypatch.delenv("LLAMUX_CONFIG", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``llamux argv``; (exit code, stdout, stderr). No output may hold the key."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert KEY not in out and KEY not in err
+    return code, out, err
+
+
+@pytest.fixture
+def seed(tmp_path: Path, keys: str) -> str:
+    path = tmp_path / "endpoints.md"
+    path.write_text(SEED_TABLE)
+    return str(path)
+
+
+@pytest.fixture
+def one_rpm(tmp_path: Path, keys: str) -> str:
+    path = tmp_path / "endpoints.csv"
+    path.write_text(ONE_RPM)
+    return str(path)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    endpoint = FakeEndpoint("a", model="m-a", rpm=5, reply="Hello from a.", api_key=KEY)
+    with FakeProvider([endpoint]) as provider:
+        yield provider
+
+
+@pytest.fixture
+def fake_config(fake: FakeProvider, tmp_path: Path, keys: str) -> str:
+    path = tmp_path / "fake.md"
+    path.write_text(fake_table(fake, [("a", "5 | |")]))
+    return str(path)
+
+
+# ------------------------------------------------------------------ check and config
+
+
+def test_check_shows_each_endpoint_without_the_key(
+    capsys: pytest.CaptureFixture[str], seed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GROQ_API_KEY")
+    code, out, _ = run(capsys, "check", "--config", seed)
+    assert code == 0
+    assert f"{seed}: ok, 2 endpoints" in out
+    assert "cerebras:llama3.3-70b" in out and "https://api.cerebras.ai/v1" in out
+    assert "$CEREBRAS_API_KEY (set)" in out
+    assert "$GROQ_API_KEY (NOT set" in out
+    assert "rpm 30 · tpm 60000 · rph 900" in out
+
+
+def test_check_a_bad_table_exits_1_naming_file_and_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "endpoints.csv"
+    path.write_text(SEED_TABLE.replace("| 30  | 6000  |", "| lots | 6000  |"))
+    code, out, err = run(capsys, "--config", str(path), "check")
+    assert code == 1 and out == ""
+    assert err.startswith("llamux: error: ") and f"{path}:4" in err and "rpm" in err
+    assert "Traceback" not in err
+
+
+def test_missing_config_exits_1_saying_where_it_looked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "status")
+    assert code == 1
+    assert "no config found" in err and str(tmp_path) in err
+    for where in ("./endpoints.csv", "./endpoints.md", "./llamux.toml", "--config"):
+        assert where in err
+    code, _, err = run(capsys, "--config", str(tmp_path / "nope.csv"), "status")
+    assert code == 1 and "nope.csv (from --config) does not exist" in err
+
+
+def test_config_is_found_in_the_current_directory_and_from_the_environment(
+    capsys: pytest.CaptureFixture[str], seed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(Path(seed).parent)
+    assert run(capsys, "check")[1].startswith("endpoints.md: ok")
+    monkeypatch.setenv("LLAMUX_CONFIG", seed)
+    monkeypatch.chdir("/")
+    assert run(capsys, "check")[1].startswith(f"{seed}: ok")
+
+
+# ------------------------------------------------------------------ status, query, reset
+
+
+def test_status_shows_endpoints_bars_and_no_key(
+    capsys: pytest.CaptureFixture[str], seed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GROQ_API_KEY")
+    code, out, _ = run(capsys, "--config", seed, "status")
+    assert code == 0
+    assert "cerebras:llama3.3-70b" in out and "groq:llama-3.3-70b-versatile" in out
+    assert "░░░░░░░░░░ 0/30" in out and "rpm" in out and "tpd" in out
+    assert "no key (set GROQ_API_KEY)" in out
+    assert "ok" in out
+
+
+def test_status_json_parses(capsys: pytest.CaptureFixture[str], seed: str) -> None:
+    code, out, _ = run(capsys, "--config", seed, "status", "--json")
+    assert code == 0
+    data = json.loads(out)
+    first = data["endpoints"][0]
+    assert first["id"] == "cerebras:llama3.3-70b" and first["has_key"] and first["state"] == "ok"
+    assert [r["rule"] for r in first["rules"]] == ["rpm", "tpm", "rph", "tph", "rpd", "tpd"]
+    assert first["rules"][0] == {
+        "scope": "cerebras:llama3.3-70b",
+        "rule": "rpm",
+        "metric": "requests",
+        "window": "minute",
+        "limit": 30,
+        "used": 0,
+        "remaining": 30,
+        "next_free_at": None,
+        "frees_in": None,
+    }
+    assert data["pools"] == []
+
+
+def test_query_twice_then_status_shows_used_2(
+    capsys: pytest.CaptureFixture[str], seed: str
+) -> None:
+    code, out, _ = run(capsys, "--config", seed, "query", "Hello, how are you?")
+    assert code == 0
+    assert "endpoint     cerebras:llama3.3-70b" in out and "rpm 29/30" in out
+    assert "key from     $CEREBRAS_API_KEY" in out and "reservation  " in out
+    code, out, _ = run(capsys, "--config", seed, "query", "again", "--max-tokens", "50", "--json")
+    answer = json.loads(out)
+    assert code == 0 and answer["provider"] == "cerebras" and answer["props"]["reservation"]
+    assert answer["props"]["remaining"]["rpm"] == 28
+    code, out, _ = run(capsys, "--config", seed, "status", "--json")
+    rules = {r["rule"]: r for r in json.loads(out)["endpoints"][0]["rules"]}
+    assert rules["rpm"]["used"] == 2 and rules["rpm"]["frees_in"] > 55
+    code, out, _ = run(capsys, "--config", seed, "status")
+    assert re.search(r"│ rpm +│ █░░░░░░░░░ 2/30 +│ +28 │ (5\d|6\d)s ", out)
+
+
+def test_exhausted_quotas_exit_2_with_when_capacity_returns(
+    capsys: pytest.CaptureFixture[str], one_rpm: str
+) -> None:
+    assert run(capsys, "--config", one_rpm, "query", "hi")[0] == 0
+    code, out, err = run(capsys, "--config", one_rpm, "query", "hi")
+    assert code == 2 and out == ""
+    assert "llamux: error: no endpoint can serve this request now" in err
+    assert "rpm 1/1 used" in err and "capacity returns in" in err
+    code, out, _ = run(capsys, "--config", one_rpm, "status")
+    assert "██████████ 1/1" in out and "full (rpm; frees in" in out
+
+
+def test_reset_forgets_usage(capsys: pytest.CaptureFixture[str], one_rpm: str) -> None:
+    assert run(capsys, "--config", one_rpm, "query", "hi")[0] == 0
+    code, out, _ = run(capsys, "--config", one_rpm, "reset", "cerebras:llama3.3-70b")
+    assert code == 0 and out.startswith("reset cerebras:llama3.3-70b:")
+    assert run(capsys, "--config", one_rpm, "query", "hi")[0] == 0
+    code, out, _ = run(capsys, "--config", one_rpm, "reset")
+    assert code == 0 and "reset all 1 endpoint:" in out
+    code, _, err = run(capsys, "--config", one_rpm, "reset", "nobody")
+    assert code == 1 and "no endpoint is named 'nobody'" in err
+
+
+POOLED = """\
+[[endpoints]]
+provider = "cerebras"
+model = "llama3.3-70b"
+rpm = 30
+pool = "shared"
+
+[[endpoints]]
+name = "local"
+provider = "ollama"
+model = "llama3"
+api_key_env = "OTHER_API_KEY"
+pool = "shared"
+
+[pools.shared]
+rpm = 5
+rpd = 100
+"""
+
+
+def test_toml_pools_and_unlimited_endpoints_in_check_and_status(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, keys: str
+) -> None:
+    path = tmp_path / "llamux.toml"
+    path.write_text(POOLED)
+    code, out, _ = run(capsys, "--config", str(path), "check")
+    assert code == 0 and "pool shared: rpm 5 · rpd 100" in out and "limits    no limits" in out
+    assert run(capsys, "--config", str(path), "query", "hi", "--model", "local")[0] == 0
+    code, out, _ = run(capsys, "--config", str(path), "status", "--json")
+    pool = json.loads(out)["pools"][0]
+    assert pool["name"] == "shared" and pool["endpoints"] == ["cerebras:llama3.3-70b", "local"]
+    assert [(r["rule"], r["used"]) for r in pool["rules"]] == [("rpm", 1), ("rpd", 1)]
+    code, out, _ = run(capsys, "--config", str(path), "status")
+    assert "pool:shared" in out and "shared by cerebras:llama3.3-70b, local" in out
+    assert "ollama · llama3" in out and "no limits" in out
+    assert "██░░░░░░░░ 1/5" in out
+
+
+# ------------------------------------------------------------------ chat
+
+
+def test_chat_prints_the_reply_and_who_served_it(
+    capsys: pytest.CaptureFixture[str], fake_config: str, fake: FakeProvider
+) -> None:
+    code, out, err = run(capsys, "--config", fake_config, "--store", "memory://", "chat", "Hi!")
+    assert code == 0
+    assert out == "Hello from a.\n"
+    assert "served by a (fake m-a)" in err and "tokens" in err
+    assert fake.stats("a").served == 1
+
+
+def test_chat_provider_error_exits_3_and_cooldown_shows_in_status(
+    capsys: pytest.CaptureFixture[str], fake_config: str, fake: FakeProvider
+) -> None:
+    fake.inject("a", 400)
+    code, out, err = run(capsys, "--config", fake_config, "chat", "Hi!", "--max-tokens", "20")
+    assert code == 3 and out == "" and "HTTP 400" in err
+    fake.inject("a", 503)
+    code, _, err = run(capsys, "--config", fake_config, "chat", "Hi!")
+    assert code == 2 and "HTTP 503" in err
+    code, out, _ = run(capsys, "--config", fake_config, "status")
+    assert "cooldown 10s: HTTP 503" in out or "cooldown 9s: HTTP 503" in out
+
+
+def test_store_error_exits_4(capsys: pytest.CaptureFixture[str], seed: str) -> None:
+    code, _, err = run(capsys, "--config", seed, "--store", "bogus://x", "status")
+    assert code == 4 and "unknown store URL scheme" in err
+
+
+def test_usage_errors_exit_1_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "query")
+    assert code == 1 and "llamux: error: the following arguments are required: prompt" in err
+    assert run(capsys, "demo", "--requests", "0")[0] == 1
+    code, out, _ = run(capsys)
+    assert code == 1 and "status" in out and "demo" in out
+    assert run(capsys, "--version") == (0, f"llamux {__version__}\n", "")
+
+
+# ------------------------------------------------------------------ demo
+
+
+def test_demo_serves_every_request_without_a_429(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "demo", "--requests", "12", "--seconds", "15")
+    assert code == 0
+    assert "requests served         12/12" in out
+    assert "429s from the provider  0" in out
+    assert "✓ all 12 requests served without a single 429" in out
+    assert "#12" in out and "→ fast-a" in out
+    assert "LLAMUX_DEMO_API_KEY" not in os.environ
+
+
+# ------------------------------------------------------------------ a real process
+
+
+def test_python_m_llamux_runs_without_importing_openai_or_rich(seed: str) -> None:
+    env = {**os.environ, "CEREBRAS_API_KEY": KEY}
+    argv = [sys.executable, "-m", "llamux", "--config", seed, "--store", "memory://"]
+    done = subprocess.run([*argv, "status", "--json"], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["endpoints"][0]["has_key"] is True
+    assert KEY not in done.stdout + done.stderr
+    probe = (
+        "import sys; from llamux.cli import main; "
+        f"code = main(['--config', {seed!r}, '--store', 'memory://', 'status', '--json']); "
+        "print(code, 'openai' in sys.modules, 'rich' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.stderr.strip() == "0 False False"
