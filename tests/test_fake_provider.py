@@ -20,12 +20,12 @@ from llamux._fake_provider import (
     FakeEndpoint,
     FakeProvider,
     FakeStats,
-    _Chat,
     _EndpointState,
     count_prompt_tokens,
     count_text_tokens,
     go_duration,
 )
+from llamux._fake_server import _Chat
 
 REPLY = "Hello from the fake provider."  # 29 bytes -> 8 tokens
 HI: list[Any] = [{"role": "user", "content": "hi"}]  # 4 + 1 = 5 tokens
@@ -446,8 +446,10 @@ def test_delay_and_stop_while_sleeping() -> None:
 
 
 def test_validation() -> None:
-    with pytest.raises(ValueError):
-        FakeEndpoint("a", dialect="cerebras")
+    with pytest.raises(ValueError, match="'openai', 'groq', 'cerebras'"):
+        FakeEndpoint("a", dialect="azure")
+    with pytest.raises(ValueError, match="timezone"):
+        FakeEndpoint("a", day_reset="Mars/Olympus_Mons")
     with pytest.raises(ValueError):
         FakeEndpoint("a/b")
     with pytest.raises(ValueError):
