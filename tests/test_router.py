@@ -132,7 +132,7 @@ def test_a_429_cools_down_until_retry_after(fake: FakeProvider, tmp_path: Path, 
         assert usage == {}  # no rules configured: nothing to show, but no crash
 
 
-def test_a_real_429_from_a_stricter_provider_stops_traffic_until_its_reset(
+def test_a_stricter_provider_is_learned_from_its_headers_before_any_429(
     tmp_path: Path, keys: str
 ) -> None:
     clock = FakeClock()
@@ -140,8 +140,21 @@ def test_a_real_429_from_a_stricter_provider_stops_traffic_until_its_reset(
         router = router_for(fake, tmp_path, [("a", "10 | |"), ("b", "| |")], clock=clock)
         got = [served_by(router.completion(HELLO)).endpoint for _ in range(6)]  # type: ignore[union-attr]
         assert got == ["a", "a", "b", "b", "b", "b"]
-        assert fake.stats("a").refused == 1  # one 429, then no further request to it
-        assert fake.stats("a").served == 2
+        assert fake.stats("a").refused == 0  # its headers said 0 left: no request was wasted
+        cooling = router.store.cooldowns(clock.now())["a"]
+        assert "provider reports 0 requests left" in cooling.reason
+        assert clock.now() + 55 < cooling.until <= clock.now() + 61
+        router.close()
+
+
+def test_a_headerless_429_cools_down_and_nothing_more_is_sent(tmp_path: Path, keys: str) -> None:
+    clock = FakeClock()
+    with FakeProvider([FakeEndpoint("a"), FakeEndpoint("b")]) as fake:
+        router = router_for(fake, tmp_path, [("a", "10 | |"), ("b", "| |")], clock=clock)
+        fake.inject("a", 429)
+        got = [served_by(router.completion(HELLO)).endpoint for _ in range(4)]  # type: ignore[union-attr]
+        assert got == ["b", "b", "b", "b"]
+        assert fake.stats("a").failed == 1 and fake.stats("a").served == 0
         router.close()
 
 

@@ -151,3 +151,12 @@ def test_threads_never_over_admit(store: QuotaStore) -> None:
         t.join()
     assert len(admitted) == 50  # 50 requests * 150 tokens = 7,500 <= 10,000
     assert used(store, ep, T0 + 1) == {"rpm": 50, "tpm": 7500}
+
+
+def test_absorb_counts_usage_the_provider_reported(store: QuotaStore) -> None:
+    ep = scope(rpm=5, tpm=100)
+    store.absorb("ep", "minute", 3, 60, T0)
+    assert used(store, ep, T0) == {"rpm": 3, "tpm": 60}
+    refusal = store.reserve("ep", [ep], Cost(50), T0 + 1)
+    assert isinstance(refusal, Refusal) and refusal.rule == "tpm"
+    assert isinstance(store.reserve("ep", [ep], Cost(50), T0 + 61), Reservation)

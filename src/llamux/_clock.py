@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Protocol
@@ -14,6 +15,8 @@ class Clock(Protocol):
 
     def sleep(self, seconds: float) -> None: ...
 
+    async def asleep(self, seconds: float) -> None: ...
+
 
 class SystemClock:
     """Wall-clock time (``time.time``), shared by every process of the machine."""
@@ -24,6 +27,9 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -53,6 +59,10 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.advance(seconds)
+
+    async def asleep(self, seconds: float) -> None:
+        self.sleep(seconds)
+        await asyncio.sleep(0)
 
     def __repr__(self) -> str:
         return f"FakeClock({self._now!r})"

@@ -5,12 +5,15 @@ Pure: takes the failure and ``now``, returns a verdict; the router carries it ou
 
 from __future__ import annotations
 
-import email.utils
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ._errors import ProviderError
+
+if TYPE_CHECKING:
+    from ._ratelimits import Hint
 
 RATE_LIMIT_COOLDOWN = 60.0
 """Seconds an endpoint rests after a 429 that names no reset time."""
@@ -18,6 +21,9 @@ TRANSIENT_COOLDOWN = 10.0
 """Seconds an endpoint rests after a 5xx, a timeout or a connection failure."""
 DISABLE_FOR = 86400.0
 """Seconds an endpoint stays disabled after a bad key, no credit, a retired or unknown model."""
+PARK_PROBE = 3600.0
+"""Seconds an endpoint is parked after a per-day 429 when neither the provider nor a calendar
+reset says when its day ends (a rolling 24 h window frees gradually: look again in an hour)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,40 +43,22 @@ class Verdict:
     reason: str
 
 
-def retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds to wait per ``retry-after-ms`` or ``retry-after`` (delta-seconds or HTTP-date)."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(0.0, float(millis) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
+def classify(
+    error: ProviderError, now: float, *, dialect: str = "openai", day_reset_at: float | None = None
+) -> Verdict:
+    """The failover rule for ``error`` (one branch per case).
 
-
-def classify(error: ProviderError, now: float) -> Verdict:
-    """The failover rule for ``error`` (one branch per case)."""
+    ``dialect`` tells how to read a 429; ``day_reset_at`` is when the endpoint's calendar
+    day ends, if its daily limits are calendar ones.
+    """
     status = error.status
     if status is None:
         # No answer: refused connection (never reached it) or a timeout / cut (it may have).
         usage = "keep" if error.accepted else "release"
         return Verdict(True, TRANSIENT_COOLDOWN, "cooldown", usage, str(error))
     if status == 429:
-        # Rate limited: rest until the provider's reset, the request itself counted.
-        wait = retry_after(error.headers, now)
-        rest = RATE_LIMIT_COOLDOWN if wait is None else max(1.0, math.ceil(wait))
-        return Verdict(True, rest, "cooldown", "requests", f"HTTP 429: {error}")
+        # Rate limited: per day, park until the day ends; else cool down until the reset.
+        return _rate_limited(error, now, dialect, day_reset_at)
     if status in (401, 403, 402, 410) or (status == 404 and _unknown_model(error)):
         # Bad key, no credit, retired endpoint or unknown model: another try fails the same.
         return Verdict(True, DISABLE_FOR, "disabled", "release", f"HTTP {status}: {error}")
@@ -84,3 +72,46 @@ def classify(error: ProviderError, now: float) -> Verdict:
 def _unknown_model(error: ProviderError) -> bool:
     code = (error.code or "").lower()
     return "model" in code or "model" in str(error).lower()
+
+
+def _rate_limited(
+    error: ProviderError, now: float, dialect: str, day_reset_at: float | None
+) -> Verdict:
+    from ._ratelimits import classify_429
+
+    info = classify_429(dialect, error.headers, error.body, now)
+    if info.window in ("day", "month"):
+        until = info.retry_at or day_reset_at or now + PARK_PROBE
+        reason = f"HTTP 429, {info.reason or 'daily quota exhausted'}"
+        return Verdict(True, max(1.0, until - now), "parked", "requests", reason)
+    wait = None if info.retry_at is None else info.retry_at - now
+    rest = RATE_LIMIT_COOLDOWN if wait is None else max(1.0, math.ceil(wait))
+    return Verdict(True, rest, "cooldown", "requests", f"HTTP 429: {error}")
+
+
+def exhausted(hints: Sequence[Hint], now: float) -> tuple[tuple[float, str, str], ...]:
+    """Rest periods for every limit the provider reports at 0 remaining with a future reset."""
+    rests = []
+    for hint in hints:
+        if hint.remaining == 0 and hint.reset_at is not None and hint.reset_at > now:
+            kind = "parked" if hint.window in ("day", "month") else "cooldown"
+            reason = f"provider reports 0 {hint.metric} left this {hint.window}"
+            rests.append((hint.reset_at, kind, reason))
+    return tuple(rests)
+
+
+def debits(hints: Sequence[Hint], left: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    """Usage to absorb so that llamux's remaining never exceeds the provider's.
+
+    ``left`` maps a local rule name (rpm, tpd, ...) to what llamux believes remains.
+    Only tightens: a provider reporting more than llamux believes changes nothing.
+    """
+    out = []
+    for hint in hints:
+        if hint.remaining is None or hint.window not in ("minute", "hour", "day"):
+            continue
+        name = ("r" if hint.metric == "requests" else "t") + "p" + hint.window[0]
+        believed = left.get(name)
+        if believed is not None and hint.remaining < believed:
+            out.append((name, believed - hint.remaining))
+    return tuple(out)

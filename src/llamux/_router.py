@@ -1,33 +1,41 @@
 """The router: strategy -> reserve -> call -> settle, with failover.
 
 ``Router.query`` picks an endpoint and reserves its quota (the caller calls the provider);
-``Router.completion`` does the whole path through the ``openai`` SDK.
+``Router.completion`` (and ``acompletion``) does the whole path through the ``openai`` SDK.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._admission import Admission, Admitted, skip_reason
 from ._clock import Clock, SystemClock
 from ._config import Config, Endpoint, Pool, load, load_table
-from ._errors import ConfigError, NoEndpointAvailable, ProviderError, RequestTooLarge
-from ._feedback import classify
-from ._quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope, never_fits
+from ._errors import ConfigError, ProviderError
+from ._quota import Cooldown, Cost, RuleUsage, Scope
 from ._quota import rules_from_limits as _rules
 from ._served import Attempt, Served, attach
-from ._strategies import Request, Strategy, strategy_from
-from ._tokens import output_budget, prompt_tokens, usage_tokens
+from ._settler import Settler
+from ._strategies import Strategy, strategy_from
+from ._stream import (
+    AsyncChunkStream,
+    ChunkStream,
+    afirst_chunk,
+    asked_usage,
+    first_chunk,
+    translator,
+)
+from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
-    from openai.types.chat import ChatCompletion
-
     from ._stores import QuotaStore
-    from ._transport import Transport
+    from ._transport import Reply, Transport
 
 log = logging.getLogger("llamux")
 
@@ -43,13 +51,6 @@ class EndpointStatus:
     has_key: bool
     usage: tuple[RuleUsage, ...]
     cooldown: Cooldown | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Admitted:
-    endpoint: Endpoint
-    reservation: Reservation
-    api_key: str
 
 
 class Router:
@@ -86,6 +87,7 @@ class Router:
         self.store: QuotaStore = _open_store(store)
         self._transport = transport
         self._timeout = timeout
+        self._settler = Settler(self.store, self.clock, self._scopes)
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -109,12 +111,24 @@ class Router:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    async def __aenter__(self) -> Router:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     def close(self) -> None:
         """Close the transport's connections and the store, if the router opened it."""
         if self._transport is not None and hasattr(self._transport, "close"):
             self._transport.close()
         if self._own_store:
             self.store.close()
+
+    async def aclose(self) -> None:
+        """Close the async connections of the running event loop, then as :meth:`close`."""
+        if self._transport is not None and hasattr(self._transport, "aclose"):
+            await self._transport.aclose()
+        self.close()
 
     # -- the public calls --------------------------------------------------------------
 
@@ -127,9 +141,10 @@ class Router:
         ``api_key_env``, ``limits``, ``remaining``, ``reservation`` and ``tokens``.
         Report the real usage with :meth:`settle` (else the estimate stays charged).
         """
-        attempts: list[Attempt] = []
-        admitted = next(self._admissions(messages, params, attempts))
-        ep, reservation = admitted.endpoint, admitted.reservation
+        admission = self._admission(messages, params)
+        while isinstance(got := admission.next(), float):
+            self.clock.sleep(got)
+        ep, reservation = got.endpoint, got.reservation
         props: dict[str, Any] = {
             "base_url": ep.base_url,
             "api_key_env": ep.api_key_env,
@@ -156,42 +171,58 @@ class Router:
         """Give a reservation back entirely: the call never reached the provider."""
         return self.store.release(reservation, self.clock.now())
 
-    def completion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> ChatCompletion:
+    def completion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """Serve a chat completion from the best endpoint with quota, failing over on errors.
 
         OpenAI chat parameters pass through unchanged; ``model`` selects endpoints (an
         endpoint id or an upstream model name; ``auto`` or absent: all). ``wait=SECONDS``
         waits up to that long for capacity instead of raising ``NoEndpointAvailable``.
+        Returns the SDK's ``ChatCompletion``, or with ``stream=True`` an iterator of its
+        ``ChatCompletionChunk`` (fail-over happens only before the first chunk).
         """
-        attempts: list[Attempt] = []
-        for admitted in self._admissions(messages, params, attempts):
-            ep = admitted.endpoint
-            call = {k: v for k, v in params.items() if k not in ROUTER_PARAMS}
-            call.update(model=ep.model, messages=list(messages))
+        admission = self._admission(messages, params)
+        while True:
+            got = admission.next()
+            if isinstance(got, float):
+                self.clock.sleep(got)
+                continue
+            call = self._call_params(got.endpoint, messages, params)
             try:
-                reply = self.transport.complete(ep, admitted.api_key, call)
+                reply = self.transport.complete(got.endpoint, got.api_key, call)
+                first = first_chunk(reply.body, got) if call.get("stream") else None
             except ProviderError as error:
-                if not self._failed(admitted, error, attempts):
+                if not self._settler.failed(got, error, admission.attempts):
                     raise
                 continue
-            tokens = usage_tokens(reply.completion)
-            if tokens is not None:
-                self.store.settle(admitted.reservation.id, tokens, self.clock.now())
-            attempts.append(Attempt(ep.id, "served", latency=reply.latency))
-            attach(
-                reply.completion,
-                Served(
-                    ep.id,
-                    ep.provider,
-                    ep.model,
-                    admitted.reservation.id,
-                    admitted.reservation.tokens,
-                    tokens,
-                    tuple(attempts),
-                ),
-            )
-            return reply.completion
-        raise AssertionError("unreachable: _admissions raises when exhausted")
+            self._settler.learn(got, reply.headers)
+            if not call.get("stream"):
+                return self._done(got, reply, admission.attempts)
+            return self._stream(got, reply, first, admission.attempts, params)
+
+    async def acompletion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
+        """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
+        is an async iterator of chunks. Store I/O runs in worker threads, never on the loop."""
+        admission = self._admission(messages, params)
+        while True:
+            got = await asyncio.to_thread(admission.next)
+            if isinstance(got, float):
+                await self.clock.asleep(got)
+                continue
+            call = self._call_params(got.endpoint, messages, params)
+            try:
+                reply = await self.transport.acomplete(got.endpoint, got.api_key, call)
+                first = await afirst_chunk(reply.body, got) if call.get("stream") else None
+            except ProviderError as error:
+                failover = await asyncio.to_thread(
+                    self._settler.failed, got, error, admission.attempts
+                )
+                if not failover:
+                    raise
+                continue
+            await asyncio.to_thread(self._settler.learn, got, reply.headers)
+            if not call.get("stream"):
+                return await asyncio.to_thread(self._done, got, reply, admission.attempts)
+            return self._astream(got, reply, first, admission.attempts, params)
 
     def status(self) -> list[EndpointStatus]:
         """Every endpoint's usage per rule, key presence and cool-down, now."""
@@ -222,97 +253,106 @@ class Router:
 
     # -- the path ----------------------------------------------------------------------
 
-    def _admissions(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        params: Mapping[str, Any],
-        attempts: list[Attempt],
-    ) -> Iterator[_Admitted]:
-        """Reserve endpoints in strategy order, one at a time, as the caller asks for more.
-
-        When none is left: ``RequestTooLarge`` if nothing could ever fit, else
-        ``NoEndpointAvailable`` (after waiting up to ``wait`` seconds for capacity).
-        """
-        prompt = prompt_tokens(messages, params)
-        request = Request(messages, params, prompt)
-        candidates = self._candidates(params.get("model"))
-        deadline = self.clock.now() + float(params.get("wait") or 0)
-        tried: set[str] = set()
-        while True:
-            now = self.clock.now()
-            refusals: list[Refusal] = []
-            too_large = 0
-            for ep in self.strategy.order(candidates, request, now):
-                if ep.id in tried:
-                    continue
-                cost = Cost(prompt + output_budget(params, ep.max_output))
-                skip = self._skip_reason(ep, cost)
-                if skip is not None:
-                    too_large += skip.startswith("too large")
-                    attempts.append(Attempt(ep.id, "skipped", skip))
-                    continue
-                outcome = self.store.reserve(ep.id, self._scopes[ep.id], cost, now)
-                if isinstance(outcome, Refusal):
-                    refusals.append(outcome)
-                    attempts.append(Attempt(ep.id, "refused", outcome.reason))
-                    continue
-                tried.add(ep.id)
-                yield _Admitted(ep, outcome, self._api_key(ep) or "")
-            retry = _soonest(refusals, now)
-            if retry is not None and now + retry <= deadline:
-                self.clock.sleep(retry)
-                attempts[:] = [a for a in attempts if a.outcome == "failed"]
-                continue
-            if too_large == len(candidates):
-                raise RequestTooLarge(
-                    f"the request needs about {prompt} prompt tokens plus its output budget "
-                    "and fits no endpoint's context or token limits; shorten it, lower "
-                    "max_tokens, or add an endpoint with larger limits",
-                    tokens=prompt,
-                )
-            raise _exhausted(attempts, refusals, retry)
+    def _admission(
+        self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    ) -> Admission:
+        return Admission(
+            messages=messages,
+            params=params,
+            candidates=self._candidates(params.get("model")),
+            scopes=self._scopes,
+            store=self.store,
+            strategy=self.strategy,
+            clock=self.clock,
+            skip_reason=self._skip_reason,
+            api_key=self._api_key,
+        )
 
     def _skip_reason(self, ep: Endpoint, cost: Cost) -> str | None:
-        if self._api_key(ep) is None:
+        has_key = self._api_key(ep) is not None
+        if not has_key:
             self._warn_no_key(ep)
-            return f"no key: set the environment variable {ep.api_key_env}"
-        if "{" in ep.base_url:
-            from ._transport import missing_url_vars
+        return skip_reason(ep, cost, self._scopes[ep.id], has_key)
 
-            missing = missing_url_vars(ep)
-            if missing:
-                return f"no key: set the environment variable {', '.join(missing)}"
-        if ep.context is not None and cost.tokens > ep.context:
-            return f"too large: about {cost.tokens} tokens, context is {ep.context}"
-        blocked = never_fits(ep.id, self._scopes[ep.id], cost)
-        if blocked is not None:
-            return f"too large: {blocked.reason}"
-        return None
+    def _call_params(
+        self, ep: Endpoint, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        call = {k: v for k, v in params.items() if k not in ROUTER_PARAMS}
+        call.update(model=ep.model, messages=list(messages))
+        if call.get("stream"):
+            call["stream_options"] = {**(call.get("stream_options") or {}), "include_usage": True}
+        return call
 
-    def _failed(self, admitted: _Admitted, error: ProviderError, attempts: list[Attempt]) -> bool:
-        """Carry out the failover verdict; True to try the next endpoint."""
-        now = self.clock.now()
-        verdict = classify(error, now)
-        rid = admitted.reservation.id
-        if verdict.usage == "release":
-            self.store.release(rid, now)
-        elif verdict.usage == "requests":
-            self.store.settle(rid, 0, now)
-        ep = admitted.endpoint
-        if verdict.rest > 0:
-            self.store.cool_down(ep.id, now + verdict.rest, verdict.reason, verdict.kind, now)
-        if verdict.kind == "disabled":
-            log.warning(
-                "endpoint %s disabled for %.0f h: %s. Check %s and the model name, then run "
-                "`llamux reset %s`.",
-                ep.id,
-                verdict.rest / 3600,
-                verdict.reason,
-                ep.api_key_env,
-                ep.id,
-            )
-        attempts.append(Attempt(ep.id, "failed", verdict.reason, error.status))
-        return verdict.failover
+    def _done(self, got: Admitted, reply: Reply, attempts: list[Attempt]) -> Any:
+        tokens = usage_tokens(reply.body)
+        self._settler.settle(got, tokens)
+        attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+        attach(reply.body, self._served(got, tokens, attempts))
+        return reply.body
+
+    def _served(self, got: Admitted, tokens: int | None, attempts: list[Attempt]) -> Served:
+        ep, reservation = got.endpoint, got.reservation
+        return Served(
+            ep.id,
+            ep.provider,
+            ep.model,
+            reservation.id,
+            reservation.tokens,
+            tokens,
+            tuple(attempts),
+        )
+
+    def _stream(
+        self,
+        got: Admitted,
+        reply: Reply,
+        first: Any,
+        attempts: list[Attempt],
+        params: Mapping[str, Any],
+    ) -> ChunkStream:
+        attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+
+        def end(tokens: int | None, error: ProviderError | None) -> None:
+            if error is not None:
+                self._settler.failed(got, error, attempts)
+            else:
+                self._settler.settle(got, tokens)
+
+        stream = ChunkStream(
+            reply.body,
+            first,
+            hide_usage=not asked_usage(params),
+            translate=translator(got),
+            on_end=end,
+        )
+        attach(stream, self._served(got, None, attempts))
+        return stream
+
+    def _astream(
+        self,
+        got: Admitted,
+        reply: Reply,
+        first: Any,
+        attempts: list[Attempt],
+        params: Mapping[str, Any],
+    ) -> AsyncChunkStream:
+        attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+
+        async def end(tokens: int | None, error: ProviderError | None) -> None:
+            if error is not None:
+                await asyncio.to_thread(self._settler.failed, got, error, attempts)
+            else:
+                await asyncio.to_thread(self._settler.settle, got, tokens)
+
+        stream = AsyncChunkStream(
+            reply.body,
+            first,
+            hide_usage=not asked_usage(params),
+            translate=translator(got),
+            on_end=end,
+        )
+        attach(stream, self._served(got, None, attempts))
+        return stream
 
     def _candidates(self, model: Any) -> list[Endpoint]:
         if model is None or model == "auto":
@@ -378,24 +418,3 @@ def _open_store(store: str | QuotaStore | None) -> QuotaStore:
 
         return store_from_url(store)
     return store
-
-
-def _soonest(refusals: Sequence[Refusal], now: float) -> float | None:
-    times = [r.retry_at - now for r in refusals if r.retry_at is not None]
-    return max(0.0, min(times)) if times else None
-
-
-def _exhausted(
-    attempts: Sequence[Attempt], refusals: Sequence[Refusal], retry: float | None
-) -> NoEndpointAvailable:
-    lines = "; ".join(f"{a.endpoint}: {a.reason}" for a in attempts) or "no endpoint"
-    when = (
-        f"capacity returns in {retry:.1f} s (pass wait= to wait for it)"
-        if retry is not None
-        else "none will admit it before a reset or a fix"
-    )
-    return NoEndpointAvailable(
-        f"no endpoint can serve this request now ({lines}); {when}",
-        retry_after=retry,
-        refusals=refusals,
-    )

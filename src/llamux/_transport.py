@@ -7,9 +7,11 @@ instead), response headers kept for provider feedback. SDK errors become
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,8 +25,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from openai import OpenAI
-    from openai.types.chat import ChatCompletion
+    from openai import AsyncOpenAI, OpenAI
 
     from ._config import Endpoint
 
@@ -33,9 +34,10 @@ DEFAULT_TIMEOUT = 120.0
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A provider's successful answer."""
+    """A provider's successful answer: a ``ChatCompletion``, or with ``stream=True`` the SDK's
+    (async) stream of chunks, not yet read; ``latency`` is the time to the response head."""
 
-    completion: ChatCompletion
+    body: Any
     headers: Mapping[str, str]
     latency: float
 
@@ -44,6 +46,10 @@ class Transport(Protocol):
     """Sends one chat request to one endpoint; raises :class:`ProviderError` on failure."""
 
     def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply: ...
+
+    async def acomplete(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any]
+    ) -> Reply: ...
 
 
 def url_vars(endpoint: Endpoint) -> tuple[tuple[str, str], ...]:
@@ -70,11 +76,15 @@ def missing_url_vars(endpoint: Endpoint) -> list[str]:
 
 
 class OpenAITransport:
-    """The default transport: the ``openai`` SDK, sync."""
+    """The default transport: the ``openai`` SDK, sync and async, one client per endpoint
+    (and, for async, per event loop)."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.timeout = timeout
         self._clients: dict[tuple[str, str, str], OpenAI] = {}
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, str, str], AsyncOpenAI]
+        ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -96,18 +106,53 @@ class OpenAITransport:
                     self._clients[key] = client
         return client
 
+    def _aclient(self, endpoint: Endpoint, api_key: str) -> AsyncOpenAI:
+        url = endpoint_url(endpoint)
+        key = (endpoint.id, url, api_key)
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            clients = self._async.setdefault(loop, {})
+            client = clients.get(key)
+            if client is None:
+                from openai import AsyncOpenAI
+
+                client = AsyncOpenAI(
+                    api_key=api_key, base_url=url, max_retries=0, timeout=self.timeout
+                )
+                clients[key] = client
+        return client
+
     def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
         client = self._client(endpoint, api_key)
         started = time.perf_counter()
         try:
             raw = client.chat.completions.with_raw_response.create(**params)
-            completion = raw.parse()
+            body = raw.parse()
         except Exception as exc:
             raise provider_error(exc, endpoint, api_key) from None
         headers = {k.lower(): v for k, v in raw.headers.items()}
-        return Reply(completion, headers, time.perf_counter() - started)
+        return Reply(body, headers, time.perf_counter() - started)
+
+    async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+        client = self._aclient(endpoint, api_key)
+        started = time.perf_counter()
+        try:
+            raw = await client.chat.completions.with_raw_response.create(**params)
+            body = raw.parse()
+        except Exception as exc:
+            raise provider_error(exc, endpoint, api_key) from None
+        headers = {k.lower(): v for k, v in raw.headers.items()}
+        return Reply(body, headers, time.perf_counter() - started)
+
+    async def aclose(self) -> None:
+        """Close the async clients of the running event loop."""
+        with self._lock:
+            clients = self._async.pop(asyncio.get_running_loop(), {})
+        for client in clients.values():
+            await client.close()
 
     def close(self) -> None:
+        """Close the sync clients (async ones: :meth:`aclose` in their event loop)."""
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:

@@ -33,6 +33,11 @@ class QuotaStore(Protocol):
         """Give the whole reservation back (the provider never accepted the call)."""
         ...
 
+    def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
+        """Count usage llamux did not reserve (the provider says it happened) in ``scope``'s
+        ``window`` (a window key such as ``minute``), as if charged at ``now``."""
+        ...
+
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
         """Keep ``scope`` out of rotation until ``until`` (a later deadline wins)."""
         ...

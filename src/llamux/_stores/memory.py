@@ -104,6 +104,11 @@ class MemoryStore:
         with self._lock:
             return self._correct(reservation_id, -1, None)
 
+    def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
+        bucket = Window.from_key(window).charge_bucket(now)
+        with self._lock:
+            self._add(scope, window, bucket, max(0, requests), max(0, tokens))
+
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
         with self._lock:
             current = self._cooldowns.get(scope)

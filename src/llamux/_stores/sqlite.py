@@ -28,6 +28,7 @@ from .._quota import (
     Reservation,
     RuleUsage,
     Scope,
+    Window,
     charges,
     decide,
     remaining_after,
@@ -193,6 +194,11 @@ class SQLiteStore:
 
     def release(self, reservation_id: str, now: float) -> bool:
         return self._correct(reservation_id, -1, None)
+
+    def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
+        bucket = Window.from_key(window).charge_bucket(now)
+        with self._transaction() as conn:
+            conn.execute(_UPSERT, (scope, window, bucket, max(0, requests), max(0, tokens)))
 
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
         with self._transaction() as conn:

@@ -1,0 +1,99 @@
+"""After the call: settle the reservation, carry out failover verdicts, learn from headers.
+
+Sync store I/O only; the async router runs these methods in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from ._errors import ProviderError
+from ._feedback import classify, debits, exhausted
+from ._quota import Scope, Window
+from ._served import Attempt
+
+if TYPE_CHECKING:
+    from ._admission import Admitted
+    from ._clock import Clock
+    from ._config import Endpoint
+    from ._stores import QuotaStore
+
+log = logging.getLogger("llamux")
+
+
+class Settler:
+    """Turns what a provider answered into store updates for one router."""
+
+    def __init__(
+        self, store: QuotaStore, clock: Clock, scopes: Mapping[str, Sequence[Scope]]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.scopes = scopes
+
+    def settle(self, admitted: Admitted, tokens: int | None) -> None:
+        """Replace the estimate by the real usage (``None``: keep the estimate)."""
+        reservation = admitted.reservation
+        actual = reservation.tokens if tokens is None else tokens
+        self.store.settle(reservation.id, actual, self.clock.now())
+
+    def failed(self, admitted: Admitted, error: ProviderError, attempts: list[Attempt]) -> bool:
+        """Carry out the failover verdict for ``error``; True to try the next endpoint."""
+        now = self.clock.now()
+        ep = admitted.endpoint
+        verdict = classify(error, now, dialect=ep.dialect, day_reset_at=day_end(ep, now))
+        rid = admitted.reservation.id
+        if verdict.usage == "release":
+            self.store.release(rid, now)
+        elif verdict.usage == "requests":
+            self.store.settle(rid, 0, now)
+        else:
+            self.store.settle(rid, admitted.reservation.tokens, now)
+        if verdict.rest > 0:
+            self.store.cool_down(ep.id, now + verdict.rest, verdict.reason, verdict.kind, now)
+        if verdict.kind == "disabled":
+            log.warning(
+                "endpoint %s disabled for %.0f h: %s. Check %s and the model name, then run "
+                "`llamux reset %s`.",
+                ep.id,
+                verdict.rest / 3600,
+                verdict.reason,
+                ep.api_key_env,
+                ep.id,
+            )
+        attempts.append(Attempt(ep.id, "failed", verdict.reason, error.status))
+        return verdict.failover
+
+    def learn(self, admitted: Admitted, headers: Mapping[str, str]) -> None:
+        """Tighten local state where the provider's headers know better; never loosen it."""
+        from ._ratelimits import parse_headers
+
+        ep = admitted.endpoint
+        now = self.clock.now()
+        hints = parse_headers(ep.dialect, headers, now)
+        if not hints:
+            return
+        for until, kind, reason in exhausted(hints, now):
+            self.store.cool_down(ep.id, until, reason, kind, now)
+        believed = {
+            rule: left for scope, rule, left in admitted.reservation.remaining if scope == ep.id
+        }
+        if not debits(hints, believed):
+            return  # the common case: the provider has at least what llamux counted
+        own = self.scopes[ep.id][0]
+        fresh = {u.rule.name: u.remaining for u in self.store.usage([own], now)}
+        for name, amount in debits(hints, fresh):
+            window = next(r.window for r in own.rules if r.name == name)
+            requests, tokens = (amount, 0) if name.startswith("r") else (0, amount)
+            self.store.absorb(ep.id, window.key, requests, tokens, now)
+
+
+def day_end(ep: Endpoint, now: float) -> float | None:
+    """When the endpoint's calendar day ends, if its daily limits reset at a fixed time."""
+    tz = ep.reset_for("rpd") or ep.reset_for("tpd")
+    if tz is None:
+        return None
+    day = Window("day", tz)
+    return day.frees_at(day.charge_bucket(now))

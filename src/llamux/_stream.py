@@ -1,0 +1,191 @@
+"""Streams of chunks relayed to the caller, settled with the usage the stream reports.
+
+llamux asks the provider for usage in the stream (``stream_options.include_usage``); the
+usage-only last chunk is passed on only if the caller asked for it too. When the stream
+ends, ``on_end(tokens, error)`` settles the reservation (``tokens`` is ``None`` when the
+provider sent no usage: the estimate stays). An error after the first chunk is raised to
+the caller and never retried elsewhere: the provider may already bill for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ProviderError
+from ._tokens import usage_tokens
+
+if TYPE_CHECKING:
+    from ._admission import Admitted
+
+OnEnd = Callable[[int | None, ProviderError | None], None]
+AsyncOnEnd = Callable[[int | None, ProviderError | None], Awaitable[None]]
+Translate = Callable[[Exception], ProviderError]
+
+
+class _Relay:
+    """What both stream flavours share: usage capture and the usage-chunk filter."""
+
+    def __init__(self, first: Any, hide_usage: bool, translate: Translate) -> None:
+        self._pending: list[Any] = [] if first is None else [first]
+        self._hide_usage = hide_usage
+        self._translate = translate
+        self.tokens: int | None = None
+        self.ended = False
+
+    def keep(self, chunk: Any) -> bool:
+        """Record the chunk's usage; True if the caller should see the chunk."""
+        if getattr(chunk, "usage", None) is not None:
+            self.tokens = usage_tokens(chunk)
+        return not (self._hide_usage and not getattr(chunk, "choices", None))
+
+
+class ChunkStream(_Relay):
+    """A sync iterator of ``ChatCompletionChunk`` (also a context manager)."""
+
+    def __init__(
+        self,
+        sdk_stream: Any,
+        first: Any,
+        *,
+        hide_usage: bool,
+        translate: Translate,
+        on_end: OnEnd,
+    ) -> None:
+        super().__init__(first, hide_usage, translate)
+        self._stream = sdk_stream
+        self._chunks: Iterator[Any] = iter(sdk_stream)
+        self._on_end = on_end
+
+    def __iter__(self) -> ChunkStream:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            if self._pending:
+                chunk = self._pending.pop()
+            else:
+                try:
+                    chunk = next(self._chunks)
+                except StopIteration:
+                    self._end(None)
+                    raise
+                except Exception as exc:
+                    error = self._translate(exc)
+                    self._end(error)
+                    raise error from None
+            if self.keep(chunk):
+                return chunk
+
+    def _end(self, error: ProviderError | None) -> None:
+        if not self.ended:
+            self.ended = True
+            self._on_end(self.tokens, error)
+
+    def close(self) -> None:
+        """Stop reading; the provider may bill the whole answer, so the estimate stays."""
+        self._stream.close()
+        self._end(None)
+
+    def __enter__(self) -> ChunkStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncChunkStream(_Relay):
+    """An async iterator of ``ChatCompletionChunk`` (also an async context manager)."""
+
+    def __init__(
+        self,
+        sdk_stream: Any,
+        first: Any,
+        *,
+        hide_usage: bool,
+        translate: Translate,
+        on_end: AsyncOnEnd,
+    ) -> None:
+        super().__init__(first, hide_usage, translate)
+        self._stream = sdk_stream
+        self._chunks: AsyncIterator[Any] = sdk_stream.__aiter__()
+        self._on_end = on_end
+
+    def __aiter__(self) -> AsyncChunkStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            if self._pending:
+                chunk = self._pending.pop()
+            else:
+                try:
+                    chunk = await self._chunks.__anext__()
+                except StopAsyncIteration:
+                    await self._end(None)
+                    raise
+                except Exception as exc:
+                    error = self._translate(exc)
+                    await self._end(error)
+                    raise error from None
+            if self.keep(chunk):
+                return chunk
+
+    async def _end(self, error: ProviderError | None) -> None:
+        if not self.ended:
+            self.ended = True
+            await self._on_end(self.tokens, error)
+
+    async def aclose(self) -> None:
+        """Stop reading; the provider may bill the whole answer, so the estimate stays."""
+        await self._stream.close()
+        await self._end(None)
+
+    async def __aenter__(self) -> AsyncChunkStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def asked_usage(params: Mapping[str, Any]) -> bool:
+    """Whether the caller asked for the usage chunk itself."""
+    options = params.get("stream_options") or {}
+    return bool(options.get("include_usage"))
+
+
+def translator(got: Admitted) -> Translate:
+    """Turns an SDK error raised mid-stream into a ProviderError (the call was accepted)."""
+
+    def translate(exc: Exception) -> ProviderError:
+        from ._transport import provider_error
+
+        if isinstance(exc, ProviderError):
+            return exc
+        error = provider_error(exc, got.endpoint, got.api_key)
+        error.accepted = True  # the answer had started: the provider bills it
+        return error
+
+    return translate
+
+
+def first_chunk(stream: Any, got: Admitted) -> Any:
+    """Read the first chunk, so that a failure before it can still fail over."""
+    try:
+        return next(iter(stream), None)
+    except Exception as exc:
+        from ._transport import provider_error
+
+        raise provider_error(exc, got.endpoint, got.api_key) from None
+
+
+async def afirst_chunk(stream: Any, got: Admitted) -> Any:
+    """The async twin of :func:`first_chunk`."""
+    try:
+        async for chunk in stream:
+            return chunk
+        return None
+    except Exception as exc:
+        from ._transport import provider_error
+
+        raise provider_error(exc, got.endpoint, got.api_key) from None

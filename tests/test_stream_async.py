@@ -1,0 +1,139 @@
+"""Streaming and async: same semantics as completion, usage settled from the stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llamux import NoEndpointAvailable, Router, served_by
+from llamux._errors import ProviderError
+from llamux._fake_provider import CUT
+from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
+
+from conftest import fake_table
+
+HELLO = [{"role": "user", "content": "Tell me something."}]
+REPLY = "one two three four five six seven eight"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    endpoints = [FakeEndpoint(n, reply=f"{n}: {REPLY}") for n in ("a", "b", "c")]
+    with FakeProvider(endpoints) as provider:
+        yield provider
+
+
+def make_router(
+    fake: FakeProvider, tmp_path: Path, rows: list[tuple[str, str]], **kw: object
+) -> Router:
+    path = tmp_path / "endpoints.md"
+    path.write_text(fake_table(fake, rows))
+    kw.setdefault("store", "memory://")
+    return Router.from_csv(path, **kw)  # type: ignore[arg-type]
+
+
+def used(router: Router, index: int = 0) -> dict[str, int]:
+    return {u.rule.name: u.used for u in router.status()[index].usage}
+
+
+def test_stream_yields_sdk_chunks_and_settles_with_stream_usage(
+    fake: FakeProvider, tmp_path: Path, keys: str
+) -> None:
+    with make_router(fake, tmp_path, [("a", "10 | 10000 |")]) as router:
+        stream = router.completion(HELLO, stream=True, max_tokens=100)
+        text = ""
+        for chunk in stream:
+            assert chunk.object == "chat.completion.chunk"
+            assert chunk.choices, "the usage-only chunk is hidden unless asked for"
+            text += chunk.choices[0].delta.content or ""
+        assert text == f"a: {REPLY}"
+        assert used(router) == {"rpm": 1, "tpm": fake.stats("a").total_tokens}
+        served = served_by(stream)
+        assert served is not None and served.endpoint == "a"
+
+
+def test_stream_passes_the_usage_chunk_when_asked(
+    fake: FakeProvider, tmp_path: Path, keys: str
+) -> None:
+    with make_router(fake, tmp_path, [("a", "10 | 10000 |")]) as router:
+        chunks = list(router.completion(HELLO, stream=True, stream_options={"include_usage": True}))
+        assert chunks[-1].choices == [] and chunks[-1].usage is not None
+        assert chunks[-1].usage.total_tokens == fake.stats("a").total_tokens
+
+
+def test_stream_fails_over_before_the_first_chunk(
+    fake: FakeProvider, tmp_path: Path, keys: str
+) -> None:
+    fake.inject("a", 503)
+    with make_router(fake, tmp_path, [("a", "10 | |"), ("b", "10 | |")]) as router:
+        stream = router.completion(HELLO, stream=True)
+        assert "".join(c.choices[0].delta.content or "" for c in stream).startswith("b:")
+
+
+def test_a_stream_cut_mid_way_raises_and_is_not_sent_again(
+    fake: FakeProvider, tmp_path: Path, keys: str
+) -> None:
+    fake.inject("a", CUT)
+    with make_router(fake, tmp_path, [("a", "10 | 10000 |"), ("b", "10 | |")]) as router:
+        stream = router.completion(HELLO, stream=True, max_tokens=50)
+        got = []
+        with pytest.raises(ProviderError) as caught:
+            for chunk in stream:
+                got.append(chunk)
+        assert got, "some chunks arrived before the cut"
+        assert caught.value.endpoint == "a"
+        assert fake.stats("b").served == 0  # never sent elsewhere: no double billing
+        estimate = served_by(stream).estimated_tokens  # type: ignore[union-attr]
+        assert used(router) == {"rpm": 1, "tpm": estimate}  # the estimate stays charged
+
+
+def test_acompletion_matches_completion(fake: FakeProvider, tmp_path: Path, keys: str) -> None:
+    async def main() -> None:
+        async with make_router(fake, tmp_path, [("a", "2 | |"), ("b", "| |")]) as router:
+            got = [await router.acompletion(HELLO) for _ in range(3)]
+            assert [served_by(r).endpoint for r in got] == ["a", "a", "b"]  # type: ignore[union-attr]
+            assert got[0].choices[0].message.content == f"a: {REPLY}"
+
+    asyncio.run(main())
+
+
+def test_async_stream_and_wait(fake: FakeProvider, tmp_path: Path, keys: str) -> None:
+    clock = FakeClock()
+
+    async def main() -> None:
+        async with make_router(fake, tmp_path, [("a", "1 | |")], clock=clock) as router:
+            stream = await router.acompletion(HELLO, stream=True)
+            text = "".join([c.choices[0].delta.content or "" async for c in stream])
+            assert text == f"a: {REPLY}"
+            with pytest.raises(NoEndpointAvailable):
+                await router.acompletion(HELLO)
+            start = clock.now()
+            await router.acompletion(HELLO, wait=120)  # sleeps on the fake clock
+            assert 60 <= clock.now() - start <= 61.1
+
+    asyncio.run(main())
+
+
+def test_hundreds_of_concurrent_async_streams_never_over_admit(tmp_path: Path, keys: str) -> None:
+    limits = {"a": 150, "b": 200, "c": 150}
+    endpoints = [FakeEndpoint(n, rpm=r, reply=REPLY) for n, r in limits.items()]
+    with FakeProvider(endpoints) as fake:
+        rows = [(n, f"{r} | |") for n, r in limits.items()]
+
+        async def main() -> list[str]:
+            async with make_router(fake, tmp_path, rows) as router:
+
+                async def one() -> str:
+                    stream = await router.acompletion(HELLO, stream=True, max_tokens=20)
+                    async for _ in stream:
+                        pass
+                    return served_by(stream).endpoint  # type: ignore[union-attr]
+
+                return await asyncio.gather(*(one() for _ in range(500)))
+
+        served = asyncio.run(main())
+        assert {n: served.count(n) for n in limits} == limits
+        assert sum(fake.stats(n).refused for n in limits) == 0
