@@ -89,14 +89,26 @@ def _rate_limited(
     return Verdict(True, rest, "cooldown", "requests", f"HTTP 429: {error}")
 
 
+WINDOW_REST: Mapping[str, float] = {"minute": 60.0, "hour": 3600.0}
+"""How long to rest when a provider reports a limit exhausted but not when it resets."""
+
+
 def exhausted(hints: Sequence[Hint], now: float) -> tuple[tuple[float, str, str], ...]:
-    """Rest periods for every limit the provider reports at 0 remaining with a future reset."""
+    """Rest periods for every limit the provider reports at 0 remaining.
+
+    Until the provider's reset, else a whole window (a day: ``PARK_PROBE``). Resting more
+    than an hour, or for a daily or monthly limit, is parking.
+    """
     rests = []
     for hint in hints:
-        if hint.remaining == 0 and hint.reset_at is not None and hint.reset_at > now:
-            kind = "parked" if hint.window in ("day", "month") else "cooldown"
-            reason = f"provider reports 0 {hint.metric} left this {hint.window}"
-            rests.append((hint.reset_at, kind, reason))
+        if hint.remaining != 0:
+            continue
+        until = hint.reset_at
+        if until is None or until <= now:
+            until = now + WINDOW_REST.get(hint.window, PARK_PROBE)
+        long = hint.window in ("day", "month") or until - now > 3600
+        reason = f"provider reports 0 {hint.metric} left this {hint.window}"
+        rests.append((until, "parked" if long else "cooldown", reason))
     return tuple(rests)
 
 

@@ -1,0 +1,145 @@
+"""The router learning from each provider dialect, against the fake provider on one clock."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from llamux import Router, served_by
+from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
+
+from conftest import KEY
+
+HELLO = [{"role": "user", "content": "hi"}]
+T0 = datetime(2026, 6, 15, 12, 0, tzinfo=ZoneInfo("UTC")).timestamp()
+
+
+def two_endpoint_router(
+    fake: FakeProvider, tmp_path: Path, provider: str, limits: str, clock: FakeClock
+) -> Router:
+    """Endpoint 'x' of the given catalog provider (its dialect and reset defaults) served by
+    the fake, with the configured limits; endpoint 'spare' takes what x cannot."""
+    table = (
+        "| name | provider | model | base_url | api_key_env | rpm | rpd |\n"
+        "|---|---|---|---|---|---|---|\n"
+        f"| x | {provider} | m | {fake.base_url('x')} | FAKE_API_KEY | {limits} |\n"
+        f"| spare | fake | m | {fake.base_url('spare')} | FAKE_API_KEY | | |\n"
+    )
+    path = tmp_path / "t.md"
+    path.write_text(table)
+    return Router.from_csv(path, store="memory://", clock=clock)
+
+
+CASES = [
+    # provider/dialect, the fake's real (stricter) limits, configured limits, rest kind, rest length
+    ("openai", {"rpm": 2}, "30 | ", "cooldown", (55, 61)),
+    ("anthropic", {"rpm": 2}, "30 | ", "cooldown", (55, 61)),
+    ("sambanova", {"rpm": 2}, "30 | ", "cooldown", (55, 62)),
+    ("mistral", {"rpm": 2}, "30 | ", "cooldown", (59, 61)),  # no reset header: a window
+    ("groq", {"rpd": 2}, "30 | 1000", "parked", (86000, 86401)),  # requests headers are per day
+    ("cerebras", {"rpd": 2}, "30 | 1000", "parked", (86000, 86401)),
+]
+
+
+@pytest.mark.parametrize(("provider", "real", "configured", "kind", "rest"), CASES)
+def test_headers_stop_traffic_before_any_429(
+    tmp_path: Path,
+    keys: str,
+    provider: str,
+    real: dict[str, int],
+    configured: str,
+    kind: str,
+    rest: tuple[float, float],
+) -> None:
+    clock = FakeClock(T0)
+    endpoints = [FakeEndpoint("x", dialect=provider, **real), FakeEndpoint("spare")]  # type: ignore[arg-type]
+    with FakeProvider(endpoints, clock=clock.now) as fake:
+        router = two_endpoint_router(fake, tmp_path, provider, configured, clock)
+        served = [served_by(router.completion(HELLO)).endpoint for _ in range(5)]  # type: ignore[union-attr]
+        assert served == ["x", "x", "spare", "spare", "spare"]
+        assert fake.stats("x").refused == 0
+        cooling = router.store.cooldowns(clock.now())["x"]
+        assert cooling.kind == kind
+        assert rest[0] <= cooling.until - clock.now() <= rest[1]
+        router.close()
+
+
+def test_headers_that_report_fewer_left_are_absorbed(tmp_path: Path, keys: str) -> None:
+    clock = FakeClock(T0)
+    with FakeProvider([FakeEndpoint("x", rpm=10), FakeEndpoint("spare")], clock=clock.now) as fake:
+        router = two_endpoint_router(fake, tmp_path, "openai", "30 | ", clock)
+        router.completion(HELLO)
+        rpm = next(u for u in router.status()[0].usage if u.rule.name == "rpm")
+        assert rpm.remaining == 9  # llamux believed 29; the provider said 9
+        served = [served_by(router.completion(HELLO)).endpoint for _ in range(10)]  # type: ignore[union-attr]
+        assert served == ["x"] * 9 + ["spare"]
+        assert fake.stats("x").refused == 0
+        router.close()
+
+
+def la_midnight_after(now: float) -> float:
+    la = ZoneInfo("America/Los_Angeles")
+    day = datetime.fromtimestamp(now, la).date()
+    return datetime(day.year, day.month, day.day + 1, tzinfo=la).timestamp()
+
+
+def test_gemini_per_day_429_parks_until_midnight_in_los_angeles(tmp_path: Path, keys: str) -> None:
+    clock = FakeClock(T0)
+    endpoints = [
+        FakeEndpoint("x", dialect="gemini", rpd=2, day_reset="America/Los_Angeles"),
+        FakeEndpoint("spare"),
+    ]
+    with FakeProvider(endpoints, clock=clock.now) as fake:
+        router = two_endpoint_router(fake, tmp_path, "gemini", "30 | 1000", clock)
+        assert router.endpoints[0].reset_for("rpd") == "America/Los_Angeles"  # catalog default
+        served = [served_by(router.completion(HELLO)).endpoint for _ in range(5)]  # type: ignore[union-attr]
+        assert served == ["x", "x", "spare", "spare", "spare"]
+        assert fake.stats("x").refused == 1  # Gemini sends no headers: one 429 to learn
+        cooling = router.store.cooldowns(clock.now())["x"]
+        assert cooling.kind == "parked" and "day" in cooling.reason
+        assert cooling.until == la_midnight_after(clock.now())
+        clock.set(cooling.until)
+        assert served_by(router.completion(HELLO)).endpoint == "x"  # type: ignore[union-attr]
+        router.close()
+
+
+def test_gemini_per_minute_429_cools_down_for_its_retry_delay(tmp_path: Path, keys: str) -> None:
+    clock = FakeClock(T0)
+    endpoints = [FakeEndpoint("x", dialect="gemini", rpm=2), FakeEndpoint("spare")]
+    with FakeProvider(endpoints, clock=clock.now) as fake:
+        router = two_endpoint_router(fake, tmp_path, "gemini", "30 | ", clock)
+        served = [served_by(router.completion(HELLO)).endpoint for _ in range(4)]  # type: ignore[union-attr]
+        assert served == ["x", "x", "spare", "spare"]
+        cooling = router.store.cooldowns(clock.now())["x"]
+        assert cooling.kind == "cooldown" and 55 <= cooling.until - clock.now() <= 61
+        router.close()
+
+
+def test_openrouter_per_day_429_parks_until_utc_midnight(tmp_path: Path, keys: str) -> None:
+    clock = FakeClock(T0)
+    endpoints = [
+        FakeEndpoint("x", dialect="openrouter", rpd=2, day_reset="UTC"),
+        FakeEndpoint("spare"),
+    ]
+    with FakeProvider(endpoints, clock=clock.now) as fake:
+        router = two_endpoint_router(fake, tmp_path, "openrouter", "20 | 50", clock)
+        served = [served_by(router.completion(HELLO)).endpoint for _ in range(4)]  # type: ignore[union-attr]
+        assert served == ["x", "x", "spare", "spare"]
+        assert fake.stats("x").refused == 0  # its headers said 0 left until midnight
+        cooling = router.store.cooldowns(clock.now())["x"]
+        assert cooling.kind == "parked"
+        assert cooling.until == T0 + 12 * 3600  # 2026-06-16T00:00:00Z
+        router.close()
+
+
+def test_no_key_in_any_feedback_state(tmp_path: Path, keys: str) -> None:
+    clock = FakeClock(T0)
+    with FakeProvider([FakeEndpoint("x", rpm=1), FakeEndpoint("spare")], clock=clock.now) as fake:
+        router = two_endpoint_router(fake, tmp_path, "openai", "30 | ", clock)
+        for _ in range(3):
+            router.completion(HELLO)
+        assert KEY not in repr(router.store.cooldowns(clock.now()))
+        router.close()
