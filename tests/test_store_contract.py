@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from llamux._performance import ALPHA, Sample
 from llamux._quota import Cost, Refusal, Reservation, Scope, rules_from_limits
 from llamux._stores import QuotaStore
 
@@ -160,3 +163,37 @@ def test_absorb_counts_usage_the_provider_reported(store: QuotaStore) -> None:
     refusal = store.reserve("ep", [ep], Cost(50), T0 + 1)
     assert isinstance(refusal, Refusal) and refusal.rule == "tpm"
     assert isinstance(store.reserve("ep", [ep], Cost(50), T0 + 61), Reservation)
+
+
+def test_performance_is_a_moving_average(store: QuotaStore) -> None:
+    assert store.performance(["ep"]) == {}
+    store.record("ep", Sample(latency=1.0, tokens_per_second=100.0))
+    store.record("ep", Sample(latency=2.0, ttft=0.5))
+    got = store.performance(["ep", "other"])
+    assert set(got) == {"ep"}
+    perf = got["ep"]
+    assert perf.samples == 2
+    assert perf.latency == pytest.approx(1.0 + ALPHA * (2.0 - 1.0))
+    assert perf.tokens_per_second == 100.0 and perf.ttft == 0.5
+    store.reset("ep")
+    assert store.performance(["ep"]) == {}
+
+
+def test_turn_counts_atomically(store: QuotaStore) -> None:
+    assert [store.turn("rr") for _ in range(3)] == [1, 2, 3]
+    assert store.turn("other") == 1
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            value = store.turn("shared")
+            with lock:
+                seen.append(value)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == list(range(1, 101))

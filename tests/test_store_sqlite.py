@@ -120,3 +120,20 @@ def test_store_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_store_url() == "memory://"
     monkeypatch.delenv("LLAMUX_STORE")
     assert default_store_url().startswith("sqlite:///") and "llamux" in default_store_url()
+
+
+def test_an_older_schema_is_migrated_keeping_usage(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    store = SQLiteStore(path)
+    store.reserve("ep", [EP], Cost(40), T0)
+    store.close()
+    conn = sqlite3.connect(path)  # make it look like a version-1 file
+    conn.executescript("DROP TABLE performance; DROP TABLE counters; PRAGMA user_version = 1;")
+    conn.close()
+    store = SQLiteStore(path)
+    assert store.turn("rr") == 1  # the version-2 tables exist again
+    assert {u.rule.name: u.used for u in store.usage([EP], T0)}["tpm"] == 40
+    store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    conn.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .._errors import StoreError
+from .._performance import Performance, Sample
 from .._quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope
 
 
@@ -50,8 +51,20 @@ class QuotaStore(Protocol):
         """Every rule's usage at ``now``."""
         ...
 
+    def record(self, endpoint: str, sample: Sample) -> None:
+        """Fold one call's measurements into the endpoint's moving averages."""
+        ...
+
+    def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
+        """The moving averages of the endpoints that have any."""
+        ...
+
+    def turn(self, key: str) -> int:
+        """Atomically increment the counter ``key`` and return its new value (first: 1)."""
+        ...
+
     def reset(self, scope: str | None = None) -> None:
-        """Forget usage, reservations and cool-downs of ``scope`` (or of every scope)."""
+        """Forget usage, reservations, cool-downs and measurements of ``scope`` (or of all)."""
         ...
 
     def close(self) -> None: ...

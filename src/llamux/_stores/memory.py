@@ -6,6 +6,7 @@ import threading
 import uuid
 from collections.abc import Sequence
 
+from .._performance import Performance, Sample, fold
 from .._quota import (
     RESERVATION_TTL,
     Cooldown,
@@ -35,6 +36,8 @@ class MemoryStore:
         self._reservations: dict[str, Reservation] = {}
         self._cooldowns: dict[str, Cooldown] = {}
         self._pruned_at = 0.0
+        self._performance: dict[str, Performance] = {}
+        self._counters: dict[str, int] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -124,13 +127,29 @@ class MemoryStore:
             snapshot = {key: dict(b) for key, b in self._buckets.items()}
         return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
 
+    def record(self, endpoint: str, sample: Sample) -> None:
+        with self._lock:
+            self._performance[endpoint] = fold(self._performance.get(endpoint), sample)
+
+    def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
+        with self._lock:
+            return {e: self._performance[e] for e in endpoints if e in self._performance}
+
+    def turn(self, key: str) -> int:
+        with self._lock:
+            self._counters[key] = self._counters.get(key, 0) + 1
+            return self._counters[key]
+
     def reset(self, scope: str | None = None) -> None:
         with self._lock:
             if scope is None:
                 self._buckets.clear()
                 self._reservations.clear()
                 self._cooldowns.clear()
+                self._performance.clear()
+                self._counters.clear()
                 return
+            self._performance.pop(scope, None)
             for key in [k for k in self._buckets if k[0] == scope]:
                 del self._buckets[key]
             self._cooldowns.pop(scope, None)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .._errors import StoreError
+from .._performance import Performance, Sample, fold
 from .._quota import (
     RESERVATION_TTL,
     Charge,
@@ -54,6 +55,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE cooldowns (
         scope TEXT PRIMARY KEY, until REAL NOT NULL, reason TEXT NOT NULL, kind TEXT NOT NULL
     ) WITHOUT ROWID;
+    """,
+    # 2: measured performance (the fastest strategy) and counters (round robin)
+    """
+    CREATE TABLE performance (
+        endpoint TEXT PRIMARY KEY, latency REAL, tps REAL, ttft REAL,
+        samples INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     """,
 )
 
@@ -224,12 +233,50 @@ class SQLiteStore:
         snapshot = self._guard(lambda: _snapshot(self._conn(), [s.key for s in scopes]))
         return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
 
+    def record(self, endpoint: str, sample: Sample) -> None:
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT latency, tps, ttft, samples FROM performance WHERE endpoint = ?",
+                (endpoint,),
+            ).fetchone()
+            new = fold(Performance(*row) if row else None, sample)
+            conn.execute(
+                "INSERT OR REPLACE INTO performance (endpoint, latency, tps, ttft, samples) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (endpoint, new.latency, new.tokens_per_second, new.ttft, new.samples),
+            )
+
+    def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
+        keys = list(endpoints)
+        rows = self._guard(
+            lambda: (
+                self._conn()
+                .execute(
+                    "SELECT endpoint, latency, tps, ttft, samples FROM performance "
+                    f"WHERE endpoint IN ({_placeholders(len(keys))})",
+                    keys,
+                )
+                .fetchall()
+            )
+        )
+        return {r[0]: Performance(r[1], r[2], r[3], int(r[4])) for r in rows}
+
+    def turn(self, key: str) -> int:
+        with self._transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO counters (key, value) VALUES (?, 1) "
+                "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
+                (key,),
+            ).fetchone()
+            return int(row[0])
+
     def reset(self, scope: str | None = None) -> None:
         with self._transaction() as conn:
             if scope is None:
-                for table in ("buckets", "reservations", "cooldowns"):
+                for table in ("buckets", "reservations", "cooldowns", "performance", "counters"):
                     conn.execute(f"DELETE FROM {table}")
                 return
+            conn.execute("DELETE FROM performance WHERE endpoint = ?", (scope,))
             conn.execute("DELETE FROM buckets WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM cooldowns WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
@@ -239,7 +286,7 @@ class SQLiteStore:
 
         def count() -> dict[str, int]:
             conn = self._conn()
-            tables = ("buckets", "reservations", "cooldowns")
+            tables = ("buckets", "reservations", "cooldowns", "performance", "counters")
             return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
 
         return self._guard(count)
