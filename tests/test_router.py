@@ -269,7 +269,7 @@ def test_model_selects_endpoints(seed: Router) -> None:
     assert seed.query(HELLO, model="llama-3.3-70b-versatile")[0] == "groq"
     assert seed.query(HELLO, model="cerebras:llama3.3-70b")[0] == "cerebras"
     assert seed.query(HELLO, model="auto")[0] == "cerebras"
-    with pytest.raises(Exception, match="no endpoint serves model 'nope'"):
+    with pytest.raises(Exception, match="no endpoint or route serves model 'nope'"):
         seed.query(HELLO, model="nope")
 
 

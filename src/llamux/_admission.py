@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ._config import DEFAULT_MAX_OUTPUT
 from ._errors import NoEndpointAvailable, RequestTooLarge
 from ._quota import Cost, Refusal, Reservation, Scope, never_fits
 from ._served import Attempt
-from ._strategies import Request, Strategy
+from ._strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
 from ._tokens import output_budget, prompt_tokens
 
 if TYPE_CHECKING:
@@ -48,10 +49,15 @@ class Admission:
         clock: Clock,
         skip_reason: Callable[[Endpoint, Cost], str | None],
         api_key: Callable[[Endpoint], str | None],
+        route: str = "auto",
     ) -> None:
         self.prompt = prompt_tokens(messages, params)
-        self.request = Request(messages, params, self.prompt)
+        self.request = Request(
+            messages, params, self.prompt, output_budget(params, DEFAULT_MAX_OUTPUT)
+        )
+        self.needs = capabilities_needed(messages, params)
         self.params = params
+        self.route = route
         self.candidates = list(candidates)
         self.scopes = scopes
         self.store = store
@@ -71,11 +77,11 @@ class Admission:
         now = self.clock.now()
         refusals: list[Refusal] = []
         too_large = 0
-        for ep in self.strategy.order(self.candidates, self.request, now):
+        for ep in self.strategy.order(self.candidates, self.request, self._facts(now)):
             if ep.id in self.tried:
                 continue
             cost = Cost(self.prompt + output_budget(self.params, ep.max_output))
-            skip = self.skip_reason(ep, cost)
+            skip = self.skip_reason(ep, cost) or self._lacks(ep)
             if skip is not None:
                 too_large += skip.startswith("too large")
                 self.attempts.append(Attempt(ep.id, "skipped", skip))
@@ -99,6 +105,49 @@ class Admission:
                 tokens=self.prompt,
             )
         raise _exhausted(self.attempts, refusals, retry)
+
+    def _lacks(self, ep: Endpoint) -> str | None:
+        missing = self.needs - ep.capabilities if ep.capabilities else frozenset()
+        return f"lacks {', '.join(sorted(missing))}" if missing else None
+
+    def _facts(self, now: float) -> Facts:
+        """What the strategy asked to know, read from the store now."""
+        needs = self.strategy.needs
+        if not needs:
+            return Facts(now)
+        ids = [ep.id for ep in self.candidates if ep.id not in self.tried]
+        performance = self.store.performance(ids) if PERFORMANCE in needs else {}
+        headroom = self._headroom(ids, now) if HEADROOM in needs else {}
+        turn = self.store.turn(f"turn:{self.route}") if TURN in needs and not self.tried else 0
+        return Facts(now, performance, headroom, turn)
+
+    def _headroom(self, ids: Sequence[str], now: float) -> dict[str, float]:
+        scopes = {scope.key: scope for key in ids for scope in self.scopes[key]}
+        left: dict[str, float] = {}
+        for usage in self.store.usage(list(scopes.values()), now):
+            fraction = usage.remaining / usage.limit if usage.limit else 0.0
+            left[usage.scope] = min(left.get(usage.scope, 1.0), fraction)
+        return {key: min(left.get(s.key, 1.0) for s in self.scopes[key]) for key in ids}
+
+
+def capabilities_needed(
+    messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+) -> frozenset[str]:
+    """What an endpoint must support to take the request: tools, vision, json."""
+    needed = set()
+    if params.get("tools") or params.get("functions"):
+        needed.add("tools")
+    response_format = params.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("type") != "text":
+        needed.add("json")
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image")
+            for part in content
+        ):
+            needed.add("vision")
+    return frozenset(needed)
 
 
 def skip_reason(ep: Endpoint, cost: Cost, scopes: Sequence[Scope], has_key: bool) -> str | None:

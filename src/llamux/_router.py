@@ -10,14 +10,16 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._admission import Admission, Admitted, skip_reason
 from ._clock import Clock, SystemClock
-from ._config import Config, Endpoint, Pool, load, load_table
+from ._config import Config, Endpoint, Pool, Route, load, load_table
 from ._errors import ConfigError, ProviderError
+from ._performance import Performance
 from ._quota import Cooldown, Cost, RuleUsage, Scope
 from ._quota import rules_from_limits as _rules
 from ._served import Attempt, Served, attach
@@ -26,6 +28,7 @@ from ._strategies import Strategy, strategy_from
 from ._stream import (
     AsyncChunkStream,
     ChunkStream,
+    OnEnd,
     afirst_chunk,
     asked_usage,
     first_chunk,
@@ -51,6 +54,8 @@ class EndpointStatus:
     has_key: bool
     usage: tuple[RuleUsage, ...]
     cooldown: Cooldown | None
+    performance: Performance | None = None
+    """Measured latency, tokens/s and time to first token (moving averages), if any."""
 
 
 class Router:
@@ -66,6 +71,7 @@ class Router:
         endpoints: Iterable[Endpoint] | Config,
         *,
         pools: Iterable[Pool] = (),
+        routes: Iterable[Route] = (),
         store: str | QuotaStore | None = None,
         strategy: str | Strategy | None = None,
         clock: Clock | None = None,
@@ -75,13 +81,16 @@ class Router:
         if isinstance(endpoints, Config):
             config = endpoints
             endpoints, pools = config.endpoints, (*config.pools, *pools)
+            routes = (*config.routes, *routes)
             store = store if store is not None else config.store
             strategy = strategy if strategy is not None else config.strategy
         self.endpoints: tuple[Endpoint, ...] = tuple(endpoints)
         if not self.endpoints:
             raise ConfigError("a Router needs at least one endpoint; add rows to your table")
         self._scopes = _scopes(self.endpoints, {pool.name: pool for pool in pools})
+        self.routes = {route.name: route for route in routes}
         self.strategy = strategy_from(strategy)
+        self._strategies: dict[str, Strategy] = {}
         self.clock: Clock = clock or SystemClock()
         self._own_store = not _is_store(store)
         self.store: QuotaStore = _open_store(store)
@@ -187,6 +196,7 @@ class Router:
                 self.clock.sleep(got)
                 continue
             call = self._call_params(got.endpoint, messages, params)
+            started = time.perf_counter()
             try:
                 reply = self.transport.complete(got.endpoint, got.api_key, call)
                 first = first_chunk(reply.body, got) if call.get("stream") else None
@@ -197,7 +207,7 @@ class Router:
             self._settler.learn(got, reply.headers)
             if not call.get("stream"):
                 return self._done(got, reply, admission.attempts)
-            return self._stream(got, reply, first, admission.attempts, params)
+            return self._stream(got, reply, first, admission.attempts, params, started)
 
     async def acompletion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
@@ -209,6 +219,7 @@ class Router:
                 await self.clock.asleep(got)
                 continue
             call = self._call_params(got.endpoint, messages, params)
+            started = time.perf_counter()
             try:
                 reply = await self.transport.acomplete(got.endpoint, got.api_key, call)
                 first = await afirst_chunk(reply.body, got) if call.get("stream") else None
@@ -222,19 +233,21 @@ class Router:
             await asyncio.to_thread(self._settler.learn, got, reply.headers)
             if not call.get("stream"):
                 return await asyncio.to_thread(self._done, got, reply, admission.attempts)
-            return self._astream(got, reply, first, admission.attempts, params)
+            return self._astream(got, reply, first, admission.attempts, params, started)
 
     def status(self) -> list[EndpointStatus]:
         """Every endpoint's usage per rule, key presence and cool-down, now."""
         now = self.clock.now()
         cooling = self.store.cooldowns(now)
+        measured = self.store.performance([ep.id for ep in self.endpoints])
         rows = []
         for ep in self.endpoints:
             usage = self.store.usage(self._scopes[ep.id], now)
             cool = cooling.get(ep.id) or next(
                 (cooling[s.key] for s in self._scopes[ep.id][1:] if s.key in cooling), None
             )
-            rows.append(EndpointStatus(ep, self._api_key(ep) is not None, tuple(usage), cool))
+            has_key = self._api_key(ep) is not None
+            rows.append(EndpointStatus(ep, has_key, tuple(usage), cool, measured.get(ep.id)))
         return rows
 
     def reset(self, endpoint: str | None = None) -> None:
@@ -256,17 +269,31 @@ class Router:
     def _admission(
         self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
     ) -> Admission:
+        candidates, route = self._candidates(params.get("model"))
         return Admission(
             messages=messages,
             params=params,
-            candidates=self._candidates(params.get("model")),
+            candidates=candidates,
             scopes=self._scopes,
             store=self.store,
-            strategy=self.strategy,
+            strategy=self._strategy(params.get("strategy"), route),
             clock=self.clock,
             skip_reason=self._skip_reason,
             api_key=self._api_key,
+            route=route.name if route else str(params.get("model") or "auto"),
         )
+
+    def _strategy(self, asked: Any, route: Route | None) -> Strategy:
+        """The call's ``strategy=``, else its route's, else the router's."""
+        name = asked if asked is not None else (route.strategy if route else None)
+        if name is None:
+            return self.strategy
+        if not isinstance(name, str):
+            return strategy_from(name)
+        with self._lock:
+            if name not in self._strategies:
+                self._strategies[name] = strategy_from(name)
+            return self._strategies[name]
 
     def _skip_reason(self, ep: Endpoint, cost: Cost) -> str | None:
         has_key = self._api_key(ep) is not None
@@ -284,10 +311,11 @@ class Router:
         return call
 
     def _done(self, got: Admitted, reply: Reply, attempts: list[Attempt]) -> Any:
-        tokens = usage_tokens(reply.body)
-        self._settler.settle(got, tokens)
+        usage = getattr(reply.body, "usage", None)
+        self._settler.settle(got, usage_tokens(usage) if usage is not None else None)
+        self._settler.record(got, reply.latency, usage, None)
         attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-        attach(reply.body, self._served(got, tokens, attempts))
+        attach(reply.body, self._served(got, usage_tokens(usage) if usage else None, attempts))
         return reply.body
 
     def _served(self, got: Admitted, tokens: int | None, attempts: list[Attempt]) -> Served:
@@ -302,6 +330,19 @@ class Router:
             tuple(attempts),
         )
 
+    def _ender(self, got: Admitted, attempts: list[Attempt], started: float) -> OnEnd:
+        """What to do when a stream ends: settle with its usage and record its speed."""
+        ttft = time.perf_counter() - started
+
+        def end(usage: Any, error: ProviderError | None) -> None:
+            if error is not None:
+                self._settler.failed(got, error, attempts)
+                return
+            self._settler.settle(got, usage_tokens(usage) if usage is not None else None)
+            self._settler.record(got, time.perf_counter() - started, usage, ttft)
+
+        return end
+
     def _stream(
         self,
         got: Admitted,
@@ -309,21 +350,15 @@ class Router:
         first: Any,
         attempts: list[Attempt],
         params: Mapping[str, Any],
+        started: float,
     ) -> ChunkStream:
         attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-
-        def end(tokens: int | None, error: ProviderError | None) -> None:
-            if error is not None:
-                self._settler.failed(got, error, attempts)
-            else:
-                self._settler.settle(got, tokens)
-
         stream = ChunkStream(
             reply.body,
             first,
             hide_usage=not asked_usage(params),
             translate=translator(got),
-            on_end=end,
+            on_end=self._ender(got, attempts, started),
         )
         attach(stream, self._served(got, None, attempts))
         return stream
@@ -335,35 +370,43 @@ class Router:
         first: Any,
         attempts: list[Attempt],
         params: Mapping[str, Any],
+        started: float,
     ) -> AsyncChunkStream:
         attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+        end = self._ender(got, attempts, started)
 
-        async def end(tokens: int | None, error: ProviderError | None) -> None:
-            if error is not None:
-                await asyncio.to_thread(self._settler.failed, got, error, attempts)
-            else:
-                await asyncio.to_thread(self._settler.settle, got, tokens)
+        async def aend(usage: Any, error: ProviderError | None) -> None:
+            await asyncio.to_thread(end, usage, error)
 
         stream = AsyncChunkStream(
             reply.body,
             first,
             hide_usage=not asked_usage(params),
             translate=translator(got),
-            on_end=end,
+            on_end=aend,
         )
         attach(stream, self._served(got, None, attempts))
         return stream
 
-    def _candidates(self, model: Any) -> list[Endpoint]:
+    def _candidates(self, model: Any) -> tuple[list[Endpoint], Route | None]:
+        """The endpoints a ``model`` value selects: all (none or ``auto``), an endpoint id,
+        a route name, or every endpoint serving that upstream model."""
         if model is None or model == "auto":
-            return list(self.endpoints)
-        chosen = [e for e in self.endpoints if model in (e.id, e.model)]
+            return list(self.endpoints), None
+        route = self.routes.get(model)
+        if route is not None:
+            by_id = {e.id: e for e in self.endpoints}
+            return [by_id[i] for i in route.endpoints if i in by_id], route
+        chosen = [e for e in self.endpoints if e.id == model] or [
+            e for e in self.endpoints if e.model == model
+        ]
         if not chosen:
+            names = ", ".join([*self.routes, *(e.id for e in self.endpoints)])
             raise ConfigError(
-                f"no endpoint serves model {model!r}; pass an endpoint id or model name "
-                f"({self._ids()}), or 'auto' for all"
+                f"no endpoint or route serves model {model!r}; pass one of: {names}, "
+                "an upstream model name, or 'auto' for all"
             )
-        return chosen
+        return chosen, None
 
     def _api_key(self, ep: Endpoint) -> str | None:
         return os.environ.get(ep.api_key_env) or None

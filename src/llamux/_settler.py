@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderError
 from ._feedback import classify, debits, exhausted
+from ._performance import Sample
 from ._quota import Scope, Window
 from ._served import Attempt
 
@@ -38,6 +39,14 @@ class Settler:
         reservation = admitted.reservation
         actual = reservation.tokens if tokens is None else tokens
         self.store.settle(reservation.id, actual, self.clock.now())
+
+    def record(self, admitted: Admitted, elapsed: float, usage: Any, ttft: float | None) -> None:
+        """Fold the call's speed into the endpoint's moving averages (shared by the store)."""
+        completion = getattr(usage, "completion_tokens", None) if usage is not None else None
+        generating = elapsed - (ttft or 0.0)
+        tps = completion / generating if completion and generating > 0 else None
+        sample = Sample(latency=elapsed, tokens_per_second=tps, ttft=ttft)
+        self.store.record(admitted.endpoint.id, sample)
 
     def failed(self, admitted: Admitted, error: ProviderError, attempts: list[Attempt]) -> bool:
         """Carry out the failover verdict for ``error``; True to try the next endpoint."""

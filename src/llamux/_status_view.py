@@ -41,6 +41,13 @@ class CooldownData(TypedDict):
     reason: str
 
 
+class PerformanceData(TypedDict):
+    latency: float | None
+    tokens_per_second: float | None
+    ttft: float | None
+    samples: int
+
+
 class EndpointData(TypedDict):
     id: str
     provider: str
@@ -53,6 +60,8 @@ class EndpointData(TypedDict):
     """``ok``, ``full``, ``no_key``, ``cooldown``, ``parked`` or ``disabled``."""
     cooldown: CooldownData | None
     rules: list[RuleData]
+    performance: PerformanceData | None
+    """Measured speed (moving averages over the store), ``None`` before any call."""
 
 
 class PoolData(TypedDict):
@@ -108,7 +117,32 @@ def _endpoint(row: EndpointStatus, now: float) -> EndpointData:
         state=state,
         cooldown=cooling,
         rules=own,
+        performance=_performance(row),
     )
+
+
+def _performance(row: EndpointStatus) -> PerformanceData | None:
+    perf = row.performance
+    if perf is None:
+        return None
+    return PerformanceData(
+        latency=perf.latency,
+        tokens_per_second=perf.tokens_per_second,
+        ttft=perf.ttft,
+        samples=perf.samples,
+    )
+
+
+def speed_text(perf: PerformanceData | None) -> str:
+    """``0.84s · 120 tok/s`` (time to first token too when streams were measured)."""
+    if perf is None or perf["latency"] is None:
+        return ""
+    parts = [f"{perf['latency']:.2f}s"]
+    if perf["ttft"] is not None:
+        parts.append(f"ttft {perf['ttft']:.2f}s")
+    if perf["tokens_per_second"] is not None:
+        parts.append(f"{perf['tokens_per_second']:.0f} tok/s")
+    return " · ".join(parts)
 
 
 def _rule(usage: RuleUsage, now: float) -> RuleData:
@@ -210,7 +244,7 @@ def status_table(data: StatusData) -> Table:
     from rich.table import Table
 
     table = Table(title="llamux status", title_justify="left", header_style="bold")
-    for name in ("endpoint", "rule", "used", "left", "frees in", "state"):
+    for name in ("endpoint", "rule", "used", "left", "frees in", "speed", "state"):
         wraps = name in ("endpoint", "state")
         table.add_column(
             name, no_wrap=not wraps, overflow="fold", justify="right" if name == "left" else "left"
@@ -218,15 +252,20 @@ def status_table(data: StatusData) -> Table:
     for endpoint in data["endpoints"]:
         id_, provider, model = endpoint["id"], endpoint["provider"], endpoint["model"]
         under = "" if id_ == f"{provider}:{model}" else f"{provider} · {model}"
-        _add_rows(table, (id_, under), endpoint["rules"], state_text(endpoint))
+        speed = speed_text(endpoint["performance"])
+        _add_rows(table, (id_, under), endpoint["rules"], state_text(endpoint), speed)
     for pool in data["pools"]:
         under = "shared by " + ", ".join(pool["endpoints"])
-        _add_rows(table, (f"pool:{pool['name']}", under), pool["rules"], ("", ""))
+        _add_rows(table, (f"pool:{pool['name']}", under), pool["rules"], ("", ""), "")
     return table
 
 
 def _add_rows(
-    table: Table, names: tuple[str, str], rules: list[RuleData], state: tuple[str, str]
+    table: Table,
+    names: tuple[str, str],
+    rules: list[RuleData],
+    state: tuple[str, str],
+    speed: str,
 ) -> None:
     """The rows of one endpoint or pool: its id first, its dimmed sub-line second."""
     from rich.text import Text
@@ -236,7 +275,7 @@ def _add_rows(
     if len(rules) < 2:
         heads = [Text("\n").join(h for h in heads if h.plain)]
     if not rules:
-        table.add_row(heads[0], "-", "no limits", "", "", state_cell, end_section=True)
+        table.add_row(heads[0], "-", "no limits", "", "", speed, state_cell, end_section=True)
         return
     for index, rule in enumerate(rules):
         frees = rule["frees_in"]
@@ -246,6 +285,7 @@ def _add_rows(
             usage_text(rule),
             str(rule["remaining"]),
             "" if frees is None or rule["used"] == 0 else span(frees),
+            speed if index == 0 else "",
             state_cell if index == 0 else "",
             end_section=index == len(rules) - 1,
         )

@@ -2,9 +2,10 @@
 
 llamux asks the provider for usage in the stream (``stream_options.include_usage``); the
 usage-only last chunk is passed on only if the caller asked for it too. When the stream
-ends, ``on_end(tokens, error)`` settles the reservation (``tokens`` is ``None`` when the
-provider sent no usage: the estimate stays). An error after the first chunk is raised to
-the caller and never retried elsewhere: the provider may already bill for it.
+ends, ``on_end(usage, error)`` settles the reservation (``usage`` is the stream's usage
+object, ``None`` when the provider sent none: the estimate stays). An error after the
+first chunk is raised to the caller and never retried elsewhere: the provider may already
+bill for it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderError
-from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
     from ._admission import Admitted
 
-OnEnd = Callable[[int | None, ProviderError | None], None]
-AsyncOnEnd = Callable[[int | None, ProviderError | None], Awaitable[None]]
+OnEnd = Callable[[Any, ProviderError | None], None]
+AsyncOnEnd = Callable[[Any, ProviderError | None], Awaitable[None]]
 Translate = Callable[[Exception], ProviderError]
 
 
@@ -30,13 +30,13 @@ class _Relay:
         self._pending: list[Any] = [] if first is None else [first]
         self._hide_usage = hide_usage
         self._translate = translate
-        self.tokens: int | None = None
+        self.usage: Any = None
         self.ended = False
 
     def keep(self, chunk: Any) -> bool:
         """Record the chunk's usage; True if the caller should see the chunk."""
         if getattr(chunk, "usage", None) is not None:
-            self.tokens = usage_tokens(chunk)
+            self.usage = chunk.usage
         return not (self._hide_usage and not getattr(chunk, "choices", None))
 
 
@@ -80,7 +80,7 @@ class ChunkStream(_Relay):
     def _end(self, error: ProviderError | None) -> None:
         if not self.ended:
             self.ended = True
-            self._on_end(self.tokens, error)
+            self._on_end(self.usage, error)
 
     def close(self) -> None:
         """Stop reading; the provider may bill the whole answer, so the estimate stays."""
@@ -134,7 +134,7 @@ class AsyncChunkStream(_Relay):
     async def _end(self, error: ProviderError | None) -> None:
         if not self.ended:
             self.ended = True
-            await self._on_end(self.tokens, error)
+            await self._on_end(self.usage, error)
 
     async def aclose(self) -> None:
         """Stop reading; the provider may bill the whole answer, so the estimate stays."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
+from ._config import STRATEGIES
 from ._errors import (
     ConfigError,
     LlamuxError,
@@ -149,7 +150,14 @@ def _seconds(text: str) -> float:
 
 def _add_prompt(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("prompt", help="the user message")
-    sub.add_argument("--model", help="an endpoint id, an upstream model name, or auto (all)")
+    sub.add_argument(
+        "--model", help="an endpoint id, a route, an upstream model name, or auto (all)"
+    )
+    sub.add_argument(
+        "--strategy",
+        choices=sorted(STRATEGIES),
+        help="how to order the endpoints for this request (default: the config's)",
+    )
     sub.add_argument("--max-tokens", type=_positive_int, metavar="N", help="output budget")
     sub.add_argument("--json", action="store_true", help="print JSON")
 
@@ -227,6 +235,8 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if args.model:
         params["model"] = args.model
+    if args.strategy:
+        params["strategy"] = args.strategy
     if args.max_tokens:
         params["max_tokens"] = args.max_tokens
     return params
