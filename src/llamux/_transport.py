@@ -202,4 +202,11 @@ def provider_error(exc: Exception, endpoint: Endpoint, api_key: str) -> Provider
         )
     if isinstance(exc, openai.APIError):
         return ProviderError(scrub(f"{where} failed: {exc}"), endpoint=endpoint.id, accepted=True)
+    if isinstance(exc, ValueError):  # an answer that is not a chat completion (bad JSON ...)
+        return ProviderError(
+            f"{where} answered something that is not a chat completion "
+            f"({type(exc).__name__}); it may have processed the request",
+            endpoint=endpoint.id,
+            accepted=True,
+        )
     raise exc
