@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -61,42 +61,36 @@ class Window:
 
     unit: str
     tz: str | None = None
+    key: str = field(init=False, repr=False, compare=False)
+    """A stable text key: ``minute`` or ``day@America/Los_Angeles``."""
+    seconds: int = field(init=False, repr=False, compare=False)
+    bucket_seconds: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.unit not in WINDOW_SECONDS:
             raise ValueError(f"unknown window {self.unit!r}; use minute, hour or day")
-
-    @property
-    def key(self) -> str:
-        """A stable text key: ``minute`` or ``day@America/Los_Angeles``."""
-        return self.unit if self.tz is None else f"{self.unit}@{self.tz}"
+        key = self.unit if self.tz is None else f"{self.unit}@{self.tz}"
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "seconds", WINDOW_SECONDS[self.unit])
+        object.__setattr__(self, "bucket_seconds", BUCKET_SECONDS[self.unit])
 
     @classmethod
     def from_key(cls, key: str) -> Window:
-        unit, _, tz = key.partition("@")
-        return cls(unit, tz or None)
-
-    @property
-    def seconds(self) -> int:
-        return WINDOW_SECONDS[self.unit]
-
-    @property
-    def bucket_seconds(self) -> int:
-        return BUCKET_SECONDS[self.unit]
+        return _window_from_key(key)
 
     def charge_bucket(self, now: float) -> int:
         """The bucket a charge made at ``now`` is recorded in."""
         if self.tz is not None:
             return self._period_start(now)
         size = self.bucket_seconds
-        return math.floor((now + LATENCY_MARGIN) / size) * size
+        return int((now + LATENCY_MARGIN) // size) * size
 
     def oldest_counted(self, now: float) -> int:
         """The oldest bucket that still counts at ``now``; older ones can be pruned."""
         if self.tz is not None:
             return self._period_start(now)
         size = self.bucket_seconds
-        return (math.floor(now / size) - self.seconds // size) * size
+        return (int(now // size) - self.seconds // size) * size
 
     def frees_at(self, bucket: int) -> float:
         """The moment ``bucket`` stops counting."""
@@ -124,6 +118,12 @@ class Window:
         return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
 
 
+@lru_cache(maxsize=256)
+def _window_from_key(key: str) -> Window:
+    unit, _, tz = key.partition("@")
+    return Window(unit, tz or None)
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """At most ``limit`` of ``metric`` (requests or tokens) per ``window``."""
@@ -131,11 +131,12 @@ class Rule:
     metric: str
     window: Window
     limit: int
+    name: str = field(init=False, compare=False)
+    """The table's name of this rule: rpm, tpm, rph, tph, rpd or tpd."""
 
-    @property
-    def name(self) -> str:
-        """The table's name of this rule: rpm, tpm, rph, tph, rpd or tpd."""
-        return ("r" if self.metric == REQUESTS else "t") + "p" + self.window.unit[0]
+    def __post_init__(self) -> None:
+        name = ("r" if self.metric == REQUESTS else "t") + "p" + self.window.unit[0]
+        object.__setattr__(self, "name", name)
 
 
 def rules_from_limits(
@@ -155,10 +156,18 @@ class Scope:
 
     key: str
     rules: tuple[Rule, ...]
+    windows: tuple[Window, ...] = field(init=False, repr=False, compare=False)
+    """The distinct windows of the rules, in rule order."""
+    groups: tuple[tuple[Window, tuple[Rule, ...]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    """Each window with its rules: a decision reads a window's buckets once."""
 
-    @property
-    def windows(self) -> tuple[Window, ...]:
-        return tuple(dict.fromkeys(rule.window for rule in self.rules))
+    def __post_init__(self) -> None:
+        windows = tuple(dict.fromkeys(rule.window for rule in self.rules))
+        groups = tuple((w, tuple(r for r in self.rules if r.window == w)) for w in windows)
+        object.__setattr__(self, "windows", windows)
+        object.__setattr__(self, "groups", groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,20 +252,29 @@ Snapshot = Mapping[tuple[str, str], Buckets]
 """Usage of every (scope key, window key) a decision needs."""
 
 
+def _totals(buckets: Buckets, oldest: int) -> tuple[int, int]:
+    """Requests and tokens of the buckets from ``oldest`` on."""
+    requests = tokens = 0
+    for bucket, (r, t) in buckets.items():
+        if bucket >= oldest:
+            requests += r
+            tokens += t
+    return requests, tokens
+
+
 def counted(buckets: Buckets, window: Window, now: float) -> list[tuple[int, int, int]]:
     """The buckets that count at ``now``, oldest first, as (bucket, requests, tokens)."""
     oldest = window.oldest_counted(now)
     return sorted((b, r, t) for b, (r, t) in buckets.items() if b >= oldest)
 
 
-def _check_rule(
+def _refusal(
     endpoint: str, scope: str, rule: Rule, rows: list[tuple[int, int, int]], cost: Cost
-) -> Refusal | None:
+) -> Refusal:
+    """Why ``rule`` refuses ``cost`` given its counted ``rows``, and when it will not."""
     index = 1 if rule.metric == REQUESTS else 2
     used = sum(row[index] for row in rows)
     wanted = cost.of(rule.metric)
-    if used + wanted <= rule.limit:
-        return None
     retry_at: float | None = None
     if wanted <= rule.limit:
         left = used
@@ -289,15 +307,17 @@ def decide(
     """
     worst: Refusal | None = None
     for scope in scopes:
-        cooling = cooldowns.get(scope.key)
+        cooling = cooldowns.get(scope.key) if cooldowns else None
         if cooling is not None and cooling.until > now:
             worst = _later(worst, _cooling_refusal(endpoint, cooling, cost))
-        for window in scope.windows:
-            rows = counted(snapshot.get((scope.key, window.key), {}), window, now)
-            for rule in scope.rules:
-                if rule.window == window:
-                    refusal = _check_rule(endpoint, scope.key, rule, rows, cost)
-                    worst = _later(worst, refusal)
+        for window, rules in scope.groups:
+            buckets = snapshot.get((scope.key, window.key)) or {}
+            used = _totals(buckets, window.oldest_counted(now))
+            for rule in rules:
+                metric = rule.metric == TOKENS
+                if used[metric] + (cost.tokens if metric else cost.requests) > rule.limit:
+                    rows = counted(buckets, window, now)
+                    worst = _later(worst, _refusal(endpoint, scope.key, rule, rows, cost))
     return worst
 
 
@@ -331,9 +351,11 @@ def never_fits(endpoint: str, scopes: Sequence[Scope], cost: Cost) -> Refusal | 
 def charges(scopes: Sequence[Scope], now: float) -> tuple[Charge, ...]:
     """Where a reservation made at ``now`` is recorded: one bucket per scope and window."""
     return tuple(
-        Charge(scope.key, window.key, window.charge_bucket(now))
-        for scope in scopes
-        for window in scope.windows
+        [
+            Charge(scope.key, window.key, window.charge_bucket(now))
+            for scope in scopes
+            for window in scope.windows
+        ]
     )
 
 
@@ -356,9 +378,11 @@ def remaining_after(
     """What each rule has left once ``cost`` is charged at ``now``: (scope, rule, left)."""
     out = []
     for scope in scopes:
-        for rule in scope.rules:
-            rows = counted(snapshot.get((scope.key, rule.window.key), {}), rule.window, now)
-            index = 1 if rule.metric == REQUESTS else 2
-            used = sum(row[index] for row in rows) + cost.of(rule.metric)
-            out.append((scope.key, rule.name, max(0, rule.limit - used)))
+        for window, rules in scope.groups:
+            buckets = snapshot.get((scope.key, window.key)) or {}
+            requests, tokens = _totals(buckets, window.oldest_counted(now))
+            for rule in rules:
+                metric = rule.metric == TOKENS
+                used = tokens + cost.tokens if metric else requests + cost.requests
+                out.append((scope.key, rule.name, max(0, rule.limit - used)))
     return tuple(out)

@@ -157,7 +157,7 @@ class Router:
         props: dict[str, Any] = {
             "base_url": ep.base_url,
             "api_key_env": ep.api_key_env,
-            "limits": dict(ep.limits.items()),
+            "limits": {rule.name: rule.limit for rule in self._scopes[ep.id][0].rules},
             "remaining": {
                 rule: left for scope, rule, left in reservation.remaining if scope == ep.id
             },

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import threading
-import uuid
 from collections.abc import Sequence
 
 from .._performance import Performance, Sample, fold
@@ -54,7 +54,7 @@ class MemoryStore:
             if refusal is not None:
                 return refusal
             reservation = Reservation(
-                uuid.uuid4().hex,
+                os.urandom(16).hex(),
                 endpoint,
                 cost.tokens,
                 now,
@@ -85,6 +85,8 @@ class MemoryStore:
         if not buckets:
             return
         oldest = Window.from_key(window).oldest_counted(now)
+        if next(iter(buckets)) >= oldest:  # buckets are added oldest first: nothing stale
+            return
         for stale in [b for b in buckets if b < oldest]:
             del buckets[stale]
 

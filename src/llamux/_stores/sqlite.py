@@ -12,7 +12,6 @@ import json
 import os
 import sqlite3
 import threading
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,7 +156,7 @@ class SQLiteStore:
             if refusal is not None:
                 return refusal
             reservation = Reservation(
-                uuid.uuid4().hex,
+                os.urandom(16).hex(),
                 endpoint,
                 cost.tokens,
                 now,
