@@ -7,13 +7,17 @@ makes sense, a ratio against a baseline measured in the same run.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from llamux import Router
 from llamux._config import parse_table
@@ -47,11 +51,41 @@ def table(n: int, base_url: str = "http://127.0.0.1:9/v1") -> str:
     return head + "\n".join(rows) + "\n"
 
 
-def bench_query(runs: int) -> list[tuple[str, str]]:
+@contextmanager
+def redis_server() -> Iterator[str | None]:
+    """The URL of a private redis-server on 127.0.0.1 for the run, or None if not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tmp = tempfile.mkdtemp()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.01)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bench_query(runs: int, redis_url: str | None) -> list[tuple[str, str]]:
     out = []
     tmp = tempfile.mkdtemp()
     for n in (3, 30):
-        for url in ("memory://", f"sqlite:///{tmp}/q{n}.db"):
+        urls = ["memory://", f"sqlite:///{tmp}/q{n}.db"]
+        if redis_url is not None:
+            urls.append(f"{redis_url}?namespace=bench-query-{n}")
+        for url in urls:
             router = Router(parse_table(table(n)), store=url)
             times = sample(lambda r=router: r.query(HELLO, max_tokens=10), runs)
             p50, p10, p90 = spread(times, 1e-6)
@@ -62,6 +96,47 @@ def bench_query(runs: int) -> list[tuple[str, str]]:
                 )
             )
             router.close()
+    return out
+
+
+def _decide_for(job: tuple[str, float, float]) -> int:
+    """In a worker process: route ``query`` decisions from ``start`` for ``seconds``."""
+    url, start, seconds = job
+    os.environ[KEY_VAR] = "bench-key"
+    router = Router(parse_table(table(3)), store=url)
+    for _ in range(20):  # warm up: connection, scripts, caches
+        router.query(HELLO, max_tokens=10)
+    time.sleep(max(0.0, start - time.time()))
+    count, end = 0, start + seconds
+    while time.time() < end:
+        router.query(HELLO, max_tokens=10)
+        count += 1
+    router.close()
+    return count
+
+
+def bench_redis_throughput(
+    redis_url: str | None, rounds: int, seconds: float
+) -> list[tuple[str, str]]:
+    if redis_url is None:
+        return [("decisions per second, redis", "not measured: redis-server is not installed")]
+    out = []
+    spawn = multiprocessing.get_context("spawn")
+    for processes in (1, 4):
+        url = f"{redis_url}?namespace=bench-rate-{processes}"
+        rates = []
+        with spawn.Pool(processes) as pool:
+            for _ in range(rounds):
+                start = time.time() + 2.0  # after every worker is up and warm
+                counts = pool.map(_decide_for, [(url, start, seconds)] * processes)
+                rates.append(sum(counts) / seconds)
+        out.append(
+            (
+                f"decisions per second, redis, {processes} process{'es' * (processes > 1)}",
+                f"{statistics.median(rates):,.0f}/s (median of {rounds} runs of {seconds:g} s; "
+                f"min {min(rates):,.0f}, max {max(rates):,.0f})",
+            )
+        )
     return out
 
 
@@ -113,11 +188,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ[KEY_VAR] = "bench-key"
     runs = 300 if args.quick else 3000
-    rows = [
-        *bench_query(runs),
-        *bench_completion(runs // 10),
-        *bench_import(5 if args.quick else 15),
-    ]
+    with redis_server() as redis_url:
+        rows = [
+            *bench_query(runs, redis_url),
+            *bench_redis_throughput(redis_url, 3 if args.quick else 5, 1.0 if args.quick else 3.0),
+            *bench_completion(runs // 10),
+            *bench_import(5 if args.quick else 15),
+        ]
     width = max(len(name) for name, _ in rows)
     print(f"{'benchmark'.ljust(width)}  result")
     print(f"{'-' * width}  {'-' * 40}")

@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,22 +15,123 @@ from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
 
-STORE_KINDS = ["memory", "sqlite"]
+STORE_KINDS = ["memory", "sqlite", "redis"]
 
 
-def open_store(kind: str, tmp_path: Path) -> QuotaStore:
+def open_store(kind: str, tmp_path: Path, redis_url: str | None = None) -> QuotaStore:
     if kind == "memory":
         return MemoryStore()
     if kind == "sqlite":
         return SQLiteStore(tmp_path / "state.db")
+    if kind == "redis":
+        from llamux._stores.redis import RedisStore
+
+        assert redis_url is not None
+        return RedisStore(redis_url, namespace=f"t-{uuid.uuid4().hex[:12]}", server_time=False)
     raise AssertionError(kind)
 
 
 @pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QuotaStore]:
-    opened = open_store(request.param, tmp_path)
+    url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
+    opened = open_store(request.param, tmp_path, url)
     yield opened
+    if request.param == "redis":
+        opened.reset()  # each test has its own namespace; leave nothing behind
     opened.close()
+
+
+def redis_server_binary() -> str:
+    """``redis-server``, installed with apt-get when missing and allowed; never a skip."""
+    found = shutil.which("redis-server")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        _apt_install_redis()
+        found = shutil.which("redis-server")
+    if found is None:
+        pytest.fail(
+            "the Redis tests need redis-server on PATH: install it (Debian: apt-get install "
+            "redis-server), or run the tests as root so they install it"
+        )
+    return found
+
+
+def _apt_install_redis() -> None:
+    install = ["apt-get", "install", "-y", "-qq", "redis-server"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    policy = Path("/usr/sbin/policy-rc.d")  # answering 101: the package starts no service
+    added = not policy.exists()
+    if added:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        if subprocess.run(install, env=env, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, capture_output=True)
+            subprocess.run(install, env=env, capture_output=True)
+    finally:
+        if added:
+            policy.unlink()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1 whose data (append-only file) lives in ``dir``."""
+
+    def __init__(self, directory: Path, port: int | None = None) -> None:
+        self.dir = directory
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--dir", str(self.dir), "--save", "", "--appendonly", "yes"]
+        log = (self.dir / "redis.log").open("ab")
+        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        import redis
+
+        client = redis.Redis(port=self.port, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.get("llamux-test-ready")
+                    return
+                except redis.RedisError:
+                    assert self.proc is not None
+                    if self.proc.poll() is not None or time.monotonic() > deadline:
+                        text = (self.dir / "redis.log").read_text(errors="replace")
+                        raise RuntimeError(f"redis-server did not start:\n{text}") from None
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the whole session; tests keep to their own namespaces."""
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
 
 
 SEED_TABLE = """\

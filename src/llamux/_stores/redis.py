@@ -1,0 +1,482 @@
+"""The shared store: one Redis for every process of every machine (extra ``[redis]``).
+
+Every operation that decides or counts is one Lua script (``redis.lua`` beside this file),
+run with ``EVALSHA``, so a reservation checks and charges every rule of its endpoint and
+pool atomically against all machines. Python does the window and calendar arithmetic of
+``_quota`` and passes its results to the scripts; a script's reply is turned back into the
+same ``Reservation`` or ``Refusal`` the memory store gives, by the same ``_quota`` functions.
+
+Key layout (``P`` is the namespace, ``llamux`` unless configured; ``{T}`` a Redis Cluster hash
+tag: the key of the endpoint's pool scope, ``pool:NAME``, when it has one, else the
+endpoint's own id, so that everything one reservation touches lives in one slot)::
+
+    P:{T}:b:WINDOW:SCOPE   hash  fields r<start>, t<start>: requests and tokens per bucket;
+                                 expires when its newest bucket stops counting (+60 s)
+    P:{T}:c:SCOPE          hash  a cool-down: until, kind, reason; expires at its end (+1 s)
+    P:{T}:r:UUID           str   a reservation (JSON: endpoint, tokens, buckets charged);
+                                 expires after RESERVATION_TTL
+    P:{ENDPOINT}:p         hash  measured performance (moving averages); expires after 30 days
+    P:{KEY}:n              str   a counter (round robin); expires after 30 days unused
+    P:scopes               hash  scope -> its tag (to find a scope named alone, and cool-downs)
+
+A reservation id is ``UUID@T``. Old buckets are pruned inside the reserve script; every key
+expires, so nothing grows without bound. ``reset`` scans the namespace (not atomic; rare).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .._errors import StoreError
+from .._performance import ALPHA, Performance, Sample
+from .._quota import (
+    RESERVATION_TTL,
+    Charge,
+    Cooldown,
+    Cost,
+    Refusal,
+    Reservation,
+    RuleUsage,
+    Scope,
+    Snapshot,
+    Window,
+    decide,
+    remaining_after,
+    rule_usage,
+)
+
+OFFSET_REFRESH = 30.0
+"""Seconds between measurements of the offset between the server's clock and ours."""
+CONNECT_TIMEOUT = 3.0
+SOCKET_TIMEOUT = 10.0
+BUCKET_MARGIN = 60.0
+"""Seconds a bucket hash outlives the moment its newest bucket stops counting."""
+KEEP_SECONDS = 30 * 86400
+"""Life of performance and counter keys after their last write."""
+
+
+def _load_scripts() -> dict[str, str]:
+    text = Path(__file__).with_name("redis.lua").read_text(encoding="utf-8")
+    sections = re.split(r"^--- (\w+)\n", text, flags=re.MULTILINE)
+    named = dict(zip(sections[1::2], sections[2::2], strict=True))
+    common = named.pop("common")
+    return {name: common + body for name, body in named.items()}
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password (in the authority or a ``password=`` parameter) as ``***``."""
+    base, sep, query = url.partition("?")
+    parts = urlsplit(base)
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        base = base.replace(parts.netloc, f"{user.partition(':')[0]}:***@{host}", 1)
+    return base + sep + re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", query)
+
+
+def _split_namespace(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``namespace=`` query parameter, and that parameter."""
+    base, _, query = url.partition("?")
+    pairs = [pair for pair in query.split("&") if pair]
+    names = [unquote(p.partition("=")[2]) for p in pairs if p.startswith("namespace=")]
+    rest = [pair for pair in pairs if not pair.startswith("namespace=")]
+    return base + ("?" + "&".join(rest) if rest else ""), names[-1] if names else None
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What a reservation on some scopes touches: their tag, cool-down and bucket keys,
+    and per (scope, window) the smallest requests and tokens limits (-1: none)."""
+
+    tag: str
+    cooldown_keys: tuple[str, ...]
+    windows: tuple[tuple[str, Window, str, int, int], ...]
+
+
+class RedisStore:
+    """Quota state in Redis, shared by every process and machine that opens the same URL.
+
+    ``url`` is ``redis://[user:password@]host:port/db``, ``rediss://`` (TLS) or
+    ``unix:///path/to/socket``. The key prefix is ``namespace`` if given, else the URL's
+    ``namespace=NAME`` query parameter, else ``llamux``: independent routers can share a Redis.
+
+    Time: with ``server_time=True`` (the default, what ``store_from_url`` opens) the store
+    ignores the caller's ``now`` and computes with the Redis server's clock, ``time.time()``
+    plus an offset measured with ``TIME`` at connect and every 30 s, so machines whose clocks
+    disagree still agree on every window. Times it returns (``retry_at``, ``next_free_at``,
+    cool-down ends) and takes (``cool_down``'s ``until``) are shifted into the caller's clock.
+    ``server_time=False`` honours ``now`` as given (tests with a fake clock).
+
+    Errors: an unreachable, refusing, timing-out or misconfigured server raises
+    ``StoreError`` naming the URL (password masked); there is no fallback.
+    """
+
+    def __init__(self, url: str, *, namespace: str | None = None, server_time: bool = True) -> None:
+        url, from_url = _split_namespace(url)
+        self.url = mask_url(url)
+        secrets = [urlsplit(url).password, *re.findall(r"(?i)password=([^&]+)", url)]
+        self._secrets = [s for s in secrets if s]
+        self.namespace = namespace or from_url or "llamux"
+        if "{" in self.namespace or "}" in self.namespace:
+            raise StoreError(
+                f"the Redis namespace {self.namespace!r} contains a brace; choose one without"
+            )
+        self.server_time = server_time
+        self._redis = redis = _import_redis()
+        try:
+            self._client: Any = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=SOCKET_TIMEOUT,
+                retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
+            )
+        except ValueError as exc:
+            raise StoreError(f"the Redis URL {self.url} is malformed ({exc})") from exc
+        self._scripts = _load_scripts()
+        self._shas: dict[str, str] = {}
+        self._tags: dict[str, str] = {}
+        self._plans: dict[tuple[str, tuple[Scope, ...]], _Plan] = {}
+        self._wall: Callable[[], float] = time.time
+        self._offset = 0.0
+        self._measured_at = -math.inf
+        self._offset_lock = threading.Lock()
+        with self._guard():
+            self._load()
+            if server_time:
+                self._measure_offset()
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.url!r}, namespace={self.namespace!r})"
+
+    # -- connection, scripts, errors, time ----------------------------------------------
+
+    def _load(self) -> None:
+        for name, source in self._scripts.items():
+            self._shas[name] = self._client.script_load(source)
+
+    def _script(self, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
+        with self._guard():
+            try:
+                return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
+            except self._redis.exceptions.NoScriptError:  # the server restarted or flushed
+                self._load()
+                return self._client.evalsha(self._shas[name], len(keys), *keys, *args)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except self._redis.exceptions.RedisError as exc:
+            raise self._error(exc) from exc
+
+    def _error(self, exc: Exception) -> StoreError:
+        errors = self._redis.exceptions
+        text = str(exc)
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        where = f"the Redis store {self.url}"
+        if isinstance(exc, errors.BusyLoadingError):
+            return StoreError(f"{where} is still loading its data ({text}); retry in a moment")
+        if isinstance(exc, errors.AuthenticationError | errors.AuthorizationError) or any(
+            word in text for word in ("NOAUTH", "WRONGPASS", "AUTH", "NOPERM")
+        ):
+            return StoreError(
+                f"{where} refused the credentials ({text}); fix the user and password in "
+                "the URL (LLAMUX_STORE or store=)"
+            )
+        if isinstance(exc, errors.ConnectionError | errors.TimeoutError):
+            return StoreError(
+                f"{where} is unreachable ({text}); start Redis there, or check the URL "
+                "(LLAMUX_STORE or store=)"
+            )
+        return StoreError(f"{where} failed: {text}; check the server's logs and settings")
+
+    def _measure_offset(self) -> None:
+        before = self._wall()
+        seconds, micros = self._client.time()
+        after = self._wall()
+        self._offset = seconds + micros / 1e6 - (before + after) / 2
+        self._measured_at = time.monotonic()
+
+    def _now(self, now: float) -> tuple[float, float]:
+        """The time to compute with, and what to add to it to get back to the caller's."""
+        if not self.server_time:
+            return now, 0.0
+        stale = time.monotonic() - self._measured_at > OFFSET_REFRESH
+        if stale and self._offset_lock.acquire(blocking=False):  # one thread measures
+            try:
+                with self._guard():
+                    self._measure_offset()
+            finally:
+                self._offset_lock.release()
+        server = self._wall() + self._offset
+        return server, now - server
+
+    # -- keys ----------------------------------------------------------------------------
+
+    def _key(self, tag: str, kind: str, rest: str) -> str:
+        return f"{self.namespace}:{{{tag}}}:{kind}:{rest}"
+
+    def _bucket_key(self, tag: str, scope: str, window: str) -> str:
+        return self._key(tag, "b", f"{window}:{scope}")
+
+    def _register(self, scope: str, tag: str) -> None:
+        with self._guard():
+            self._client.hset(f"{self.namespace}:scopes", scope, tag)
+        self._tags[scope] = tag
+
+    def _tag_of(self, scope: str) -> str:
+        """The tag of a scope named alone: as reservations registered it, else its own key."""
+        tag = self._tags.get(scope)
+        if tag is None:
+            with self._guard():
+                tag = self._client.hget(f"{self.namespace}:scopes", scope)
+            if tag is None:
+                return scope  # not remembered: a reservation may register another tag
+            self._tags[scope] = tag
+        return tag
+
+    def _plan(self, scopes: Sequence[Scope], *, register: bool) -> _Plan:
+        # With a pool (the last scope), an endpoint's keys live in its pool's slot.
+        tag = scopes[-1].key if len(scopes) > 1 else self._tag_of(scopes[0].key)
+        if register or len(scopes) > 1:
+            for scope in scopes:
+                if self._tags.get(scope.key) != tag:
+                    self._register(scope.key, tag)
+        cache_key = (tag, tuple(scopes))
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            if len(self._plans) > 4096:  # scopes come from a config: this is a safety net
+                self._plans.clear()
+            plan = self._plans[cache_key] = _make_plan(self, tag, scopes)
+        return plan
+
+    # -- operations ----------------------------------------------------------------------
+
+    def reserve(
+        self, endpoint: str, scopes: Sequence[Scope], cost: Cost, now: float
+    ) -> Reservation | Refusal:
+        at, shift = self._now(now)
+        plan = self._plan(scopes, register=True)
+        rid = uuid.uuid4().hex
+        buckets = [window.charge_bucket(at) for _, window, *_ in plan.windows]
+        keys = [self._key(plan.tag, "r", rid), *plan.cooldown_keys, *(w[2] for w in plan.windows)]
+        reply = self._script("reserve", keys, _reserve_args(plan, endpoint, cost, at, buckets))
+        if reply[0] != 1:
+            refusal = _refusal(endpoint, scopes, plan, reply, cost, at)
+            if refusal is None:  # the script and _quota.decide disagree: a bug, never silent
+                raise StoreError(f"the Redis store {self.url} refused what decide() admits")
+            return replace(refusal, retry_at=_shifted(refusal.retry_at, shift))
+        sums = zip(plan.windows, reply[1::2], reply[2::2], strict=True)
+        snapshot: Snapshot = {
+            (scope, window.key): {window.oldest_counted(at): (int(r), int(t))}
+            for (scope, window, *_), r, t in sums
+        }
+        charged = zip(plan.windows, buckets, strict=True)
+        return Reservation(
+            f"{rid}@{plan.tag}",
+            endpoint,
+            cost.tokens,
+            now,
+            tuple(Charge(scope, window.key, bucket) for (scope, window, *_), bucket in charged),
+            remaining_after(scopes, snapshot, cost, at),
+        )
+
+    def _correct(self, reservation_id: str, requests: int, tokens: int | None) -> bool:
+        rid, _, tag = reservation_id.partition("@")
+        if not tag:
+            return False
+        args = [requests, "" if tokens is None else tokens]
+        return bool(self._script("correct", [self._key(tag, "r", rid)], args))
+
+    def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
+        return self._correct(reservation_id, 0, max(0, tokens))
+
+    def release(self, reservation_id: str, now: float) -> bool:
+        return self._correct(reservation_id, -1, None)
+
+    def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
+        at, _ = self._now(now)
+        win = Window.from_key(window)
+        bucket = win.charge_bucket(at)
+        key = self._bucket_key(self._tag_of(scope), scope, window)
+        life = _ms(win.frees_at(bucket) - at + BUCKET_MARGIN)
+        self._script("absorb", [key], [bucket, max(0, requests), max(0, tokens), life])
+
+    def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
+        at, shift = self._now(now)
+        tag = self._tag_of(scope)
+        self._register(scope, tag)  # so cooldowns() finds it, even after a reset()
+        server_until = until - shift
+        args = [repr(server_until), reason, kind, repr(at), _ms(server_until - at + 1)]
+        self._script("cool_down", [self._key(tag, "c", scope)], args)
+
+    def cooldowns(self, now: float) -> dict[str, Cooldown]:
+        at, shift = self._now(now)
+        with self._guard():
+            tags: dict[str, str] = self._client.hgetall(f"{self.namespace}:scopes")
+            pipe = self._client.pipeline(transaction=False)
+            for scope, tag in tags.items():
+                pipe.hmget(self._key(tag, "c", scope), "until", "kind", "reason")
+            rows = pipe.execute()
+        return {
+            scope: Cooldown(scope, float(until) + shift, reason or "", kind or "cooldown")
+            for scope, (until, kind, reason) in zip(tags, rows, strict=True)
+            if until is not None and float(until) > at
+        }
+
+    def usage(self, scopes: Sequence[Scope], now: float) -> list[RuleUsage]:
+        at, shift = self._now(now)
+        plan = self._plan(scopes, register=False)
+        reply = self._script("usage", [w[2] for w in plan.windows], [])
+        snapshot = _snapshot(plan, reply)
+        return [
+            replace(row, next_free_at=_shifted(row.next_free_at, shift))
+            for scope in scopes
+            for row in rule_usage(scope, snapshot, at)
+        ]
+
+    def record(self, endpoint: str, sample: Sample) -> None:
+        values = (sample.latency, sample.tokens_per_second, sample.ttft)
+        args = ["" if v is None else repr(float(v)) for v in values]
+        key = f"{self.namespace}:{{{endpoint}}}:p"
+        self._script("record", [key], [*args, repr(ALPHA), _ms(KEEP_SECONDS)])
+
+    def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
+        names = list(endpoints)
+        with self._guard():
+            pipe = self._client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(f"{self.namespace}:{{{name}}}:p")
+            rows: list[dict[str, str]] = pipe.execute()
+        return {name: _performance(row) for name, row in zip(names, rows, strict=True) if row}
+
+    def turn(self, key: str) -> int:
+        reply = self._script("turn", [f"{self.namespace}:{{{key}}}:n"], [_ms(KEEP_SECONDS)])
+        return int(reply)
+
+    def reset(self, scope: str | None = None) -> None:
+        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.namespace) + ":*"  # glob-escaped
+        with self._guard():
+            keys = list(self._client.scan_iter(match=pattern, count=1000))
+            if scope is not None:
+                keys = self._keys_of(scope, keys)
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.delete(key)
+            pipe.execute()
+
+    def _keys_of(self, scope: str, keys: list[str]) -> list[str]:
+        """The keys among ``keys`` that hold ``scope``'s state, whatever their tag."""
+        prefix, name = re.escape(self.namespace), re.escape(scope)
+        own = re.compile(rf"{prefix}:\{{.*\}}:(?:b:[^:]+|c):{name}|{prefix}:\{{{name}\}}:p")
+        reservation = re.compile(rf"{prefix}:\{{.*\}}:r:[0-9a-f]{{32}}")
+        found = [key for key in keys if own.fullmatch(key)]
+        held = [key for key in keys if reservation.fullmatch(key)]
+        if held:
+            records = self._client.mget(held)
+            found += [
+                key
+                for key, record in zip(held, records, strict=True)
+                if record and json.loads(record).get("e") == scope
+            ]
+        return found
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _import_redis() -> Any:
+    try:
+        import redis
+        import redis.backoff
+        import redis.retry
+    except ImportError as exc:  # pragma: no cover - the [redis] extra is missing
+        raise StoreError(
+            "a redis:// store needs the redis package; install it with pip install 'llamux[redis]'"
+        ) from exc
+    return redis
+
+
+def _make_plan(store: RedisStore, tag: str, scopes: Sequence[Scope]) -> _Plan:
+    windows = []
+    for scope in scopes:
+        for window in scope.windows:
+            limits = {"requests": -1, "tokens": -1}
+            for rule in scope.rules:
+                if rule.window == window:
+                    old = limits[rule.metric]
+                    limits[rule.metric] = rule.limit if old < 0 else min(old, rule.limit)
+            key = store._bucket_key(tag, scope.key, window.key)
+            windows.append((scope.key, window, key, limits["requests"], limits["tokens"]))
+    cooldown_keys = tuple(store._key(tag, "c", scope.key) for scope in scopes)
+    return _Plan(tag, cooldown_keys, tuple(windows))
+
+
+def _reserve_args(
+    plan: _Plan, endpoint: str, cost: Cost, at: float, buckets: Sequence[int]
+) -> list[object]:
+    """The reserve script's ARGV (see redis.lua)."""
+    per_window: list[object] = []
+    charged = []
+    for (_, window, key, rlimit, tlimit), bucket in zip(plan.windows, buckets, strict=True):
+        life = window.frees_at(bucket) - at + BUCKET_MARGIN
+        per_window += [bucket, window.oldest_counted(at), _ms(life), rlimit, tlimit]
+        charged.append([key, str(bucket)])
+    record = json.dumps({"e": endpoint, "t": cost.tokens, "c": charged}, separators=(",", ":"))
+    head = [repr(at), cost.requests, cost.tokens, _ms(RESERVATION_TTL), record]
+    return [*head, len(plan.cooldown_keys), *per_window]
+
+
+def _refusal(
+    endpoint: str, scopes: Sequence[Scope], plan: _Plan, reply: Any, cost: Cost, at: float
+) -> Refusal | None:
+    """The refusal ``decide`` gives on what the reserve script read (``{0, cool-downs,
+    bucket hashes}``)."""
+    cooling = {
+        scope.key: Cooldown(scope.key, float(row[0]), row[2] or "", row[1] or "cooldown")
+        for scope, row in zip(scopes, reply[1], strict=True)
+        if row[0] is not None
+    }
+    return decide(endpoint, scopes, _snapshot(plan, reply[2]), cooling, cost, at)
+
+
+def _shifted(moment: float | None, shift: float) -> float | None:
+    return None if moment is None else moment + shift
+
+
+def _snapshot(plan: _Plan, flats: Sequence[Sequence[str]]) -> Snapshot:
+    """The bucket rows read by a script, one flat field/value list per window of ``plan``."""
+    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+    for (scope, window, *_), flat in zip(plan.windows, flats, strict=True):
+        buckets: dict[int, list[int]] = {}
+        for field, value in zip(flat[::2], flat[1::2], strict=True):
+            row = buckets.setdefault(int(field[1:]), [0, 0])
+            row[0 if field[0] == "r" else 1] = int(value)
+        snapshot[(scope, window.key)] = {b: (r, t) for b, (r, t) in buckets.items()}
+    return snapshot
+
+
+def _performance(row: dict[str, str]) -> Performance:
+    def number(name: str) -> float | None:
+        return float(row[name]) if name in row else None
+
+    return Performance(number("latency"), number("tps"), number("ttft"), int(row.get("samples", 0)))
+
+
+__all__ = ["RedisStore", "mask_url"]

@@ -1,0 +1,91 @@
+"""Real processes and threads, each process with its own Router and connection pool, sharing
+one Redis, against the fake provider: the multi-machine case on one machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import redis
+
+from llamux._quota import Scope, rules_from_limits
+from llamux._stores.redis import RedisStore
+from llamux.testing import FakeEndpoint, FakeProvider
+
+from conftest import KEY, RedisServer, fake_table
+
+WORKER = Path(__file__).with_name("route_worker.py")
+
+
+def run_workers(
+    config: Path, url: str, processes: int, threads: int, requests: int
+) -> Counter[str]:
+    env = {**os.environ, "LLAMUX_STORE": url, "FAKE_API_KEY": KEY}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(config), str(threads), str(requests)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    total: Counter[str] = Counter()
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert KEY not in out + err
+        total.update(json.loads(out))
+    return total
+
+
+def test_four_processes_share_quotas_exactly_through_redis(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    namespace = f"mp-{uuid.uuid4().hex[:12]}"
+    url = f"{redis_server.url}?namespace={namespace}"
+    endpoints = [
+        FakeEndpoint("pref", rpm=20, tpm=5000),
+        FakeEndpoint("second", rpm=30),
+        FakeEndpoint("third"),
+    ]
+    with FakeProvider(endpoints) as fake:
+        config = tmp_path / "endpoints.md"
+        config.write_text(
+            fake_table(fake, [("pref", "20 | 5000 |"), ("second", "30 | |"), ("third", "| |")])
+        )
+
+        first = run_workers(config, url, processes=4, threads=4, requests=5)
+        assert first == {"pref": 20, "second": 30, "third": 30}
+        assert [fake.stats(n).refused for n in ("pref", "second", "third")] == [0, 0, 0]
+        assert [fake.stats(n).served for n in ("pref", "second", "third")] == [20, 30, 30]
+
+        # nothing lost: the store's counts equal what the provider served
+        store = RedisStore(url)
+        now = time.time()
+        for name, rules in (("pref", [("rpm", 20), ("tpm", 5000)]), ("second", [("rpm", 30)])):
+            usage = {
+                u.rule.name: u.used
+                for u in store.usage([Scope(name, rules_from_limits(rules, {}))], now)
+            }
+            assert usage["rpm"] == fake.stats(name).served
+            if "tpm" in usage:
+                assert usage["tpm"] == fake.stats(name).total_tokens
+        client = redis.Redis(port=redis_server.port, decode_responses=True)
+        assert client.keys(f"{namespace}:*:r:*") == []  # every reservation was settled
+
+        # new processes see the first run's usage: the minute quotas are still spent
+        second = run_workers(config, url, processes=4, threads=2, requests=2)
+        assert second == {"third": 16}
+        assert sum(fake.stats(n).refused for n in ("pref", "second", "third")) == 0
+        store.reset()
+        assert client.keys(f"{namespace}:*") == []
+        client.close()
+        store.close()

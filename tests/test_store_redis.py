@@ -1,0 +1,256 @@
+"""What only the Redis store promises: one clock for all machines, cluster-ready keys that
+expire, clear errors, and usage that survives a server restart. (The shared contract runs
+against Redis in test_store_contract.py.)"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from redis.crc import key_slot
+
+from llamux import NoEndpointAvailable, Router, StoreError
+from llamux._performance import Sample
+from llamux._quota import RESERVATION_TTL, Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._stores import store_from_url
+from llamux._stores.memory import MemoryStore
+from llamux._stores.redis import RedisStore
+from llamux.testing import FakeEndpoint, FakeProvider
+from test_store_property import _run, steps
+
+from conftest import RedisServer, fake_table, free_port
+
+T0 = 1_767_225_600.0
+EP = Scope("openrouter:x:free", rules_from_limits([("rpm", 20), ("tpd", 10**6)], {}))
+POOL = Scope("pool:openrouter-free", rules_from_limits([("rpm", 50)], {}))
+
+
+@pytest.fixture
+def namespace(redis_server: RedisServer) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    yield name
+    cleaner = RedisStore(redis_server.url, namespace=name, server_time=False)
+    cleaner.reset()
+    cleaner.close()
+
+
+@pytest.fixture
+def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    conn = redis.Redis(port=redis_server.port, decode_responses=True)
+    yield conn
+    conn.close()
+
+
+def test_server_clock_makes_skewed_machines_agree(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    ep = Scope("ep", rules_from_limits([("rpm", 2)], {}))
+    a = RedisStore(redis_server.url, namespace=namespace)
+    b = RedisStore(redis_server.url, namespace=namespace)
+    b._wall = lambda: time.time() + 3600  # machine b's clock is an hour fast
+    b._measured_at = -math.inf  # its next call measures the offset again
+    assert isinstance(a.reserve("ep", [ep], Cost(1), time.time()), Reservation)
+    assert isinstance(b.reserve("ep", [ep], Cost(1), b._wall()), Reservation)
+    assert abs(b._offset + 3600) < 1
+    # both count the same minute; each is told when to retry in its own clock
+    for store in (a, b):
+        refusal = store.reserve("ep", [ep], Cost(1), store._wall())
+        assert isinstance(refusal, Refusal) and refusal.used == 2
+        assert refusal.retry_at is not None
+        assert 59 < refusal.retry_at - store._wall() <= 62
+        (row,) = store.usage([ep], store._wall())
+        assert row.used == 2 and row.next_free_at is not None
+        assert 58 < row.next_free_at - store._wall() <= 62
+    # a cool-down set by b in its clock ends at the same moment in a's
+    b.cool_down("ep", b._wall() + 30, "429", "cooldown", b._wall())
+    until = a.cooldowns(time.time())["ep"].until
+    assert 28 < until - time.time() <= 30.5
+    a.close()
+    b.close()
+
+
+def test_caller_now_is_ignored_with_server_time(redis_server: RedisServer, namespace: str) -> None:
+    ep = Scope("ep", rules_from_limits([("rpm", 1)], {}))
+    store = RedisStore(redis_server.url, namespace=namespace)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0), Reservation)
+    # an hour later by the caller's clock, but not by the server's: still refused
+    refusal = store.reserve("ep", [ep], Cost(1), T0 + 3600)
+    assert isinstance(refusal, Refusal) and refusal.retry_at is not None
+    assert T0 + 3600 + 59 < refusal.retry_at <= T0 + 3600 + 62
+    store.close()
+
+
+def test_keys_share_the_pool_slot_and_expire(
+    redis_server: RedisServer, namespace: str, client: redis.Redis
+) -> None:
+    store = RedisStore(redis_server.url, namespace=namespace, server_time=False)
+    now = time.time()
+    r = store.reserve(EP.key, [EP, POOL], Cost(10), now)
+    assert isinstance(r, Reservation)
+    store.cool_down(EP.key, now + 30, "429", "cooldown", now)
+    store.record(EP.key, Sample(latency=1.0))
+    store.turn("rr")
+    tag = "{pool:openrouter-free}"
+    rid = r.id.partition("@")[0]
+    assert r.id == f"{rid}@pool:openrouter-free"
+    quota_keys = {
+        f"{namespace}:{tag}:b:minute:openrouter:x:free",
+        f"{namespace}:{tag}:b:day:openrouter:x:free",
+        f"{namespace}:{tag}:b:minute:pool:openrouter-free",
+        f"{namespace}:{tag}:c:openrouter:x:free",
+        f"{namespace}:{tag}:r:{rid}",
+    }
+    others = {f"{namespace}:{{openrouter:x:free}}:p", f"{namespace}:{{rr}}:n"}
+    assert set(client.keys(f"{namespace}:*")) == quota_keys | others | {f"{namespace}:scopes"}
+    assert len({key_slot(k.encode()) for k in quota_keys}) == 1
+    ttl = {k: client.pttl(k) / 1000 for k in quota_keys | others}
+    assert 60 < ttl[f"{namespace}:{tag}:b:minute:openrouter:x:free"] <= 61 + 60
+    assert 86400 < ttl[f"{namespace}:{tag}:b:day:openrouter:x:free"] <= 86400 + 900 + 60
+    assert 29 < ttl[f"{namespace}:{tag}:c:openrouter:x:free"] <= 31
+    assert RESERVATION_TTL - 5 < ttl[f"{namespace}:{tag}:r:{rid}"] <= RESERVATION_TTL
+    assert all(t > 86400 for t in (ttl[k] for k in others))
+    assert store.settle(r.id, 5, now)
+    assert not client.exists(f"{namespace}:{tag}:r:{rid}")
+    store.close()
+
+
+def test_a_scope_named_alone_is_found_in_its_pool_slot(
+    redis_server: RedisServer, namespace: str
+) -> None:
+    a = RedisStore(redis_server.url, namespace=namespace, server_time=False)
+    b = RedisStore(redis_server.url, namespace=namespace, server_time=False)  # another machine
+    r = a.reserve(EP.key, [EP, POOL], Cost(10), T0)
+    assert isinstance(r, Reservation)
+    b.absorb(EP.key, "minute", 4, 0, T0)
+    b.cool_down(EP.key, T0 + 30, "429", "cooldown", T0)
+    refusal = a.reserve(EP.key, [EP, POOL], Cost(10), T0 + 1)
+    assert isinstance(refusal, Refusal) and refusal.retry_at == T0 + 30
+    assert set(a.cooldowns(T0 + 1)) == {EP.key}
+    assert {u.rule.name: u.used for u in b.usage([EP], T0 + 1)} == {"rpm": 5, "tpd": 10}
+    b.reset(EP.key)
+    assert not a.settle(r.id, 5, T0 + 2)  # its reservations went with it, as in memory
+    assert a.usage([EP, POOL], T0 + 2)[0].used == 0 and a.usage([POOL], T0 + 2)[0].used == 1
+    assert a.cooldowns(T0 + 2) == {}
+    a.close()
+    b.close()
+
+
+def test_state_stays_bounded_over_a_day_and_a_half(
+    redis_server: RedisServer, namespace: str, client: redis.Redis
+) -> None:
+    ep = Scope("ep", rules_from_limits([("rpm", 10**6), ("tph", 10**9), ("rpd", 10**6)], {}))
+    cal = Scope("cal", rules_from_limits([("rpd", 10**6)], {"rpd": "America/New_York"}))
+    store = RedisStore(redis_server.url, namespace=namespace, server_time=False)
+    model = MemoryStore()
+    now = T0
+    for _ in range(2000):  # 2000 requests 61 s apart: 34 simulated hours
+        for scope in (ep, cal):
+            for s in (store, model):
+                r = s.reserve(scope.key, [scope], Cost(100), now)
+                assert isinstance(r, Reservation)
+                assert s.settle(r.id, 50, now)
+        now += 61
+    keys = client.keys(f"{namespace}:*")
+    assert len(keys) == 5  # 3 windows of ep, the calendar day of cal, the scope index
+    for key in keys:
+        if ":b:" in key:
+            assert client.hlen(key) <= 2 * 98  # requests and tokens of at most 97 buckets
+    for scope in (ep, cal):
+        assert store.usage([scope], now) == model.usage([scope], now)
+    store.close()
+
+
+def test_unreachable_redis_is_a_store_error_with_the_password_masked() -> None:
+    url = f"redis://user:s3cret@127.0.0.1:{free_port()}/0"
+    start = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        store_from_url(url)
+    message = str(caught.value)
+    assert "s3cret" not in message and "user:***@127.0.0.1" in message
+    assert "unreachable" in message and "LLAMUX_STORE" in message
+    assert time.monotonic() - start < 5
+
+
+def test_bad_credentials_and_namespace_are_store_errors(redis_server: RedisServer) -> None:
+    with pytest.raises(StoreError, match=r"refused the credentials.*fix the user") as caught:
+        RedisStore(f"redis://bob:hunter2@127.0.0.1:{redis_server.port}/0")
+    assert "hunter2" not in str(caught.value)
+    with pytest.raises(StoreError, match="brace"):
+        RedisStore(redis_server.url, namespace="a{b}")
+
+
+def test_store_from_url_opens_redis_with_server_time_and_a_namespace(
+    redis_server: RedisServer,
+) -> None:
+    store = store_from_url(redis_server.url + "?namespace=team-a")
+    assert isinstance(store, RedisStore)
+    assert store.server_time and store.namespace == "team-a"
+    assert repr(store) == f"RedisStore({redis_server.url!r}, namespace='team-a')"
+    store.close()
+
+
+def test_scripts_are_reloaded_after_a_flush(
+    redis_server: RedisServer, namespace: str, client: redis.Redis
+) -> None:
+    ep = Scope("ep", rules_from_limits([("rpm", 5), ("tpm", 1000)], {}))
+    store = RedisStore(redis_server.url, namespace=namespace, server_time=False)
+    r = store.reserve("ep", [ep], Cost(100), T0)
+    assert isinstance(r, Reservation)
+    client.script_flush()  # as after a restart: NOSCRIPT, then loaded again, once
+    assert store.settle(r.id, 40, T0 + 1)
+    assert {u.rule.name: u.used for u in store.usage([ep], T0 + 1)} == {"rpm": 1, "tpm": 40}
+    store.close()
+
+
+def test_stopped_redis_fails_loudly_and_a_restart_resumes_with_the_usage(
+    tmp_path: Path, keys: str
+) -> None:
+    server = RedisServer(tmp_path / "redis").start()  # its own server: this one restarts
+    try:
+        with FakeProvider([FakeEndpoint("pref", rpm=5)]) as fake:
+            config = tmp_path / "endpoints.md"
+            config.write_text(fake_table(fake, [("pref", "5 | |")]))
+            router = Router.from_config(config, store=server.url)
+            hi = [{"role": "user", "content": "hi"}]
+            for _ in range(3):
+                router.completion(hi, max_tokens=8)
+            server.stop()
+            with pytest.raises(StoreError, match=f"{server.url} is unreachable"):
+                router.completion(hi, max_tokens=8)
+            server.start()  # same port and directory: the append-only file is read back
+            for _ in range(2):
+                router.completion(hi, max_tokens=8)
+            with pytest.raises(NoEndpointAvailable):
+                router.completion(hi, max_tokens=8)
+            pref = Scope("pref", rules_from_limits([("rpm", 5)], {}))
+            assert router.store.usage([pref], time.time())[0].used == 5  # 3 before, 2 after
+            assert fake.stats("pref").served == 5 and fake.stats("pref").refused == 0
+            router.close()
+    finally:
+        server.stop()
+
+
+def test_importing_llamux_does_not_import_redis() -> None:
+    code = "import sys, llamux, llamux._stores; assert 'redis' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps)
+def test_redis_store_matches_the_sliding_log(
+    redis_server: RedisServer, plan: list[tuple[float, int, float | None]]
+) -> None:
+    store = RedisStore(redis_server.url, namespace=f"p-{uuid.uuid4().hex}", server_time=False)
+    try:
+        _run(store, plan)
+    finally:
+        store.reset()
+        store.close()
