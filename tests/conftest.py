@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from llamux import Router
 from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
@@ -162,3 +166,38 @@ def fake_table(fake: object, rows: list[tuple[str, str]]) -> str:
         base = fake.base_url(name)  # type: ignore[attr-defined]
         lines.append(f"| {name} | fake | m-{name} | {base} | {limits} |")
     return "\n".join(lines) + "\n"
+
+
+def fake_router(fake: object, tmp_path: Path, rows: list[tuple[str, str]], **kw: object) -> Router:
+    """A Router over endpoints served by the fake provider (``fake_table``), in memory."""
+    path = tmp_path / "endpoints.md"
+    path.write_text(fake_table(fake, rows))
+    kw.setdefault("store", "memory://")
+    return Router.from_csv(path, **kw)  # type: ignore[arg-type]
+
+
+WORKER = Path(__file__).with_name("route_worker.py")
+
+
+def run_workers(
+    config: Path, store_url: str, processes: int, threads: int, requests: int
+) -> Counter[str]:
+    """Run ``route_worker.py`` in real processes sharing ``store_url``; who served what."""
+    env = {**os.environ, "LLAMUX_STORE": store_url, "FAKE_API_KEY": KEY}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(WORKER), str(config), str(threads), str(requests)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for _ in range(processes)
+    ]
+    total: Counter[str] = Counter()
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert KEY not in out + err
+        total.update(json.loads(out))
+    return total

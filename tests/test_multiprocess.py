@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from llamux._quota import Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import KEY, fake_table
-
-WORKER = Path(__file__).with_name("route_worker.py")
-
-
-def run_workers(
-    config: Path, store: Path, processes: int, threads: int, requests: int
-) -> Counter[str]:
-    env = {**os.environ, "LLAMUX_STORE": f"sqlite://{store}", "FAKE_API_KEY": KEY}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), str(config), str(threads), str(requests)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    total: Counter[str] = Counter()
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        assert KEY not in out + err
-        total.update(json.loads(out))
-    return total
+from conftest import fake_table, run_workers
 
 
 def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path) -> None:
@@ -55,7 +25,7 @@ def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path) -> None
         )
         store_path = tmp_path / "state.db"
 
-        first = run_workers(config, store_path, processes=4, threads=4, requests=5)
+        first = run_workers(config, f"sqlite://{store_path}", processes=4, threads=4, requests=5)
         assert first == {"pref": 20, "second": 30, "third": 30}
         assert [fake.stats(n).refused for n in ("pref", "second", "third")] == [0, 0, 0]
         assert [fake.stats(n).served for n in ("pref", "second", "third")] == [20, 30, 30]
@@ -75,6 +45,6 @@ def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path) -> None
         store.close()
 
         # new processes see the first run's usage: the minute quotas are still spent
-        second = run_workers(config, store_path, processes=4, threads=2, requests=2)
+        second = run_workers(config, f"sqlite://{store_path}", processes=4, threads=2, requests=2)
         assert second == {"third": 16}
         assert sum(fake.stats(n).refused for n in ("pref", "second", "third")) == 0

@@ -3,13 +3,8 @@ one Redis, against the fake provider: the multi-machine case on one machine."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import redis
@@ -18,32 +13,7 @@ from llamux._quota import Scope, rules_from_limits
 from llamux._stores.redis import RedisStore
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import KEY, RedisServer, fake_table
-
-WORKER = Path(__file__).with_name("route_worker.py")
-
-
-def run_workers(
-    config: Path, url: str, processes: int, threads: int, requests: int
-) -> Counter[str]:
-    env = {**os.environ, "LLAMUX_STORE": url, "FAKE_API_KEY": KEY}
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(WORKER), str(config), str(threads), str(requests)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        for _ in range(processes)
-    ]
-    total: Counter[str] = Counter()
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        assert KEY not in out + err
-        total.update(json.loads(out))
-    return total
+from conftest import RedisServer, fake_table, run_workers
 
 
 def test_four_processes_share_quotas_exactly_through_redis(

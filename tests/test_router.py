@@ -14,7 +14,7 @@ from llamux._errors import ProviderStatusError
 from llamux._feedback import DISABLE_FOR, TRANSIENT_COOLDOWN
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import KEY, SEED_TABLE, fake_table
+from conftest import KEY, SEED_TABLE, fake_router, fake_table
 
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
 
@@ -69,19 +69,10 @@ def fake() -> Iterator[FakeProvider]:
         yield provider
 
 
-def router_for(
-    fake: FakeProvider, tmp_path: Path, rows: list[tuple[str, str]], **kw: object
-) -> Router:
-    path = tmp_path / "endpoints.md"
-    path.write_text(fake_table(fake, rows))
-    kw.setdefault("store", "memory://")
-    return Router.from_csv(path, **kw)  # type: ignore[arg-type]
-
-
 def test_completion_returns_the_sdk_object_and_settles_real_usage(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
-    with router_for(fake, tmp_path, [("a", "10 | 10000 |"), ("b", "10 | 10000 |")]) as router:
+    with fake_router(fake, tmp_path, [("a", "10 | 10000 |"), ("b", "10 | 10000 |")]) as router:
         response = router.completion(HELLO, max_tokens=50)
         assert isinstance(response, ChatCompletion)
         assert response.choices[0].message.content == "from a"
@@ -96,7 +87,7 @@ def test_completion_returns_the_sdk_object_and_settles_real_usage(
 def test_rotates_to_the_next_endpoint_when_the_quota_is_spent(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
-    with router_for(fake, tmp_path, [("a", "3 | |"), ("b", "2 | |"), ("c", "| |")]) as router:
+    with fake_router(fake, tmp_path, [("a", "3 | |"), ("b", "2 | |"), ("c", "| |")]) as router:
         served = [served_by(router.completion(HELLO)).endpoint for _ in range(7)]  # type: ignore[union-attr]
     assert served == ["a", "a", "a", "b", "b", "c", "c"]
     assert sum(fake.stats(n).refused for n in "abc") == 0
@@ -107,7 +98,7 @@ def test_a_500_fails_over_and_cools_the_endpoint_down(
 ) -> None:
     clock = FakeClock()
     fake.inject("a", 500)
-    with router_for(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock) as router:
+    with fake_router(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock) as router:
         response = router.completion(HELLO)
         served = served_by(response)
         assert served is not None and served.endpoint == "b"
@@ -125,7 +116,7 @@ def test_a_500_fails_over_and_cools_the_endpoint_down(
 def test_a_429_cools_down_until_retry_after(fake: FakeProvider, tmp_path: Path, keys: str) -> None:
     clock = FakeClock()
     fake.inject("a", 429, headers={"retry-after": "17"})
-    with router_for(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock) as router:
+    with fake_router(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock) as router:
         assert served_by(router.completion(HELLO)).endpoint == "b"  # type: ignore[union-attr]
         assert router.store.cooldowns(clock.now())["a"].until == clock.now() + 17
         usage = {u.rule.name: u.used for u in router.status()[0].usage}
@@ -137,7 +128,7 @@ def test_a_stricter_provider_is_learned_from_its_headers_before_any_429(
 ) -> None:
     clock = FakeClock()
     with FakeProvider([FakeEndpoint("a", rpm=2), FakeEndpoint("b")]) as fake:
-        router = router_for(fake, tmp_path, [("a", "10 | |"), ("b", "| |")], clock=clock)
+        router = fake_router(fake, tmp_path, [("a", "10 | |"), ("b", "| |")], clock=clock)
         got = [served_by(router.completion(HELLO)).endpoint for _ in range(6)]  # type: ignore[union-attr]
         assert got == ["a", "a", "b", "b", "b", "b"]
         assert fake.stats("a").refused == 0  # its headers said 0 left: no request was wasted
@@ -150,7 +141,7 @@ def test_a_stricter_provider_is_learned_from_its_headers_before_any_429(
 def test_a_headerless_429_cools_down_and_nothing_more_is_sent(tmp_path: Path, keys: str) -> None:
     clock = FakeClock()
     with FakeProvider([FakeEndpoint("a"), FakeEndpoint("b")]) as fake:
-        router = router_for(fake, tmp_path, [("a", "10 | |"), ("b", "| |")], clock=clock)
+        router = fake_router(fake, tmp_path, [("a", "10 | |"), ("b", "| |")], clock=clock)
         fake.inject("a", 429)
         got = [served_by(router.completion(HELLO)).endpoint for _ in range(4)]  # type: ignore[union-attr]
         assert got == ["b", "b", "b", "b"]
@@ -163,7 +154,7 @@ def test_a_bad_key_disables_the_endpoint_with_a_warning(
 ) -> None:
     clock = FakeClock()
     with FakeProvider([FakeEndpoint("a", api_key="other"), FakeEndpoint("b")]) as fake:
-        router = router_for(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock)
+        router = fake_router(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock)
         with caplog.at_level(logging.WARNING, logger="llamux"):
             assert served_by(router.completion(HELLO)).endpoint == "b"  # type: ignore[union-attr]
         cooling = router.store.cooldowns(clock.now())["a"]
@@ -176,7 +167,7 @@ def test_a_bad_key_disables_the_endpoint_with_a_warning(
 def test_a_bad_request_is_raised_and_released(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
-    with router_for(fake, tmp_path, [("a", "5 | |"), ("b", "| |")]) as router:
+    with fake_router(fake, tmp_path, [("a", "5 | |"), ("b", "| |")]) as router:
         fake.inject("a", 400)
         with pytest.raises(ProviderStatusError) as caught:
             router.completion(HELLO)

@@ -33,7 +33,7 @@ from llamux._strategies import (
 )
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import fake_table
+from conftest import fake_router
 
 HELLO = [{"role": "user", "content": "hi"}]
 
@@ -130,15 +130,6 @@ def test_strategy_from_names_objects_and_callables() -> None:
 # -- against the fake provider ----------------------------------------------------------
 
 
-def router_for(
-    fake: FakeProvider, tmp_path: Path, rows: list[tuple[str, str]], **kw: object
-) -> Router:
-    path = tmp_path / "t.md"
-    path.write_text(fake_table(fake, rows))
-    kw.setdefault("store", "memory://")
-    return Router.from_csv(path, **kw)  # type: ignore[arg-type]
-
-
 def test_fastest_converges_and_moves_when_quota_is_spent(tmp_path: Path, keys: str) -> None:
     endpoints = [
         FakeEndpoint("slow", delay=0.06),
@@ -147,7 +138,7 @@ def test_fastest_converges_and_moves_when_quota_is_spent(tmp_path: Path, keys: s
     ]
     with FakeProvider(endpoints) as fake:
         rows = [("slow", "20 | |"), ("quick", "8 | |"), ("medium", "20 | |")]
-        with router_for(fake, tmp_path, rows, strategy="fastest") as router:
+        with fake_router(fake, tmp_path, rows, strategy="fastest") as router:
             served = [served_by(router.completion(HELLO)).endpoint for _ in range(14)]  # type: ignore[union-attr]
     assert served[:3] == ["slow", "quick", "medium"]  # each untried endpoint measured once
     assert served[3:10] == ["quick"] * 7  # then the fastest, until its 8 rpm are spent

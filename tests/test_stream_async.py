@@ -13,7 +13,7 @@ from llamux._errors import ProviderError
 from llamux._fake_provider import CUT
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import fake_table
+from conftest import fake_router
 
 HELLO = [{"role": "user", "content": "Tell me something."}]
 REPLY = "one two three four five six seven eight"
@@ -26,15 +26,6 @@ def fake() -> Iterator[FakeProvider]:
         yield provider
 
 
-def make_router(
-    fake: FakeProvider, tmp_path: Path, rows: list[tuple[str, str]], **kw: object
-) -> Router:
-    path = tmp_path / "endpoints.md"
-    path.write_text(fake_table(fake, rows))
-    kw.setdefault("store", "memory://")
-    return Router.from_csv(path, **kw)  # type: ignore[arg-type]
-
-
 def used(router: Router, index: int = 0) -> dict[str, int]:
     return {u.rule.name: u.used for u in router.status()[index].usage}
 
@@ -42,7 +33,7 @@ def used(router: Router, index: int = 0) -> dict[str, int]:
 def test_stream_yields_sdk_chunks_and_settles_with_stream_usage(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
-    with make_router(fake, tmp_path, [("a", "10 | 10000 |")]) as router:
+    with fake_router(fake, tmp_path, [("a", "10 | 10000 |")]) as router:
         stream = router.completion(HELLO, stream=True, max_tokens=100)
         text = ""
         for chunk in stream:
@@ -58,7 +49,7 @@ def test_stream_yields_sdk_chunks_and_settles_with_stream_usage(
 def test_stream_passes_the_usage_chunk_when_asked(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
-    with make_router(fake, tmp_path, [("a", "10 | 10000 |")]) as router:
+    with fake_router(fake, tmp_path, [("a", "10 | 10000 |")]) as router:
         chunks = list(router.completion(HELLO, stream=True, stream_options={"include_usage": True}))
         assert chunks[-1].choices == [] and chunks[-1].usage is not None
         assert chunks[-1].usage.total_tokens == fake.stats("a").total_tokens
@@ -68,7 +59,7 @@ def test_stream_fails_over_before_the_first_chunk(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
     fake.inject("a", 503)
-    with make_router(fake, tmp_path, [("a", "10 | |"), ("b", "10 | |")]) as router:
+    with fake_router(fake, tmp_path, [("a", "10 | |"), ("b", "10 | |")]) as router:
         stream = router.completion(HELLO, stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in stream).startswith("b:")
 
@@ -77,7 +68,7 @@ def test_a_stream_cut_mid_way_raises_and_is_not_sent_again(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
     fake.inject("a", CUT)
-    with make_router(fake, tmp_path, [("a", "10 | 10000 |"), ("b", "10 | |")]) as router:
+    with fake_router(fake, tmp_path, [("a", "10 | 10000 |"), ("b", "10 | |")]) as router:
         stream = router.completion(HELLO, stream=True, max_tokens=50)
         got = []
         with pytest.raises(ProviderError) as caught:
@@ -92,7 +83,7 @@ def test_a_stream_cut_mid_way_raises_and_is_not_sent_again(
 
 def test_acompletion_matches_completion(fake: FakeProvider, tmp_path: Path, keys: str) -> None:
     async def main() -> None:
-        async with make_router(fake, tmp_path, [("a", "2 | |"), ("b", "| |")]) as router:
+        async with fake_router(fake, tmp_path, [("a", "2 | |"), ("b", "| |")]) as router:
             got = [await router.acompletion(HELLO) for _ in range(3)]
             assert [served_by(r).endpoint for r in got] == ["a", "a", "b"]  # type: ignore[union-attr]
             assert got[0].choices[0].message.content == f"a: {REPLY}"
@@ -104,7 +95,7 @@ def test_async_stream_and_wait(fake: FakeProvider, tmp_path: Path, keys: str) ->
     clock = FakeClock()
 
     async def main() -> None:
-        async with make_router(fake, tmp_path, [("a", "1 | |")], clock=clock) as router:
+        async with fake_router(fake, tmp_path, [("a", "1 | |")], clock=clock) as router:
             stream = await router.acompletion(HELLO, stream=True)
             text = "".join([c.choices[0].delta.content or "" async for c in stream])
             assert text == f"a: {REPLY}"
@@ -124,7 +115,7 @@ def test_hundreds_of_concurrent_async_streams_never_over_admit(tmp_path: Path, k
         rows = [(n, f"{r} | |") for n, r in limits.items()]
 
         async def main() -> list[str]:
-            async with make_router(fake, tmp_path, rows) as router:
+            async with fake_router(fake, tmp_path, rows) as router:
 
                 async def one() -> str:
                     stream = await router.acompletion(HELLO, stream=True, max_tokens=20)
