@@ -133,15 +133,19 @@ class OpenAITransport:
         headers = {k.lower(): v for k, v in raw.headers.items()}
         return Reply(body, headers, time.perf_counter() - started)
 
-    async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+    async def acomplete(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], *, raw: bool = False
+    ) -> Reply:
+        """With ``raw``, ``Reply.body`` is the provider's HTTP response itself, unparsed (a
+        stream not yet read): the proxy relays its bytes. Error statuses raise either way."""
         client = self._aclient(endpoint, api_key)
         started = time.perf_counter()
         try:
-            raw = await client.chat.completions.with_raw_response.create(**params)
-            body = raw.parse()
+            answer = await client.chat.completions.with_raw_response.create(**params)
+            body = answer.http_response if raw else answer.parse()
         except Exception as exc:
             raise provider_error(exc, endpoint, api_key) from None
-        headers = {k.lower(): v for k, v in raw.headers.items()}
+        headers = {k.lower(): v for k, v in answer.headers.items()}
         return Reply(body, headers, time.perf_counter() - started)
 
     async def aclose(self) -> None:

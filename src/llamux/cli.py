@@ -1,9 +1,10 @@
-"""The ``llamux`` command line: status, query, chat, reset, check and demo.
+"""The ``llamux`` command line: status, query, chat, reset, check, demo and serve.
 
 Every command returns an exit code: 0 ok, 1 config or usage error, 2 no endpoint available,
 3 provider error, 4 store error. A :class:`LlamuxError` prints one line
 (``llamux: error: ...``) on stderr, never a traceback. ``rich`` is imported only by the
-commands that render, the ``openai`` SDK only by ``chat`` and ``demo``.
+commands that render, the ``openai`` SDK only by ``chat`` and ``demo``, Starlette and uvicorn
+only by ``serve``.
 """
 
 from __future__ import annotations
@@ -195,6 +196,24 @@ def _add_nothing(sub: argparse.ArgumentParser) -> None:
     pass
 
 
+def _add_serve(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1); any other needs LLAMUX_PROXY_KEY",
+    )
+    sub.add_argument(
+        "--port", type=_positive_int, default=8080, metavar="N", help="port (default 8080)"
+    )
+    sub.add_argument(
+        "--max-body",
+        type=_positive_int,
+        default=4 * 1024 * 1024,
+        metavar="BYTES",
+        help="refuse request bodies over this size with 413 (default 4194304)",
+    )
+
+
 # ------------------------------------------------------------------ config and router
 
 
@@ -375,6 +394,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(requests=args.requests, seconds=args.seconds)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the OpenAI-compatible proxy and its dashboard until interrupted (Ctrl-C)."""
+    try:
+        from .proxy import require_key, serve
+    except ImportError as missing:
+        raise ConfigError(
+            f"llamux serve needs the proxy extra ({missing.name} is missing): "
+            "pip install 'llamux[proxy]'"
+        ) from None
+    key = os.environ.get("LLAMUX_PROXY_KEY") or None
+    require_key(args.host, key)
+    with open_router(args) as router:
+        where = f"http://{args.host}:{args.port}"
+        guard = "; clients send $LLAMUX_PROXY_KEY as their API key" if key else ""
+        _say_dim(f"llamux proxy: base_url {where}/v1, dashboard {where}/{guard}")
+        try:
+            serve(
+                router, host=args.host, port=args.port, proxy_key=key, max_body_bytes=args.max_body
+            )
+        except SystemExit as stopped:  # uvicorn could not start (the port is taken, say)
+            _say_error(f"the proxy could not start on {args.host}:{args.port}; see above")
+            return stopped.code if isinstance(stopped.code, int) and stopped.code else EXIT_USAGE
+        except KeyboardInterrupt:  # Ctrl-C, after the graceful shutdown: the normal way out
+            pass
+    _say_dim("llamux proxy stopped; in-flight requests finished and settled")
+    return EXIT_OK
+
+
 _COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Any], ...] = (
     ("status", "show each endpoint's quota use and state", cmd_status, _add_status),
     ("query", "pick and reserve an endpoint for a prompt, print it", cmd_query, _add_prompt),
@@ -382,6 +429,7 @@ _COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Any], ...]
     ("reset", "forget recorded usage and cool-downs", cmd_reset, _add_reset),
     ("check", "validate the config and show each endpoint", cmd_check, _add_nothing),
     ("demo", "live demo against local fake providers (no keys, no files)", cmd_demo, _add_demo),
+    ("serve", "run the OpenAI-compatible proxy with a live dashboard", cmd_serve, _add_serve),
 )
 
 

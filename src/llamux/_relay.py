@@ -1,0 +1,266 @@
+"""The proxy's request path: route one chat request, relay the provider's own bytes.
+
+:func:`arelay` is ``Router.acompletion`` with the provider's HTTP answer in place of parsed
+SDK objects: the same admission, failover and settling (the router's own machinery), then
+the body relayed unchanged. A stream fails over only before its first byte chunk reaches the
+client; a cut after that ends the client's stream (with an SSE error event) and is never
+retried elsewhere. Streams settle when they end, however they end: a client that hangs up
+still settles (the estimate stays when no usage arrived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import anyio
+
+from ._errors import LlamuxError, ProviderConnectionError, ProviderError, ProviderTimeout
+from ._served import Attempt, Served
+from ._sse import UsageScanner, json_usage
+from ._stream import asked_usage
+from ._tokens import usage_tokens
+
+if TYPE_CHECKING:
+    from ._admission import Admission, Admitted
+    from ._config import Endpoint
+    from ._router import Router
+    from ._stream import OnEnd
+    from ._transport import Reply
+
+Done = Callable[[Sequence[Attempt], Served | None], None]
+"""Told once how a request ended: its attempts, and how it was served (``None``: it failed).
+For a stream, when the stream ends; ``Served.tokens`` is then the settled usage."""
+
+FORWARDED = ("content-type", "cache-control")
+"""Response headers passed on from the provider (the body is re-framed by the proxy)."""
+
+
+class _RawTransport(Protocol):
+    async def acomplete(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], *, raw: bool = ...
+    ) -> Reply: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Relayed:
+    """A provider's answer to pass on: status, headers, and the body or the byte stream."""
+
+    status: int
+    headers: dict[str, str]
+    served: Served
+    body: bytes | None = None
+    stream: ByteStream | None = None
+
+
+async def arelay(
+    router: Router,
+    messages: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    done: Done | None = None,
+) -> Relayed:
+    """Serve a chat request from the best endpoint with quota; relay its answer's bytes.
+
+    Raises what ``Router.acompletion`` raises (``NoEndpointAvailable``, ``RequestTooLarge``,
+    ``ProviderError`` for errors another endpoint would repeat, ``ConfigError``).
+    """
+    admission = router._admission(messages, params)
+    try:
+        return await _serve(router, admission, messages, params, done)
+    except LlamuxError:
+        if done is not None:
+            done(tuple(admission.attempts), None)
+        raise
+
+
+async def _serve(
+    router: Router,
+    admission: Admission,
+    messages: Sequence[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    done: Done | None,
+) -> Relayed:
+    """The loop of ``Router.acompletion``: reserve, call, fail over, until one answers."""
+    transport = cast(_RawTransport, router.transport)
+    while True:
+        got = await asyncio.to_thread(admission.next)
+        if isinstance(got, float):
+            await router.clock.asleep(got)
+            continue
+        call = router._call_params(got.endpoint, messages, params)
+        started = time.perf_counter()
+        try:
+            reply = await transport.acomplete(got.endpoint, got.api_key, call, raw=True)
+            opened = await _first_chunk(reply.body, got) if call.get("stream") else None
+        except ProviderError as error:
+            failover = await asyncio.to_thread(
+                router._settler.failed, got, error, admission.attempts
+            )
+            if not failover:
+                raise
+            continue
+        if opened is None:
+            return await asyncio.to_thread(_answer, router, got, reply, admission.attempts, done)
+        await asyncio.to_thread(router._settler.learn, got, reply.headers)
+        attempts = admission.attempts
+        attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+        stream = ByteStream(
+            reply.body,
+            *opened,
+            scanner=UsageScanner(hide_usage=not asked_usage(params)),
+            got=got,
+            attempts=attempts,
+            on_end=router._ender(got, attempts, started),
+            served=router._served(got, None, attempts),
+            done=done,
+        )
+        return Relayed(reply.body.status_code, _forwarded(reply.body), stream.served, stream=stream)
+
+
+def _answer(
+    router: Router, got: Admitted, reply: Reply, attempts: list[Attempt], done: Done | None
+) -> Relayed:
+    """A whole JSON answer: learn from its headers, settle with its usage, record the speed,
+    pass the bytes on (one worker-thread hop for all the store I/O)."""
+    router._settler.learn(got, reply.headers)
+    response = reply.body
+    body: bytes = response.content
+    usage = json_usage(body)
+    tokens = usage_tokens(usage) if usage is not None else None
+    router._settler.settle(got, tokens)
+    router._settler.record(got, reply.latency, _usage_object(usage), None)
+    attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+    served = router._served(got, tokens, attempts)
+    if done is not None:
+        done(tuple(attempts), served)
+    return Relayed(response.status_code, _forwarded(response), served, body=body)
+
+
+class ByteStream:
+    """The provider's stream as bytes for the client, settled when it ends however it ends.
+
+    Iterate it once; :meth:`aclose` when done (also when never iterated): it closes the
+    provider's response and settles, shielded from cancellation.
+    """
+
+    def __init__(
+        self,
+        response: Any,
+        first: bytes,
+        rest: AsyncIterator[bytes],
+        *,
+        scanner: UsageScanner,
+        got: Admitted,
+        attempts: list[Attempt],
+        on_end: OnEnd,
+        served: Served,
+        done: Done | None,
+    ) -> None:
+        self._response = response
+        self._first = first
+        self._rest = rest
+        self._scanner = scanner
+        self._got = got
+        self._attempts = attempts
+        self._on_end = on_end
+        self.served = served
+        self._done = done
+        self._settled = False
+        self._chunks = self._relay()
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks
+
+    async def _relay(self) -> AsyncGenerator[bytes, None]:
+        error: ProviderError | None = None
+        try:
+            if out := await self._take(self._first):
+                yield out
+            async for chunk in self._rest:
+                if out := await self._take(chunk):
+                    yield out
+            if out := self._scanner.rest():
+                yield out
+        except Exception as exc:  # the provider broke off: tell the client, never retry
+            if not self._scanner.finished:
+                error = _cut(exc, self._got)
+                yield _error_event(error)
+        finally:
+            await self._end(error)
+
+    async def _take(self, chunk: bytes) -> bytes:
+        """The bytes of ``chunk`` to pass on; settles as soon as the answer is complete,
+        before the client sees its end."""
+        out = self._scanner.feed(chunk)
+        if self._scanner.finished:
+            await self._settle(None)
+        return out
+
+    async def aclose(self) -> None:
+        """Stop relaying (the client is gone or done) and settle, if not done yet."""
+        with anyio.CancelScope(shield=True):
+            await self._chunks.aclose()
+            await self._end(None)
+
+    async def _end(self, error: ProviderError | None) -> None:
+        with anyio.CancelScope(shield=True):
+            await self._response.aclose()
+            await self._settle(error)
+
+    async def _settle(self, error: ProviderError | None) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        usage = self._scanner.usage
+        with anyio.CancelScope(shield=True):
+            await asyncio.to_thread(self._on_end, _usage_object(usage), error)
+        if self._done is not None:
+            tokens = usage_tokens(usage) if usage is not None else None
+            served = replace(self.served, tokens=tokens, attempts=tuple(self._attempts))
+            self._done(served.attempts, served if error is None else None)
+
+
+async def _first_chunk(response: Any, got: Admitted) -> tuple[bytes, AsyncIterator[bytes]]:
+    """Read the first byte chunk, so that a failure before it can still fail over; returns
+    it and the iterator of the rest."""
+    chunks: AsyncIterator[bytes] = response.aiter_bytes()
+    try:
+        return await anext(chunks, b""), chunks
+    except Exception as exc:
+        await response.aclose()
+        raise _cut(exc, got) from None
+
+
+def _cut(exc: Exception, got: Admitted) -> ProviderError:
+    """A provider error for a stream that broke after its head (it may bill the request)."""
+    if isinstance(exc, ProviderError):
+        return exc
+    where = f"endpoint {got.endpoint.id}"
+    kind = type(exc).__name__
+    if "Timeout" in kind:
+        return ProviderTimeout(
+            f"{where} stopped sending its stream ({kind})", endpoint=got.endpoint.id, accepted=True
+        )
+    return ProviderConnectionError(
+        f"{where} broke off its stream ({kind})", endpoint=got.endpoint.id, accepted=True
+    )
+
+
+def _error_event(error: ProviderError) -> bytes:
+    """The SSE event that tells an OpenAI client its stream failed mid-way."""
+    body = {"error": {"message": str(error), "type": "upstream_error", "code": "stream_cut"}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+def _forwarded(response: Any) -> dict[str, str]:
+    return {name: response.headers[name] for name in FORWARDED if name in response.headers}
+
+
+def _usage_object(usage: Mapping[str, Any] | None) -> Any:
+    """A usage dict as the attribute object ``Settler.record`` and ``usage_tokens`` read."""
+    return None if usage is None else SimpleNamespace(**usage)
