@@ -185,6 +185,11 @@ def bench_import(runs: int) -> list[tuple[str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser.add_argument(
+        "--all",
+        action="store_true",
+        help="also run contention.py, proxy.py and state_size.py (the whole of bench/)",
+    )
     args = parser.parse_args()
     os.environ[KEY_VAR] = "bench-key"
     runs = 300 if args.quick else 3000
@@ -201,6 +206,12 @@ def main() -> None:
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    if args.all:
+        here = os.path.dirname(os.path.abspath(__file__))
+        for script in ("contention.py", "proxy.py", "state_size.py"):
+            print(f"\n== {script}")
+            command = [sys.executable, os.path.join(here, script)]
+            subprocess.run([*command, *(["--quick"] if args.quick else [])], check=True)
 
 
 if __name__ == "__main__":
