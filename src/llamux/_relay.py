@@ -115,7 +115,7 @@ async def _serve(
             scanner=UsageScanner(hide_usage=not asked_usage(params)),
             got=got,
             attempts=attempts,
-            on_end=router._ender(got, attempts, started),
+            on_end=router._settler.ender(got, attempts, started),
             served=router._served(got, None, attempts),
             done=done,
         )

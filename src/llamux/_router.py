@@ -20,15 +20,15 @@ from ._clock import Clock, SystemClock
 from ._config import Config, Endpoint, Pool, Route, load, load_table
 from ._errors import ConfigError, ProviderError
 from ._performance import Performance
-from ._quota import Cooldown, Cost, RuleUsage, Scope
-from ._quota import rules_from_limits as _rules
+from ._quota import Cooldown, Cost, RuleUsage
+from ._scoping import scopes_for
 from ._served import Attempt, Served, attach
 from ._settler import Settler
+from ._stores import open_store
 from ._strategies import Strategy, strategy_from
 from ._stream import (
     AsyncChunkStream,
     ChunkStream,
-    OnEnd,
     afirst_chunk,
     asked_usage,
     first_chunk,
@@ -87,13 +87,13 @@ class Router:
         self.endpoints: tuple[Endpoint, ...] = tuple(endpoints)
         if not self.endpoints:
             raise ConfigError("a Router needs at least one endpoint; add rows to your table")
-        self._scopes = _scopes(self.endpoints, {pool.name: pool for pool in pools})
+        self._scopes = scopes_for(self.endpoints, {pool.name: pool for pool in pools})
         self.routes = {route.name: route for route in routes}
         self.strategy = strategy_from(strategy)
         self._strategies: dict[str, Strategy] = {}
         self.clock: Clock = clock or SystemClock()
-        self._own_store = not _is_store(store)
-        self.store: QuotaStore = _open_store(store)
+        self._own_store = store is None or isinstance(store, str)
+        self.store: QuotaStore = open_store(store)
         self._transport = transport
         self._timeout = timeout
         self._settler = Settler(self.store, self.clock, self._scopes)
@@ -330,19 +330,6 @@ class Router:
             tuple(attempts),
         )
 
-    def _ender(self, got: Admitted, attempts: list[Attempt], started: float) -> OnEnd:
-        """What to do when a stream ends: settle with its usage and record its speed."""
-        ttft = time.perf_counter() - started
-
-        def end(usage: Any, error: ProviderError | None) -> None:
-            if error is not None:
-                self._settler.failed(got, error, attempts)
-                return
-            self._settler.settle(got, usage_tokens(usage) if usage is not None else None)
-            self._settler.record(got, time.perf_counter() - started, usage, ttft)
-
-        return end
-
     def _stream(
         self,
         got: Admitted,
@@ -358,7 +345,7 @@ class Router:
             first,
             hide_usage=not asked_usage(params),
             translate=translator(got),
-            on_end=self._ender(got, attempts, started),
+            on_end=self._settler.ender(got, attempts, started),
         )
         attach(stream, self._served(got, None, attempts))
         return stream
@@ -373,7 +360,7 @@ class Router:
         started: float,
     ) -> AsyncChunkStream:
         attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-        end = self._ender(got, attempts, started)
+        end = self._settler.ender(got, attempts, started)
 
         async def aend(usage: Any, error: ProviderError | None) -> None:
             await asyncio.to_thread(end, usage, error)
@@ -425,39 +412,3 @@ class Router:
 
     def _ids(self) -> str:
         return ", ".join(e.id for e in self.endpoints)
-
-
-def _scopes(endpoints: Sequence[Endpoint], pools: Mapping[str, Pool]) -> dict[str, list[Scope]]:
-    scopes: dict[str, list[Scope]] = {}
-    for ep in endpoints:
-        if ep.id in scopes:
-            raise ConfigError(f"two endpoints are named {ep.id!r}; give each a unique name")
-        own = [Scope(ep.id, _rules(ep.limits.items(), dict(ep.resets)))]
-        if ep.pool:
-            pool = pools.get(ep.pool) or _catalog_pool(ep.pool)
-            if pool is None:
-                raise ConfigError(
-                    f"endpoint {ep.id} draws on pool {ep.pool!r}, which is not defined; "
-                    f"define [pools.{ep.pool}] in a TOML config or remove the pool"
-                )
-            own.append(Scope(f"pool:{pool.name}", _rules(pool.limits.items(), dict(pool.resets))))
-        scopes[ep.id] = own
-    return scopes
-
-
-def _catalog_pool(name: str) -> Pool | None:
-    from ._catalog import pool
-
-    return pool(name)
-
-
-def _is_store(store: object) -> bool:
-    return store is not None and not isinstance(store, str)
-
-
-def _open_store(store: str | QuotaStore | None) -> QuotaStore:
-    if store is None or isinstance(store, str):
-        from ._stores import store_from_url
-
-        return store_from_url(store)
-    return store

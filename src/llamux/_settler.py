@@ -6,7 +6,8 @@ Sync store I/O only; the async router runs these methods in a worker thread.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderError
@@ -14,6 +15,7 @@ from ._feedback import classify, debits, exhausted
 from ._performance import Sample
 from ._quota import Scope, Window
 from ._served import Attempt
+from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
     from ._admission import Admitted
@@ -47,6 +49,22 @@ class Settler:
         tps = completion / generating if completion and generating > 0 else None
         sample = Sample(latency=elapsed, tokens_per_second=tps, ttft=ttft)
         self.store.record(admitted.endpoint.id, sample)
+
+    def ender(
+        self, admitted: Admitted, attempts: list[Attempt], started: float
+    ) -> Callable[[Any, ProviderError | None], None]:
+        """What to do when a stream ends: settle with its usage and record its speed
+        (``started``: when the call began, by ``time.perf_counter``; now: its first chunk)."""
+        ttft = time.perf_counter() - started
+
+        def end(usage: Any, error: ProviderError | None) -> None:
+            if error is not None:
+                self.failed(admitted, error, attempts)
+                return
+            self.settle(admitted, usage_tokens(usage) if usage is not None else None)
+            self.record(admitted, time.perf_counter() - started, usage, ttft)
+
+        return end
 
     def failed(self, admitted: Admitted, error: ProviderError, attempts: list[Attempt]) -> bool:
         """Carry out the failover verdict for ``error``; True to try the next endpoint."""

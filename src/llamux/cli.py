@@ -31,7 +31,6 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from ._config import Config, Endpoint
     from ._router import Router
 
 CONFIG_FILES = ("endpoints.csv", "endpoints.md", "llamux.toml")
@@ -336,55 +335,15 @@ def cmd_reset(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Validate the config and show what each endpoint resolves to."""
+    from ._check_view import config_report
     from ._config import load
     from ._router import Router
 
     path = find_config(args.config)
     config = load(path)
     Router(config, store="memory://").close()  # duplicate names, undefined pools
-    print(_config_summary(path, config))
-    for number, endpoint in enumerate(config.endpoints, 1):
-        print(_endpoint_lines(number, endpoint))
-    for pool in config.pools:
-        limits = " · ".join(f"{n} {v}" for n, v in pool.limits.items()) or "no limits"
-        print(f"pool {pool.name}: {limits}")
-    for route in config.routes:
-        print(f"route {route.name}: {', '.join(route.endpoints)}")
+    print(config_report(path, config))
     return EXIT_OK
-
-
-def _config_summary(path: Path, config: Config) -> str:
-    count = len(config.endpoints)
-    line = f"{path}: ok, {count} endpoint{'s' * (count != 1)}, strategy {config.strategy}"
-    if config.store:
-        line += f", store {re.sub(r'//[^/@]*@', '//***@', config.store)}"
-    return line
-
-
-def _endpoint_lines(number: int, endpoint: Endpoint) -> str:
-    has_key = bool(os.environ.get(endpoint.api_key_env))
-    key = "set" if has_key else "NOT set: export it, or the endpoint is skipped"
-    limits = " · ".join(f"{n} {v}" for n, v in endpoint.limits.items()) or "no limits"
-    extra = f"\n     pool      {endpoint.pool}" if endpoint.pool else ""
-    return (
-        f"{number:>2}. {endpoint.id}\n"
-        f"     base_url  {endpoint.base_url}\n"
-        f"     key       ${endpoint.api_key_env} ({key})\n"
-        f"     limits    {limits}\n"
-        f"     resets    {_resets(endpoint)}{extra}"
-    )
-
-
-def _resets(endpoint: Endpoint) -> str:
-    """``rpd: calendar days in UTC; rpm, tpm: rolling``."""
-    zones: dict[str, list[str]] = {}
-    for name, tz in endpoint.resets:
-        zones.setdefault(tz, []).append(name)
-    parts = [f"{', '.join(names)}: calendar periods in {tz}" for tz, names in zones.items()]
-    rolling = [name for name, _ in endpoint.limits.items() if name not in dict(endpoint.resets)]
-    if rolling:
-        parts.append(f"{', '.join(rolling)}: rolling windows")
-    return "; ".join(parts) or "-"
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

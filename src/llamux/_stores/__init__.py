@@ -109,4 +109,11 @@ def store_from_url(url: str | None = None) -> QuotaStore:
     return SQLiteStore(url)
 
 
-__all__ = ["QuotaStore", "default_store_url", "store_from_url"]
+def open_store(store: str | QuotaStore | None) -> QuotaStore:
+    """``store`` itself if it is a store, else the store its URL names (default if None)."""
+    if store is None or isinstance(store, str):
+        return store_from_url(store)
+    return store
+
+
+__all__ = ["QuotaStore", "default_store_url", "open_store", "store_from_url"]
