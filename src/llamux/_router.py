@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import threading
@@ -212,6 +211,8 @@ class Router:
     async def acompletion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
         is an async iterator of chunks. Store I/O runs in worker threads, never on the loop."""
+        import asyncio  # not at module level: import llamux stays light
+
         admission = self._admission(messages, params)
         while True:
             got = await asyncio.to_thread(admission.next)
@@ -363,6 +364,8 @@ class Router:
         end = self._settler.ender(got, attempts, started)
 
         async def aend(usage: Any, error: ProviderError | None) -> None:
+            import asyncio
+
             await asyncio.to_thread(end, usage, error)
 
         stream = AsyncChunkStream(
