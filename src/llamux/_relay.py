@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -28,7 +27,6 @@ from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
     from ._admission import Admission, Admitted
-    from ._config import Endpoint
     from ._router import Router
     from ._stream import OnEnd
     from ._transport import Reply
@@ -39,12 +37,6 @@ For a stream, when the stream ends; ``Served.tokens`` is then the settled usage.
 
 FORWARDED = ("content-type", "cache-control")
 """Response headers passed on from the provider (the body is re-framed by the proxy)."""
-
-
-class _RawTransport(Protocol):
-    async def acomplete(
-        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], *, raw: bool = ...
-    ) -> Reply: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,41 +77,25 @@ async def _serve(
     params: Mapping[str, Any],
     done: Done | None,
 ) -> Relayed:
-    """The loop of ``Router.acompletion``: reserve, call, fail over, until one answers."""
-    transport = cast(_RawTransport, router.transport)
-    while True:
-        got = await asyncio.to_thread(admission.next)
-        if isinstance(got, float):
-            await router.clock.asleep(got)
-            continue
-        call = router._call_params(got.endpoint, messages, params)
-        started = time.perf_counter()
-        try:
-            reply = await transport.acomplete(got.endpoint, got.api_key, call, raw=True)
-            opened = await _first_chunk(reply.body, got) if call.get("stream") else None
-        except ProviderError as error:
-            failover = await asyncio.to_thread(
-                router._settler.failed, got, error, admission.attempts
-            )
-            if not failover:
-                raise
-            continue
-        if opened is None:
-            return await asyncio.to_thread(_answer, router, got, reply, admission.attempts, done)
-        await asyncio.to_thread(router._settler.learn, got, reply.headers)
-        attempts = admission.attempts
-        attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-        stream = ByteStream(
-            reply.body,
-            *opened,
-            scanner=UsageScanner(hide_usage=not asked_usage(params)),
-            got=got,
-            attempts=attempts,
-            on_end=router._settler.ender(got, attempts, started),
-            served=router._served(got, None, attempts),
-            done=done,
-        )
-        return Relayed(reply.body.status_code, _forwarded(reply.body), stream.served, stream=stream)
+    """``Router.acompletion``'s path (the router's own), delivering bytes instead."""
+    answer = await router._aanswer(admission, messages, params, _first_chunk, raw=True)
+    got, reply = answer.got, answer.reply
+    if not answer.stream:
+        return await asyncio.to_thread(_answer, router, got, reply, admission.attempts, done)
+    await asyncio.to_thread(router._settler.learn, got, reply.headers)
+    attempts = admission.attempts
+    attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+    stream = ByteStream(
+        reply.body,
+        *answer.first,
+        scanner=UsageScanner(hide_usage=not asked_usage(params)),
+        got=got,
+        attempts=attempts,
+        on_end=router._settler.ender(got, attempts, answer.started),
+        served=router._served(got, None, attempts),
+        done=done,
+    )
+    return Relayed(reply.body.status_code, _forwarded(reply.body), stream.served, stream=stream)
 
 
 def _answer(

@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,18 @@ log = logging.getLogger("llamux")
 
 ROUTER_PARAMS = frozenset({"wait", "strategy"})
 """Keyword arguments llamux consumes itself; every other one goes to the provider."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An endpoint's successful answer to one call: for a stream, with its first chunk."""
+
+    got: Admitted
+    reply: Reply
+    first: Any
+    started: float
+    """When the call began (``time.perf_counter``)."""
+    stream: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +226,27 @@ class Router:
         import asyncio  # not at module level: import llamux stays light
 
         admission = self._admission(messages, params)
+        answer = await self._aanswer(admission, messages, params, afirst_chunk)
+        got, reply = answer.got, answer.reply
+        await asyncio.to_thread(self._settler.learn, got, reply.headers)
+        if not answer.stream:
+            return await asyncio.to_thread(self._done, got, reply, admission.attempts)
+        return self._astream(got, reply, answer.first, admission.attempts, params, answer.started)
+
+    async def _aanswer(
+        self,
+        admission: Admission,
+        messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        first_of: Callable[[Any, Admitted], Awaitable[Any]],
+        *,
+        raw: bool = False,
+    ) -> Answer:
+        """Reserve, call and fail over until an endpoint answers; for a stream, its first
+        chunk is read (by ``first_of``) before it counts as answered. ``raw``: the
+        provider's HTTP response, unparsed (the proxy relays its bytes)."""
+        import asyncio
+
         while True:
             got = await asyncio.to_thread(admission.next)
             if isinstance(got, float):
@@ -222,8 +255,8 @@ class Router:
             call = self._call_params(got.endpoint, messages, params)
             started = time.perf_counter()
             try:
-                reply = await self.transport.acomplete(got.endpoint, got.api_key, call)
-                first = await afirst_chunk(reply.body, got) if call.get("stream") else None
+                reply = await self.transport.acomplete(got.endpoint, got.api_key, call, raw=raw)
+                first = await first_of(reply.body, got) if call.get("stream") else None
             except ProviderError as error:
                 failover = await asyncio.to_thread(
                     self._settler.failed, got, error, admission.attempts
@@ -231,10 +264,7 @@ class Router:
                 if not failover:
                     raise
                 continue
-            await asyncio.to_thread(self._settler.learn, got, reply.headers)
-            if not call.get("stream"):
-                return await asyncio.to_thread(self._done, got, reply, admission.attempts)
-            return self._astream(got, reply, first, admission.attempts, params, started)
+            return Answer(got, reply, first, started, bool(call.get("stream")))
 
     def status(self) -> list[EndpointStatus]:
         """Every endpoint's usage per rule, key presence and cool-down, now."""

@@ -48,8 +48,10 @@ class Transport(Protocol):
     def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply: ...
 
     async def acomplete(
-        self, endpoint: Endpoint, api_key: str, params: dict[str, Any]
-    ) -> Reply: ...
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], *, raw: bool = False
+    ) -> Reply:
+        """With ``raw``, ``Reply.body`` is the unparsed HTTP response (see OpenAITransport)."""
+        ...
 
 
 def url_vars(endpoint: Endpoint) -> tuple[tuple[str, str], ...]:
