@@ -195,9 +195,15 @@ def run_workers(
         for _ in range(processes)
     ]
     total: Counter[str] = Counter()
-    for proc in procs:
-        out, err = proc.communicate(timeout=120)
-        assert proc.returncode == 0, err
-        assert KEY not in out + err
-        total.update(json.loads(out))
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            assert KEY not in out + err
+            total.update(json.loads(out))
+    finally:
+        for proc in procs:  # a failed worker must not leave the others running
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
     return total

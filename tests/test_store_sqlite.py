@@ -137,3 +137,39 @@ def test_an_older_schema_is_migrated_keeping_usage(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     conn.close()
+
+
+OPEN_AT_ONCE = """
+import sys, time
+from llamux._quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._stores.sqlite import SQLiteStore
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+store = SQLiteStore(sys.argv[1])
+scope = Scope("ep", rules_from_limits([("rpm", 1000)], {}))
+assert isinstance(store.reserve("ep", [scope], Cost(1), time.time()), Reservation)
+store.close()
+"""
+
+
+def test_processes_opening_a_new_file_at_once_all_get_in(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    for attempt in range(4):
+        path = tmp_path / f"new{attempt}.db"
+        start = str(time.time() + 1.5)  # after every process has imported llamux
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPEN_AT_ONCE, str(path), start],
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(12)
+        ]
+        errors = [proc.communicate(timeout=60)[1] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 12, errors
+        store = SQLiteStore(path)
+        scope = Scope("ep", rules_from_limits([("rpm", 1000)], {}))
+        assert store.usage([scope], time.time())[0].used == 12
+        store.close()

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -111,6 +113,19 @@ class SQLiteStore:
         return conn
 
     def _open(self) -> sqlite3.Connection:
+        """Connect, switch to WAL and migrate. Processes that open a new file at the same
+        moment race for the switch to WAL, which SQLite answers with "database is locked"
+        without waiting: retry that for up to a minute."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return self._open_once()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
+
+    def _open_once(self) -> sqlite3.Connection:
         path = str(Path(self.path).expanduser()) if self.path != ":memory:" else self.path
         conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         try:
