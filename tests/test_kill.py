@@ -38,7 +38,9 @@ def test_kill_nine_mid_run_keeps_the_accounting_exact(tmp_path: Path, keys: str)
             )
             for _ in range(4)
         ]
-        time.sleep(1.0)  # let them start (imports) and get going
+        deadline = time.monotonic() + 60
+        while fake.stats("a").served < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)  # until they are well under way (imports take a while)
         for proc in procs:
             time.sleep(rng.uniform(0.05, 0.4))  # random points
             proc.send_signal(signal.SIGKILL)
