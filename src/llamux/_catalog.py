@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from ._config import LIMIT_NAMES, Limits, Pool
+from ._endpoint import LIMIT_NAMES, Limits, Pool
 
 DIALECTS = frozenset(
     {"openai", "groq", "cerebras", "mistral", "anthropic", "openrouter", "gemini", "sambanova"}

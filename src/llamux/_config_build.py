@@ -17,7 +17,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, available_timezones
 
 from . import _catalog
-from ._config import (
+from ._endpoint import (
     CAPABILITIES,
     DEFAULT_MAX_OUTPUT,
     LIMIT_NAMES,

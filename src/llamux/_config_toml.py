@@ -47,7 +47,6 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 
-from ._config import COLUMNS, LIMIT_NAMES, STRATEGIES, Config, Endpoint, Pool, Route
 from ._config_build import (
     Place,
     add_unique,
@@ -60,6 +59,7 @@ from ._config_build import (
     suggest,
     text,
 )
+from ._endpoint import COLUMNS, LIMIT_NAMES, STRATEGIES, Config, Endpoint, Pool, Route
 from ._errors import ConfigError
 
 TOP_KEYS = ("store", "strategy", "endpoints", "pools", "routes")

@@ -1,0 +1,104 @@
+"""The configuration's values: endpoints, their limits, pools, routes and the whole config.
+
+Frozen dataclasses and the constants that name their fields; no parsing here (that is
+``_config``, ``_config_build`` and ``_config_toml``), so every module can use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LIMIT_NAMES: tuple[str, ...] = ("rpm", "tpm", "rph", "tph", "rpd", "tpd")
+"""Requests / tokens per minute, hour and day."""
+
+CAPABILITIES = frozenset({"tools", "vision", "json"})
+STRATEGIES = ("preference", "cheapest", "fastest", "balanced", "round_robin", "weighted")
+COLUMNS: tuple[str, ...] = (
+    *("provider", "model", *LIMIT_NAMES, "name", "base_url", "api_key_env", "priority"),
+    *("weight", "input_cost", "output_cost", "context", "max_output", "pool", "reset"),
+    "capabilities",
+)
+"""Every column a table (or key an ``[[endpoints]]`` table) may have."""
+
+DEFAULT_MAX_OUTPUT = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Up to six limits; None means no limit, 0 means never use that metric."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    rph: int | None = None
+    tph: int | None = None
+    rpd: int | None = None
+    tpd: int | None = None
+
+    def items(self) -> tuple[tuple[str, int], ...]:
+        """The limits that are set, as (name, limit), in ``LIMIT_NAMES`` order."""
+        pairs = ((name, getattr(self, name)) for name in LIMIT_NAMES)
+        return tuple((name, value) for name, value in pairs if value is not None)
+
+    def get(self, name: str) -> int | None:
+        """The limit called ``name`` (``rpm`` ... ``tpd``), or None if unset."""
+        value: int | None = getattr(self, name)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One provider + model pair that requests can be routed to."""
+
+    id: str
+    provider: str
+    model: str
+    base_url: str
+    api_key_env: str
+    limits: Limits = Limits()
+    resets: tuple[tuple[str, str], ...] = ()
+    """(limit name, IANA timezone) for each limit counted in calendar periods."""
+    priority: int | None = None
+    weight: float = 1.0
+    input_cost: float | None = None
+    output_cost: float | None = None
+    context: int | None = None
+    max_output: int = DEFAULT_MAX_OUTPUT
+    pool: str | None = None
+    dialect: str = "openai"
+    capabilities: frozenset[str] = frozenset()
+    source: str = ""
+
+    def reset_for(self, limit_name: str) -> str | None:
+        """The timezone whose calendar periods ``limit_name`` resets in, or None (rolling)."""
+        return dict(self.resets).get(limit_name)
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A quota shared by every endpoint that names it (e.g. all OpenRouter ``:free`` models)."""
+
+    name: str
+    limits: Limits
+    resets: tuple[tuple[str, str], ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A name callers pass as ``model``, served by these endpoints (ids, in order)."""
+
+    name: str
+    endpoints: tuple[str, ...]
+    strategy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a router needs: endpoints in row order, pools, routes, store, strategy."""
+
+    endpoints: tuple[Endpoint, ...]
+    pools: tuple[Pool, ...] = ()
+    routes: tuple[Route, ...] = ()
+    store: str | None = None
+    strategy: str = "preference"
+    source: str = ""
