@@ -33,15 +33,13 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from .._errors import StoreError
 from .._performance import ALPHA, Performance, Sample
 from .._quota import (
-    RESERVATION_TTL,
     Charge,
     Cooldown,
     Cost,
@@ -51,60 +49,31 @@ from .._quota import (
     Scope,
     Snapshot,
     Window,
-    decide,
     remaining_after,
     rule_usage,
+)
+from .redis_plan import (
+    BUCKET_MARGIN,
+    Plan,
+    import_redis,
+    load_scripts,
+    make_plan,
+    mask_url,
+    ms,
+    performance_of,
+    refusal_of,
+    reserve_args,
+    shifted,
+    snapshot_of,
+    split_namespace,
 )
 
 OFFSET_REFRESH = 30.0
 """Seconds between measurements of the offset between the server's clock and ours."""
 CONNECT_TIMEOUT = 3.0
 SOCKET_TIMEOUT = 10.0
-BUCKET_MARGIN = 60.0
-"""Seconds a bucket hash outlives the moment its newest bucket stops counting."""
 KEEP_SECONDS = 30 * 86400
 """Life of performance and counter keys after their last write."""
-
-
-def _load_scripts() -> dict[str, str]:
-    text = Path(__file__).with_name("redis.lua").read_text(encoding="utf-8")
-    sections = re.split(r"^--- (\w+)\n", text, flags=re.MULTILINE)
-    named = dict(zip(sections[1::2], sections[2::2], strict=True))
-    common = named.pop("common")
-    return {name: common + body for name, body in named.items()}
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password (in the authority or a ``password=`` parameter) as ``***``."""
-    base, sep, query = url.partition("?")
-    parts = urlsplit(base)
-    if parts.password is not None:
-        user, _, host = parts.netloc.rpartition("@")
-        base = base.replace(parts.netloc, f"{user.partition(':')[0]}:***@{host}", 1)
-    return base + sep + re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", query)
-
-
-def _split_namespace(url: str) -> tuple[str, str | None]:
-    """``url`` without its ``namespace=`` query parameter, and that parameter."""
-    base, _, query = url.partition("?")
-    pairs = [pair for pair in query.split("&") if pair]
-    names = [unquote(p.partition("=")[2]) for p in pairs if p.startswith("namespace=")]
-    rest = [pair for pair in pairs if not pair.startswith("namespace=")]
-    return base + ("?" + "&".join(rest) if rest else ""), names[-1] if names else None
-
-
-def _ms(seconds: float) -> int:
-    return max(1, math.ceil(seconds * 1000))
-
-
-@dataclass(frozen=True, slots=True)
-class _Plan:
-    """What a reservation on some scopes touches: their tag, cool-down and bucket keys,
-    and per (scope, window) the smallest requests and tokens limits (-1: none)."""
-
-    tag: str
-    cooldown_keys: tuple[str, ...]
-    windows: tuple[tuple[str, Window, str, int, int], ...]
 
 
 class RedisStore:
@@ -126,7 +95,7 @@ class RedisStore:
     """
 
     def __init__(self, url: str, *, namespace: str | None = None, server_time: bool = True) -> None:
-        url, from_url = _split_namespace(url)
+        url, from_url = split_namespace(url)
         self.url = mask_url(url)
         secrets = [urlsplit(url).password, *re.findall(r"(?i)password=([^&]+)", url)]
         self._secrets = [s for s in secrets if s]
@@ -136,7 +105,7 @@ class RedisStore:
                 f"the Redis namespace {self.namespace!r} contains a brace; choose one without"
             )
         self.server_time = server_time
-        self._redis = redis = _import_redis()
+        self._redis = redis = import_redis()
         try:
             self._client: Any = redis.Redis.from_url(
                 url,
@@ -147,10 +116,10 @@ class RedisStore:
             )
         except ValueError as exc:
             raise StoreError(f"the Redis URL {self.url} is malformed ({exc})") from exc
-        self._scripts = _load_scripts()
+        self._scripts = load_scripts()
         self._shas: dict[str, str] = {}
         self._tags: dict[str, str] = {}
-        self._plans: dict[tuple[str, tuple[Scope, ...]], _Plan] = {}
+        self._plans: dict[tuple[str, tuple[Scope, ...]], Plan] = {}
         self._wall: Callable[[], float] = time.time
         self._offset = 0.0
         self._measured_at = -math.inf
@@ -251,7 +220,7 @@ class RedisStore:
             self._tags[scope] = tag
         return tag
 
-    def _plan(self, scopes: Sequence[Scope], *, register: bool) -> _Plan:
+    def _plan(self, scopes: Sequence[Scope], *, register: bool) -> Plan:
         # With a pool (the last scope), an endpoint's keys live in its pool's slot.
         tag = scopes[-1].key if len(scopes) > 1 else self._tag_of(scopes[0].key)
         if register or len(scopes) > 1:
@@ -263,7 +232,7 @@ class RedisStore:
         if plan is None:
             if len(self._plans) > 4096:  # scopes come from a config: this is a safety net
                 self._plans.clear()
-            plan = self._plans[cache_key] = _make_plan(self, tag, scopes)
+            plan = self._plans[cache_key] = make_plan(self, tag, scopes)
         return plan
 
     # -- operations ----------------------------------------------------------------------
@@ -276,12 +245,12 @@ class RedisStore:
         rid = uuid.uuid4().hex
         buckets = [window.charge_bucket(at) for _, window, *_ in plan.windows]
         keys = [self._key(plan.tag, "r", rid), *plan.cooldown_keys, *(w[2] for w in plan.windows)]
-        reply = self._script("reserve", keys, _reserve_args(plan, endpoint, cost, at, buckets))
+        reply = self._script("reserve", keys, reserve_args(plan, endpoint, cost, at, buckets))
         if reply[0] != 1:
-            refusal = _refusal(endpoint, scopes, plan, reply, cost, at)
+            refusal = refusal_of(endpoint, scopes, plan, reply, cost, at)
             if refusal is None:  # the script and _quota.decide disagree: a bug, never silent
                 raise StoreError(f"the Redis store {self.url} refused what decide() admits")
-            return replace(refusal, retry_at=_shifted(refusal.retry_at, shift))
+            return replace(refusal, retry_at=shifted(refusal.retry_at, shift))
         sums = zip(plan.windows, reply[1::2], reply[2::2], strict=True)
         snapshot: Snapshot = {
             (scope, window.key): {window.oldest_counted(at): (int(r), int(t))}
@@ -315,7 +284,7 @@ class RedisStore:
         win = Window.from_key(window)
         bucket = win.charge_bucket(at)
         key = self._bucket_key(self._tag_of(scope), scope, window)
-        life = _ms(win.frees_at(bucket) - at + BUCKET_MARGIN)
+        life = ms(win.frees_at(bucket) - at + BUCKET_MARGIN)
         self._script("absorb", [key], [bucket, max(0, requests), max(0, tokens), life])
 
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
@@ -323,7 +292,7 @@ class RedisStore:
         tag = self._tag_of(scope)
         self._register(scope, tag)  # so cooldowns() finds it, even after a reset()
         server_until = until - shift
-        args = [repr(server_until), reason, kind, repr(at), _ms(server_until - at + 1)]
+        args = [repr(server_until), reason, kind, repr(at), ms(server_until - at + 1)]
         self._script("cool_down", [self._key(tag, "c", scope)], args)
 
     def cooldowns(self, now: float) -> dict[str, Cooldown]:
@@ -344,9 +313,9 @@ class RedisStore:
         at, shift = self._now(now)
         plan = self._plan(scopes, register=False)
         reply = self._script("usage", [w[2] for w in plan.windows], [])
-        snapshot = _snapshot(plan, reply)
+        snapshot = snapshot_of(plan, reply)
         return [
-            replace(row, next_free_at=_shifted(row.next_free_at, shift))
+            replace(row, next_free_at=shifted(row.next_free_at, shift))
             for scope in scopes
             for row in rule_usage(scope, snapshot, at)
         ]
@@ -355,7 +324,7 @@ class RedisStore:
         values = (sample.latency, sample.tokens_per_second, sample.ttft)
         args = ["" if v is None else repr(float(v)) for v in values]
         key = f"{self.namespace}:{{{endpoint}}}:p"
-        self._script("record", [key], [*args, repr(ALPHA), _ms(KEEP_SECONDS)])
+        self._script("record", [key], [*args, repr(ALPHA), ms(KEEP_SECONDS)])
 
     def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
         names = list(endpoints)
@@ -364,10 +333,10 @@ class RedisStore:
             for name in names:
                 pipe.hgetall(f"{self.namespace}:{{{name}}}:p")
             rows: list[dict[str, str]] = pipe.execute()
-        return {name: _performance(row) for name, row in zip(names, rows, strict=True) if row}
+        return {name: performance_of(row) for name, row in zip(names, rows, strict=True) if row}
 
     def turn(self, key: str) -> int:
-        reply = self._script("turn", [f"{self.namespace}:{{{key}}}:n"], [_ms(KEEP_SECONDS)])
+        reply = self._script("turn", [f"{self.namespace}:{{{key}}}:n"], [ms(KEEP_SECONDS)])
         return int(reply)
 
     def reset(self, scope: str | None = None) -> None:
@@ -399,84 +368,6 @@ class RedisStore:
 
     def close(self) -> None:
         self._client.close()
-
-
-def _import_redis() -> Any:
-    try:
-        import redis
-        import redis.backoff
-        import redis.retry
-    except ImportError as exc:  # pragma: no cover - the [redis] extra is missing
-        raise StoreError(
-            "a redis:// store needs the redis package; install it with pip install 'llamux[redis]'"
-        ) from exc
-    return redis
-
-
-def _make_plan(store: RedisStore, tag: str, scopes: Sequence[Scope]) -> _Plan:
-    windows = []
-    for scope in scopes:
-        for window in scope.windows:
-            limits = {"requests": -1, "tokens": -1}
-            for rule in scope.rules:
-                if rule.window == window:
-                    old = limits[rule.metric]
-                    limits[rule.metric] = rule.limit if old < 0 else min(old, rule.limit)
-            key = store._bucket_key(tag, scope.key, window.key)
-            windows.append((scope.key, window, key, limits["requests"], limits["tokens"]))
-    cooldown_keys = tuple(store._key(tag, "c", scope.key) for scope in scopes)
-    return _Plan(tag, cooldown_keys, tuple(windows))
-
-
-def _reserve_args(
-    plan: _Plan, endpoint: str, cost: Cost, at: float, buckets: Sequence[int]
-) -> list[object]:
-    """The reserve script's ARGV (see redis.lua)."""
-    per_window: list[object] = []
-    charged = []
-    for (_, window, key, rlimit, tlimit), bucket in zip(plan.windows, buckets, strict=True):
-        life = window.frees_at(bucket) - at + BUCKET_MARGIN
-        per_window += [bucket, window.oldest_counted(at), _ms(life), rlimit, tlimit]
-        charged.append([key, str(bucket)])
-    record = json.dumps({"e": endpoint, "t": cost.tokens, "c": charged}, separators=(",", ":"))
-    head = [repr(at), cost.requests, cost.tokens, _ms(RESERVATION_TTL), record]
-    return [*head, len(plan.cooldown_keys), *per_window]
-
-
-def _refusal(
-    endpoint: str, scopes: Sequence[Scope], plan: _Plan, reply: Any, cost: Cost, at: float
-) -> Refusal | None:
-    """The refusal ``decide`` gives on what the reserve script read (``{0, cool-downs,
-    bucket hashes}``)."""
-    cooling = {
-        scope.key: Cooldown(scope.key, float(row[0]), row[2] or "", row[1] or "cooldown")
-        for scope, row in zip(scopes, reply[1], strict=True)
-        if row[0] is not None
-    }
-    return decide(endpoint, scopes, _snapshot(plan, reply[2]), cooling, cost, at)
-
-
-def _shifted(moment: float | None, shift: float) -> float | None:
-    return None if moment is None else moment + shift
-
-
-def _snapshot(plan: _Plan, flats: Sequence[Sequence[str]]) -> Snapshot:
-    """The bucket rows read by a script, one flat field/value list per window of ``plan``."""
-    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
-    for (scope, window, *_), flat in zip(plan.windows, flats, strict=True):
-        buckets: dict[int, list[int]] = {}
-        for field, value in zip(flat[::2], flat[1::2], strict=True):
-            row = buckets.setdefault(int(field[1:]), [0, 0])
-            row[0 if field[0] == "r" else 1] = int(value)
-        snapshot[(scope, window.key)] = {b: (r, t) for b, (r, t) in buckets.items()}
-    return snapshot
-
-
-def _performance(row: dict[str, str]) -> Performance:
-    def number(name: str) -> float | None:
-        return float(row[name]) if name in row else None
-
-    return Performance(number("latency"), number("tps"), number("ttft"), int(row.get("samples", 0)))
 
 
 __all__ = ["RedisStore", "mask_url"]

@@ -1,0 +1,142 @@
+"""The Redis store's pure side: URLs, script texts, the keys and arguments of a reservation,
+and turning what a script read back into llamux values (see ``redis.py``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from .._errors import StoreError
+from .._performance import Performance
+from .._quota import RESERVATION_TTL, Cooldown, Cost, Refusal, Scope, Snapshot, Window, decide
+
+if TYPE_CHECKING:
+    from .redis import RedisStore
+
+BUCKET_MARGIN = 60.0
+"""Seconds a bucket hash outlives the moment its newest bucket stops counting."""
+
+
+def load_scripts() -> dict[str, str]:
+    text = Path(__file__).with_name("redis.lua").read_text(encoding="utf-8")
+    sections = re.split(r"^--- (\w+)\n", text, flags=re.MULTILINE)
+    named = dict(zip(sections[1::2], sections[2::2], strict=True))
+    common = named.pop("common")
+    return {name: common + body for name, body in named.items()}
+
+
+def mask_url(url: str) -> str:
+    """``url`` with any password (in the authority or a ``password=`` parameter) as ``***``."""
+    base, sep, query = url.partition("?")
+    parts = urlsplit(base)
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        base = base.replace(parts.netloc, f"{user.partition(':')[0]}:***@{host}", 1)
+    return base + sep + re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", query)
+
+
+def split_namespace(url: str) -> tuple[str, str | None]:
+    """``url`` without its ``namespace=`` query parameter, and that parameter."""
+    base, _, query = url.partition("?")
+    pairs = [pair for pair in query.split("&") if pair]
+    names = [unquote(p.partition("=")[2]) for p in pairs if p.startswith("namespace=")]
+    rest = [pair for pair in pairs if not pair.startswith("namespace=")]
+    return base + ("?" + "&".join(rest) if rest else ""), names[-1] if names else None
+
+
+def ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a reservation on some scopes touches: their tag, cool-down and bucket keys,
+    and per (scope, window) the smallest requests and tokens limits (-1: none)."""
+
+    tag: str
+    cooldown_keys: tuple[str, ...]
+    windows: tuple[tuple[str, Window, str, int, int], ...]
+
+
+def import_redis() -> Any:
+    try:
+        import redis
+        import redis.backoff
+        import redis.retry
+    except ImportError as exc:  # pragma: no cover - the [redis] extra is missing
+        raise StoreError(
+            "a redis:// store needs the redis package; install it with pip install 'llamux[redis]'"
+        ) from exc
+    return redis
+
+
+def make_plan(store: RedisStore, tag: str, scopes: Sequence[Scope]) -> Plan:
+    windows = []
+    for scope in scopes:
+        for window in scope.windows:
+            limits = {"requests": -1, "tokens": -1}
+            for rule in scope.rules:
+                if rule.window == window:
+                    old = limits[rule.metric]
+                    limits[rule.metric] = rule.limit if old < 0 else min(old, rule.limit)
+            key = store._bucket_key(tag, scope.key, window.key)
+            windows.append((scope.key, window, key, limits["requests"], limits["tokens"]))
+    cooldown_keys = tuple(store._key(tag, "c", scope.key) for scope in scopes)
+    return Plan(tag, cooldown_keys, tuple(windows))
+
+
+def reserve_args(
+    plan: Plan, endpoint: str, cost: Cost, at: float, buckets: Sequence[int]
+) -> list[object]:
+    """The reserve script's ARGV (see redis.lua)."""
+    per_window: list[object] = []
+    charged = []
+    for (_, window, key, rlimit, tlimit), bucket in zip(plan.windows, buckets, strict=True):
+        life = window.frees_at(bucket) - at + BUCKET_MARGIN
+        per_window += [bucket, window.oldest_counted(at), ms(life), rlimit, tlimit]
+        charged.append([key, str(bucket)])
+    record = json.dumps({"e": endpoint, "t": cost.tokens, "c": charged}, separators=(",", ":"))
+    head = [repr(at), cost.requests, cost.tokens, ms(RESERVATION_TTL), record]
+    return [*head, len(plan.cooldown_keys), *per_window]
+
+
+def refusal_of(
+    endpoint: str, scopes: Sequence[Scope], plan: Plan, reply: Any, cost: Cost, at: float
+) -> Refusal | None:
+    """The refusal ``decide`` gives on what the reserve script read (``{0, cool-downs,
+    bucket hashes}``)."""
+    cooling = {
+        scope.key: Cooldown(scope.key, float(row[0]), row[2] or "", row[1] or "cooldown")
+        for scope, row in zip(scopes, reply[1], strict=True)
+        if row[0] is not None
+    }
+    return decide(endpoint, scopes, snapshot_of(plan, reply[2]), cooling, cost, at)
+
+
+def shifted(moment: float | None, shift: float) -> float | None:
+    return None if moment is None else moment + shift
+
+
+def snapshot_of(plan: Plan, flats: Sequence[Sequence[str]]) -> Snapshot:
+    """The bucket rows read by a script, one flat field/value list per window of ``plan``."""
+    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+    for (scope, window, *_), flat in zip(plan.windows, flats, strict=True):
+        buckets: dict[int, list[int]] = {}
+        for field, value in zip(flat[::2], flat[1::2], strict=True):
+            row = buckets.setdefault(int(field[1:]), [0, 0])
+            row[0 if field[0] == "r" else 1] = int(value)
+        snapshot[(scope, window.key)] = {b: (r, t) for b, (r, t) in buckets.items()}
+    return snapshot
+
+
+def performance_of(row: dict[str, str]) -> Performance:
+    def number(name: str) -> float | None:
+        return float(row[name]) if name in row else None
+
+    return Performance(number("latency"), number("tps"), number("ttft"), int(row.get("samples", 0)))
