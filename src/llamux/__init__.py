@@ -9,6 +9,7 @@ from ._clock import Clock, FakeClock, SystemClock
 from ._config import Config, Endpoint, Limits, Pool, Route
 from ._errors import (
     ConfigError,
+    InvalidRequest,
     LlamuxError,
     NoEndpointAvailable,
     ProviderError,
@@ -32,6 +33,7 @@ __all__ = [
     "Endpoint",
     "EndpointStatus",
     "FakeClock",
+    "InvalidRequest",
     "Limits",
     "LlamuxError",
     "NoEndpointAvailable",

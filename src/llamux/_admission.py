@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._config import DEFAULT_MAX_OUTPUT
-from ._errors import NoEndpointAvailable, RequestTooLarge
+from ._errors import InvalidRequest, NoEndpointAvailable, RequestTooLarge
 from ._quota import Cost, Refusal, Reservation, Scope, never_fits
 from ._served import Attempt
 from ._strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
@@ -128,6 +128,34 @@ class Admission:
             fraction = usage.remaining / usage.limit if usage.limit else 0.0
             left[usage.scope] = min(left.get(usage.scope, 1.0), fraction)
         return {key: min(left.get(s.key, 1.0) for s in self.scopes[key]) for key in ids}
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Raise ``InvalidRequest`` for parameters llamux counts with that are malformed, before
+    anything is reserved (a negative ``max_tokens`` would otherwise free others' quota)."""
+    for key in ("max_tokens", "max_completion_tokens", "n"):
+        value = params.get(key)
+        if value is not None and (type(value) is not int or value < 1):
+            raise InvalidRequest(f"{key} must be a whole number >= 1, not {_shown(value)}")
+    wait = params.get("wait")
+    if wait is not None and (type(wait) not in (int, float) or not 0 <= wait < float("inf")):
+        raise InvalidRequest(f"wait must be a number of seconds >= 0, not {_shown(wait)}")
+    options = params.get("stream_options")
+    if options is not None and not isinstance(options, Mapping):
+        raise InvalidRequest(
+            f"stream_options must be an object such as {{'include_usage': True}}, "
+            f"not {_shown(options)}"
+        )
+    model = params.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest(
+            f"model must be a string (an endpoint, route or model name), not {_shown(model)}"
+        )
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def capabilities_needed(

@@ -40,6 +40,10 @@ class ConfigError(LlamuxError):
         super().__init__(where + message)
 
 
+class InvalidRequest(LlamuxError, ValueError):
+    """A request parameter is malformed (``max_tokens`` not a positive whole number, ...)."""
+
+
 class StoreError(LlamuxError):
     """The quota store cannot be opened, read or written."""
 

@@ -177,6 +177,12 @@ class Cost:
     tokens: int
     requests: int = 1
 
+    def __post_init__(self) -> None:
+        if self.tokens < 0 or self.requests < 0:  # would free others' usage: never admit
+            raise ValueError(
+                f"a cost is never negative: {self.requests} requests, {self.tokens} tokens"
+            )
+
     def of(self, metric: str) -> int:
         return self.requests if metric == REQUESTS else self.tokens
 

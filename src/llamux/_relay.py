@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._errors import LlamuxError, ProviderConnectionError, ProviderError, ProviderTimeout
-from ._served import Attempt, Served
+from ._served import Attempt, Served, served_record
 from ._sse import UsageScanner, json_usage
 from ._stream import asked_usage
 from ._tokens import usage_tokens
@@ -92,7 +92,7 @@ async def _serve(
         got=got,
         attempts=attempts,
         on_end=router._settler.ender(got, attempts, answer.started),
-        served=router._served(got, None, attempts),
+        served=served_record(got, None, attempts),
         done=done,
     )
     return Relayed(reply.body.status_code, _forwarded(reply.body), stream.served, stream=stream)
@@ -111,7 +111,7 @@ def _answer(
     router._settler.settle(got, tokens)
     router._settler.record(got, reply.latency, _usage_object(usage), None)
     attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-    served = router._served(got, tokens, attempts)
+    served = served_record(got, tokens, attempts)
     if done is not None:
         done(tuple(attempts), served)
     return Relayed(response.status_code, _forwarded(response), served, body=body)

@@ -14,25 +14,18 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ._admission import Admission, Admitted, skip_reason
+from ._admission import Admission, Admitted, check_params, skip_reason
 from ._clock import Clock, SystemClock
 from ._config import Config, Endpoint, Pool, Route, load, load_table
-from ._errors import ConfigError, ProviderError
+from ._errors import ConfigError, InvalidRequest, ProviderError
 from ._performance import Performance
 from ._quota import Cooldown, Cost, RuleUsage
 from ._scoping import scopes_for
-from ._served import Attempt, Served, attach
+from ._served import Attempt, attach, served_record
 from ._settler import Settler
 from ._stores import open_store
 from ._strategies import Strategy, strategy_from
-from ._stream import (
-    AsyncChunkStream,
-    ChunkStream,
-    afirst_chunk,
-    asked_usage,
-    first_chunk,
-    translator,
-)
+from ._stream import afirst_chunk, asked_usage, async_chunk_stream, chunk_stream, first_chunk
 from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
@@ -215,10 +208,13 @@ class Router:
                 if not self._settler.failed(got, error, admission.attempts):
                     raise
                 continue
+            except Exception as exc:
+                raise self._settler.refused(got, exc) from exc
             self._settler.learn(got, reply.headers)
             if not call.get("stream"):
                 return self._done(got, reply, admission.attempts)
-            return self._stream(got, reply, first, admission.attempts, params, started)
+            hide = not asked_usage(params)
+            return chunk_stream(self._settler, got, reply, first, admission.attempts, hide, started)
 
     async def acompletion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
@@ -231,7 +227,10 @@ class Router:
         await asyncio.to_thread(self._settler.learn, got, reply.headers)
         if not answer.stream:
             return await asyncio.to_thread(self._done, got, reply, admission.attempts)
-        return self._astream(got, reply, answer.first, admission.attempts, params, answer.started)
+        hide = not asked_usage(params)
+        return async_chunk_stream(
+            self._settler, got, reply, answer.first, admission.attempts, hide, answer.started
+        )
 
     async def _aanswer(
         self,
@@ -264,6 +263,8 @@ class Router:
                 if not failover:
                     raise
                 continue
+            except Exception as exc:
+                raise await asyncio.to_thread(self._settler.refused, got, exc) from exc
             return Answer(got, reply, first, started, bool(call.get("stream")))
 
     def status(self) -> list[EndpointStatus]:
@@ -300,6 +301,7 @@ class Router:
     def _admission(
         self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
     ) -> Admission:
+        check_params(params)
         candidates, route = self._candidates(params.get("model"))
         return Admission(
             messages=messages,
@@ -346,73 +348,16 @@ class Router:
         self._settler.settle(got, usage_tokens(usage) if usage is not None else None)
         self._settler.record(got, reply.latency, usage, None)
         attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-        attach(reply.body, self._served(got, usage_tokens(usage) if usage else None, attempts))
+        attach(reply.body, served_record(got, usage_tokens(usage) if usage else None, attempts))
         return reply.body
-
-    def _served(self, got: Admitted, tokens: int | None, attempts: list[Attempt]) -> Served:
-        ep, reservation = got.endpoint, got.reservation
-        return Served(
-            ep.id,
-            ep.provider,
-            ep.model,
-            reservation.id,
-            reservation.tokens,
-            tokens,
-            tuple(attempts),
-        )
-
-    def _stream(
-        self,
-        got: Admitted,
-        reply: Reply,
-        first: Any,
-        attempts: list[Attempt],
-        params: Mapping[str, Any],
-        started: float,
-    ) -> ChunkStream:
-        attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-        stream = ChunkStream(
-            reply.body,
-            first,
-            hide_usage=not asked_usage(params),
-            translate=translator(got),
-            on_end=self._settler.ender(got, attempts, started),
-        )
-        attach(stream, self._served(got, None, attempts))
-        return stream
-
-    def _astream(
-        self,
-        got: Admitted,
-        reply: Reply,
-        first: Any,
-        attempts: list[Attempt],
-        params: Mapping[str, Any],
-        started: float,
-    ) -> AsyncChunkStream:
-        attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-        end = self._settler.ender(got, attempts, started)
-
-        async def aend(usage: Any, error: ProviderError | None) -> None:
-            import asyncio
-
-            await asyncio.to_thread(end, usage, error)
-
-        stream = AsyncChunkStream(
-            reply.body,
-            first,
-            hide_usage=not asked_usage(params),
-            translate=translator(got),
-            on_end=aend,
-        )
-        attach(stream, self._served(got, None, attempts))
-        return stream
 
     def _candidates(self, model: Any) -> tuple[list[Endpoint], Route | None]:
         """The endpoints a ``model`` value selects: all (none or ``auto``), an endpoint id,
         a route name, or every endpoint serving that upstream model."""
         if model is None or model == "auto":
             return list(self.endpoints), None
+        if not isinstance(model, str):
+            raise InvalidRequest(f"model must be a string, not {type(model).__name__}")
         route = self.routes.get(model)
         if route is not None:
             by_id = {e.id: e for e in self.endpoints}

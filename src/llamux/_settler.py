@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import ProviderError
+from ._errors import InvalidRequest, ProviderError
 from ._feedback import classify, debits, exhausted
 from ._performance import Sample
 from ._quota import Scope, Window
@@ -65,6 +65,14 @@ class Settler:
             self.record(admitted, time.perf_counter() - started, usage, ttft)
 
         return end
+
+    def refused(self, admitted: Admitted, exc: Exception) -> Exception:
+        """An exception that is not the provider's (the SDK refusing the parameters, say):
+        the call never left, so the reservation is given back. Returns what to raise."""
+        self.store.release(admitted.reservation.id, self.clock.now())
+        if isinstance(exc, TypeError):
+            return InvalidRequest(f"the request's parameters were refused: {exc}")
+        return exc
 
     def failed(self, admitted: Admitted, error: ProviderError, attempts: list[Attempt]) -> bool:
         """Carry out the failover verdict for ``error``; True to try the next endpoint."""

@@ -14,9 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderError
+from ._served import Attempt, attach, served_record
 
 if TYPE_CHECKING:
     from ._admission import Admitted
+    from ._settler import Settler
+    from ._transport import Reply
 
 OnEnd = Callable[[Any, ProviderError | None], None]
 AsyncOnEnd = Callable[[Any, ProviderError | None], Awaitable[None]]
@@ -189,3 +192,50 @@ async def afirst_chunk(stream: Any, got: Admitted) -> Any:
         from ._transport import provider_error
 
         raise provider_error(exc, got.endpoint, got.api_key) from None
+
+
+def chunk_stream(
+    settler: Settler,
+    got: Admitted,
+    reply: Reply,
+    first: Any,
+    attempts: list[Attempt],
+    hide_usage: bool,
+    started: float,
+) -> ChunkStream:
+    """The caller's stream of an answered call, settled by ``settler`` when it ends."""
+    attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+    stream = ChunkStream(
+        reply.body,
+        first,
+        hide_usage=hide_usage,
+        translate=translator(got),
+        on_end=settler.ender(got, attempts, started),
+    )
+    attach(stream, served_record(got, None, attempts))
+    return stream
+
+
+def async_chunk_stream(
+    settler: Settler,
+    got: Admitted,
+    reply: Reply,
+    first: Any,
+    attempts: list[Attempt],
+    hide_usage: bool,
+    started: float,
+) -> AsyncChunkStream:
+    """The async twin of :func:`chunk_stream` (the settling runs in a worker thread)."""
+    attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+    end = settler.ender(got, attempts, started)
+
+    async def aend(usage: Any, error: ProviderError | None) -> None:
+        import asyncio
+
+        await asyncio.to_thread(end, usage, error)
+
+    stream = AsyncChunkStream(
+        reply.body, first, hide_usage=hide_usage, translate=translator(got), on_end=aend
+    )
+    attach(stream, served_record(got, None, attempts))
+    return stream

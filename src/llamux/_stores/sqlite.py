@@ -8,6 +8,7 @@ migrations as a numbered list recorded in ``PRAGMA user_version``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -90,6 +91,9 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._pruned_at = 0.0
+        # ":memory:" is one database per connection: share one connection, one at a time
+        self._shared: sqlite3.Connection | None = None
+        self._serial = contextlib.nullcontext() if self.path != ":memory:" else threading.RLock()
         if self.path != ":memory:":
             Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self._conn()  # open and migrate now, so a bad file fails at construction
@@ -104,12 +108,14 @@ class SQLiteStore:
             self._local = threading.local()
             self._connections = []
             self._pid = os.getpid()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: sqlite3.Connection | None = self._shared or getattr(self._local, "conn", None)
         if conn is None:
             conn = self._guard(self._open)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
+            if self.path == ":memory:":
+                self._shared = conn
         return conn
 
     def _open(self) -> sqlite3.Connection:
@@ -140,12 +146,17 @@ class SQLiteStore:
 
     def _guard(self, action: Callable[[], T]) -> T:
         try:
-            return action()
+            with self._serial:
+                return action()
         except sqlite3.Error as exc:
             raise _store_error(self.path, exc) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._serial:
+            yield from self._transaction_body()
+
+    def _transaction_body(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -311,6 +322,7 @@ class SQLiteStore:
         for conn in connections:
             conn.close()
         self._local = threading.local()
+        self._shared = None
 
 
 def _placeholders(n: int) -> str:
