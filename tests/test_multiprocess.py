@@ -1,18 +1,46 @@
-"""Real processes and threads sharing one SQLite file, against the fake provider."""
+"""Real processes and threads, each process with its own Router, sharing one store (an SQLite
+file, or one Redis: the multi-machine case on one machine), against the fake provider."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from pathlib import Path
 
-from llamux._quota import Scope, rules_from_limits
-from llamux._stores.sqlite import SQLiteStore
+import pytest
+
+from llamux._quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._stores import QuotaStore, store_from_url
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import fake_table, run_workers
+from conftest import RedisServer, fake_table, run_workers
+
+RULES = {"pref": [("rpm", 20), ("tpm", 5000)], "second": [("rpm", 30)]}
 
 
-def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite://{tmp_path / 'state.db'}"
+    server: RedisServer = request.getfixturevalue("redis_server")
+    return f"{server.url}?namespace=mp-{uuid.uuid4().hex[:12]}"
+
+
+def unsettled(store: QuotaStore, url: str) -> int:
+    """Reservations still held in the store (after a clean run: none)."""
+    stats = getattr(store, "stats", None)
+    if stats is not None:  # SQLite reports its row counts
+        return int(stats()["reservations"])
+    import redis
+
+    client = redis.Redis.from_url(url.partition("?")[0])
+    try:
+        return len(client.keys(f"{store.namespace}:*:r:*"))  # type: ignore[attr-defined]
+    finally:
+        client.close()
+
+
+def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path, store_url: str) -> None:
     endpoints = [
         FakeEndpoint("pref", rpm=20, tpm=5000),
         FakeEndpoint("second", rpm=30),
@@ -23,28 +51,27 @@ def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path) -> None
         config.write_text(
             fake_table(fake, [("pref", "20 | 5000 |"), ("second", "30 | |"), ("third", "| |")])
         )
-        store_path = tmp_path / "state.db"
 
-        first = run_workers(config, f"sqlite://{store_path}", processes=4, threads=4, requests=5)
+        first = run_workers(config, store_url, processes=4, threads=4, requests=5)
         assert first == {"pref": 20, "second": 30, "third": 30}
         assert [fake.stats(n).refused for n in ("pref", "second", "third")] == [0, 0, 0]
         assert [fake.stats(n).served for n in ("pref", "second", "third")] == [20, 30, 30]
 
         # nothing lost: the store's counts equal what the provider served
-        store = SQLiteStore(store_path)
+        store = store_from_url(store_url)
         now = time.time()
-        for name, rules in (("pref", [("rpm", 20), ("tpm", 5000)]), ("second", [("rpm", 30)])):
-            usage = {
-                u.rule.name: u.used
-                for u in store.usage([Scope(name, rules_from_limits(rules, {}))], now)
-            }
+        for name, rules in RULES.items():
+            scope = Scope(name, rules_from_limits(rules, {}))
+            usage = {u.rule.name: u.used for u in store.usage([scope], now)}
             assert usage["rpm"] == fake.stats(name).served
             if "tpm" in usage:
                 assert usage["tpm"] == fake.stats(name).total_tokens
-        assert store.stats()["reservations"] == 0  # every reservation was settled
+        assert unsettled(store, store_url) == 0  # every reservation was settled
+        pref = Scope("pref", rules_from_limits(RULES["pref"], {}))
+        assert not isinstance(store.reserve("pref", [pref], Cost(1), time.time()), Reservation)
         store.close()
 
         # new processes see the first run's usage: the minute quotas are still spent
-        second = run_workers(config, f"sqlite://{store_path}", processes=4, threads=2, requests=2)
+        second = run_workers(config, store_url, processes=4, threads=2, requests=2)
         assert second == {"third": 16}
         assert sum(fake.stats(n).refused for n in ("pref", "second", "third")) == 0
