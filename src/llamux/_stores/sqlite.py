@@ -378,25 +378,15 @@ def _load(text: str) -> list[Charge]:
 
 
 def _migrate(conn: sqlite3.Connection, path: str) -> None:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > len(MIGRATIONS):
-        raise StoreError(
-            f"the state file {path} has schema version {version}, newer than this llamux "
-            f"knows ({len(MIGRATIONS)}); upgrade llamux (pip install -U llamux) or point "
-            "LLAMUX_STORE at another file"
-        )
-    app = int(conn.execute("PRAGMA application_id").fetchone()[0])
-    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    if app not in (0, APPLICATION_ID) or (app == 0 and tables and version == 0):
-        raise StoreError(
-            f"{path} is an SQLite file but not a llamux state file; point LLAMUX_STORE "
-            "(or store=) at a new path"
-        )
-    if version == len(MIGRATIONS):
-        return
+    """Bring the file to the current schema. The checks read the header and the schema in
+    one transaction: read one by one, they could straddle another process's migration and
+    take a half-seen llamux file for a foreign one."""
+    if _header(conn) == (len(MIGRATIONS), APPLICATION_ID):
+        return  # the common case, one read
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = int(conn.execute("PRAGMA user_version").fetchone()[0])  # another process?
+        version, app = _header(conn)
+        _check_ours(conn, path, version, app)
         for number in range(version + 1, len(MIGRATIONS) + 1):
             for statement in MIGRATIONS[number - 1].split(";"):
                 if statement.strip():
@@ -407,6 +397,27 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _header(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(schema version, application id) from the file's header."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    return version, int(conn.execute("PRAGMA application_id").fetchone()[0])
+
+
+def _check_ours(conn: sqlite3.Connection, path: str, version: int, app: int) -> None:
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"the state file {path} has schema version {version}, newer than this llamux "
+            f"knows ({len(MIGRATIONS)}); upgrade llamux (pip install -U llamux) or point "
+            "LLAMUX_STORE at another file"
+        )
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app not in (0, APPLICATION_ID) or (app == 0 and tables and version == 0):
+        raise StoreError(
+            f"{path} is an SQLite file but not a llamux state file; point LLAMUX_STORE "
+            "(or store=) at a new path"
+        )
 
 
 def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
