@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -81,8 +81,8 @@ async def _serve(
     answer = await router._aanswer(admission, messages, params, _first_chunk, raw=True)
     got, reply = answer.got, answer.reply
     if not answer.stream:
-        return await asyncio.to_thread(_answer, router, got, reply, admission.attempts, done)
-    await asyncio.to_thread(router._settler.learn, got, reply.headers)
+        return await router._offload(_answer, router, got, reply, admission.attempts, done)
+    await router._offload(router._settler.learn, got, reply.headers)
     attempts = admission.attempts
     attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
     stream = ByteStream(
@@ -94,6 +94,7 @@ async def _serve(
         on_end=router._settler.ender(got, attempts, answer.started),
         served=served_record(got, None, attempts),
         done=done,
+        offload=router._offload,
     )
     return Relayed(reply.body.status_code, _forwarded(reply.body), stream.served, stream=stream)
 
@@ -136,7 +137,9 @@ class ByteStream:
         on_end: OnEnd,
         served: Served,
         done: Done | None,
+        offload: Callable[..., Awaitable[Any]] | None = None,
     ) -> None:
+        self._offload = offload
         self._response = response
         self._first = first
         self._rest = rest
@@ -194,7 +197,8 @@ class ByteStream:
         self._settled = True
         usage = self._scanner.usage
         with anyio.CancelScope(shield=True):
-            await asyncio.to_thread(self._on_end, _usage_object(usage), error)
+            run = self._offload or asyncio.to_thread
+            await run(self._on_end, _usage_object(usage), error)
         if self._done is not None:
             tokens = usage_tokens(usage) if usage is not None else None
             served = replace(self.served, tokens=tokens, attempts=tuple(self._attempts))

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._admission import Admission, Admitted, check_params, skip_reason
 from ._clock import Clock, SystemClock
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ._transport import Reply, Transport
 
 log = logging.getLogger("llamux")
+T = TypeVar("T")
 
 ROUTER_PARAMS = frozenset({"wait", "strategy"})
 """Keyword arguments llamux consumes itself; every other one goes to the provider."""
@@ -219,18 +220,26 @@ class Router:
     async def acompletion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
         is an async iterator of chunks. Store I/O runs in worker threads, never on the loop."""
-        import asyncio  # not at module level: import llamux stays light
 
         admission = self._admission(messages, params)
         answer = await self._aanswer(admission, messages, params, afirst_chunk)
         got, reply = answer.got, answer.reply
-        await asyncio.to_thread(self._settler.learn, got, reply.headers)
+        await self._offload(self._settler.learn, got, reply.headers)
         if not answer.stream:
-            return await asyncio.to_thread(self._done, got, reply, admission.attempts)
+            return await self._offload(self._done, got, reply, admission.attempts)
         hide = not asked_usage(params)
         return async_chunk_stream(
             self._settler, got, reply, answer.first, admission.attempts, hide, answer.started
         )
+
+    async def _offload(self, function: Callable[..., T], *args: Any) -> T:
+        """Run store work off the event loop (a worker thread), unless the store says its
+        operations never block (the memory store: a few microseconds of CPU)."""
+        if getattr(self.store, "inline", False):
+            return function(*args)
+        import asyncio
+
+        return await asyncio.to_thread(function, *args)
 
     async def _aanswer(
         self,
@@ -244,10 +253,9 @@ class Router:
         """Reserve, call and fail over until an endpoint answers; for a stream, its first
         chunk is read (by ``first_of``) before it counts as answered. ``raw``: the
         provider's HTTP response, unparsed (the proxy relays its bytes)."""
-        import asyncio
 
         while True:
-            got = await asyncio.to_thread(admission.next)
+            got = await self._offload(admission.next)
             if isinstance(got, float):
                 await self.clock.asleep(got)
                 continue
@@ -257,14 +265,12 @@ class Router:
                 reply = await self.transport.acomplete(got.endpoint, got.api_key, call, raw=raw)
                 first = await first_of(reply.body, got) if call.get("stream") else None
             except ProviderError as error:
-                failover = await asyncio.to_thread(
-                    self._settler.failed, got, error, admission.attempts
-                )
+                failover = await self._offload(self._settler.failed, got, error, admission.attempts)
                 if not failover:
                     raise
                 continue
             except Exception as exc:
-                raise await asyncio.to_thread(self._settler.refused, got, exc) from exc
+                raise await self._offload(self._settler.refused, got, exc) from exc
             return Answer(got, reply, first, started, bool(call.get("stream")))
 
     def status(self) -> list[EndpointStatus]:

@@ -30,6 +30,9 @@ PRUNE_EVERY = 60.0
 class MemoryStore:
     """Counters in dictionaries behind one lock. For tests, scripts and single processes."""
 
+    inline = True
+    """Operations never block on I/O: the async router may call them on the event loop."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
