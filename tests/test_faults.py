@@ -124,4 +124,4 @@ def test_every_endpoint_failing_ends_in_no_endpoint_available(
     with make(fake, tmp_path, FakeClock()) as router:
         with pytest.raises(NoEndpointAvailable, match=r"HTTP 500.*HTTP 503") as caught:
             router.completion(HELLO)
-        assert caught.value.retry_after is None  # both rest; nothing refused on quota
+        assert caught.value.retry_after == TRANSIENT_COOLDOWN  # when the first rest ends

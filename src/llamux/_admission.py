@@ -104,7 +104,15 @@ class Admission:
                 "max_tokens, or add an endpoint with larger limits",
                 tokens=self.prompt,
             )
-        raise _exhausted(self.attempts, refusals, retry)
+        raise _exhausted(self.attempts, refusals, self._rested(retry, now))
+
+    def _rested(self, retry: float | None, now: float) -> float | None:
+        """``retry``, or sooner if an endpoint that failed this request rests for less (a
+        new request may use it then; this one never retries it)."""
+        if not self.tried:
+            return retry
+        ends = [c.until - now for k, c in self.store.cooldowns(now).items() if k in self.tried]
+        return min([t for t in (retry, *ends) if t is not None], default=None)
 
     def _lacks(self, ep: Endpoint) -> str | None:
         missing = self.needs - ep.capabilities if ep.capabilities else frozenset()
