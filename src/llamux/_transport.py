@@ -221,25 +221,9 @@ def provider_error(exc: Exception, endpoint: Endpoint, api_key: str) -> Provider
         return text.replace(api_key, "***") if api_key else text
 
     where = f"endpoint {endpoint.id} ({endpoint_url(endpoint)})"
-    if isinstance(exc, openai.APIStatusError):
-        body = exc.body
-        code = None
-        message = exc.message
-        if isinstance(body, Mapping):
-            code = body.get("code")
-            message = str(body.get("message") or message)
+    if isinstance(exc, openai.APIStatusError):  # the SDK has read the error body
         headers = {k.lower(): v for k, v in exc.response.headers.items()}
-        status = exc.status_code
-        cls = ProviderRateLimited if status == 429 else ProviderStatusError
-        text = scrub(f"{where} answered HTTP {status}: {message}")
-        return cls(
-            text,
-            endpoint=endpoint.id,
-            status=status,
-            code=code and str(code),
-            headers=headers,
-            body=body,
-        )
+        return status_error(endpoint, api_key, exc.status_code, headers, exc.response.content)
     if isinstance(exc, openai.APITimeoutError):
         return ProviderTimeout(
             f"{where} did not answer in time; it may have processed the request",
