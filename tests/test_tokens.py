@@ -71,3 +71,15 @@ def test_usage_from_objects_dicts_and_counts() -> None:
         choices = ()
 
     assert usage_tokens(NoUsage()) is None
+
+
+def test_completion_tokens_from_objects_and_dicts() -> None:
+    from llamux._tokens import completion_tokens
+
+    class Usage:
+        completion_tokens = 7
+
+    assert completion_tokens(Usage()) == 7
+    assert completion_tokens({"completion_tokens": 5, "total_tokens": 9}) == 5
+    assert completion_tokens({"total_tokens": 9}) is None
+    assert completion_tokens(None) is None

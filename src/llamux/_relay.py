@@ -14,7 +14,6 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -108,9 +107,9 @@ def _answer(
     response = reply.body
     body: bytes = response.content
     usage = json_usage(body)
-    tokens = usage_tokens(usage) if usage is not None else None
+    tokens = usage_tokens(usage)
     router._settler.settle(got, tokens)
-    router._settler.record(got, reply.latency, _usage_object(usage), None)
+    router._settler.record(got, reply.latency, usage, None)
     attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
     served = served_record(got, tokens, attempts)
     if done is not None:
@@ -198,9 +197,9 @@ class ByteStream:
         usage = self._scanner.usage
         with anyio.CancelScope(shield=True):
             run = self._offload or asyncio.to_thread
-            await run(self._on_end, _usage_object(usage), error)
+            await run(self._on_end, usage, error)
         if self._done is not None:
-            tokens = usage_tokens(usage) if usage is not None else None
+            tokens = usage_tokens(usage)
             served = replace(self.served, tokens=tokens, attempts=tuple(self._attempts))
             self._done(served.attempts, served if error is None else None)
 
@@ -239,8 +238,3 @@ def _error_event(error: ProviderError) -> bytes:
 
 def _forwarded(response: Any) -> dict[str, str]:
     return {name: response.headers[name] for name in FORWARDED if name in response.headers}
-
-
-def _usage_object(usage: Mapping[str, Any] | None) -> Any:
-    """A usage dict as the attribute object ``Settler.record`` and ``usage_tokens`` read."""
-    return None if usage is None else SimpleNamespace(**usage)

@@ -351,10 +351,11 @@ class Router:
 
     def _done(self, got: Admitted, reply: Reply, attempts: list[Attempt]) -> Any:
         usage = getattr(reply.body, "usage", None)
-        self._settler.settle(got, usage_tokens(usage) if usage is not None else None)
+        tokens = usage_tokens(usage)
+        self._settler.settle(got, tokens)
         self._settler.record(got, reply.latency, usage, None)
         attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-        attach(reply.body, served_record(got, usage_tokens(usage) if usage else None, attempts))
+        attach(reply.body, served_record(got, tokens, attempts))
         return reply.body
 
     def _candidates(self, model: Any) -> tuple[list[Endpoint], Route | None]:

@@ -15,7 +15,7 @@ from ._feedback import classify, debits, exhausted
 from ._performance import Sample
 from ._quota import Scope, Window
 from ._served import Attempt
-from ._tokens import usage_tokens
+from ._tokens import completion_tokens, usage_tokens
 
 if TYPE_CHECKING:
     from ._admission import Admitted
@@ -44,7 +44,7 @@ class Settler:
 
     def record(self, admitted: Admitted, elapsed: float, usage: Any, ttft: float | None) -> None:
         """Fold the call's speed into the endpoint's moving averages (shared by the store)."""
-        completion = getattr(usage, "completion_tokens", None) if usage is not None else None
+        completion = completion_tokens(usage)
         generating = elapsed - (ttft or 0.0)
         tps = completion / generating if completion and generating > 0 else None
         sample = Sample(latency=elapsed, tokens_per_second=tps, ttft=ttft)
@@ -61,7 +61,7 @@ class Settler:
             if error is not None:
                 self.failed(admitted, error, attempts)
                 return
-            self.settle(admitted, usage_tokens(usage) if usage is not None else None)
+            self.settle(admitted, usage_tokens(usage))
             self.record(admitted, time.perf_counter() - started, usage, ttft)
 
         return end

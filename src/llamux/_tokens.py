@@ -107,3 +107,11 @@ def usage_tokens(value: Any) -> int | None:
     if total is None and prompt is None and completion is None:
         return None
     return int(total if total is not None else (prompt or 0) + (completion or 0))
+
+
+def completion_tokens(usage: Any) -> int | None:
+    """The output tokens of a usage object or dict, if it says."""
+    value = usage.get("completion_tokens") if isinstance(usage, Mapping) else None
+    if value is None and not isinstance(usage, Mapping):
+        value = getattr(usage, "completion_tokens", None)
+    return int(value) if value is not None else None

@@ -128,8 +128,9 @@ class MemoryStore:
             return {k: c for k, c in self._cooldowns.items() if c.until > now}
 
     def usage(self, scopes: Sequence[Scope], now: float) -> list[RuleUsage]:
+        wanted = {(s.key, w.key) for s in scopes for w in s.windows}
         with self._lock:
-            snapshot = {key: dict(b) for key, b in self._buckets.items()}
+            snapshot = {k: dict(b) for k, b in self._buckets.items() if k in wanted}
         return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
 
     def record(self, endpoint: str, sample: Sample) -> None:
