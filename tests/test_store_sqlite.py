@@ -11,7 +11,8 @@ from llamux import StoreError
 from llamux._quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._stores import default_store_url, store_from_url
 from llamux._stores.memory import MemoryStore
-from llamux._stores.sqlite import MIGRATIONS, SQLiteStore
+from llamux._stores.sqlite import SQLiteStore
+from llamux._stores.sqlite_schema import MIGRATIONS
 
 T0 = 1_767_225_600.0
 EP = Scope("ep", rules_from_limits([("rpm", 5), ("tpm", 10_000), ("rpd", 100)], {}))

@@ -1,0 +1,80 @@
+"""The SQLite state file's schema: numbered migrations, recorded in ``PRAGMA user_version``,
+and the checks that a file is a llamux state file of a version this llamux knows."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .._errors import StoreError
+
+APPLICATION_ID = 0x6C6C6D78  # "llmx": marks a file as a llamux state file
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: buckets, reservations, cool-downs
+    """
+    CREATE TABLE buckets (
+        scope TEXT NOT NULL, win TEXT NOT NULL, bucket INTEGER NOT NULL,
+        requests INTEGER NOT NULL DEFAULT 0, tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (scope, win, bucket)
+    ) WITHOUT ROWID;
+    CREATE TABLE reservations (
+        id TEXT PRIMARY KEY, endpoint TEXT NOT NULL, tokens INTEGER NOT NULL,
+        created REAL NOT NULL, charges TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX reservations_created ON reservations (created);
+    CREATE TABLE cooldowns (
+        scope TEXT PRIMARY KEY, until REAL NOT NULL, reason TEXT NOT NULL, kind TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+    # 2: measured performance (the fastest strategy) and counters (round robin)
+    """
+    CREATE TABLE performance (
+        endpoint TEXT PRIMARY KEY, latency REAL, tps REAL, ttft REAL,
+        samples INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Bring the file to the current schema. The checks read the header and the schema in
+    one transaction: read one by one, they could straddle another process's migration and
+    take a half-seen llamux file for a foreign one."""
+    if _header(conn) == (len(MIGRATIONS), APPLICATION_ID):
+        return  # the common case, one read
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version, app = _header(conn)
+        _check_ours(conn, path, version, app)
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            for statement in MIGRATIONS[number - 1].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _header(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(schema version, application id) from the file's header."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    return version, int(conn.execute("PRAGMA application_id").fetchone()[0])
+
+
+def _check_ours(conn: sqlite3.Connection, path: str, version: int, app: int) -> None:
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"the state file {path} has schema version {version}, newer than this llamux "
+            f"knows ({len(MIGRATIONS)}); upgrade llamux (pip install -U llamux) or point "
+            "LLAMUX_STORE at another file"
+        )
+    tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    if app not in (0, APPLICATION_ID) or (app == 0 and tables and version == 0):
+        raise StoreError(
+            f"{path} is an SQLite file but not a llamux state file; point LLAMUX_STORE "
+            "(or store=) at a new path"
+        )
