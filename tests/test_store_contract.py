@@ -127,13 +127,16 @@ def test_calendar_rule_counts_the_period(store: QuotaStore) -> None:
     assert isinstance(store.reserve("ep", [ep], Cost(0), T0 + 86400), Reservation)
 
 
-def test_settle_after_the_bucket_expired_is_harmless(store: QuotaStore) -> None:
-    ep = scope(rpm=1)
+def test_a_late_settle_counts_the_request_from_then_on(store: QuotaStore) -> None:
+    # the caller learned the outcome only at T0 + 501: the provider may have counted the
+    # request as late as that, so it counts for one window from then
+    ep = scope(rpm=2, tpm=100)
     r = store.reserve("ep", [ep], Cost(5), T0)
     assert isinstance(r, Reservation)
     store.reserve("ep", [ep], Cost(5), T0 + 500)  # prunes the old bucket
     assert store.settle(r.id, 50, T0 + 501)
-    assert used(store, ep, T0 + 501) == {"rpm": 1}
+    assert used(store, ep, T0 + 501) == {"rpm": 2, "tpm": 55}
+    assert used(store, ep, T0 + 562) == {"rpm": 0, "tpm": 0}
 
 
 def test_threads_never_over_admit(store: QuotaStore) -> None:

@@ -50,6 +50,8 @@ class Admission:
         skip_reason: Callable[[Endpoint, Cost], str | None],
         api_key: Callable[[Endpoint], str | None],
         route: str = "auto",
+        flight: float = 0.0,
+        prepare: Callable[[Endpoint, str], None] | None = None,
     ) -> None:
         self.prompt = prompt_tokens(messages, params)
         self.request = Request(
@@ -65,6 +67,12 @@ class Admission:
         self.clock = clock
         self.skip_reason = skip_reason
         self.api_key = api_key
+        self.flight = flight
+        """Seconds a call can take to show its outcome: reservations are charged in flight
+        (0 for ``query``: the caller sends, and re-stamps by settling)."""
+        self.prepare = prepare
+        """Readies the client of an endpoint before it is reserved (nothing slow may sit
+        between the charge and the send)."""
         self.deadline = clock.now() + float(params.get("wait") or 0)
         self.tried: set[str] = set()
         self.attempts: list[Attempt] = []
@@ -86,13 +94,17 @@ class Admission:
                 too_large += skip.startswith("too large")
                 self.attempts.append(Attempt(ep.id, "skipped", skip))
                 continue
-            outcome = self.store.reserve(ep.id, self.scopes[ep.id], cost, now)
+            key = self.api_key(ep) or ""
+            if self.prepare is not None:
+                self.prepare(ep, key)
+            scopes = self.scopes[ep.id]
+            outcome = self.store.reserve(ep.id, scopes, cost, self.clock.now, self.flight)
             if isinstance(outcome, Refusal):
                 refusals.append(outcome)
                 self.attempts.append(Attempt(ep.id, "refused", outcome.reason))
                 continue
             self.tried.add(ep.id)
-            return Admitted(ep, outcome, self.api_key(ep) or "")
+            return Admitted(ep, outcome, key)
         retry = _soonest(refusals, now)
         if retry is not None and now + retry <= self.deadline:
             self.attempts[:] = [a for a in self.attempts if a.outcome == "failed"]
@@ -138,16 +150,38 @@ class Admission:
         return {key: min(left.get(s.key, 1.0) for s in self.scopes[key]) for key in ids}
 
 
-def check_params(params: Mapping[str, Any]) -> None:
-    """Raise ``InvalidRequest`` for parameters llamux counts with that are malformed, before
-    anything is reserved (a negative ``max_tokens`` would otherwise free others' quota)."""
+MAX_OUTPUT_TOKENS = 2**31 - 1
+"""The largest ``max_tokens`` / ``max_completion_tokens`` / ``n`` llamux counts with (no
+model comes near it; the store's 64-bit counters must be able to add up many requests)."""
+MAX_REQUEST_OUTPUT = 2**40
+"""The largest output budget of one request, ``n`` times ``max_tokens`` (about 10^12)."""
+MAX_WAIT_SECONDS = 366 * 24 * 3600
+"""The longest ``wait=``: a year (longer than any window llamux knows)."""
+MAX_DEPTH = 128
+"""How deeply lists and objects may nest in a request (a JSON schema needs a dozen levels;
+deeper input only exhausts the encoder's stack)."""
+INT64 = 2**63
+"""Integers must lie in [-2^63, 2^63 - 1]: what JSON peers and the store can hold."""
+
+
+def check_params(
+    params: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None = None
+) -> None:
+    """Raise ``InvalidRequest`` for a request llamux cannot count with or cannot send, before
+    anything is reserved: a negative ``max_tokens`` would free others' quota, a huge one
+    overflow the store's counters, a ``nan`` anywhere (params or, when given, messages)
+    cannot be encoded as JSON and would be blamed on the provider."""
     for key in ("max_tokens", "max_completion_tokens", "n"):
-        value = params.get(key)
-        if value is not None and (type(value) is not int or value < 1):
-            raise InvalidRequest(f"{key} must be a whole number >= 1, not {_shown(value)}")
+        _check_count(key, params.get(key))
+    _check_budget(params)
     wait = params.get("wait")
-    if wait is not None and (type(wait) not in (int, float) or not 0 <= wait < float("inf")):
-        raise InvalidRequest(f"wait must be a number of seconds >= 0, not {_shown(wait)}")
+    if wait is not None and (type(wait) not in (int, float) or not 0 <= wait <= MAX_WAIT_SECONDS):
+        raise InvalidRequest(
+            f"wait must be a number of seconds >= 0 and <= {MAX_WAIT_SECONDS:,}, not {_shown(wait)}"
+        )
+    stream = params.get("stream")
+    if stream is not None and type(stream) is not bool:
+        raise InvalidRequest(f"stream must be true or false, not {_shown(stream)}")
     options = params.get("stream_options")
     if options is not None and not isinstance(options, Mapping):
         raise InvalidRequest(
@@ -159,9 +193,82 @@ def check_params(params: Mapping[str, Any]) -> None:
         raise InvalidRequest(
             f"model must be a string (an endpoint, route or model name), not {_shown(model)}"
         )
+    for key, value in params.items():
+        _check_json(value, str(key))
+    if messages is not None:
+        _check_json(messages, "messages")
+
+
+def _check_count(key: str, value: Any) -> None:
+    if value is not None and (type(value) is not int or not 1 <= value <= MAX_OUTPUT_TOKENS):
+        raise InvalidRequest(
+            f"{key} must be a whole number >= 1 and <= {MAX_OUTPUT_TOKENS:,}, not {_shown(value)}"
+        )
+
+
+def _check_budget(params: Mapping[str, Any]) -> None:
+    """The output budget llamux reserves, ``n`` times the output limit, must be countable."""
+    choices = params.get("n") or 1
+    for key in ("max_completion_tokens", "max_tokens"):
+        budget = params.get(key)
+        if budget and budget * choices > MAX_REQUEST_OUTPUT:
+            raise InvalidRequest(
+                f"n x {key} is {budget * choices:,} output tokens, more than the "
+                f"{MAX_REQUEST_OUTPUT:,} llamux can count for one request; lower n or {key}"
+            )
+
+
+def _check_json(value: Any, where: str) -> None:
+    """Raise ``InvalidRequest`` unless ``value`` encodes as strict JSON: finite numbers,
+    integers in 64 bits, text without lone surrogates, nesting at most ``MAX_DEPTH`` deep.
+    Iterative, so no input can exhaust the stack. Values of other types are left to the
+    encoder (the SDK accepts some of its own objects)."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                _check_text(item, path)
+        elif kind is float:
+            if item != item or item in (_INF, -_INF):
+                raise InvalidRequest(
+                    f"{path} is {item!r}, which JSON cannot encode; pass a finite number"
+                )
+        elif kind is int:
+            if not -INT64 <= item < INT64:
+                raise InvalidRequest(
+                    f"{path} is an integer of {item.bit_length()} bits; integers must be "
+                    f"from -2^63 to 2^63 - 1"
+                )
+        elif isinstance(item, Mapping | list | tuple):
+            if depth >= MAX_DEPTH:
+                raise InvalidRequest(
+                    f"{path} nests lists and objects more than {MAX_DEPTH} levels deep; "
+                    "flatten the request"
+                )
+            if isinstance(item, Mapping):
+                stack.extend((v, f"{path}.{k}", depth + 1) for k, v in item.items())
+            else:
+                stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+
+
+_INF = float("inf")
+
+
+def _check_text(text: str, path: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(
+            f"{path} holds a lone surrogate character, which is not valid text; "
+            "send well-formed Unicode"
+        ) from None
 
 
 def _shown(value: Any) -> str:
+    if type(value) is int and value.bit_length() > 128:  # repr() refuses 4,300+ digits
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 

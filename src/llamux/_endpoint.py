@@ -20,6 +20,8 @@ COLUMNS: tuple[str, ...] = (
 )
 """Every column a table (or key an ``[[endpoints]]`` table) may have."""
 
+DEFAULT_TIMEOUT = 120.0
+"""Seconds each phase of a provider call may take (connect, send, each read)."""
 DEFAULT_MAX_OUTPUT = 1024
 
 

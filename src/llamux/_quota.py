@@ -12,18 +12,26 @@ holding ``now - window`` (the oldest, partial bucket counts whole) up to the new
 * liveness: an event stops counting at most one bucket (1/60 of the window, 1/96 for a day)
   plus ``LATENCY_MARGIN`` after the exact sliding window would drop it.
 
-A charge made at ``now`` is recorded in the bucket of ``now + LATENCY_MARGIN``: the provider
-receives the request a little after llamux reserved it, and its own window must not free the
-slot later than ours does.
+The provider's clock. A provider counts a request when it *arrives*, somewhere between
+llamux's reservation and the moment llamux learns the outcome (the answer's first byte, the
+error, or giving up). So a request counts from its reservation until one window after that
+moment: a reservation made for a call is charged *in flight*, to the bucket of ``now +
+flight`` (``flight`` bounds how long the call can take to show its outcome; a future bucket
+counts from now on), and when the outcome is known the charge moves to the bucket of that
+moment (:func:`moved`). A reservation whose process dies keeps counting until ``flight``
+plus one window. A ``query`` reservation (the caller calls the provider) has no flight: it
+is charged at ``now + LATENCY_MARGIN`` and re-stamped when the caller settles it.
 
-A calendar rule (``Window.tz`` set) counts the current period in its timezone (the day from
-local midnight, DST-aware); the period is its only bucket.
+A calendar rule (``Window.tz`` set) counts the buckets of the current period in its
+timezone (the day from local midnight, DST-aware). Rolling and calendar rules of one length
+read the same buckets (period starts fall on bucket edges), so changing how a limit resets
+keeps its history.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -32,7 +40,10 @@ from zoneinfo import ZoneInfo
 WINDOW_SECONDS: Mapping[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 BUCKET_SECONDS: Mapping[str, int] = {"minute": 1, "hour": 60, "day": 900}
 LATENCY_MARGIN = 0.05
-"""Seconds between reserving a request and the provider receiving it, allowed for."""
+"""Seconds allowed between the store's atomic step and the request leaving this process:
+everything slow (the SDK import, building the client) happens before the reservation, so
+only the send itself is left. Later delays (the network, the provider's queue) are covered
+by re-stamping the charge when the outcome is known."""
 
 RESERVATION_TTL = 86400 + 900 + 60
 """Seconds after which an unsettled reservation is dropped: its buckets no longer count."""
@@ -62,15 +73,19 @@ class Window:
     unit: str
     tz: str | None = None
     key: str = field(init=False, repr=False, compare=False)
-    """A stable text key: ``minute`` or ``day@America/Los_Angeles``."""
+    """Where its buckets are stored: the unit (``minute``, ``hour``, ``day``). Rolling and
+    calendar windows of one unit share their buckets."""
+    label: str = field(init=False, repr=False, compare=False)
+    """How it is shown: ``minute`` or ``day@America/Los_Angeles``."""
     seconds: int = field(init=False, repr=False, compare=False)
     bucket_seconds: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.unit not in WINDOW_SECONDS:
             raise ValueError(f"unknown window {self.unit!r}; use minute, hour or day")
-        key = self.unit if self.tz is None else f"{self.unit}@{self.tz}"
-        object.__setattr__(self, "key", key)
+        label = self.unit if self.tz is None else f"{self.unit}@{self.tz}"
+        object.__setattr__(self, "key", self.unit)
+        object.__setattr__(self, "label", label)
         object.__setattr__(self, "seconds", WINDOW_SECONDS[self.unit])
         object.__setattr__(self, "bucket_seconds", BUCKET_SECONDS[self.unit])
 
@@ -78,24 +93,32 @@ class Window:
     def from_key(cls, key: str) -> Window:
         return _window_from_key(key)
 
-    def charge_bucket(self, now: float) -> int:
-        """The bucket a charge made at ``now`` is recorded in."""
-        if self.tz is not None:
-            return self._period_start(now)
+    def charge_bucket(self, now: float, flight: float = 0.0) -> int:
+        """The bucket a charge made at ``now`` is recorded in; with ``flight``, the bucket of
+        the latest moment its outcome can be learned (in flight, it counts from now on)."""
         size = self.bucket_seconds
-        return int((now + LATENCY_MARGIN) // size) * size
+        return int((now + LATENCY_MARGIN + max(0.0, flight)) // size) * size
 
     def oldest_counted(self, now: float) -> int:
-        """The oldest bucket that still counts at ``now``; older ones can be pruned."""
+        """The oldest bucket that counts at ``now`` (newer ones, in flight too, count)."""
+        size = self.bucket_seconds
         if self.tz is not None:
-            return self._period_start(now)
+            return self._period_start(now) // size * size
+        return self.keep_from(now)
+
+    def keep_from(self, now: float) -> int:
+        """The oldest bucket any window of this unit counts at ``now``: older ones can be
+        pruned (a calendar period never reaches back further than the rolling window)."""
         size = self.bucket_seconds
         return (int(now // size) - self.seconds // size) * size
 
-    def frees_at(self, bucket: int) -> float:
-        """The moment ``bucket`` stops counting."""
+    def frees_at(self, bucket: int, now: float | None = None) -> float:
+        """The moment ``bucket`` stops counting. With ``now``, a bucket still in flight (after
+        ``now``'s own) is taken as if its outcome were known now: the soonest it can free."""
+        if now is not None:
+            bucket = min(bucket, self.charge_bucket(now))
         if self.tz is not None:
-            return self._next_period(bucket)
+            return self._next_period(self._period_start(bucket))
         return float(bucket + self.seconds + self.bucket_seconds)
 
     def _period_start(self, now: float) -> int:
@@ -157,16 +180,18 @@ class Scope:
     key: str
     rules: tuple[Rule, ...]
     windows: tuple[Window, ...] = field(init=False, repr=False, compare=False)
-    """The distinct windows of the rules, in rule order."""
+    """One window per stored unit (minute, hour, day) of the rules, in rule order: what a
+    reservation charges."""
     groups: tuple[tuple[Window, tuple[Rule, ...]], ...] = field(
         init=False, repr=False, compare=False
     )
     """Each window with its rules: a decision reads a window's buckets once."""
 
     def __post_init__(self) -> None:
-        windows = tuple(dict.fromkeys(rule.window for rule in self.rules))
-        groups = tuple((w, tuple(r for r in self.rules if r.window == w)) for w in windows)
-        object.__setattr__(self, "windows", windows)
+        distinct = tuple(dict.fromkeys(rule.window for rule in self.rules))
+        groups = tuple((w, tuple(r for r in self.rules if r.window == w)) for w in distinct)
+        stored = {w.key: Window(w.unit) for w in distinct}
+        object.__setattr__(self, "windows", tuple(stored.values()))
         object.__setattr__(self, "groups", groups)
 
 
@@ -207,6 +232,8 @@ class Reservation:
     charges: tuple[Charge, ...]
     remaining: tuple[tuple[str, str, int], ...] = ()
     """(scope, rule name, what is left) for every rule, this reservation included."""
+    stamped: bool = False
+    """Whether its charges were moved to the moment its outcome was learned."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,7 +302,12 @@ def counted(buckets: Buckets, window: Window, now: float) -> list[tuple[int, int
 
 
 def _refusal(
-    endpoint: str, scope: str, rule: Rule, rows: list[tuple[int, int, int]], cost: Cost
+    endpoint: str,
+    scope: str,
+    rule: Rule,
+    rows: list[tuple[int, int, int]],
+    cost: Cost,
+    now: float,
 ) -> Refusal:
     """Why ``rule`` refuses ``cost`` given its counted ``rows``, and when it will not."""
     index = 1 if rule.metric == REQUESTS else 2
@@ -287,7 +319,7 @@ def _refusal(
         for row in rows:
             left -= row[index]
             if left + wanted <= rule.limit:
-                retry_at = rule.window.frees_at(row[0])
+                retry_at = rule.window.frees_at(row[0], now)
                 break
     what = "requests" if rule.metric == REQUESTS else "tokens"
     reason = f"{rule.name} {used}/{rule.limit} used"
@@ -323,7 +355,8 @@ def decide(
                 metric = rule.metric == TOKENS
                 if used[metric] + (cost.tokens if metric else cost.requests) > rule.limit:
                     rows = counted(buckets, window, now)
-                    worst = _later(worst, _refusal(endpoint, scope.key, rule, rows, cost))
+                    refusal = _refusal(endpoint, scope.key, rule, rows, cost, now)
+                    worst = _later(worst, refusal)
     return worst
 
 
@@ -354,15 +387,27 @@ def never_fits(endpoint: str, scopes: Sequence[Scope], cost: Cost) -> Refusal | 
     return None
 
 
-def charges(scopes: Sequence[Scope], now: float) -> tuple[Charge, ...]:
-    """Where a reservation made at ``now`` is recorded: one bucket per scope and window."""
+def charges(scopes: Sequence[Scope], now: float, flight: float = 0.0) -> tuple[Charge, ...]:
+    """Where a reservation made at ``now`` is recorded: one bucket per scope and stored
+    window; ``flight`` seconds ahead while its outcome is not known."""
     return tuple(
         [
-            Charge(scope.key, window.key, window.charge_bucket(now))
+            Charge(scope.key, window.key, window.charge_bucket(now, flight))
             for scope in scopes
             for window in scope.windows
         ]
     )
+
+
+def moved(charged: Iterable[Charge], now: float) -> list[tuple[Charge, int]]:
+    """Each charge with the bucket it moves to when the outcome is learned at ``now``: the
+    provider cannot have counted the request later than that."""
+    return [(c, Window.from_key(c.window).charge_bucket(now)) for c in charged]
+
+
+def read_now(now: float | Callable[[], float]) -> float:
+    """``now`` itself, or the time a clock's ``now`` gives (read inside a store's atomic step)."""
+    return now() if callable(now) else now
 
 
 def rule_usage(scope: Scope, snapshot: Snapshot, now: float) -> list[RuleUsage]:
@@ -373,7 +418,7 @@ def rule_usage(scope: Scope, snapshot: Snapshot, now: float) -> list[RuleUsage]:
         index = 1 if rule.metric == REQUESTS else 2
         used = sum(row[index] for row in rows)
         nonzero = [row[0] for row in rows if row[index] > 0]
-        next_free = rule.window.frees_at(nonzero[0]) if nonzero else None
+        next_free = rule.window.frees_at(nonzero[0], now) if nonzero else None
         out.append(RuleUsage(scope.key, rule, used, next_free))
     return out
 

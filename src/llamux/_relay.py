@@ -60,7 +60,7 @@ async def arelay(
     Raises what ``Router.acompletion`` raises (``NoEndpointAvailable``, ``RequestTooLarge``,
     ``ProviderError`` for errors another endpoint would repeat, ``ConfigError``).
     """
-    admission = router._admission(messages, params)
+    admission = await router._aadmission(messages, params, "raw")
     try:
         return await _serve(router, admission, messages, params, done)
     except LlamuxError:
@@ -81,7 +81,7 @@ async def _serve(
     got, reply = answer.got, answer.reply
     if not answer.stream:
         return await router._offload(_answer, router, got, reply, admission.attempts, done)
-    await router._offload(router._settler.learn, got, reply.headers)
+    await router._offload(router._settler.arrived, got, reply.headers)
     attempts = admission.attempts
     attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
     stream = ByteStream(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._admission import Admission, Admitted, check_params, skip_reason
 from ._clock import Clock, SystemClock
 from ._config import Config, Endpoint, Pool, Route, load, load_table
+from ._endpoint import DEFAULT_TIMEOUT
 from ._errors import ConfigError, InvalidRequest, ProviderError
 from ._performance import Performance
 from ._quota import Cooldown, Cost, RuleUsage
@@ -101,6 +102,9 @@ class Router:
         self.store: QuotaStore = open_store(store)
         self._transport = transport
         self._timeout = timeout
+        self._flight = 2 * (timeout or DEFAULT_TIMEOUT)
+        """The longest a call can take to show its outcome (the connect and the read phase
+        are each bounded by the timeout): how far ahead an in-flight charge is recorded."""
         self._settler = Settler(self.store, self.clock, self._scopes)
         self._warned: set[str] = set()
         self._lock = threading.Lock()
@@ -155,7 +159,7 @@ class Router:
         ``api_key_env``, ``limits``, ``remaining``, ``reservation`` and ``tokens``.
         Report the real usage with :meth:`settle` (else the estimate stays charged).
         """
-        admission = self._admission(messages, params)
+        admission = self._admission(messages, params, mode=None)
         while isinstance(got := admission.next(), float):
             self.clock.sleep(got)
         ep, reservation = got.endpoint, got.reservation
@@ -194,7 +198,7 @@ class Router:
         Returns the SDK's ``ChatCompletion``, or with ``stream=True`` an iterator of its
         ``ChatCompletionChunk`` (fail-over happens only before the first chunk).
         """
-        admission = self._admission(messages, params)
+        admission = self._admission(messages, params, mode="sync")
         while True:
             got = admission.next()
             if isinstance(got, float):
@@ -211,9 +215,10 @@ class Router:
                 continue
             except Exception as exc:
                 raise self._settler.refused(got, exc) from exc
-            self._settler.learn(got, reply.headers)
             if not call.get("stream"):
+                self._settler.learn(got, reply.headers)
                 return self._done(got, reply, admission.attempts)
+            self._settler.arrived(got, reply.headers)
             hide = not asked_usage(params)
             return chunk_stream(self._settler, got, reply, first, admission.attempts, hide, started)
 
@@ -221,12 +226,13 @@ class Router:
         """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
         is an async iterator of chunks. Store I/O runs in worker threads, never on the loop."""
 
-        admission = self._admission(messages, params)
+        admission = await self._aadmission(messages, params, "async")
         answer = await self._aanswer(admission, messages, params, afirst_chunk)
         got, reply = answer.got, answer.reply
-        await self._offload(self._settler.learn, got, reply.headers)
         if not answer.stream:
+            await self._offload(self._settler.learn, got, reply.headers)
             return await self._offload(self._done, got, reply, admission.attempts)
+        await self._offload(self._settler.arrived, got, reply.headers)
         hide = not asked_usage(params)
         return async_chunk_stream(
             self._settler, got, reply, answer.first, admission.attempts, hide, answer.started
@@ -297,18 +303,42 @@ class Router:
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            from ._transport import DEFAULT_TIMEOUT, OpenAITransport
+            from ._transport import OpenAITransport
 
             self._transport = OpenAITransport(self._timeout or DEFAULT_TIMEOUT)
         return self._transport
 
     # -- the path ----------------------------------------------------------------------
 
-    def _admission(
-        self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    async def _aadmission(
+        self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], mode: str
     ) -> Admission:
-        check_params(params)
+        """:meth:`_admission` for a call made on this event loop (its async clients)."""
+        import asyncio
+
+        return self._admission(messages, params, mode=mode, loop=asyncio.get_running_loop())
+
+    def _admission(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        *,
+        mode: str | None,
+        loop: Any = None,
+    ) -> Admission:
+        """The reservation state of one request. ``mode`` is how llamux will call the
+        provider (``sync``, ``async``, ``raw``; ``None``: the caller calls, as for ``query``):
+        its client is readied before each reservation and the charge is held in flight."""
+        check_params(params, messages)
         candidates, route = self._candidates(params.get("model"))
+        prepare = None
+        if mode is not None:
+            ready = getattr(self.transport, "prepare", None)
+            if ready is not None:
+
+                def prepare(ep: Endpoint, key: str) -> None:
+                    ready(ep, key, mode, loop) if loop is not None else ready(ep, key, mode)
+
         return Admission(
             messages=messages,
             params=params,
@@ -320,6 +350,8 @@ class Router:
             skip_reason=self._skip_reason,
             api_key=self._api_key,
             route=route.name if route else str(params.get("model") or "auto"),
+            flight=self._flight if mode is not None else 0.0,
+            prepare=prepare,
         )
 
     def _strategy(self, asked: Any, route: Route | None) -> Strategy:

@@ -5,12 +5,15 @@ Sync store I/O only; the async router runs these methods in a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._errors import InvalidRequest, ProviderError
+from ._errors import InvalidRequest, ProviderError, StoreError
 from ._feedback import classify, debits, exhausted
 from ._performance import Sample
 from ._quota import Scope, Window
@@ -26,8 +29,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("llamux")
 
 
+PENDING_LIMIT = 10_000
+"""Reservation updates kept while the store is unreachable; beyond this the oldest are
+dropped (their estimates stay charged: conservative)."""
+
+Pending = tuple[str, str, int, float]
+"""A store update to apply later: operation, reservation id, tokens, when it happened."""
+
+
 class Settler:
-    """Turns what a provider answered into store updates for one router."""
+    """Turns what a provider answered into store updates for one router.
+
+    An answer the provider gave always reaches the caller: when the store cannot be reached
+    to settle it (Redis down, say), the update is kept (bounded) and applied, once, when the
+    store answers again; each is idempotent in the store (a reservation settles once)."""
 
     def __init__(
         self, store: QuotaStore, clock: Clock, scopes: Mapping[str, Sequence[Scope]]
@@ -35,20 +50,84 @@ class Settler:
         self.store = store
         self.clock = clock
         self.scopes = scopes
+        self._pending: deque[Pending] = deque()
+        self._lock = threading.Lock()
 
     def settle(self, admitted: Admitted, tokens: int | None) -> None:
-        """Replace the estimate by the real usage (``None``: keep the estimate)."""
+        """Replace the estimate by the real usage (``None``: keep the estimate); the charge
+        moves to now if the outcome was not known before."""
         reservation = admitted.reservation
         actual = reservation.tokens if tokens is None else tokens
-        self.store.settle(reservation.id, actual, self.clock.now())
+        self._apply(("settle", reservation.id, actual, self.clock.now()))
+
+    def arrived(self, admitted: Admitted, headers: Mapping[str, str]) -> None:
+        """The answer began (a stream's first chunk): the provider has counted the request by
+        now, so its charge moves to now; then learn from the headers."""
+        self._apply(("restamp", admitted.reservation.id, 0, self.clock.now()))
+        self.learn(admitted, headers)
+
+    @property
+    def pending(self) -> int:
+        """How many reservation updates wait for the store to come back."""
+        return len(self._pending)
+
+    def _apply(self, update: Pending) -> None:
+        """Apply ``update`` (after any kept ones), or keep it if the store is unreachable."""
+        if self._pending and not self._flush():
+            self._keep(update)
+            return
+        try:
+            self._run(update)
+        except StoreError as error:
+            self._keep(update, error)
+
+    def _run(self, update: Pending) -> None:
+        operation, rid, tokens, now = update
+        if operation == "settle":
+            self.store.settle(rid, tokens, now)
+        elif operation == "restamp":
+            self.store.restamp(rid, now)
+        else:
+            self.store.release(rid, now)
+
+    def _flush(self) -> bool:
+        """Apply the kept updates in order; False if the store is still unreachable."""
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return True
+                update = self._pending.popleft()
+            try:
+                self._run(update)
+            except StoreError:
+                with self._lock:
+                    self._pending.appendleft(update)
+                return False
+
+    def _keep(self, update: Pending, error: StoreError | None = None) -> None:
+        with self._lock:
+            first = not self._pending
+            if len(self._pending) >= PENDING_LIMIT:
+                self._pending.popleft()
+                log.warning("the quota store is still unreachable; an update was dropped")
+            self._pending.append(update)
+        if first and error is not None:
+            log.warning(
+                "the quota store is unreachable (%s); the answer is delivered and its usage "
+                "is kept here until the store is back (at most %d updates)",
+                error,
+                PENDING_LIMIT,
+            )
 
     def record(self, admitted: Admitted, elapsed: float, usage: Any, ttft: float | None) -> None:
-        """Fold the call's speed into the endpoint's moving averages (shared by the store)."""
+        """Fold the call's speed into the endpoint's moving averages (shared by the store);
+        skipped while the store is unreachable."""
         completion = completion_tokens(usage)
         generating = elapsed - (ttft or 0.0)
         tps = completion / generating if completion and generating > 0 else None
         sample = Sample(latency=elapsed, tokens_per_second=tps, ttft=ttft)
-        self.store.record(admitted.endpoint.id, sample)
+        with contextlib.suppress(StoreError):
+            self.store.record(admitted.endpoint.id, sample)
 
     def ender(
         self, admitted: Admitted, attempts: list[Attempt], started: float
@@ -69,7 +148,7 @@ class Settler:
     def refused(self, admitted: Admitted, exc: Exception) -> Exception:
         """An exception that is not the provider's (the SDK refusing the parameters, say):
         the call never left, so the reservation is given back. Returns what to raise."""
-        self.store.release(admitted.reservation.id, self.clock.now())
+        self._apply(("release", admitted.reservation.id, 0, self.clock.now()))
         if isinstance(exc, TypeError):
             return InvalidRequest(f"the request's parameters were refused: {exc}")
         return exc
@@ -81,11 +160,11 @@ class Settler:
         verdict = classify(error, now, dialect=ep.dialect, day_reset_at=day_end(ep, now))
         rid = admitted.reservation.id
         if verdict.usage == "release":
-            self.store.release(rid, now)
+            self._apply(("release", rid, 0, now))
         elif verdict.usage == "requests":
-            self.store.settle(rid, 0, now)
+            self._apply(("settle", rid, 0, now))
         else:
-            self.store.settle(rid, admitted.reservation.tokens, now)
+            self._apply(("settle", rid, admitted.reservation.tokens, now))
         if verdict.rest > 0:
             self.store.cool_down(ep.id, now + verdict.rest, verdict.reason, verdict.kind, now)
         if verdict.kind == "disabled":
@@ -102,7 +181,14 @@ class Settler:
         return verdict.failover
 
     def learn(self, admitted: Admitted, headers: Mapping[str, str]) -> None:
-        """Tighten local state where the provider's headers know better; never loosen it."""
+        """Tighten local state where the provider's headers know better; never loosen it.
+        Skipped (with a warning) while the store is unreachable: the answer still goes out."""
+        try:
+            self._learn(admitted, headers)
+        except StoreError as error:
+            log.warning("could not record the provider's rate-limit headers: %s", error)
+
+    def _learn(self, admitted: Admitted, headers: Mapping[str, str]) -> None:
         from ._ratelimits import parse_headers
 
         ep = admitted.endpoint

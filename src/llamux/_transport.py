@@ -16,7 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._endpoint import DEFAULT_TIMEOUT
 from ._errors import (
+    InvalidRequest,
+    LlamuxError,
     ProviderConnectionError,
     ProviderError,
     ProviderRateLimited,
@@ -28,8 +31,6 @@ if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
 
     from ._config import Endpoint
-
-DEFAULT_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +112,12 @@ class OpenAITransport:
                     self._clients[key] = client
         return client
 
-    def _aclient(self, endpoint: Endpoint, api_key: str) -> AsyncOpenAI:
+    def _aclient(
+        self, endpoint: Endpoint, api_key: str, loop: asyncio.AbstractEventLoop | None = None
+    ) -> AsyncOpenAI:
         url = endpoint_url(endpoint)
         key = (endpoint.id, url, api_key)
-        loop = asyncio.get_running_loop()
+        loop = loop or asyncio.get_running_loop()
         with self._lock:
             clients = self._async.setdefault(loop, {})
             client = clients.get(key)
@@ -127,14 +130,39 @@ class OpenAITransport:
                 clients[key] = client
         return client
 
+    def prepare(
+        self,
+        endpoint: Endpoint,
+        api_key: str,
+        mode: str = "sync",
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Import the SDK and build (and cache) the client a call to ``endpoint`` needs:
+        ``sync``, ``async`` or ``raw`` (the proxy's relay), the async ones for ``loop`` (by
+        default the running one). The router calls this before it reserves, so that nothing
+        slow sits between the charge and the send."""
+        if mode == "sync":
+            self._client(endpoint, api_key)
+        elif mode == "raw":
+            self._ahttp(loop)
+        else:
+            self._aclient(endpoint, api_key, loop)
+
     def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
         client = self._client(endpoint, api_key)
         started = time.perf_counter()
+        failure: LlamuxError | None = None
         try:
             raw = client.chat.completions.with_raw_response.create(**params)
-            body = raw.parse()
         except Exception as exc:
-            raise provider_error(exc, endpoint, api_key) from None
+            failure = sending_error(exc, endpoint, api_key)
+        else:
+            try:
+                body = raw.parse()
+            except Exception as exc:
+                failure = provider_error(exc, endpoint, api_key)
+        if failure is not None:  # raised here, outside the except: no SDK exception chained
+            raise failure
         headers = {k.lower(): v for k, v in raw.headers.items()}
         return Reply(body, headers, time.perf_counter() - started)
 
@@ -147,11 +175,18 @@ class OpenAITransport:
             return await self._araw(endpoint, api_key, params)
         client = self._aclient(endpoint, api_key)
         started = time.perf_counter()
+        failure: LlamuxError | None = None
         try:
             answer = await client.chat.completions.with_raw_response.create(**params)
-            body = answer.parse()
         except Exception as exc:
-            raise provider_error(exc, endpoint, api_key) from None
+            failure = sending_error(exc, endpoint, api_key)
+        else:
+            try:
+                body = answer.parse()
+            except Exception as exc:
+                failure = provider_error(exc, endpoint, api_key)
+        if failure is not None:
+            raise failure
         headers = {k.lower(): v for k, v in answer.headers.items()}
         return Reply(body, headers, time.perf_counter() - started)
 
@@ -160,16 +195,23 @@ class OpenAITransport:
         objects the proxy would only serialise again (half the proxy's cost, profiled)."""
         http = self._ahttp()
         started = time.perf_counter()
-        request = http.build_request(
-            "POST",
-            endpoint_url(endpoint).rstrip("/") + "/chat/completions",
-            json=params,
-            headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
-        )
+        failure: LlamuxError | None = None
         try:
-            response = await http.send(request, stream=True)
-        except Exception as exc:
-            raise http_error(exc, endpoint, api_key) from None
+            request = http.build_request(
+                "POST",
+                endpoint_url(endpoint).rstrip("/") + "/chat/completions",
+                json=params,
+                headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            )
+        except (ValueError, TypeError, RecursionError) as exc:
+            failure = unencodable(exc)
+        else:
+            try:
+                response = await http.send(request, stream=True)
+            except Exception as exc:
+                failure = http_error(exc, endpoint, api_key)
+        if failure is not None:
+            raise failure
         headers = {k.lower(): v for k, v in response.headers.items()}
         if response.status_code >= 400:
             content = await response.aread()
@@ -179,14 +221,16 @@ class OpenAITransport:
             try:
                 await response.aread()  # a whole answer: read it here, off nobody's thread
             except Exception as exc:
-                raise http_error(exc, endpoint, api_key) from None
+                failure = http_error(exc, endpoint, api_key)
             finally:
                 await response.aclose()
+            if failure is not None:
+                raise failure
         return Reply(response, headers, time.perf_counter() - started)
 
-    def _ahttp(self) -> Any:
+    def _ahttp(self, loop: asyncio.AbstractEventLoop | None = None) -> Any:
         """This event loop's HTTP client for raw calls (connection pool shared by endpoints)."""
-        loop = asyncio.get_running_loop()
+        loop = loop or asyncio.get_running_loop()
         with self._lock:
             http = self._raw.get(loop)
             if http is None:
@@ -213,13 +257,34 @@ class OpenAITransport:
             client.close()
 
 
-def provider_error(exc: Exception, endpoint: Endpoint, api_key: str) -> ProviderError:
-    """Translate an SDK exception; the message names the endpoint and never the key."""
+def unencodable(exc: BaseException) -> InvalidRequest:
+    """The request could not be encoded as JSON (``nan``, a lone surrogate, a cycle ...):
+    a local failure, never the provider's, so it cools nothing down."""
+    return InvalidRequest(
+        f"the request cannot be sent as JSON ({type(exc).__name__}: {str(exc)[:200]}); "
+        "pass only finite numbers, valid text and plain lists and objects"
+    )
+
+
+def sending_error(exc: Exception, endpoint: Endpoint, api_key: str) -> LlamuxError:
+    """Translate an exception of the SDK's ``create``: before the request left (the SDK
+    encoding the body), an :class:`InvalidRequest`; else what :func:`provider_error` says."""
     import openai
 
-    def scrub(text: str) -> str:
-        return text.replace(api_key, "***") if api_key else text
+    if isinstance(exc, ValueError | RecursionError) and not isinstance(exc, openai.APIError):
+        return unencodable(exc)
+    return provider_error(exc, endpoint, api_key)
 
+
+def provider_error(exc: Exception, endpoint: Endpoint, api_key: str) -> ProviderError:
+    """Translate an SDK exception; the message names the endpoint and never the key.
+
+    Raise the result outside the ``except`` block that caught ``exc`` (or ``from None`` and
+    clear ``__context__``): the SDK's exception holds the request, whose headers carry the key.
+    """
+    import openai
+
+    secrets = (api_key,)
     where = f"endpoint {endpoint.id} ({endpoint_url(endpoint)})"
     if isinstance(exc, openai.APIStatusError):  # the SDK has read the error body
         headers = {k.lower(): v for k, v in exc.response.headers.items()}
@@ -234,12 +299,15 @@ def provider_error(exc: Exception, endpoint: Endpoint, api_key: str) -> Provider
         cause = exc.__cause__
         refused = cause is not None and type(cause).__name__ in ("ConnectError", "ConnectTimeout")
         return ProviderConnectionError(
-            scrub(f"{where} could not be reached: {cause or exc}"),
+            f"{where} could not be reached: {cause or exc}",
             endpoint=endpoint.id,
             accepted=not refused,
+            secrets=secrets,
         )
     if isinstance(exc, openai.APIError):
-        return ProviderError(scrub(f"{where} failed: {exc}"), endpoint=endpoint.id, accepted=True)
+        return ProviderError(
+            f"{where} failed: {exc}", endpoint=endpoint.id, accepted=True, secrets=secrets
+        )
     if isinstance(exc, ValueError):  # an answer that is not a chat completion (bad JSON ...)
         return ProviderError(
             f"{where} answered something that is not a chat completion "
@@ -280,17 +348,15 @@ def status_error(
         message = str(body.get("message") or message)
         code = body.get("code")
     where = f"endpoint {endpoint.id} ({endpoint_url(endpoint)})"
-    text = f"{where} answered HTTP {status}: {message}"
-    if api_key:
-        text = text.replace(api_key, "***")
     cls = ProviderRateLimited if status == 429 else ProviderStatusError
-    return cls(
-        text,
+    return cls(  # the key scrubbed from every field: providers echo it ("Incorrect API key")
+        f"{where} answered HTTP {status}: {message}",
         endpoint=endpoint.id,
         status=status,
-        code=code and str(code),
+        code=None if code is None else str(code),
         headers=headers,
         body=body,
+        secrets=(api_key,),
     )
 
 
@@ -305,10 +371,10 @@ def http_error(exc: Exception, endpoint: Endpoint, api_key: str) -> ProviderErro
             accepted=not isinstance(exc, httpx.ConnectTimeout),
         )
     if isinstance(exc, httpx.TransportError):
-        message = f"{where} could not be reached: {exc}"
-        if api_key:
-            message = message.replace(api_key, "***")
         return ProviderConnectionError(
-            message, endpoint=endpoint.id, accepted=not isinstance(exc, httpx.ConnectError)
+            f"{where} could not be reached: {exc}",
+            endpoint=endpoint.id,
+            accepted=not isinstance(exc, httpx.ConnectError),
+            secrets=(api_key,),
         )
     raise exc

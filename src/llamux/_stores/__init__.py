@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -21,13 +21,28 @@ class QuotaStore(Protocol):
     """Counts usage per scope and admits or refuses reservations atomically."""
 
     def reserve(
-        self, endpoint: str, scopes: Sequence[Scope], cost: Cost, now: float
+        self,
+        endpoint: str,
+        scopes: Sequence[Scope],
+        cost: Cost,
+        now: float | Callable[[], float],
+        flight: float = 0.0,
     ) -> Reservation | Refusal:
-        """Charge ``cost`` to every rule of every scope in one atomic step, or nothing."""
+        """Charge ``cost`` to every rule of every scope in one atomic step, or nothing.
+
+        ``now`` may be a clock's ``now``: it is then read inside the atomic step (after any
+        wait for a lock). With ``flight`` the charge is held in flight, in the bucket of
+        ``now + flight``, until :meth:`restamp` or :meth:`settle` tells the outcome."""
+        ...
+
+    def restamp(self, reservation_id: str, now: float) -> bool:
+        """The outcome is known at ``now`` (a stream's first chunk): move the charges to
+        ``now``'s buckets, once; the reservation stays to be settled. False if unknown."""
         ...
 
     def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
-        """Replace the reservation's estimated tokens by ``tokens``; False if unknown."""
+        """Replace the reservation's estimated tokens by ``tokens``, after moving its charges
+        to ``now``'s buckets if it was not re-stamped; False if unknown."""
         ...
 
     def release(self, reservation_id: str, now: float) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from .._performance import Performance, Sample, fold
 from .._quota import (
     RESERVATION_TTL,
+    Charge,
     Cooldown,
     Cost,
     Refusal,
@@ -19,6 +21,8 @@ from .._quota import (
     Window,
     charges,
     decide,
+    moved,
+    read_now,
     remaining_after,
     rule_usage,
 )
@@ -39,6 +43,8 @@ class MemoryStore:
         self._reservations: dict[str, Reservation] = {}
         self._cooldowns: dict[str, Cooldown] = {}
         self._pruned_at = 0.0
+        self._kept_from: dict[tuple[str, str], int] = {}
+        """Per (scope, window), the oldest bucket kept at its last sweep."""
         self._performance: dict[str, Performance] = {}
         self._counters: dict[str, int] = {}
 
@@ -46,9 +52,15 @@ class MemoryStore:
         return "MemoryStore()"
 
     def reserve(
-        self, endpoint: str, scopes: Sequence[Scope], cost: Cost, now: float
+        self,
+        endpoint: str,
+        scopes: Sequence[Scope],
+        cost: Cost,
+        now: float | Callable[[], float],
+        flight: float = 0.0,
     ) -> Reservation | Refusal:
         with self._lock:
+            now = read_now(now)
             snapshot: Snapshot = {
                 key: self._buckets.get(key, {})
                 for key in ((s.key, w.key) for s in scopes for w in s.windows)
@@ -61,7 +73,7 @@ class MemoryStore:
                 endpoint,
                 cost.tokens,
                 now,
-                charges(scopes, now),
+                charges(scopes, now, flight),
                 remaining_after(scopes, snapshot, cost, now),
             )
             for charge in reservation.charges:
@@ -84,33 +96,59 @@ class MemoryStore:
         buckets[bucket] = (max(0, old_requests + requests), max(0, old_tokens + tokens))
 
     def _prune(self, scope: str, window: str, now: float) -> None:
-        buckets = self._buckets.get((scope, window))
-        if not buckets:
+        oldest = Window.from_key(window).keep_from(now)
+        key = (scope, window)
+        if self._kept_from.get(key, -1) >= oldest:  # swept since the window last moved on
             return
-        oldest = Window.from_key(window).oldest_counted(now)
-        if next(iter(buckets)) >= oldest:  # buckets are added oldest first: nothing stale
-            return
+        self._kept_from[key] = oldest
+        buckets = self._buckets.get(key, {})
         for stale in [b for b in buckets if b < oldest]:
             del buckets[stale]
 
-    def _correct(self, reservation_id: str, requests: int, tokens_of: int | None) -> bool:
-        reservation = self._reservations.pop(reservation_id, None)
-        if reservation is None:
-            return False
-        delta = -reservation.tokens if tokens_of is None else tokens_of - reservation.tokens
-        for charge in reservation.charges:
-            buckets = self._buckets.get((charge.scope, charge.window), {})
-            if charge.bucket in buckets:  # a pruned bucket no longer counts anyway
-                self._add(charge.scope, charge.window, charge.bucket, requests, delta)
-        return True
+    def _adjust(self, charge: Charge, requests: int, tokens: int) -> None:
+        """Add to the bucket ``charge`` was recorded in (a pruned one no longer counts)."""
+        buckets = self._buckets.get((charge.scope, charge.window), {})
+        if charge.bucket in buckets:
+            self._add(charge.scope, charge.window, charge.bucket, requests, tokens)
+
+    def _stamp(self, reservation: Reservation, now: float) -> Reservation:
+        """Move the reservation's charges to ``now``'s buckets (once: the outcome is known)."""
+        if reservation.stamped:
+            return reservation
+        new = []
+        for charge, bucket in moved(reservation.charges, now):
+            self._adjust(charge, -1, -reservation.tokens)
+            self._add(charge.scope, charge.window, bucket, 1, reservation.tokens)
+            new.append(replace(charge, bucket=bucket))
+        return replace(reservation, charges=tuple(new), stamped=True)
+
+    def restamp(self, reservation_id: str, now: float) -> bool:
+        with self._lock:
+            reservation = self._reservations.get(reservation_id)
+            if reservation is None:
+                return False
+            self._reservations[reservation_id] = self._stamp(reservation, now)
+            return True
 
     def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
         with self._lock:
-            return self._correct(reservation_id, 0, max(0, tokens))
+            reservation = self._reservations.pop(reservation_id, None)
+            if reservation is None:
+                return False
+            reservation = self._stamp(reservation, now)
+            delta = max(0, tokens) - reservation.tokens
+            for charge in reservation.charges:
+                self._adjust(charge, 0, delta)
+            return True
 
     def release(self, reservation_id: str, now: float) -> bool:
         with self._lock:
-            return self._correct(reservation_id, -1, None)
+            reservation = self._reservations.pop(reservation_id, None)
+            if reservation is None:
+                return False
+            for charge in reservation.charges:
+                self._adjust(charge, -1, -reservation.tokens)
+            return True
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         bucket = Window.from_key(window).charge_bucket(now)

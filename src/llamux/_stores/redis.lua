@@ -19,16 +19,18 @@ local function extend(key, ttl)
 end
 
 --- reserve
--- KEYS: the reservation, the cool-down of each scope (ARGV[6] of them), then one bucket hash
---   per (scope, window).
--- ARGV: now, requests, tokens, reservation ttl ms, reservation record, scope count, then per
---   window: charge bucket, oldest counted bucket, ttl ms, requests limit, tokens limit (-1
---   for no such rule; the smallest when a scope has several).
--- Returns {1, requests, tokens, ...} (the counted sums before the charge, per window) when
+-- KEYS: the reservation, the cool-down of each scope, then one bucket hash per stored
+--   (scope, window).
+-- ARGV: now, requests, tokens, reservation ttl ms, reservation record, then the counts of
+--   scopes, windows and checks; per window: charge bucket, oldest bucket kept, ttl ms; per
+--   check (a scope's rules of one window as they reset): window index, oldest counted
+--   bucket, requests limit, tokens limit (-1 for no such rule; the smallest of several).
+-- Every bucket from the oldest counted on counts, in-flight ones ahead of now included.
+-- Returns {1, requests, tokens, ...} (the counted sums before the charge, per check) when
 -- it charged everything, or {0, cool-downs, bucket hashes} (what it read) when it charged
 -- nothing, so that Python rebuilds the exact refusal.
 local now, requests, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local nscopes = tonumber(ARGV[6])
+local nscopes, nwindows, nchecks = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local admit = true
 for i = 1, nscopes do
   local cooling = redis.call('HGET', KEYS[1 + i], 'until')
@@ -36,29 +38,39 @@ for i = 1, nscopes do
     admit = false
   end
 end
-local sums, stale, flats = {}, {}, {}
-for j = 1, #KEYS - 1 - nscopes do
-  local base = 6 + 5 * (j - 1)
-  local oldest = tonumber(ARGV[base + 2])
+local stale, flats = {}, {}
+for j = 1, nwindows do
+  local keep = tonumber(ARGV[8 + 3 * (j - 1) + 2])
   local flat = redis.call('HGETALL', KEYS[1 + nscopes + j])
-  local r, t, old = 0, 0, {}
+  local old = {}
   for k = 1, #flat, 2 do
-    local field = flat[k]
-    if tonumber(string.sub(field, 2)) < oldest then
-      old[#old + 1] = field
-    elseif string.sub(field, 1, 1) == 'r' then
-      r = r + tonumber(flat[k + 1])
-    else
-      t = t + tonumber(flat[k + 1])
+    if tonumber(string.sub(flat[k], 2)) < keep then
+      old[#old + 1] = flat[k]
     end
   end
-  local rlimit, tlimit = tonumber(ARGV[base + 4]), tonumber(ARGV[base + 5])
+  stale[j], flats[j] = old, flat
+end
+local sums = {}
+for c = 1, nchecks do
+  local base = 8 + 3 * nwindows + 4 * (c - 1)
+  local flat, oldest = flats[tonumber(ARGV[base + 1])], tonumber(ARGV[base + 2])
+  local r, t = 0, 0
+  for k = 1, #flat, 2 do
+    local field = flat[k]
+    if tonumber(string.sub(field, 2)) >= oldest then
+      if string.sub(field, 1, 1) == 'r' then
+        r = r + tonumber(flat[k + 1])
+      else
+        t = t + tonumber(flat[k + 1])
+      end
+    end
+  end
+  local rlimit, tlimit = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
   if (rlimit >= 0 and r + requests > rlimit) or (tlimit >= 0 and t + tokens > tlimit) then
     admit = false
   end
   sums[#sums + 1] = r
   sums[#sums + 1] = t
-  stale[j], flats[j] = old, flat
 end
 if not admit then
   local cooldowns = {}
@@ -67,8 +79,8 @@ if not admit then
   end
   return {0, cooldowns, flats}
 end
-for j = 1, #flats do
-  local key, base = KEYS[1 + nscopes + j], 6 + 5 * (j - 1)
+for j = 1, nwindows do
+  local key, base = KEYS[1 + nscopes + j], 8 + 3 * (j - 1)
   redis.call('HINCRBY', key, 'r' .. ARGV[base + 1], ARGV[2])
   redis.call('HINCRBY', key, 't' .. ARGV[base + 1], ARGV[3])
   if #stale[j] > 0 then
@@ -80,23 +92,21 @@ redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[4])
 table.insert(sums, 1, 1)
 return sums
 
---- correct
--- Settle (ARGV: 0, actual tokens) or release (ARGV: -1, '') a reservation.
--- KEYS: the reservation. Its record names the bucket hashes it charged, all in its slot.
--- A bucket already pruned or expired is left alone: it no longer counts anyway.
+--- move
+-- Re-stamp (ARGV[1] 'stamp'), settle ('settle', ARGV[2] the real tokens) or release
+-- ('release') a reservation. KEYS: the reservation; its record names the bucket hashes it
+-- charged (all in its slot), the bucket and the window unit of each.
+-- ARGV[3..]: per window unit, its name, the bucket a charge moves to now and that hash's
+-- ttl ms. A reservation not yet re-stamped moves there first (its outcome is known now);
+-- a bucket already pruned or expired is left alone: it no longer counts anyway.
 local record = redis.call('GET', KEYS[1])
 if not record then
   return 0
 end
-redis.call('DEL', KEYS[1])
-local reservation = cjson.decode(record)
-local dr = tonumber(ARGV[1])
-local dt = -reservation.t
-if ARGV[2] ~= '' then
-  dt = tonumber(ARGV[2]) - reservation.t
-end
-for _, charge in ipairs(reservation.c) do
-  local key, rf, tf = charge[1], 'r' .. charge[2], 't' .. charge[2]
+local res = cjson.decode(record)
+local mode, estimate = ARGV[1], string.format('%d', res.t)
+local function add(key, bucket, dr, dt)
+  local rf, tf = 'r' .. bucket, 't' .. bucket
   local r = redis.call('HGET', key, rf)
   if r then
     local t = redis.call('HGET', key, tf) or '0'
@@ -104,6 +114,36 @@ for _, charge in ipairs(reservation.c) do
       rf, string.format('%d', math.max(0, tonumber(r) + dr)),
       tf, string.format('%d', math.max(0, tonumber(t) + dt)))
   end
+end
+if mode == 'release' then
+  for _, charge in ipairs(res.c) do
+    add(charge[1], charge[2], -1, -res.t)
+  end
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+if res.s ~= 1 then
+  local targets = {}
+  for i = 3, #ARGV, 3 do
+    targets[ARGV[i]] = {ARGV[i + 1], tonumber(ARGV[i + 2])}
+  end
+  for _, charge in ipairs(res.c) do
+    local target = targets[charge[3]]
+    add(charge[1], charge[2], -1, -res.t)
+    redis.call('HINCRBY', charge[1], 'r' .. target[1], 1)
+    redis.call('HINCRBY', charge[1], 't' .. target[1], estimate)
+    extend(charge[1], target[2])
+    charge[2] = target[1]
+  end
+  res.s = 1
+end
+if mode == 'settle' then
+  for _, charge in ipairs(res.c) do
+    add(charge[1], charge[2], 0, tonumber(ARGV[2]) - res.t)
+  end
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], cjson.encode(res), 'KEEPTTL')
 end
 return 1
 

@@ -47,9 +47,8 @@ from .._quota import (
     Reservation,
     RuleUsage,
     Scope,
-    Snapshot,
     Window,
-    remaining_after,
+    read_now,
     rule_usage,
 )
 from .redis_plan import (
@@ -59,9 +58,11 @@ from .redis_plan import (
     load_scripts,
     make_plan,
     mask_url,
+    move_args,
     ms,
     performance_of,
     refusal_of,
+    remaining_of,
     reserve_args,
     shifted,
     snapshot_of,
@@ -238,12 +239,18 @@ class RedisStore:
     # -- operations ----------------------------------------------------------------------
 
     def reserve(
-        self, endpoint: str, scopes: Sequence[Scope], cost: Cost, now: float
+        self,
+        endpoint: str,
+        scopes: Sequence[Scope],
+        cost: Cost,
+        now: float | Callable[[], float],
+        flight: float = 0.0,
     ) -> Reservation | Refusal:
-        at, shift = self._now(now)
         plan = self._plan(scopes, register=True)
         rid = uuid.uuid4().hex
-        buckets = [window.charge_bucket(at) for _, window, *_ in plan.windows]
+        now = read_now(now)
+        at, shift = self._now(now)
+        buckets = [window.charge_bucket(at, flight) for _, window, _ in plan.windows]
         keys = [self._key(plan.tag, "r", rid), *plan.cooldown_keys, *(w[2] for w in plan.windows)]
         reply = self._script("reserve", keys, reserve_args(plan, endpoint, cost, at, buckets))
         if reply[0] != 1:
@@ -251,33 +258,32 @@ class RedisStore:
             if refusal is None:  # the script and _quota.decide disagree: a bug, never silent
                 raise StoreError(f"the Redis store {self.url} refused what decide() admits")
             return replace(refusal, retry_at=shifted(refusal.retry_at, shift))
-        sums = zip(plan.windows, reply[1::2], reply[2::2], strict=True)
-        snapshot: Snapshot = {
-            (scope, window.key): {window.oldest_counted(at): (int(r), int(t))}
-            for (scope, window, *_), r, t in sums
-        }
         charged = zip(plan.windows, buckets, strict=True)
         return Reservation(
             f"{rid}@{plan.tag}",
             endpoint,
             cost.tokens,
             now,
-            tuple(Charge(scope, window.key, bucket) for (scope, window, *_), bucket in charged),
-            remaining_after(scopes, snapshot, cost, at),
+            tuple(Charge(scope, window.key, bucket) for (scope, window, _), bucket in charged),
+            remaining_of(plan, reply[1:], cost),
         )
 
-    def _correct(self, reservation_id: str, requests: int, tokens: int | None) -> bool:
+    def _move(self, reservation_id: str, mode: str, tokens: int | None, now: float) -> bool:
         rid, _, tag = reservation_id.partition("@")
         if not tag:
             return False
-        args = [requests, "" if tokens is None else tokens]
-        return bool(self._script("correct", [self._key(tag, "r", rid)], args))
+        at, _ = self._now(now)
+        args = move_args(mode, tokens, at)
+        return bool(self._script("move", [self._key(tag, "r", rid)], args))
+
+    def restamp(self, reservation_id: str, now: float) -> bool:
+        return self._move(reservation_id, "stamp", None, now)
 
     def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
-        return self._correct(reservation_id, 0, max(0, tokens))
+        return self._move(reservation_id, "settle", tokens, now)
 
     def release(self, reservation_id: str, now: float) -> bool:
-        return self._correct(reservation_id, -1, None)
+        return self._move(reservation_id, "release", None, now)
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         at, _ = self._now(now)

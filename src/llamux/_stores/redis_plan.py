@@ -14,7 +14,19 @@ from urllib.parse import unquote, urlsplit
 
 from .._errors import StoreError
 from .._performance import Performance
-from .._quota import RESERVATION_TTL, Cooldown, Cost, Refusal, Scope, Snapshot, Window, decide
+from .._quota import (
+    RESERVATION_TTL,
+    TOKENS,
+    WINDOW_SECONDS,
+    Cooldown,
+    Cost,
+    Refusal,
+    Rule,
+    Scope,
+    Snapshot,
+    Window,
+    decide,
+)
 
 if TYPE_CHECKING:
     from .redis import RedisStore
@@ -56,12 +68,16 @@ def ms(seconds: float) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a reservation on some scopes touches: their tag, cool-down and bucket keys,
-    and per (scope, window) the smallest requests and tokens limits (-1: none)."""
+    """What a reservation on some scopes touches: their tag, cool-down keys, one bucket hash
+    per stored (scope, window) and the checks on them: per (scope, window as its rules reset)
+    the rules and the smallest requests and tokens limits (-1: none)."""
 
     tag: str
     cooldown_keys: tuple[str, ...]
-    windows: tuple[tuple[str, Window, str, int, int], ...]
+    windows: tuple[tuple[str, Window, str], ...]
+    """(scope, stored window, bucket hash key)."""
+    checks: tuple[tuple[int, str, Window, tuple[Rule, ...], int, int], ...]
+    """(index into ``windows``, scope, window, rules, requests limit, tokens limit)."""
 
 
 def import_redis() -> Any:
@@ -77,18 +93,22 @@ def import_redis() -> Any:
 
 
 def make_plan(store: RedisStore, tag: str, scopes: Sequence[Scope]) -> Plan:
-    windows = []
+    windows: list[tuple[str, Window, str]] = []
+    checks = []
     for scope in scopes:
+        first = len(windows)
         for window in scope.windows:
+            windows.append((scope.key, window, store._bucket_key(tag, scope.key, window.key)))
+        stored = [w.key for w in scope.windows]
+        for window, rules in scope.groups:
             limits = {"requests": -1, "tokens": -1}
-            for rule in scope.rules:
-                if rule.window == window:
-                    old = limits[rule.metric]
-                    limits[rule.metric] = rule.limit if old < 0 else min(old, rule.limit)
-            key = store._bucket_key(tag, scope.key, window.key)
-            windows.append((scope.key, window, key, limits["requests"], limits["tokens"]))
+            for rule in rules:
+                old = limits[rule.metric]
+                limits[rule.metric] = rule.limit if old < 0 else min(old, rule.limit)
+            index = first + stored.index(window.key)
+            checks.append((index, scope.key, window, rules, limits["requests"], limits["tokens"]))
     cooldown_keys = tuple(store._key(tag, "c", scope.key) for scope in scopes)
-    return Plan(tag, cooldown_keys, tuple(windows))
+    return Plan(tag, cooldown_keys, tuple(windows), tuple(checks))
 
 
 def reserve_args(
@@ -97,13 +117,41 @@ def reserve_args(
     """The reserve script's ARGV (see redis.lua)."""
     per_window: list[object] = []
     charged = []
-    for (_, window, key, rlimit, tlimit), bucket in zip(plan.windows, buckets, strict=True):
+    for (_, window, key), bucket in zip(plan.windows, buckets, strict=True):
         life = window.frees_at(bucket) - at + BUCKET_MARGIN
-        per_window += [bucket, window.oldest_counted(at), ms(life), rlimit, tlimit]
-        charged.append([key, str(bucket)])
-    record = json.dumps({"e": endpoint, "t": cost.tokens, "c": charged}, separators=(",", ":"))
+        per_window += [bucket, window.keep_from(at), ms(life)]
+        charged.append([key, str(bucket), window.key])
+    per_check: list[object] = []
+    for index, _, window, _, rlimit, tlimit in plan.checks:
+        per_check += [index + 1, window.oldest_counted(at), rlimit, tlimit]
+    record = json.dumps(
+        {"e": endpoint, "t": cost.tokens, "c": charged, "s": 0}, separators=(",", ":")
+    )
     head = [repr(at), cost.requests, cost.tokens, ms(RESERVATION_TTL), record]
-    return [*head, len(plan.cooldown_keys), *per_window]
+    counts = [len(plan.cooldown_keys), len(plan.windows), len(plan.checks)]
+    return [*head, *counts, *per_window, *per_check]
+
+
+def move_args(mode: str, tokens: int | None, at: float) -> list[object]:
+    """The move script's ARGV: what to do, the real tokens, and per window unit the bucket
+    a charge moves to when the outcome is learned at ``at`` (with its hash's life)."""
+    targets: list[object] = []
+    for unit in WINDOW_SECONDS:
+        window = Window(unit)
+        bucket = window.charge_bucket(at)
+        targets += [unit, str(bucket), ms(window.frees_at(bucket) - at + BUCKET_MARGIN)]
+    return [mode, "" if tokens is None else max(0, tokens), *targets]
+
+
+def remaining_of(plan: Plan, sums: Sequence[Any], cost: Cost) -> tuple[tuple[str, str, int], ...]:
+    """What each rule has left once ``cost`` is charged, from the counted sums the reserve
+    script read (requests and tokens per check)."""
+    out = []
+    for (_, scope, _, rules, _, _), r, t in zip(plan.checks, sums[::2], sums[1::2], strict=True):
+        for rule in rules:
+            used = int(t) + cost.tokens if rule.metric == TOKENS else int(r) + cost.requests
+            out.append((scope, rule.name, max(0, rule.limit - used)))
+    return tuple(out)
 
 
 def refusal_of(
@@ -126,7 +174,7 @@ def shifted(moment: float | None, shift: float) -> float | None:
 def snapshot_of(plan: Plan, flats: Sequence[Sequence[str]]) -> Snapshot:
     """The bucket rows read by a script, one flat field/value list per window of ``plan``."""
     snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
-    for (scope, window, *_), flat in zip(plan.windows, flats, strict=True):
+    for (scope, window, _), flat in zip(plan.windows, flats, strict=True):
         buckets: dict[int, list[int]] = {}
         for field, value in zip(flat[::2], flat[1::2], strict=True):
             row = buckets.setdefault(int(field[1:]), [0, 0])

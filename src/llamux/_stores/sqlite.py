@@ -34,6 +34,8 @@ from .._quota import (
     Window,
     charges,
     decide,
+    moved,
+    read_now,
     remaining_after,
     rule_usage,
 )
@@ -145,10 +147,16 @@ class SQLiteStore:
     # -- operations --------------------------------------------------------------------
 
     def reserve(
-        self, endpoint: str, scopes: Sequence[Scope], cost: Cost, now: float
+        self,
+        endpoint: str,
+        scopes: Sequence[Scope],
+        cost: Cost,
+        now: float | Callable[[], float],
+        flight: float = 0.0,
     ) -> Reservation | Refusal:
         keys = [scope.key for scope in scopes]
         with self._transaction() as conn:
+            now = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
             cooling = _cooldowns(conn, keys, now)
             snapshot = _snapshot(conn, keys)
             refusal = decide(endpoint, scopes, snapshot, cooling, cost, now)
@@ -159,7 +167,7 @@ class SQLiteStore:
                 endpoint,
                 cost.tokens,
                 now,
-                charges(scopes, now),
+                charges(scopes, now, flight),
                 remaining_after(scopes, snapshot, cost, now),
             )
             conn.executemany(
@@ -180,27 +188,39 @@ class SQLiteStore:
                 conn.execute("DELETE FROM reservations WHERE created < ?", (now - RESERVATION_TTL,))
             return reservation
 
-    def _correct(self, reservation_id: str, requests: int, tokens: int | None) -> bool:
+    def restamp(self, reservation_id: str, now: float) -> bool:
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT tokens, charges FROM reservations WHERE id = ?", (reservation_id,)
-            ).fetchone()
-            if row is None:
+            held = _held(conn, reservation_id)
+            if held is None:
                 return False
-            estimate, dumped = int(row[0]), str(row[1])
-            delta = -estimate if tokens is None else tokens - estimate
-            conn.executemany(
-                _CORRECT,
-                [(requests, delta, c.scope, c.window, c.bucket) for c in _load(dumped)],
+            conn.execute(
+                "UPDATE reservations SET charges = ?, stamped = 1 WHERE id = ?",
+                (_dump(_stamp(conn, *held, now)), reservation_id),
             )
-            conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
             return True
 
     def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
-        return self._correct(reservation_id, 0, max(0, tokens))
+        with self._transaction() as conn:
+            held = _held(conn, reservation_id)
+            if held is None:
+                return False
+            delta = max(0, tokens) - held[0]
+            charged = _stamp(conn, *held, now)
+            conn.executemany(_CORRECT, [(0, delta, c.scope, c.window, c.bucket) for c in charged])
+            conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+            return True
 
     def release(self, reservation_id: str, now: float) -> bool:
-        return self._correct(reservation_id, -1, None)
+        with self._transaction() as conn:
+            held = _held(conn, reservation_id)
+            if held is None:
+                return False
+            estimate, charged, _ = held
+            conn.executemany(
+                _CORRECT, [(-1, -estimate, c.scope, c.window, c.bucket) for c in charged]
+            )
+            conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
+            return True
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         bucket = Window.from_key(window).charge_bucket(now)
@@ -333,7 +353,7 @@ def _prune_buckets(
 ) -> None:
     for scope in scopes:
         for window in scope.windows:
-            oldest = window.oldest_counted(now)
+            oldest = window.keep_from(now)
             buckets = snapshot.get((scope.key, window.key), {})
             if any(b < oldest for b in buckets):
                 conn.execute(
@@ -342,7 +362,29 @@ def _prune_buckets(
                 )
 
 
-def _dump(items: tuple[Charge, ...]) -> str:
+def _held(conn: sqlite3.Connection, reservation_id: str) -> tuple[int, list[Charge], bool] | None:
+    """A reservation's estimate, charges and whether it was re-stamped (None: unknown)."""
+    row = conn.execute(
+        "SELECT tokens, charges, stamped FROM reservations WHERE id = ?", (reservation_id,)
+    ).fetchone()
+    return None if row is None else (int(row[0]), _load(str(row[1])), bool(row[2]))
+
+
+def _stamp(
+    conn: sqlite3.Connection, estimate: int, charged: list[Charge], stamped: bool, now: float
+) -> list[Charge]:
+    """Move the charges to ``now``'s buckets (once: the outcome is known); the new charges."""
+    if stamped:
+        return charged
+    new = []
+    for charge, bucket in moved(charged, now):
+        conn.execute(_CORRECT, (-1, -estimate, charge.scope, charge.window, charge.bucket))
+        conn.execute(_UPSERT, (charge.scope, charge.window, bucket, 1, estimate))
+        new.append(Charge(charge.scope, charge.window, bucket))
+    return new
+
+
+def _dump(items: Sequence[Charge]) -> str:
     return json.dumps([[c.scope, c.window, c.bucket] for c in items], separators=(",", ":"))
 
 
