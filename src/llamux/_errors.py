@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._quota import Refusal
+
+
+MIN_SECRET = 8
+"""Secrets shorter than this are not scrubbed: such a "key" (``ollama``, ``x``) guards
+nothing, and replacing it would garble every message that happens to contain the word."""
+MASK = "***"
+
+
+def redact(value: Any, secrets: Iterable[str]) -> Any:
+    """``value`` with every secret replaced by ``***``: in a string, and in the strings (keys
+    and values) of nested mappings, lists and tuples. Other values are returned as they are."""
+    hidden = sorted({s for s in secrets if s and len(s) >= MIN_SECRET}, key=len, reverse=True)
+    return _redact(value, hidden) if hidden else value
+
+
+def _redact(value: Any, secrets: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret in value:
+                value = value.replace(secret, MASK)
+        return value
+    if isinstance(value, bytes):
+        return _redact(value.decode("utf-8", "replace"), secrets).encode()
+    if isinstance(value, Mapping):
+        return {_redact(k, secrets): _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_redact(v, secrets) for v in value)
+    return value
 
 
 class LlamuxError(Exception):
@@ -81,6 +109,9 @@ class ProviderError(LlamuxError):
     ``endpoint`` names the endpoint, ``status`` the HTTP status (``None`` when no answer
     came), ``code`` the provider's error code, ``headers`` the response headers (lower-case
     names) and ``accepted`` whether the provider may have processed (and billed) the call.
+    Every string in the message, code, headers and body has ``secrets`` (the API key the
+    call was made with) replaced by ``***``: a provider that echoes the key in its error
+    answer ("Incorrect API key provided: sk-...") never puts it into an exception.
     """
 
     def __init__(
@@ -93,14 +124,16 @@ class ProviderError(LlamuxError):
         headers: Mapping[str, str] | None = None,
         body: object = None,
         accepted: bool = False,
+        secrets: Iterable[str] = (),
     ) -> None:
+        hidden = tuple(secrets)
         self.endpoint = endpoint
         self.status = status
-        self.code = code
-        self.headers: Mapping[str, str] = dict(headers or {})
-        self.body = body
+        self.code: str | None = redact(code, hidden)
+        self.headers: Mapping[str, str] = redact(dict(headers or {}), hidden)
+        self.body = redact(body, hidden)
         self.accepted = accepted
-        super().__init__(message)
+        super().__init__(redact(message, hidden))
 
 
 class ProviderStatusError(ProviderError):
