@@ -8,7 +8,16 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._errors import LlamuxError, NoEndpointAvailable, ProviderError, RequestTooLarge, StoreError
+from ._admission import MAX_DEPTH, check_params
+from ._errors import (
+    InvalidRequest,
+    LlamuxError,
+    NoEndpointAvailable,
+    ProviderError,
+    RequestTooLarge,
+    StoreError,
+    redact,
+)
 from ._router import ROUTER_PARAMS
 
 MAX_WAIT = 300.0
@@ -47,22 +56,66 @@ def too_large(limit: int) -> Problem:
 
 def parse_chat(raw: bytes) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(messages, params) of a chat request body; ``params`` with the llamux options applied
-    and the ``llamux`` object removed (it is never forwarded)."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise Problem(400, "the request body is not valid JSON; send a JSON object") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "the request body must be a JSON object")
+    and the ``llamux`` object removed (it is never forwarded). Raises :class:`Problem` (400)
+    for a body that is not strict JSON, nests too deeply, or has parameters llamux cannot
+    count with (see :func:`~llamux._admission.check_params`): before anything is reserved."""
+    body = _json_object(raw)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise Problem(400, "messages must be a non-empty array", param="messages")
-    if not all(isinstance(m, dict) for m in messages):
-        raise Problem(400, "each message must be an object", param="messages")
+        raise Problem(400, "messages must be a non-empty array of objects", param="messages")
+    for message in messages:
+        if not isinstance(message, dict):
+            raise Problem(400, "each message must be an object", param="messages")
+        if not isinstance(message.get("role"), str):
+            raise Problem(
+                400, 'each message needs a "role" string such as "user"', param="messages"
+            )
     skip = {"messages", "llamux", *ROUTER_PARAMS}
     params = {k: v for k, v in body.items() if k not in skip}
+    try:
+        check_params(params, messages)
+    except InvalidRequest as error:
+        raise Problem(400, str(error), "invalid_request", param=_param(str(error), body)) from None
     params.update(_options(body.get("llamux")))
     return messages, params
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object: strict (no ``NaN``), valid UTF-8, nesting bounded."""
+    if not raw.strip():
+        raise Problem(400, "the request body is empty; send a JSON object with messages")
+    try:
+        body = json.loads(raw, parse_constant=_constant)
+    except UnicodeDecodeError:
+        raise Problem(400, "the request body is not valid UTF-8; send UTF-8 JSON") from None
+    except json.JSONDecodeError as error:
+        raise Problem(
+            400, f"the request body is not valid JSON ({error}); send a JSON object"
+        ) from None
+    except ValueError:  # an integer literal of thousands of digits
+        raise Problem(400, "the request body holds a number too long to read") from None
+    except RecursionError:
+        raise Problem(
+            400, f"the request body nests more than {MAX_DEPTH} levels deep; flatten it"
+        ) from None
+    if not isinstance(body, dict):
+        raise Problem(400, f"the request body must be a JSON object, not a JSON {_kind(body)}")
+    return body
+
+
+def _constant(name: str) -> Any:
+    raise Problem(400, f"the request body holds {name}, which is not JSON; send finite numbers")
+
+
+def _kind(value: Any) -> str:
+    kinds = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+    return kinds.get(type(value), "null")
+
+
+def _param(message: str, body: Mapping[str, Any]) -> str | None:
+    """The parameter an ``InvalidRequest`` message starts with (``max_tokens must ...``)."""
+    top = message.split(" ", 1)[0].split(".", 1)[0].split("[", 1)[0]
+    return top if top in body else None
 
 
 def _options(given: Any) -> dict[str, Any]:
@@ -83,7 +136,7 @@ def _options(given: Any) -> dict[str, Any]:
     if wait is not None:
         if isinstance(wait, bool) or not isinstance(wait, int | float) or wait < 0:
             raise Problem(400, "llamux.wait must be a number of seconds >= 0", param="llamux")
-        options["wait"] = min(float(wait), MAX_WAIT)
+        options["wait"] = MAX_WAIT if wait > MAX_WAIT else float(wait)  # a huge int: no overflow
     return options
 
 
@@ -117,12 +170,13 @@ def _unavailable(error: NoEndpointAvailable) -> Problem:
 
 def _upstream(error: ProviderError, secrets: Sequence[str]) -> Problem:
     """The provider's own error object with its status, else one built from the message."""
-    status = error.status if error.status is not None and error.status >= 400 else 502
-    problem = Problem(status, str(error), error.code, kind="upstream_error")
+    status = error.status if error.status is not None and 400 <= error.status <= 599 else 502
+    problem = Problem(status, redact(str(error), secrets), error.code, kind="upstream_error")
     if isinstance(error.body, Mapping) and "message" in error.body:
-        problem.body = {"error": dict(error.body)}
-    text = json.dumps(problem.body)
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    problem.body = json.loads(text)
+        body = {"error": redact(dict(error.body), secrets)}
+        try:  # the provider's own object, if it is strict JSON (no NaN)
+            json.dumps(body, allow_nan=False)
+        except (TypeError, ValueError):
+            return problem
+        problem.body = body
     return problem
