@@ -200,3 +200,99 @@ def test_turn_counts_atomically(store: QuotaStore) -> None:
     for t in threads:
         t.join()
     assert sorted(seen) == list(range(1, 101))
+
+
+# -- the provider's clock: charges held in flight, moved when the outcome is known ---------
+
+
+def test_an_in_flight_charge_counts_until_its_outcome_is_known(store: QuotaStore) -> None:
+    ep = scope(rpm=1)
+    r = store.reserve("ep", [ep], Cost(1), T0, flight=300)
+    assert isinstance(r, Reservation)
+    # no outcome after 100 s: the provider may still receive it, so it still counts
+    refusal = store.reserve("ep", [ep], Cost(1), T0 + 100)
+    assert isinstance(refusal, Refusal) and refusal.rule == "rpm"
+    assert refusal.retry_at == T0 + 161  # the soonest: if the outcome came now
+    assert store.restamp(r.id, T0 + 100)  # the answer began at T0 + 100
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 160.9), Refusal)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 161), Reservation)
+
+
+def test_a_reservation_whose_process_died_counts_until_flight_and_a_window(
+    store: QuotaStore,
+) -> None:
+    ep = scope(rpm=1)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0, flight=100), Reservation)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 160.9), Refusal)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 161), Reservation)
+
+
+def test_settle_moves_the_charge_to_the_outcome_once(store: QuotaStore) -> None:
+    ep = scope(rpm=1, tpm=100)
+    r = store.reserve("ep", [ep], Cost(80), T0, flight=300)
+    assert isinstance(r, Reservation)
+    assert store.settle(r.id, 30, T0 + 2)  # answered at T0 + 2
+    assert used(store, ep, T0 + 2) == {"rpm": 1, "tpm": 30}
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 62.9), Refusal)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 63), Reservation)
+
+
+def test_a_stream_is_stamped_at_its_first_chunk_and_settled_in_place(store: QuotaStore) -> None:
+    ep = scope(rpm=1, tpm=100)
+    r = store.reserve("ep", [ep], Cost(80), T0, flight=300)
+    assert isinstance(r, Reservation)
+    assert store.restamp(r.id, T0 + 1)
+    assert store.restamp(r.id, T0 + 20)  # a second stamp moves nothing
+    assert store.settle(r.id, 90, T0 + 40)  # the stream ended at T0 + 40
+    assert used(store, ep, T0 + 40) == {"rpm": 1, "tpm": 90}
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 62), Reservation)
+    assert not store.restamp(r.id, T0 + 62)
+
+
+def test_releasing_an_in_flight_charge_frees_it_at_once(store: QuotaStore) -> None:
+    ep = scope(rpm=1, tpm=100)
+    r = store.reserve("ep", [ep], Cost(80), T0, flight=300)
+    assert isinstance(r, Reservation)
+    assert store.release(r.id, T0 + 1)
+    assert used(store, ep, T0 + 1) == {"rpm": 0, "tpm": 0}
+    assert isinstance(store.reserve("ep", [ep], Cost(100), T0 + 1), Reservation)
+
+
+def test_now_may_be_a_clock_read_inside_the_atomic_step(store: QuotaStore) -> None:
+    ep = scope(rpm=1)
+    reads: list[float] = []
+
+    def clock() -> float:
+        reads.append(T0 + 59.5)
+        return reads[-1]
+
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0), Reservation)
+    refusal = store.reserve("ep", [ep], Cost(1), clock)
+    assert reads and isinstance(refusal, Refusal) and refusal.retry_at == T0 + 61
+    r = store.reserve("ep", [ep], Cost(1), lambda: T0 + 61)
+    assert isinstance(r, Reservation) and r.created == T0 + 61
+
+
+def test_the_oldest_partial_bucket_still_counts_when_older_ones_are_pruned(
+    store: QuotaStore,
+) -> None:
+    # T0 - 0.5 lands in a bucket that is stale at T0 + 60.2; T0 + 0.5 lands exactly in the
+    # oldest bucket still counted then: pruning the stale one must keep it
+    ep = scope(rpm=2)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 - 0.5), Reservation)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 0.5), Reservation)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 60.2), Reservation)
+    refusal = store.reserve("ep", [ep], Cost(1), T0 + 60.3)
+    assert isinstance(refusal, Refusal) and refusal.used == 2
+
+
+def test_rolling_and_calendar_rules_read_the_same_history(store: QuotaStore) -> None:
+    rolling = Scope("ep", rules_from_limits([("rpd", 2)], {}))
+    calendar = Scope("ep", rules_from_limits([("rpd", 2)], {"rpd": "UTC"}))
+    assert isinstance(store.reserve("ep", [rolling], Cost(1), T0 + 10), Reservation)
+    assert isinstance(store.reserve("ep", [calendar], Cost(1), T0 + 20), Reservation)
+    assert isinstance(store.reserve("ep", [rolling], Cost(1), T0 + 30), Refusal)
+    assert isinstance(store.reserve("ep", [calendar], Cost(1), T0 + 40), Refusal)
+    # the next UTC day: the calendar rule starts afresh, the rolling one still counts
+    assert isinstance(store.reserve("ep", [rolling], Cost(1), T0 + 86400), Refusal)
+    assert isinstance(store.reserve("ep", [calendar], Cost(1), T0 + 86400), Reservation)

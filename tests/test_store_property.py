@@ -1,13 +1,22 @@
-"""The bucketed stores held against an exact sliding-log model.
+"""The bucketed stores held against an exact model of a strict provider's clock.
 
-Safety: every admission leaves every interval of a window's length at or under the limit.
-Liveness: a refusal happens only when the exact log, with the window stretched by one bucket
-plus the latency margin, would refuse too.
+A strict provider counts each request at the moment it *arrives*, somewhere between llamux's
+reservation and the moment llamux learns the outcome, in exact rolling windows. The plans
+below reserve (in flight, or as ``query`` does), let each request arrive at a random moment
+before its outcome, and tell the store the outcome (re-stamp and settle, as the router does)
+once the time has come.
+
+Safety: in the provider's exact windows, counted at arrival, no limit is ever crossed.
+Liveness: a refusal happens only when a request counted from its reservation until one
+window (stretched by one bucket and the latency margin) after its outcome, or still in
+flight, would refuse too.
 """
 
 from __future__ import annotations
 
+import math
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -22,60 +31,106 @@ T0 = 1_767_225_600.0
 LIMITS = {"rpm": 5, "tpm": 400, "rph": 40}
 WINDOW = {"rpm": 60, "tpm": 60, "rph": 3600}
 BUCKET = {"rpm": 1, "tpm": 1, "rph": 60}
+FLIGHT = 300.0
+"""Longer than any outcome delay below: the router's bound on a call."""
+EDGE = -1.0
+"""An advance that lands just before the next whole second (a bucket edge)."""
 
+advances = st.one_of(
+    st.floats(min_value=0, max_value=40, allow_nan=False),
+    st.sampled_from([0.0, 0.5, 0.95, 1.0, 59.0, 59.95, 60.0, 60.05, 61.0, EDGE]),
+)
 steps = st.lists(
     st.tuples(
-        st.floats(min_value=0, max_value=40, allow_nan=False),  # time advance
+        advances,
         st.integers(min_value=0, max_value=150),  # estimated tokens
-        # settled tokens as a fraction of the estimate: a conservative estimate settles lower
+        # settled tokens as a fraction of the estimate (None: no usage, the estimate stays)
         st.one_of(st.none(), st.floats(min_value=0, max_value=1)),
+        st.floats(min_value=0, max_value=1),  # where between reservation and outcome it arrives
+        st.sampled_from([0.0, 0.3, 0.45, 1.0, 5.0, 75.0, 130.0]),  # seconds to the outcome
+        st.sampled_from(["plain", "stream", "query"]),
     ),
     min_size=1,
-    max_size=120,
+    max_size=100,
 )
 
 
-def _exact(log: list[tuple[float, int]], name: str, start: float, end: float) -> int:
-    index = 0 if name.startswith("r") else 1
-    return sum(1 if index == 0 else tokens for t, tokens in log if start < t <= end)
+@dataclass
+class Sent:
+    reservation: Reservation
+    reserved: float
+    arrival: float
+    outcome: float
+    tokens: int
+    """What the store counts now: the estimate until settled, then the real usage."""
+    actual: int
+    kind: str
+    told: bool = False
 
 
-def _run(store: QuotaStore, plan: list[tuple[float, int, float | None]]) -> None:
+def _count(name: str, tokens: int) -> int:
+    return 1 if name.startswith("r") else tokens
+
+
+def _tell(store: QuotaStore, sent: Sent) -> None:
+    """The outcome is known: re-stamp a stream at its first chunk, then settle."""
+    if sent.kind == "stream":
+        store.restamp(sent.reservation.id, sent.outcome)
+    store.settle(sent.reservation.id, sent.actual, sent.outcome)
+    sent.tokens, sent.told = sent.actual, True
+
+
+def _counted_until(sent: Sent, name: str) -> float:
+    """Until when the liberal model counts ``sent`` (infinite while in flight)."""
+    stretch = WINDOW[name] + BUCKET[name] + LATENCY_MARGIN
+    return sent.outcome + stretch if sent.told else math.inf
+
+
+def _run(store: QuotaStore, plan: list[tuple[float, int, float | None, float, float, str]]) -> None:
     scope = Scope("ep", rules_from_limits(LIMITS.items(), {}))
     now = T0
-    log: list[tuple[float, int]] = []  # (time, tokens charged) of admitted requests
-    for advance, estimate, settled in plan:
-        now += advance
-        outcome = store.reserve("ep", [scope], Cost(estimate), now)
+    sent: list[Sent] = []
+    for advance, estimate, settled, where, delay, kind in plan:
+        now = math.floor(now) + 0.99 if advance == EDGE else now + advance
+        for item in sorted((s for s in sent if not s.told and s.outcome <= now), key=_outcome):
+            _tell(store, item)
+        flight = 0.0 if kind == "query" else FLIGHT
+        outcome = store.reserve("ep", [scope], Cost(estimate), now, flight=flight)
         if isinstance(outcome, Reservation):
-            log.append((now, estimate))
-            if settled is not None:
-                actual = int(estimate * settled)
-                store.settle(outcome.id, actual, now)
-                log[-1] = (now, actual)
-            for name, limit in LIMITS.items():  # safety, in the exact window ending now
-                assert _exact(log, name, now - WINDOW[name], now) <= limit, name
-        else:
-            name = outcome.rule
-            assert name is not None
-            wanted = 1 if name.startswith("r") else estimate
-            stretch = WINDOW[name] + BUCKET[name] + LATENCY_MARGIN
-            assert _exact(log, name, now - stretch, now) + wanted > LIMITS[name], (
-                f"refused by {name} although the stretched exact window admits"
-            )
-            if outcome.retry_at is not None:
-                assert outcome.retry_at > now
+            actual = estimate if settled is None else int(estimate * settled)
+            arrival = now + where * delay
+            sent.append(Sent(outcome, now, arrival, now + delay, estimate, actual, kind))
+            continue
+        name = outcome.rule
+        assert name is not None
+        wanted = _count(name, estimate)
+        held = sum(_count(name, s.tokens) for s in sent if now < _counted_until(s, name))
+        assert held + wanted > LIMITS[name], f"refused by {name} although the model admits"
+        if outcome.retry_at is not None:
+            assert outcome.retry_at > now
+    for name, limit in LIMITS.items():  # safety, on the provider's clock
+        for s in sent:
+            window = [x for x in sent if s.arrival - WINDOW[name] < x.arrival <= s.arrival]
+            assert sum(_count(name, x.actual) for x in window) <= limit, name
+
+
+def _outcome(sent: Sent) -> float:
+    return sent.outcome
 
 
 @settings(max_examples=300, deadline=None)
 @given(steps)
-def test_memory_store_matches_the_sliding_log(plan: list[tuple[float, int, float | None]]) -> None:
+def test_memory_store_is_exact_on_the_providers_clock(
+    plan: list[tuple[float, int, float | None, float, float, str]],
+) -> None:
     _run(MemoryStore(), plan)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps)
-def test_sqlite_store_matches_the_sliding_log(plan: list[tuple[float, int, float | None]]) -> None:
+def test_sqlite_store_is_exact_on_the_providers_clock(
+    plan: list[tuple[float, int, float | None, float, float, str]],
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = SQLiteStore(Path(tmp) / "q.db")
         try:
