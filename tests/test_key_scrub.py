@@ -131,8 +131,15 @@ def test_a_400_that_echoes_the_key_reaches_the_caller_without_it(
             router.completion(HELLO)
         with pytest.raises(ProviderStatusError) as streamed:
             router.completion(HELLO, stream=True)
+
+        async def call() -> None:
+            try:
+                await router.acompletion(HELLO)
+            finally:
+                await router.aclose()  # this event loop's clients
+
         with pytest.raises(ProviderStatusError) as awaited:
-            asyncio.run(router.acompletion(HELLO))
+            asyncio.run(call())
     for caught in (sync, streamed, awaited):
         assert caught.value.status == 400
         assert_masked(caught.value, keys)
