@@ -249,7 +249,8 @@ def test_model_selects_endpoints_and_bad_requests_are_400(
                 sdk.chat.completions.create(model="a", messages=HELLO, max_tokens=20000)
             assert large.value.code == "context_length_exceeded"
         post = f"{url}/v1/chat/completions"
-        assert httpx.post(post, content=b"{not json").status_code == 400
+        as_json = {"content-type": "application/json"}
+        assert httpx.post(post, content=b"{not json", headers=as_json).status_code == 400
         assert httpx.post(post, json={"model": "auto"}).json()["error"]["param"] == "messages"
         wrong = {"model": "auto", "messages": HELLO, "llamux": {"strategy": "nonsense"}}
         assert httpx.post(post, json=wrong).status_code == 400

@@ -195,6 +195,17 @@ def _add_nothing(sub: argparse.ArgumentParser) -> None:
     pass
 
 
+def _origin(text: str) -> str:
+    """A web origin, ``scheme://host[:port]``, as browsers send it in ``Origin``."""
+    scheme, sep, rest = text.strip().rstrip("/").partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a web origin; give scheme, host and port, such as "
+            "http://localhost:3000 (no path, no wildcard)"
+        )
+    return f"{scheme}://{rest}"
+
+
 def _add_serve(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--host",
@@ -210,6 +221,23 @@ def _add_serve(sub: argparse.ArgumentParser) -> None:
         default=4 * 1024 * 1024,
         metavar="BYTES",
         help="refuse request bodies over this size with 413 (default 4194304)",
+    )
+    sub.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also answer requests whose Host header is HOST (repeatable; '*' for any). "
+        "Always accepted: the bound address, localhost, 127.0.0.1, [::1]",
+    )
+    sub.add_argument(
+        "--cors",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGIN",
+        help="let web pages from ORIGIN (e.g. http://localhost:3000) call the proxy: "
+        "answer their preflight and send CORS headers (repeatable; default: none)",
     )
 
 
@@ -370,7 +398,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         _say_dim(f"llamux proxy: base_url {where}/v1, dashboard {where}/{guard}")
         try:
             serve(
-                router, host=args.host, port=args.port, proxy_key=key, max_body_bytes=args.max_body
+                router,
+                host=args.host,
+                port=args.port,
+                proxy_key=key,
+                max_body_bytes=args.max_body,
+                allow_hosts=args.allow_host,
+                cors_origins=args.cors,
             )
         except SystemExit as stopped:  # uvicorn could not start (the port is taken, say)
             _say_error(f"the proxy could not start on {args.host}:{args.port}; see above")

@@ -14,6 +14,11 @@ in an ``x-llamux-endpoint`` header.
 With a proxy key every route but ``/healthz`` needs ``Authorization: Bearer KEY`` (or
 ``x-api-key: KEY``); the dashboard signs in once through a form and keeps a cookie that is
 good for reading (GET) only. Provider keys never leave the server.
+
+Against web pages (see ``_gate``): a ``Host`` that is not the proxy's own or allowed
+(``--allow-host``) is refused (421), an ``Origin`` that is not its own or allowed (``--cors``)
+too (403), a POST that is not JSON as well (415); CORS headers go to ``--cors`` origins only.
+Every error is answered in the OpenAI error shape.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
@@ -46,6 +52,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from ._errors import ConfigError, LlamuxError, NoEndpointAvailable
+from ._gate import Gate
 from ._metrics import Metrics
 from ._relay import ByteStream, Done, Relayed, arelay
 from ._status_view import status_data
@@ -83,9 +90,18 @@ def create_app(
     proxy_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     close_router: bool = True,
+    bound_host: str | None = None,
+    allow_hosts: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
 ) -> Starlette:
     """The proxy as a Starlette app. With ``proxy_key``, every route but ``/healthz`` needs
-    it; ``close_router``: close the router when the app shuts down (lifespan)."""
+    it; ``close_router``: close the router when the app shuts down (lifespan).
+
+    Browser protection (see ``_gate``): requests must name as ``Host`` the address the
+    proxy listens on (``bound_host``, else the one the client connected to), ``localhost``,
+    ``127.0.0.1``, ``[::1]`` or one of ``allow_hosts`` (``"*"``: any); an ``Origin`` header
+    must be the proxy's own or one of ``cors_origins``, which alone get CORS headers; a POST
+    must be JSON."""
     proxy = _Proxy(router, max_body_bytes)
     routes = [
         Route("/v1/chat/completions", proxy.chat, methods=["POST"]),
@@ -96,7 +112,9 @@ def create_app(
         Route("/healthz", proxy.healthz, methods=["GET"]),
         Route("/", proxy.dashboard, methods=["GET"]),
     ]
-    middleware = []
+    middleware = [
+        Middleware(Gate, bound_host=bound_host, allow_hosts=allow_hosts, cors_origins=cors_origins)
+    ]
     if proxy_key:
         routes.append(Route("/login", _login(proxy_key), methods=["POST"]))
         middleware.append(Middleware(_Guard, key=proxy_key))
@@ -107,7 +125,40 @@ def create_app(
         if close_router:
             await router.aclose()
 
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    handlers = {HTTPException: _http_problem, Exception: _server_problem}
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers=handlers,
+    )
+
+
+async def _http_problem(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (404 no such route, 405 wrong method) in the OpenAI shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"there is no route {request.url.path}; see GET /v1/models and the README"
+    elif exc.status_code == 405:
+        allowed = Headers(exc.headers or {}).get("allow", "")
+        message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+    else:
+        message = str(exc.detail)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    return _problem(Problem(exc.status_code, message, code, headers=exc.headers))
+
+
+async def _server_problem(request: Request, exc: Exception) -> Response:
+    """A bug of llamux's (never an input's fault), in the OpenAI shape; logged by the server."""
+    return _problem(
+        Problem(
+            500,
+            f"llamux failed on this request ({type(exc).__name__}); please report it with "
+            "the proxy's log",
+            "internal_error",
+            kind="server_error",
+        )
+    )
 
 
 class _Proxy:
@@ -327,15 +378,25 @@ def serve(
     proxy_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     log_level: str = "info",
+    allow_hosts: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
 ) -> None:
     """Run the proxy until interrupted; in-flight requests finish and settle, then the
     router closes. ``proxy_key`` defaults to ``$LLAMUX_PROXY_KEY``; a host other than a
-    loopback address needs one (``ConfigError`` otherwise)."""
+    loopback address needs one (``ConfigError`` otherwise). ``allow_hosts`` and
+    ``cors_origins``: as :func:`create_app` (``--allow-host``, ``--cors``)."""
     import uvicorn
 
     key = proxy_key or os.environ.get(KEY_VARIABLE) or None
     require_key(host, key)
-    app = create_app(router, proxy_key=key, max_body_bytes=max_body_bytes)
+    app = create_app(
+        router,
+        proxy_key=key,
+        max_body_bytes=max_body_bytes,
+        bound_host=host,
+        allow_hosts=allow_hosts,
+        cors_origins=cors_origins,
+    )
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **_UVICORN)
     uvicorn.Server(config).run()
 
