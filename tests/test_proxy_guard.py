@@ -277,3 +277,23 @@ def test_serve_refuses_a_cors_value_that_is_not_an_origin(
     table.write_text("provider,model,rpm\ngroq,llama,30\n")
     assert main(["serve", "--config", str(table), "--cors", origin]) == 1  # a usage error
     assert "is not a web origin" in capsys.readouterr().err
+
+
+def test_a_bug_of_llamux_is_a_500_in_the_openai_shape(
+    fake: FakeProvider, tmp_path: Path, keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llamux.proxy
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(llamux.proxy, "arelay", broken)
+    path = tmp_path / "endpoints.md"
+    path.write_text(fake_table(fake, [("a", "100 | |")]))
+    router = Router.from_csv(path, store=MemoryStore())
+    with router, TestClient(create_app(router), raise_server_exceptions=False) as client:
+        answer = client.post(CHAT, json={"messages": HELLO})
+    assert answer.status_code == 500
+    error = answer.json()["error"]
+    assert error["type"] == "server_error" and "RuntimeError" in error["message"]
+    assert "report it" in error["message"]
