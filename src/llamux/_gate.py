@@ -1,5 +1,6 @@
 """The proxy's browser gate: which ``Host``, ``Origin`` and ``Content-Type`` a request may
-carry, and CORS (only for the origins given with ``--cors``).
+carry, and CORS (only for the origins given with ``--cors``); and Starlette's own refusals
+(no such route, wrong method, an internal error) in the OpenAI error shape.
 
 A proxy on 127.0.0.1 without a key is reachable from every web page the user opens. A page
 may POST ``text/plain`` to it cross-site without a preflight (and spend quota), and with DNS
@@ -23,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ._wire import Problem
@@ -194,6 +197,33 @@ def _preflight(origin: str, headers: Headers) -> Response:
             "vary": "origin",
         },
     )
+
+
+async def http_problem(request: Request, exc: Exception) -> Response:
+    """Starlette's own refusals (404 no such route, 405 wrong method) in the OpenAI shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"there is no route {request.url.path}; see GET /v1/models and the README"
+    elif exc.status_code == 405:
+        allowed = Headers(exc.headers or {}).get("allow", "")
+        message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
+    else:
+        message = str(exc.detail)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    problem = Problem(exc.status_code, message, code, headers=exc.headers)
+    return JSONResponse(problem.body, problem.status, headers=problem.headers)
+
+
+async def server_problem(request: Request, exc: Exception) -> Response:
+    """A bug of llamux's (never an input's fault), in the OpenAI shape; logged by the server."""
+    problem = Problem(
+        500,
+        f"llamux failed on this request ({type(exc).__name__}); please report it with "
+        "the proxy's log",
+        "internal_error",
+        kind="server_error",
+    )
+    return JSONResponse(problem.body, problem.status)
 
 
 def _problem(status: int, message: str, code: str) -> JSONResponse:

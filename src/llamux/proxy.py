@@ -52,7 +52,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from ._errors import ConfigError, LlamuxError, NoEndpointAvailable
-from ._gate import Gate
+from ._gate import Gate, http_problem, server_problem
 from ._metrics import Metrics
 from ._relay import ByteStream, Done, Relayed, arelay
 from ._status_view import status_data
@@ -125,39 +125,12 @@ def create_app(
         if close_router:
             await router.aclose()
 
-    handlers = {HTTPException: _http_problem, Exception: _server_problem}
+    handlers = {HTTPException: http_problem, Exception: server_problem}
     return Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers=handlers,
-    )
-
-
-async def _http_problem(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (404 no such route, 405 wrong method) in the OpenAI shape."""
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message = f"there is no route {request.url.path}; see GET /v1/models and the README"
-    elif exc.status_code == 405:
-        allowed = Headers(exc.headers or {}).get("allow", "")
-        message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
-    else:
-        message = str(exc.detail)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-    return _problem(Problem(exc.status_code, message, code, headers=exc.headers))
-
-
-async def _server_problem(request: Request, exc: Exception) -> Response:
-    """A bug of llamux's (never an input's fault), in the OpenAI shape; logged by the server."""
-    return _problem(
-        Problem(
-            500,
-            f"llamux failed on this request ({type(exc).__name__}); please report it with "
-            "the proxy's log",
-            "internal_error",
-            kind="server_error",
-        )
     )
 
 
