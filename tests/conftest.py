@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from llamux import Router
+from llamux._quota import Cooldown
+from llamux._router import EndpointStatus
 from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
@@ -207,3 +209,21 @@ def run_workers(
                 proc.kill()
             proc.communicate()
     return total
+
+
+def status_of(router: Router, endpoint: str) -> EndpointStatus:
+    """One endpoint's row of ``router.status()``."""
+    return next(row for row in router.status() if row.endpoint.id == endpoint)
+
+
+def used_of(router: Router, endpoint: str) -> dict[str, int]:
+    """What each of an endpoint's own rules has used (its pool's rules left out)."""
+    row = status_of(router, endpoint)
+    return {u.rule.name: u.used for u in row.usage if u.scope == row.quota}
+
+
+def cooling_of(router: Router, endpoint: str) -> Cooldown:
+    """The cool-down an endpoint is in (fails if none)."""
+    cooldown = status_of(router, endpoint).cooldown
+    assert cooldown is not None, f"{endpoint} is not cooling down"
+    return cooldown

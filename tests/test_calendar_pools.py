@@ -94,10 +94,13 @@ rpm = 3
         router.query(HELLO, max_tokens=1)
     assert {r.scope for r in caught.value.refusals} == {"pool:free"}
     # the refusal charged nothing: each endpoint still shows only its own requests
-    used = {s.endpoint.id: [(u.scope, u.used) for u in s.usage] for s in router.status()}
+    used = {
+        s.endpoint.id: [("own" if u.scope == s.quota else u.scope, u.used) for u in s.usage]
+        for s in router.status()
+    }
     assert used == {
-        "openrouter:a:free": [("openrouter:a:free", 3), ("pool:free", 3)],
-        "openrouter:b:free": [("openrouter:b:free", 0), ("pool:free", 3)],
+        "openrouter:a:free": [("own", 3), ("pool:free", 3)],
+        "openrouter:b:free": [("own", 0), ("pool:free", 3)],
     }
 
 

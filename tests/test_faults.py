@@ -13,7 +13,7 @@ from llamux._fake_provider import CUT, DROP
 from llamux._feedback import RATE_LIMIT_COOLDOWN, TRANSIENT_COOLDOWN
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import KEY, fake_table
+from conftest import KEY, cooling_of, fake_table
 
 HELLO = [{"role": "user", "content": "hello there"}]
 
@@ -78,7 +78,7 @@ def test_each_fault_is_served_elsewhere_and_accounted_exactly(
             "estimate": {"rpm": 1, "tpm": served.estimated_tokens},
         }[charged]
         assert usage(router, 0) == expected
-        cooling = router.store.cooldowns(clock.now())["a"]
+        cooling = cooling_of(router, "a")
         assert cooling.until - clock.now() == pytest.approx(rest)
         assert router.store.stats()["reservations"] == 0  # type: ignore[attr-defined]
 

@@ -11,7 +11,7 @@ import pytest
 from llamux import Router, served_by
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import KEY
+from conftest import KEY, cooling_of
 
 HELLO = [{"role": "user", "content": "hi"}]
 T0 = datetime(2026, 6, 15, 12, 0, tzinfo=ZoneInfo("UTC")).timestamp()
@@ -61,7 +61,7 @@ def test_headers_stop_traffic_before_any_429(
         served = [served_by(router.completion(HELLO)).endpoint for _ in range(5)]  # type: ignore[union-attr]
         assert served == ["x", "x", "spare", "spare", "spare"]
         assert fake.stats("x").refused == 0
-        cooling = router.store.cooldowns(clock.now())["x"]
+        cooling = cooling_of(router, "x")
         assert cooling.kind == kind
         assert rest[0] <= cooling.until - clock.now() <= rest[1]
         router.close()
@@ -98,7 +98,7 @@ def test_gemini_per_day_429_parks_until_midnight_in_los_angeles(tmp_path: Path, 
         served = [served_by(router.completion(HELLO)).endpoint for _ in range(5)]  # type: ignore[union-attr]
         assert served == ["x", "x", "spare", "spare", "spare"]
         assert fake.stats("x").refused == 1  # Gemini sends no headers: one 429 to learn
-        cooling = router.store.cooldowns(clock.now())["x"]
+        cooling = cooling_of(router, "x")
         assert cooling.kind == "parked" and "day" in cooling.reason
         assert cooling.until == la_midnight_after(clock.now())
         clock.set(cooling.until)
@@ -113,7 +113,7 @@ def test_gemini_per_minute_429_cools_down_for_its_retry_delay(tmp_path: Path, ke
         router = two_endpoint_router(fake, tmp_path, "gemini", "30 | ", clock)
         served = [served_by(router.completion(HELLO)).endpoint for _ in range(4)]  # type: ignore[union-attr]
         assert served == ["x", "x", "spare", "spare"]
-        cooling = router.store.cooldowns(clock.now())["x"]
+        cooling = cooling_of(router, "x")
         assert cooling.kind == "cooldown" and 55 <= cooling.until - clock.now() <= 61
         router.close()
 
@@ -129,7 +129,7 @@ def test_openrouter_per_day_429_parks_until_utc_midnight(tmp_path: Path, keys: s
         served = [served_by(router.completion(HELLO)).endpoint for _ in range(4)]  # type: ignore[union-attr]
         assert served == ["x", "x", "spare", "spare"]
         assert fake.stats("x").refused == 0  # its headers said 0 left until midnight
-        cooling = router.store.cooldowns(clock.now())["x"]
+        cooling = cooling_of(router, "x")
         assert cooling.kind == "parked"
         assert cooling.until == T0 + 12 * 3600  # 2026-06-16T00:00:00Z
         router.close()

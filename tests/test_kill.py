@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 from llamux import Router, served_by
-from llamux._quota import Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import fake_table
+from conftest import fake_table, used_of
 
 WORKER = Path(__file__).with_name("route_worker.py")
 RULES = [("rpm", 1_000_000), ("tpm", 1_000_000_000)]
@@ -52,10 +51,8 @@ def test_kill_nine_mid_run_keeps_the_accounting_exact(tmp_path: Path, keys: str)
         assert served > 20, "the workers did real work before being killed"
 
         store = SQLiteStore(store_path)  # the store still opens
-        usage = {
-            u.rule.name: u.used
-            for u in store.usage([Scope("a", rules_from_limits(RULES, {}))], time.time())
-        }
+        with Router.from_csv(config, store=store) as router:
+            usage = used_of(router, "a")
         conn = sqlite3.connect(store_path)
         unsettled, estimates = conn.execute(
             "SELECT count(*), coalesce(sum(tokens), 0) FROM reservations"

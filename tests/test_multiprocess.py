@@ -3,17 +3,16 @@ file, or one Redis: the multi-machine case on one machine), against the fake pro
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from llamux._quota import Cost, Reservation, Scope, rules_from_limits
-from llamux._stores import QuotaStore, store_from_url
+from llamux import Router
+from llamux._stores import QuotaStore
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import RedisServer, fake_table, run_workers
+from conftest import RedisServer, fake_table, run_workers, status_of, used_of
 
 RULES = {"pref": [("rpm", 20), ("tpm", 5000)], "second": [("rpm", 30)]}
 
@@ -58,18 +57,14 @@ def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path, store_u
         assert [fake.stats(n).served for n in ("pref", "second", "third")] == [20, 30, 30]
 
         # nothing lost: the store's counts equal what the provider served
-        store = store_from_url(store_url)
-        now = time.time()
-        for name, rules in RULES.items():
-            scope = Scope(name, rules_from_limits(rules, {}))
-            usage = {u.rule.name: u.used for u in store.usage([scope], now)}
-            assert usage["rpm"] == fake.stats(name).served
-            if "tpm" in usage:
-                assert usage["tpm"] == fake.stats(name).total_tokens
-        assert unsettled(store, store_url) == 0  # every reservation was settled
-        pref = Scope("pref", rules_from_limits(RULES["pref"], {}))
-        assert not isinstance(store.reserve("pref", [pref], Cost(1), time.time()), Reservation)
-        store.close()
+        with Router.from_csv(config, store=store_url) as router:
+            for name in RULES:
+                usage = used_of(router, name)
+                assert usage["rpm"] == fake.stats(name).served
+                if "tpm" in usage:
+                    assert usage["tpm"] == fake.stats(name).total_tokens
+            assert unsettled(router.store, store_url) == 0  # every reservation was settled
+            assert status_of(router, "pref").usage[0].remaining == 0
 
         # new processes see the first run's usage: the minute quotas are still spent
         second = run_workers(config, store_url, processes=4, threads=2, requests=2)

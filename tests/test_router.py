@@ -14,7 +14,7 @@ from llamux._errors import ProviderStatusError
 from llamux._feedback import DISABLE_FOR, TRANSIENT_COOLDOWN
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import KEY, SEED_TABLE, fake_router, fake_table
+from conftest import KEY, SEED_TABLE, cooling_of, fake_router, fake_table
 
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
 
@@ -106,7 +106,7 @@ def test_a_500_fails_over_and_cools_the_endpoint_down(
             ("a", "failed", 500),
             ("b", "served", None),
         ]
-        cooling = router.store.cooldowns(clock.now())["a"]
+        cooling = cooling_of(router, "a")
         assert cooling.until == clock.now() + TRANSIENT_COOLDOWN and cooling.kind == "cooldown"
         assert served_by(router.completion(HELLO)).endpoint == "b"  # type: ignore[union-attr]
         clock.advance(TRANSIENT_COOLDOWN)
@@ -118,7 +118,7 @@ def test_a_429_cools_down_until_retry_after(fake: FakeProvider, tmp_path: Path, 
     fake.inject("a", 429, headers={"retry-after": "17"})
     with fake_router(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock) as router:
         assert served_by(router.completion(HELLO)).endpoint == "b"  # type: ignore[union-attr]
-        assert router.store.cooldowns(clock.now())["a"].until == clock.now() + 17
+        assert cooling_of(router, "a").until == clock.now() + 17
         usage = {u.rule.name: u.used for u in router.status()[0].usage}
         assert usage == {}  # no rules configured: nothing to show, but no crash
 
@@ -132,7 +132,7 @@ def test_a_stricter_provider_is_learned_from_its_headers_before_any_429(
         got = [served_by(router.completion(HELLO)).endpoint for _ in range(6)]  # type: ignore[union-attr]
         assert got == ["a", "a", "b", "b", "b", "b"]
         assert fake.stats("a").refused == 0  # its headers said 0 left: no request was wasted
-        cooling = router.store.cooldowns(clock.now())["a"]
+        cooling = cooling_of(router, "a")
         assert "provider reports 0 requests left" in cooling.reason
         assert clock.now() + 55 < cooling.until <= clock.now() + 61
         router.close()
@@ -157,7 +157,7 @@ def test_a_bad_key_disables_the_endpoint_with_a_warning(
         router = fake_router(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock)
         with caplog.at_level(logging.WARNING, logger="llamux"):
             assert served_by(router.completion(HELLO)).endpoint == "b"  # type: ignore[union-attr]
-        cooling = router.store.cooldowns(clock.now())["a"]
+        cooling = cooling_of(router, "a")
         assert cooling.kind == "disabled" and cooling.until == clock.now() + DISABLE_FOR
         assert "FAKE_API_KEY" in caplog.text and "llamux reset a" in caplog.text
         assert KEY not in caplog.text

@@ -33,6 +33,9 @@ WINDOW = {"rpm": 60, "tpm": 60, "rph": 3600}
 BUCKET = {"rpm": 1, "tpm": 1, "rph": 60}
 FLIGHT = 300.0
 """Longer than any outcome delay below: the router's bound on a call."""
+QUERY_SETTLES_WITHIN = 30.0
+"""A ``query`` reservation is held for one window from its reservation: the README asks
+callers to settle as soon as the answer arrives, within that window."""
 EDGE = -1.0
 """An advance that lands just before the next whole second (a bucket edge)."""
 
@@ -95,6 +98,8 @@ def _run(store: QuotaStore, plan: list[tuple[float, int, float | None, float, fl
         for item in sorted((s for s in sent if not s.told and s.outcome <= now), key=_outcome):
             _tell(store, item)
         flight = 0.0 if kind == "query" else FLIGHT
+        if kind == "query":  # no flight: the caller settles before its charge's window ends
+            delay = min(delay, QUERY_SETTLES_WITHIN)
         outcome = store.reserve("ep", [scope], Cost(estimate), now, flight=flight)
         if isinstance(outcome, Reservation):
             actual = estimate if settled is None else int(estimate * settled)

@@ -34,7 +34,7 @@ from llamux._stores.redis import RedisStore
 from llamux.testing import FakeEndpoint, FakeProvider
 from test_store_property import _run, steps
 
-from conftest import RedisServer, fake_table, free_port
+from conftest import RedisServer, fake_table, free_port, used_of
 
 T0 = 1_767_225_600.0
 EP = Scope("openrouter:x:free", rules_from_limits([("rpm", 20), ("tpd", 10**6)], {}))
@@ -239,8 +239,7 @@ def test_stopped_redis_fails_loudly_and_a_restart_resumes_with_the_usage(
                 router.completion(hi, max_tokens=8)
             with pytest.raises(NoEndpointAvailable):
                 router.completion(hi, max_tokens=8)
-            pref = Scope("pref", rules_from_limits([("rpm", 5)], {}))
-            assert router.store.usage([pref], time.time())[0].used == 5  # 3 before, 2 after
+            assert used_of(router, "pref") == {"rpm": 5}  # 3 before, 2 after
             assert fake.stats("pref").served == 5 and fake.stats("pref").refused == 0
             router.close()
     finally:

@@ -123,7 +123,8 @@ class Admission:
         new request may use it then; this one never retries it)."""
         if not self.tried:
             return retry
-        ends = [c.until - now for k, c in self.store.cooldowns(now).items() if k in self.tried]
+        tried = {self.scopes[key][0].key for key in self.tried}
+        ends = [c.until - now for k, c in self.store.cooldowns(now).items() if k in tried]
         return min([t for t in (retry, *ends) if t is not None], default=None)
 
     def _lacks(self, ep: Endpoint) -> str | None:

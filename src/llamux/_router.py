@@ -20,8 +20,8 @@ from ._config import Config, Endpoint, Pool, Route, load, load_table
 from ._endpoint import DEFAULT_TIMEOUT
 from ._errors import ConfigError, InvalidRequest, ProviderError
 from ._performance import Performance
-from ._quota import Cooldown, Cost, RuleUsage
-from ._scoping import scopes_for
+from ._quota import BUCKET_SECONDS, WINDOW_SECONDS, Cooldown, Cost, RuleUsage
+from ._scoping import limits_text, scopes_for
 from ._served import Attempt, attach, served_record
 from ._settler import Settler
 from ._stores import open_store
@@ -62,6 +62,8 @@ class EndpointStatus:
     cooldown: Cooldown | None
     performance: Performance | None = None
     """Measured latency, tokens/s and time to first token (moving averages), if any."""
+    quota: str = ""
+    """The key its own quota is counted by in the store (``q:SERVER|MODEL|KEY_VARIABLE``)."""
 
 
 class Router:
@@ -106,6 +108,7 @@ class Router:
         """The longest a call can take to show its outcome (the connect and the read phase
         are each bounded by the timeout): how far ahead an in-flight charge is recorded."""
         self._settler = Settler(self.store, self.clock, self._scopes)
+        self._conflicts = self._declare()
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -168,7 +171,9 @@ class Router:
             "api_key_env": ep.api_key_env,
             "limits": {rule.name: rule.limit for rule in self._scopes[ep.id][0].rules},
             "remaining": {
-                rule: left for scope, rule, left in reservation.remaining if scope == ep.id
+                rule: left
+                for scope, rule, left in reservation.remaining
+                if scope == self._scopes[ep.id][0].key
             },
             "reservation": reservation.id,
             "tokens": reservation.tokens,
@@ -286,19 +291,38 @@ class Router:
         measured = self.store.performance([ep.id for ep in self.endpoints])
         rows = []
         for ep in self.endpoints:
-            usage = self.store.usage(self._scopes[ep.id], now)
-            cool = cooling.get(ep.id) or next(
-                (cooling[s.key] for s in self._scopes[ep.id][1:] if s.key in cooling), None
-            )
+            scopes = self._scopes[ep.id]
+            usage = self.store.usage(scopes, now)
+            cool = next((cooling[s.key] for s in scopes if s.key in cooling), None)
             has_key = self._api_key(ep) is not None
-            rows.append(EndpointStatus(ep, has_key, tuple(usage), cool, measured.get(ep.id)))
+            perf = measured.get(ep.id)
+            rows.append(EndpointStatus(ep, has_key, tuple(usage), cool, perf, scopes[0].key))
         return rows
+
+    def warnings(self) -> list[str]:
+        """What the store holds that this config disagrees with: usage no configured
+        endpoint or pool owns (a quota renamed or removed, a file shared with another
+        config), and quotas another config gave other limits (each process keeps its own)."""
+        now = self.clock.now()
+        known = {scope.key for scopes in self._scopes.values() for scope in scopes}
+        since = now - WINDOW_SECONDS["day"] - BUCKET_SECONDS["day"]
+        lines = [
+            f"the store holds usage of {scope!r}, which no configured endpoint or pool "
+            "draws on (renamed or removed, or another config shares this store); it counts "
+            "for nothing here"
+            for scope in sorted(self.store.counted_scopes(since) - known)
+        ]
+        return lines + list(self._conflicts)
 
     def reset(self, endpoint: str | None = None) -> None:
         """Forget recorded usage and cool-downs of one endpoint (by id) or of all."""
-        if endpoint is not None and endpoint not in self._scopes:
+        if endpoint is None:
+            self.store.reset(None)
+            return
+        if endpoint not in self._scopes:
             raise ConfigError(f"no endpoint is named {endpoint!r}; use one of: {self._ids()}")
-        self.store.reset(endpoint)
+        self.store.reset(self._scopes[endpoint][0].key)
+        self.store.reset(endpoint)  # its measured speed and its reservations
 
     @property
     def transport(self) -> Transport:
@@ -353,6 +377,21 @@ class Router:
             flight=self._flight if mode is not None else 0.0,
             prepare=prepare,
         )
+
+    def _declare(self) -> tuple[str, ...]:
+        """Record this config's limits of each quota in the store; warn where another
+        config recorded different ones (two processes counting one quota differently)."""
+        limits = {s.key: limits_text(s) for scopes in self._scopes.values() for s in scopes}
+        differing = self.store.declare(limits, self.clock.now())
+        lines = tuple(
+            f"quota {key!r} was last configured with limits {old!r} by another config on "
+            f"this store; this one has {limits[key]!r}: each process admits by its own, so "
+            "give every config the same limits"
+            for key, old in sorted(differing.items())
+        )
+        for line in lines:
+            log.warning("%s", line)
+        return lines
 
     def _strategy(self, asked: Any, route: Route | None) -> Strategy:
         """The call's ``strategy=``, else its route's, else the router's."""

@@ -166,7 +166,8 @@ class Settler:
         else:
             self._apply(("settle", rid, admitted.reservation.tokens, now))
         if verdict.rest > 0:
-            self.store.cool_down(ep.id, now + verdict.rest, verdict.reason, verdict.kind, now)
+            own = self.scopes[ep.id][0].key
+            self.store.cool_down(own, now + verdict.rest, verdict.reason, verdict.kind, now)
         if verdict.kind == "disabled":
             log.warning(
                 "endpoint %s disabled for %.0f h: %s. Check %s and the model name, then run "
@@ -196,19 +197,19 @@ class Settler:
         hints = parse_headers(ep.dialect, headers, now)
         if not hints:
             return
+        own = self.scopes[ep.id][0]
         for until, kind, reason in exhausted(hints, now):
-            self.store.cool_down(ep.id, until, reason, kind, now)
+            self.store.cool_down(own.key, until, reason, kind, now)
         believed = {
-            rule: left for scope, rule, left in admitted.reservation.remaining if scope == ep.id
+            rule: left for scope, rule, left in admitted.reservation.remaining if scope == own.key
         }
         if not debits(hints, believed):
             return  # the common case: the provider has at least what llamux counted
-        own = self.scopes[ep.id][0]
         fresh = {u.rule.name: u.remaining for u in self.store.usage([own], now)}
         for name, amount in debits(hints, fresh):
             window = next(r.window for r in own.rules if r.name == name)
             requests, tokens = (amount, 0) if name.startswith("r") else (0, amount)
-            self.store.absorb(ep.id, window.key, requests, tokens, now)
+            self.store.absorb(own.key, window.key, requests, tokens, now)
 
 
 def day_end(ep: Endpoint, now: float) -> float | None:

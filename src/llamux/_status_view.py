@@ -95,7 +95,8 @@ def status_data(router: Router) -> StatusData:
 
 def _endpoint(row: EndpointStatus, now: float) -> EndpointData:
     ep = row.endpoint
-    rules = [_rule(u, now) for u in row.usage]
+    # an endpoint's own quota is shown by its id; a pool's by ``pool:NAME``
+    rules = [_rule(u, now, ep.id if u.scope == row.quota else u.scope) for u in row.usage]
     cooling = _cooldown(row.cooldown, now)
     if not row.has_key:
         state = "no_key"
@@ -145,13 +146,13 @@ def speed_text(perf: PerformanceData | None) -> str:
     return " · ".join(parts)
 
 
-def _rule(usage: RuleUsage, now: float) -> RuleData:
+def _rule(usage: RuleUsage, now: float, scope: str | None = None) -> RuleData:
     free = usage.next_free_at
     return RuleData(
-        scope=usage.scope,
+        scope=usage.scope if scope is None else scope,
         rule=usage.rule.name,
         metric=usage.rule.metric,
-        window=usage.rule.window.key,
+        window=usage.rule.window.label,
         limit=usage.limit,
         used=usage.used,
         remaining=usage.remaining,

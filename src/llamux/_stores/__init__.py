@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -52,6 +52,15 @@ class QuotaStore(Protocol):
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         """Count usage llamux did not reserve (the provider says it happened) in ``scope``'s
         ``window`` (a window key such as ``minute``), as if charged at ``now``."""
+        ...
+
+    def declare(self, limits: Mapping[str, str], now: float) -> dict[str, str]:
+        """Record the limits this config gives each scope (``limits_text``); returns, for
+        the scopes whose recorded limits differed (another config on this store), those."""
+        ...
+
+    def counted_scopes(self, since: float) -> set[str]:
+        """The scopes that hold usage charged at ``since`` or later."""
         ...
 
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:

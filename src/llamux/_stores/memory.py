@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 from .._performance import Performance, Sample, fold
@@ -47,6 +47,7 @@ class MemoryStore:
         """Per (scope, window), the oldest bucket kept at its last sweep."""
         self._performance: dict[str, Performance] = {}
         self._counters: dict[str, int] = {}
+        self._declared: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -155,6 +156,22 @@ class MemoryStore:
         with self._lock:
             self._add(scope, window, bucket, max(0, requests), max(0, tokens))
 
+    def declare(self, limits: Mapping[str, str], now: float) -> dict[str, str]:
+        with self._lock:
+            differing = {
+                k: self._declared[k] for k, v in limits.items() if self._declared.get(k, v) != v
+            }
+            self._declared.update(limits)
+            return differing
+
+    def counted_scopes(self, since: float) -> set[str]:
+        with self._lock:
+            return {
+                scope
+                for (scope, _), buckets in self._buckets.items()
+                if any(b >= since and (r or t) for b, (r, t) in buckets.items())
+            }
+
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
         with self._lock:
             current = self._cooldowns.get(scope)
@@ -192,7 +209,9 @@ class MemoryStore:
                 self._cooldowns.clear()
                 self._performance.clear()
                 self._counters.clear()
+                self._declared.clear()
                 return
+            self._declared.pop(scope, None)
             self._performance.pop(scope, None)
             for key in [k for k in self._buckets if k[0] == scope]:
                 del self._buckets[key]

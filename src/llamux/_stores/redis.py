@@ -31,7 +31,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -202,6 +202,10 @@ class RedisStore:
     def _key(self, tag: str, kind: str, rest: str) -> str:
         return f"{self.namespace}:{{{tag}}}:{kind}:{rest}"
 
+    def _glob(self, rest: str) -> str:
+        """A SCAN pattern for ``rest`` in this namespace (the namespace glob-escaped)."""
+        return re.sub(r"([*?\[\]\\])", r"\\\1", self.namespace) + ":" + rest
+
     def _bucket_key(self, tag: str, scope: str, window: str) -> str:
         return self._key(tag, "b", f"{window}:{scope}")
 
@@ -293,6 +297,35 @@ class RedisStore:
         life = ms(win.frees_at(bucket) - at + BUCKET_MARGIN)
         self._script("absorb", [key], [bucket, max(0, requests), max(0, tokens), life])
 
+    def declare(self, limits: Mapping[str, str], now: float) -> dict[str, str]:
+        key = f"{self.namespace}:quotas"
+        with self._guard():
+            pipe = self._client.pipeline(transaction=False)
+            pipe.hmget(key, list(limits))
+            pipe.hset(key, mapping=dict(limits))
+            recorded, _ = pipe.execute()
+        return {
+            scope: old
+            for scope, old in zip(limits, recorded, strict=True)
+            if old is not None and old != limits[scope]
+        }
+
+    def counted_scopes(self, since: float) -> set[str]:
+        pattern = self._glob("{*}:b:*")
+        found: set[str] = set()
+        with self._guard():
+            keys = list(self._client.scan_iter(match=pattern, count=1000))
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            for key, flat in zip(keys, pipe.execute(), strict=True):
+                counted = any(
+                    int(field[1:]) >= since and int(value) > 0 for field, value in flat.items()
+                )
+                if counted:
+                    found.add(key.split("}:b:", 1)[1].split(":", 1)[1])
+        return found
+
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
         at, shift = self._now(now)
         tag = self._tag_of(scope)
@@ -346,7 +379,7 @@ class RedisStore:
         return int(reply)
 
     def reset(self, scope: str | None = None) -> None:
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.namespace) + ":*"  # glob-escaped
+        pattern = self._glob("*")
         with self._guard():
             keys = list(self._client.scan_iter(match=pattern, count=1000))
             if scope is not None:

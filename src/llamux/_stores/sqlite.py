@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -42,6 +43,7 @@ from .._quota import (
 from .sqlite_schema import migrate
 
 PRUNE_EVERY = 60.0
+TABLES = ("buckets", "reservations", "cooldowns", "performance", "counters", "quotas")
 
 _UPSERT = (
     "INSERT INTO buckets (scope, win, bucket, requests, tokens) VALUES (?, ?, ?, ?, ?) "
@@ -227,6 +229,33 @@ class SQLiteStore:
         with self._transaction() as conn:
             conn.execute(_UPSERT, (scope, window, bucket, max(0, requests), max(0, tokens)))
 
+    def declare(self, limits: Mapping[str, str], now: float) -> dict[str, str]:
+        keys = list(limits)
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT scope, limits FROM quotas WHERE scope IN ({_placeholders(len(keys))})",
+                keys,
+            ).fetchall()
+            conn.executemany(
+                "INSERT OR REPLACE INTO quotas (scope, limits, seen) VALUES (?, ?, ?)",
+                [(key, text, now) for key, text in limits.items()],
+            )
+        return {str(scope): str(text) for scope, text in rows if limits[scope] != text}
+
+    def counted_scopes(self, since: float) -> set[str]:
+        rows = self._guard(
+            lambda: (
+                self._conn()
+                .execute(
+                    "SELECT DISTINCT scope FROM buckets WHERE bucket >= ? "
+                    "AND (requests > 0 OR tokens > 0)",
+                    (math.floor(since),),
+                )
+                .fetchall()
+            )
+        )
+        return {str(row[0]) for row in rows}
+
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
         with self._transaction() as conn:
             conn.execute(
@@ -291,12 +320,13 @@ class SQLiteStore:
     def reset(self, scope: str | None = None) -> None:
         with self._transaction() as conn:
             if scope is None:
-                for table in ("buckets", "reservations", "cooldowns", "performance", "counters"):
+                for table in TABLES:
                     conn.execute(f"DELETE FROM {table}")
                 return
             conn.execute("DELETE FROM performance WHERE endpoint = ?", (scope,))
             conn.execute("DELETE FROM buckets WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM cooldowns WHERE scope = ?", (scope,))
+            conn.execute("DELETE FROM quotas WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
 
     def stats(self) -> dict[str, int]:
@@ -304,8 +334,7 @@ class SQLiteStore:
 
         def count() -> dict[str, int]:
             conn = self._conn()
-            tables = ("buckets", "reservations", "cooldowns", "performance", "counters")
-            return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+            return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
 
         return self._guard(count)
 
