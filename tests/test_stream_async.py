@@ -76,6 +76,8 @@ def test_a_stream_cut_mid_way_raises_and_is_not_sent_again(
                 got.append(chunk)
         assert got, "some chunks arrived before the cut"
         assert caught.value.endpoint == "a"
+        # raised outside the SDK's except: its error, whose request holds the key, is not kept
+        assert caught.value.__context__ is None and caught.value.__cause__ is None
         assert fake.stats("b").served == 0  # never sent elsewhere: no double billing
         estimate = served_by(stream).estimated_tokens  # type: ignore[union-attr]
         assert used(router) == {"rpm": 1, "tpm": estimate}  # the estimate stays charged

@@ -8,7 +8,7 @@ directly (sync) or from a worker thread (async), so store I/O never blocks an ev
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ._config import DEFAULT_MAX_OUTPUT
@@ -30,7 +30,7 @@ class Admitted:
 
     endpoint: Endpoint
     reservation: Reservation
-    api_key: str
+    api_key: str = field(repr=False)
 
 
 class Admission:

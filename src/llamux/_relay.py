@@ -211,8 +211,9 @@ async def _first_chunk(response: Any, got: Admitted) -> tuple[bytes, AsyncIterat
     try:
         return await anext(chunks, b""), chunks
     except Exception as exc:
-        await response.aclose()
-        raise _cut(exc, got) from None
+        error = _cut(exc, got)
+    await response.aclose()
+    raise error  # outside the except: the HTTP library's error (with the key) is not kept
 
 
 def _cut(exc: Exception, got: Admitted) -> ProviderError:

@@ -219,7 +219,8 @@ class Router:
                     raise
                 continue
             except Exception as exc:
-                raise self._settler.refused(got, exc) from exc
+                refusal = self._settler.refused(got, exc)
+                raise refusal from (None if refusal is exc else exc)
             if not call.get("stream"):
                 self._settler.learn(got, reply.headers)
                 return self._done(got, reply, admission.attempts)
@@ -281,7 +282,8 @@ class Router:
                     raise
                 continue
             except Exception as exc:
-                raise await self._offload(self._settler.refused, got, exc) from exc
+                refusal = await self._offload(self._settler.refused, got, exc)
+                raise refusal from (None if refusal is exc else exc)
             return Answer(got, reply, first, started, bool(call.get("stream")))
 
     def status(self) -> list[EndpointStatus]:

@@ -68,6 +68,7 @@ class ChunkStream(_Relay):
             if self._pending:
                 chunk = self._pending.pop()
             else:
+                error: ProviderError | None = None
                 try:
                     chunk = next(self._chunks)
                 except StopIteration:
@@ -75,8 +76,9 @@ class ChunkStream(_Relay):
                     raise
                 except Exception as exc:
                     error = self._translate(exc)
-                    self._end(error)
-                    raise error from None
+                if error is not None:  # raised outside the except: the SDK's error (whose
+                    self._end(error)  # request carries the key) is not its context
+                    raise error
             if self.keep(chunk):
                 return chunk
 
@@ -122,6 +124,7 @@ class AsyncChunkStream(_Relay):
             if self._pending:
                 chunk = self._pending.pop()
             else:
+                error: ProviderError | None = None
                 try:
                     chunk = await self._chunks.__anext__()
                 except StopAsyncIteration:
@@ -129,8 +132,9 @@ class AsyncChunkStream(_Relay):
                     raise
                 except Exception as exc:
                     error = self._translate(exc)
+                if error is not None:  # outside the except, as in ChunkStream
                     await self._end(error)
-                    raise error from None
+                    raise error
             if self.keep(chunk):
                 return chunk
 
@@ -177,9 +181,8 @@ def first_chunk(stream: Any, got: Admitted) -> Any:
     try:
         return next(iter(stream), None)
     except Exception as exc:
-        from ._transport import provider_error
-
-        raise provider_error(exc, got.endpoint, got.api_key) from None
+        error = _sending_error(exc, got)
+    raise error  # outside the except: no SDK exception (with the key) as its context
 
 
 async def afirst_chunk(stream: Any, got: Admitted) -> Any:
@@ -189,9 +192,14 @@ async def afirst_chunk(stream: Any, got: Admitted) -> Any:
             return chunk
         return None
     except Exception as exc:
-        from ._transport import provider_error
+        error = _sending_error(exc, got)
+    raise error
 
-        raise provider_error(exc, got.endpoint, got.api_key) from None
+
+def _sending_error(exc: Exception, got: Admitted) -> ProviderError:
+    from ._transport import provider_error
+
+    return provider_error(exc, got.endpoint, got.api_key)
 
 
 def chunk_stream(
