@@ -154,7 +154,23 @@ def test_status_json_parses(capsys: pytest.CaptureFixture[str], seed: str) -> No
         "next_free_at": None,
         "frees_in": None,
     }
-    assert data["pools"] == []
+    assert data["pools"] == [] and data["warnings"] == []
+
+
+def test_status_warns_of_usage_no_endpoint_owns_and_of_other_limits(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, seed: str
+) -> None:
+    assert run(capsys, "--config", seed, "query", "hi")[0] == 0
+    edited = tmp_path / "edited.md"  # cerebras gone, groq's rpm lowered
+    lines = SEED_TABLE.splitlines()
+    edited.write_text("\n".join([*lines[:2], lines[3].replace("| 30  |", "| 20  |")]) + "\n")
+    code, out, _ = run(capsys, "--config", str(edited), "status")
+    assert code == 0
+    text = " ".join(out.split())
+    assert "warning: the store holds usage of 'q:api.cerebras.ai/v1|llama3.3-70b|" in text
+    assert "last configured with limits 'rpm=30 tpm=6000 rph=14400 rpd=14400'" in text
+    code, out, _ = run(capsys, "--config", str(edited), "status", "--json")
+    assert len(json.loads(out)["warnings"]) == 1  # the new limits are recorded now
 
 
 def test_query_twice_then_status_shows_used_2(

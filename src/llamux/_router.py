@@ -386,9 +386,9 @@ class Router:
         limits = {s.key: limits_text(s) for scopes in self._scopes.values() for s in scopes}
         differing = self.store.declare(limits, self.clock.now())
         lines = tuple(
-            f"quota {key!r} was last configured with limits {old!r} by another config on "
-            f"this store; this one has {limits[key]!r}: each process admits by its own, so "
-            "give every config the same limits"
+            f"quota {key!r} was last configured with limits {old!r} (by another config "
+            f"on this store, or before an edit); this one has {limits[key]!r}: each process "
+            "admits by its own, so give every config that shares the store the same limits"
             for key, old in sorted(differing.items())
         )
         for line in lines:

@@ -74,6 +74,8 @@ class StatusData(TypedDict):
     now: float
     endpoints: list[EndpointData]
     pools: list[PoolData]
+    warnings: list[str]
+    """What the store holds that this config disagrees with (see ``Router.warnings``)."""
 
 
 def status_data(router: Router) -> StatusData:
@@ -90,7 +92,8 @@ def status_data(router: Router) -> StatusData:
             pools[name] = PoolData(name=name, endpoints=[], rules=shared)
         pools[name]["endpoints"].append(row.endpoint.id)
     endpoints = [_endpoint(row, now) for row in rows]
-    return StatusData(now=now, endpoints=endpoints, pools=list(pools.values()))
+    pooled = list(pools.values())
+    return StatusData(now=now, endpoints=endpoints, pools=pooled, warnings=router.warnings())
 
 
 def _endpoint(row: EndpointStatus, now: float) -> EndpointData:
@@ -296,4 +299,7 @@ def print_status(data: StatusData, console: Console | None = None) -> None:
     """Print the status table (to stdout unless ``console`` says otherwise)."""
     from rich.console import Console
 
-    (console or Console()).print(status_table(data))
+    console = console or Console()
+    console.print(status_table(data))
+    for warning in data["warnings"]:
+        console.print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
