@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -177,3 +180,21 @@ def test_processes_opening_a_new_file_at_once_all_get_in(tmp_path: Path) -> None
         scope = Scope("ep", rules_from_limits([("rpm", 1000)], {}))
         assert store.usage([scope], time.time())[0].used == 12
         store.close()
+
+
+def test_a_thread_per_request_program_never_piles_up_connections(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    scope = Scope("ep", rules_from_limits([("rpm", 10**6)], {}))
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    for _ in range(300):  # each thread opens its own connection (the file and its WAL)
+        thread = threading.Thread(target=store.reserve, args=("ep", [scope], Cost(1), T0))
+        thread.start()
+        thread.join()
+    gc.collect()
+    assert open_files() - before <= 6  # about what one live connection holds, not 600
+    assert store.stats()["reservations"] == 300  # every reservation was made
+    store.close()

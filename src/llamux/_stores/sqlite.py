@@ -16,6 +16,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,15 +86,27 @@ class SQLiteStore:
             self._local = threading.local()
             self._connections = []
             self._pid = os.getpid()
-        conn: sqlite3.Connection | None = self._shared or getattr(self._local, "conn", None)
+        held: _Held | None = getattr(self._local, "held", None)
+        conn: sqlite3.Connection | None = self._shared or (held.conn if held else None)
         if conn is None:
             conn = self._guard(self._open)
-            self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
             if self.path == ":memory:":
                 self._shared = conn
+            else:  # closed when its thread ends: a thread per request never piles them up
+                held = self._local.held = _Held(conn)
+                weakref.finalize(held, self._forget, conn)
         return conn
+
+    def _forget(self, conn: sqlite3.Connection) -> None:
+        """Close a connection whose thread has ended."""
+        with self._lock:
+            if conn not in self._connections:
+                return  # closed by close() already
+            self._connections.remove(conn)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def _open(self) -> sqlite3.Connection:
         """Connect, switch to WAL and migrate. Processes that open a new file at the same
@@ -345,6 +358,16 @@ class SQLiteStore:
             conn.close()
         self._local = threading.local()
         self._shared = None
+
+
+class _Held:
+    """A thread's connection, in that thread's local storage: when the thread ends, its
+    storage goes, and a finalizer closes the connection."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
 
 def _placeholders(n: int) -> str:
