@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from llamux._config import (
     parse_table,
     parse_toml,
 )
+from llamux._config_toml import _header
 from llamux._errors import ConfigError
 
 # The seed README's block, verbatim: a prose line, a blank line, then the table.
@@ -732,3 +735,106 @@ def test_table_like_text_gives_config_or_config_error(body: str) -> None:
     _parses_or_config_error(body)
     _parses_or_config_error("| provider | model | rpm | reset |\n|-|-|-|-|\n" + body)
     _parses_or_config_error("provider,model,tpd,reset,capabilities\n" + body)
+
+
+# ---------------------------------------------------------------- size: linear parsing
+
+_MB = 1_000_000
+_ONE = '[[endpoints]]\nprovider = "groq"\nmodel = "m"\n'
+
+
+def _store_of(line: str) -> str:
+    """A store URL of at least a megabyte: copies of ``line``, one a line."""
+    copies = -(-_MB // (len(line) + 1))  # rounded up
+    return "memory://\n" + (line + "\n") * copies
+
+
+def _in_store_string(line: str) -> str:
+    """A valid config whose store URL is a multi-line string made of copies of ``line``."""
+    return f'store = """{_store_of(line)}"""\n{_ONE}'
+
+
+def _parse_within(text: str, seconds: float) -> Config | ConfigError:
+    """parse_toml(text) in a daemon thread: its result or ConfigError, failing after ``seconds``."""
+    outcome: list[Config | ConfigError] = []
+
+    def work() -> None:
+        try:
+            outcome.append(parse_toml(text, "big.toml"))
+        except ConfigError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=work, daemon=True)  # a daemon: a regression cannot hang exit
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"parsing {len(text):,} characters took over {seconds} s"
+    assert outcome, "the parser raised something other than ConfigError"
+    return outcome[0]
+
+
+# Lines a table-header pattern can backtrack on: '[' then blanks then no ']' took minutes for
+# 60 KB with the old pattern (a lazy name followed by \s*).
+ADVERSARIAL_LINES = [
+    "[" + " " * 5_000 + "x",
+    "[[" + " " * 5_000 + "x",
+    "[" + " " * _MB,
+    "[" * _MB,
+    "[[ " * (_MB // 3),
+    "[a" + " ]" * (_MB // 2),
+    " " * _MB + "a",
+    "a" * _MB,
+    "[" + "a " * (_MB // 2),
+    '["' + " " * _MB,
+]
+
+
+@pytest.mark.parametrize("line", ADVERSARIAL_LINES, ids=lambda line: repr(line[:6]))
+def test_a_megabyte_of_header_like_lines_parses_in_linear_time(line: str) -> None:
+    text = _in_store_string(line)
+    assert len(text) >= _MB
+    config = _parse_within(text, 5.0)
+    assert isinstance(config, Config)
+    assert config.store == _store_of(line).strip()  # blanks around text values are dropped
+    assert [e.id for e in config.endpoints] == ["groq:m"]
+
+
+def test_a_megabyte_long_header_name_is_refused_quickly() -> None:
+    text = '["' + " " * _MB + '"]\nrpm = 1\n' + _ONE
+    refused = _parse_within(text, 5.0)
+    assert isinstance(refused, ConfigError)
+    assert "unknown key" in str(refused)
+
+
+def test_a_megabyte_of_tables_parses_in_linear_time() -> None:
+    endpoints = "".join(
+        f'[[endpoints]]\nprovider = "groq"\nmodel = "m{i}"\nrpm = {i + 1}\n' for i in range(20_000)
+    )
+    config = _parse_within(endpoints, 5.0)
+    assert isinstance(config, Config)
+    assert len(config.endpoints) == 20_000
+    last = config.endpoints[-1]
+    assert (last.id, last.limits.rpm) == ("groq:m19999", 20_000)
+    assert last.source.endswith(f":{4 * 19_999 + 1}")  # the line of its [[endpoints]] header
+    pools = _ONE + "".join(f"[pools.p{i}]\nrpm = 1\n" for i in range(20_000))
+    config = _parse_within(pools, 5.0)
+    assert isinstance(config, Config)
+    assert len(config.pools) >= 20_000
+
+
+HEADER_ALPHABET = st.sampled_from(["[", "[[", "]", "]]", " ", "\t", '"', "'", "a", ".", "-", "#"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(HEADER_ALPHABET, max_size=30).map("".join))
+def test_header_lines_are_read_as_the_old_pattern_read_them(line: str) -> None:
+    # The old, backtracking pattern is the reference on short lines, where it is fast enough.
+    old = re.fullmatch(r"\s*\[(\[?)\s*([\w.\- \"']+?)\s*\]\]?\s*(#.*)?", line)
+    expected = None if old is None else (bool(old[1]), old[2])
+    assert _header(line) == expected
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(HEADER_ALPHABET, max_size=400).map("".join))
+def test_header_like_text_in_a_string_gives_config_or_config_error(body: str) -> None:
+    _parses_or_config_error('store = """memory://\n' + body.replace('"', "'") + '\n"""\n' + _ONE)
+    _parses_or_config_error(body + "\n" + _ONE)

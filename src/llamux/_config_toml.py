@@ -69,7 +69,11 @@ ROUTE_KEYS = ("endpoints", "strategy")
 _Lines = Mapping[str, Mapping[str, int]]
 """Section path ("" for the top, ``endpoints[0]``, ``pools.NAME``) -> key -> line."""
 
-_HEADER = re.compile(r"\s*\[(\[?)\s*([\w.\- \"']+?)\s*\]\]?\s*(#.*)?")
+# A table header: ``[name]`` or ``[[name]]``, then an optional comment. No two parts of these
+# patterns can match the same characters, so a line is matched in linear time whatever it holds
+# (a lazy name followed by ``\s*`` made a long line of ``[`` and blanks cubic: minutes for 60 KB).
+_HEADER = re.compile(r"\s*\[(\[?)([^\[\]#]*)\]\]?\s*(?:#.*)?")
+_HEADER_NAME = re.compile(r"[\w.\- \"']+")
 _KEY = re.compile(r"\s*([\w-]+|\"[^\"]*\")\s*=")
 
 
@@ -106,15 +110,27 @@ def _locate(text: str) -> dict[str, dict[str, int]]:
     found: dict[str, dict[str, int]] = {"": {}}
     section, count = "", 0
     for number, line in enumerate(text.split("\n"), 1):
-        header = _HEADER.fullmatch(line)
-        if header:
-            section = re.sub(r"[\s\"']", "", header[2])
-            if header[1] and section == "endpoints":
+        header = _header(line)
+        if header is not None:
+            double, name = header
+            section = re.sub(r"[\s\"']", "", name)
+            if double and section == "endpoints":
                 section, count = f"endpoints[{count}]", count + 1
             found.setdefault(section, {"": number})
         elif key := _KEY.match(line):
             found.setdefault(section, {}).setdefault(key[1].strip('"').lower(), number)
     return found
+
+
+def _header(line: str) -> tuple[bool, str] | None:
+    """(is it ``[[...]]``, the name inside) when ``line`` is a table header, else None."""
+    header = _HEADER.fullmatch(line)
+    if header is None:
+        return None
+    name = header[2].strip()
+    if not _HEADER_NAME.fullmatch(name):
+        return None
+    return bool(header[1]), name
 
 
 def _section(top: Place, lines: _Lines, path: str, parent: str) -> Place:
