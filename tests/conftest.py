@@ -87,9 +87,10 @@ def free_port() -> int:
 class RedisServer:
     """A private redis-server on 127.0.0.1 whose data (append-only file) lives in ``dir``."""
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, *, persist: bool = True) -> None:
         self.dir = directory
         self.port = port or free_port()
+        self.persist = persist
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,7 +100,8 @@ class RedisServer:
     def start(self) -> RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--dir", str(self.dir), "--save", "", "--appendonly", "yes"]
+        appendonly = "yes" if self.persist else "no"
+        command += ["--dir", str(self.dir), "--save", "", "--appendonly", appendonly]
         log = (self.dir / "redis.log").open("ab")
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()

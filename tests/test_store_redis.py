@@ -117,7 +117,10 @@ def test_keys_share_the_pool_slot_and_expire(
         f"{namespace}:{tag}:r:{rid}",
     }
     others = {f"{namespace}:{{openrouter:x:free}}:p", f"{namespace}:{{rr}}:n"}
-    assert set(client.keys(f"{namespace}:*")) == quota_keys | others | {f"{namespace}:scopes"}
+    assert set(client.keys(f"{namespace}:*")) == quota_keys | others | {
+        f"{namespace}:scopes",
+        f"{namespace}:alive",
+    }
     assert len({key_slot(k.encode()) for k in quota_keys}) == 1
     ttl = {k: client.pttl(k) / 1000 for k in quota_keys | others}
     # the charge lands in the bucket of now + LATENCY_MARGIN, which may be the next second
@@ -168,7 +171,7 @@ def test_state_stays_bounded_over_a_day_and_a_half(
                 assert s.settle(r.id, 50, now)
         now += 61
     keys = client.keys(f"{namespace}:*")
-    assert len(keys) == 5  # 3 windows of ep, the calendar day of cal, the scope index
+    assert len(keys) == 6  # 3 windows of ep, the day of cal, the scope index, the marker
     for key in keys:
         if ":b:" in key:
             assert client.hlen(key) <= 2 * 98  # requests and tokens of at most 97 buckets
@@ -262,3 +265,31 @@ def test_redis_store_matches_the_sliding_log(
     finally:
         store.reset()
         store.close()
+
+
+def test_a_redis_that_lost_its_data_is_warned_about(
+    tmp_path: Path, keys: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = RedisServer(tmp_path / "redis", persist=False).start()
+    try:
+        with FakeProvider([FakeEndpoint("pref", rpm=5)]) as fake:
+            config = tmp_path / "endpoints.md"
+            config.write_text(fake_table(fake, [("pref", "5 | |")]))
+            router = Router.from_config(config, store=server.url)
+            hi = [{"role": "user", "content": "hi"}]
+            for _ in range(3):
+                router.completion(hi, max_tokens=8)
+            assert not [r for r in caplog.records if "lost its data" in r.getMessage()]
+            server.stop()
+            server.start()  # no persistence: the minute's 3 requests are forgotten
+            router.completion(hi, max_tokens=8)
+            (warning,) = [r for r in caplog.records if "lost its data" in r.getMessage()]
+            assert "appendonly" in warning.getMessage()
+            # counting goes on from the provider's headers: it says 4 of 5 are used
+            assert used_of(router, "pref") == {"rpm": 4}
+            router.reset()
+            router.completion(hi, max_tokens=8)  # a reset is no loss: no second warning
+            assert len([r for r in caplog.records if "lost its data" in r.getMessage()]) == 1
+            router.close()
+    finally:
+        server.stop()

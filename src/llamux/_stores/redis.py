@@ -8,16 +8,19 @@ same ``Reservation`` or ``Refusal`` the memory store gives, by the same ``_quota
 
 Key layout (``P`` is the namespace, ``llamux`` unless configured; ``{T}`` a Redis Cluster hash
 tag: the key of the endpoint's pool scope, ``pool:NAME``, when it has one, else the
-endpoint's own id, so that everything one reservation touches lives in one slot)::
+endpoint's own quota key, so that everything one reservation touches lives in one slot)::
 
-    P:{T}:b:WINDOW:SCOPE   hash  fields r<start>, t<start>: requests and tokens per bucket;
-                                 expires when its newest bucket stops counting (+60 s)
+    P:{T}:b:UNIT:SCOPE     hash  fields r<start>, t<start>: requests and tokens per bucket of
+                                 the minute, hour or day (rolling and calendar rules share
+                                 them); expires when its newest bucket stops counting (+60 s)
     P:{T}:c:SCOPE          hash  a cool-down: until, kind, reason; expires at its end (+1 s)
-    P:{T}:r:UUID           str   a reservation (JSON: endpoint, tokens, buckets charged);
-                                 expires after RESERVATION_TTL
+    P:{T}:r:UUID           str   a reservation (JSON: endpoint, tokens, [hash, bucket, unit]
+                                 charged, whether re-stamped); expires after RESERVATION_TTL
     P:{ENDPOINT}:p         hash  measured performance (moving averages); expires after 30 days
     P:{KEY}:n              str   a counter (round robin); expires after 30 days unused
     P:scopes               hash  scope -> its tag (to find a scope named alone, and cool-downs)
+    P:quotas               hash  scope -> the limits a config last gave it (to warn of others)
+    P:alive                str   a marker: gone means the server lost its data (a warning)
 
 A reservation id is ``UUID@T``. Old buckets are pruned inside the reserve script; every key
 expires, so nothing grows without bound. ``reset`` scans the namespace (not atomic; rare).
@@ -26,6 +29,7 @@ expires, so nothing grows without bound. ``reset`` scans the namespace (not atom
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import threading
@@ -68,6 +72,8 @@ from .redis_plan import (
     snapshot_of,
     split_namespace,
 )
+
+log = logging.getLogger("llamux")
 
 OFFSET_REFRESH = 30.0
 """Seconds between measurements of the offset between the server's clock and ours."""
@@ -125,6 +131,7 @@ class RedisStore:
         self._offset = 0.0
         self._measured_at = -math.inf
         self._offset_lock = threading.Lock()
+        self._checked = False
         with self._guard():
             self._load()
             if server_time:
@@ -136,8 +143,25 @@ class RedisStore:
     # -- connection, scripts, errors, time ----------------------------------------------
 
     def _load(self) -> None:
+        """Load the scripts: at connect, and when the server forgot them (it restarted)."""
         for name, source in self._scripts.items():
             self._shas[name] = self._client.script_load(source)
+        self._check_memory()
+
+    def _check_memory(self) -> None:
+        """Warn if the server lost its data since we last looked (restarted without
+        persistence, or flushed): its counts of the last window are gone, so llamux may
+        admit what the provider still counts, until the provider's own headers tighten it."""
+        marker = f"{self.namespace}:alive"
+        if self._client.set(marker, "1", nx=True) and self._checked:
+            log.warning(
+                "the Redis store %s lost its data (restarted without persistence, or "
+                "flushed): the usage of the last windows is forgotten, and llamux counts "
+                "afresh from now and from the providers' rate-limit headers. Turn on "
+                "appendonly (or RDB snapshots) to keep quotas across restarts.",
+                self.url,
+            )
+        self._checked = True
 
     def _script(self, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
         with self._guard():
@@ -177,6 +201,8 @@ class RedisStore:
         return StoreError(f"{where} failed: {text}; check the server's logs and settings")
 
     def _measure_offset(self) -> None:
+        if self._checked:
+            self._check_memory()
         before = self._wall()
         seconds, micros = self._client.time()
         after = self._wall()
@@ -387,6 +413,7 @@ class RedisStore:
             pipe = self._client.pipeline(transaction=False)
             for key in keys:
                 pipe.delete(key)
+            pipe.set(f"{self.namespace}:alive", "1")  # a reset is no loss of data
             pipe.execute()
 
     def _keys_of(self, scope: str, keys: list[str]) -> list[str]:
