@@ -4,7 +4,9 @@ Each dialect sends only the headers of the limits its provider reports, and only
 the endpoint sets, as the real providers send them:
 
 - openai: ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}``, per minute, Go durations;
-- groq: the same names, but ``-requests`` is per day and ``-tokens`` per minute;
+- groq: the same names, but ``-requests`` is per day and ``-tokens`` per minute (so a
+  per-day token limit is stated only in the 429 body: "on tokens per day (TPD): Limit 200000,
+  Used 197204, Requested 3000. Please try again in 5m12s.", with the organization and tier);
 - cerebras: ``x-ratelimit-*-requests-day`` and ``x-ratelimit-*-tokens-minute``, float seconds;
 - mistral: ``x-ratelimit-{limit,remaining}-{tokens,req}-minute`` and
   ``x-ratelimit-tokens-query-cost``, no reset;
@@ -173,21 +175,34 @@ def _sambanova(s: Snapshot) -> Headers:
 Refusal = tuple[Any, Headers]
 
 
-def _openai_refusal(s: Snapshot, model: str, block: Block) -> Refusal:
+def _openai_refusal(s: Snapshot, model: str, block: Block, org: str = "") -> Refusal:
     lim, requested = block.usage.limit, block.requested
     if block.wait is None:
         message = (
-            f"Request too large for model `{model}` on {lim.label}: "
+            f"Request too large for model `{model}`{org} on {lim.label}: "
             f"Limit {lim.limit}, Requested {requested}. Please reduce your request."
         )
     else:
         message = (
-            f"Rate limit reached for model `{model}` on {lim.label}: Limit {lim.limit}, "
+            f"Rate limit reached for model `{model}`{org} on {lim.label}: Limit {lim.limit}, "
             f"Used {block.usage.used}, Requested {requested}. "
             f"Please try again in {go_duration(block.wait)}."
         )
     error = {"message": message, "type": lim.kind, "param": None, "code": "rate_limit_exceeded"}
     return {"error": error}, {}
+
+
+_GROQ_ORG = " in organization `org_01fake` service tier `on_demand`"
+_GROQ_UPSELL = (
+    " Need more tokens? Upgrade to Dev Tier today at https://console.groq.com/settings/billing"
+)
+
+
+def _groq_refusal(s: Snapshot, model: str, block: Block) -> Refusal:
+    """As a real Groq 429: the OpenAI message with the organization, tier and an upsell."""
+    body, extra = _openai_refusal(s, model, block, _GROQ_ORG)
+    body["error"]["message"] += _GROQ_UPSELL
+    return body, extra
 
 
 def _cerebras_refusal(s: Snapshot, model: str, block: Block) -> Refusal:
@@ -289,7 +304,7 @@ def _sambanova_refusal(s: Snapshot, model: str, block: Block) -> Refusal:
 _Dialect = tuple[Callable[[Snapshot], Headers], Callable[[Snapshot, str, Block], Refusal]]
 _TABLE: dict[str, _Dialect] = {
     "openai": (_openai, _openai_refusal),
-    "groq": (_groq, _openai_refusal),
+    "groq": (_groq, _groq_refusal),
     "cerebras": (_cerebras, _cerebras_refusal),
     "mistral": (_mistral, _mistral_refusal),
     "anthropic": (_anthropic, _anthropic_refusal),
@@ -305,11 +320,23 @@ def headers(dialect: str, snapshot: Snapshot) -> Headers:
     return _TABLE[dialect][0](snapshot)
 
 
-def refusal(dialect: str, snapshot: Snapshot, model: str, block: Block) -> tuple[bytes, Headers]:
-    """The body and headers of a 429 for a request refused by ``block``."""
+def refusal(
+    dialect: str,
+    snapshot: Snapshot,
+    model: str,
+    block: Block,
+    *,
+    rate_headers: bool = True,
+    retry_after: bool = True,
+) -> tuple[bytes, Headers]:
+    """The body and headers of a 429 for a request refused by ``block``.
+
+    ``rate_headers=False`` sends none of the dialect's rate-limit headers (the body still
+    states what it states); ``retry_after=False`` sends no ``retry-after``.
+    """
     header_fn, body_fn = _TABLE[dialect]
     body, extra = body_fn(snapshot, model, block)
-    out = {**header_fn(snapshot), **extra}
-    if dialect in _RETRY_AFTER and block.wait is not None:
+    out = {**header_fn(snapshot), **extra} if rate_headers else {}
+    if retry_after and dialect in _RETRY_AFTER and block.wait is not None:
         out["retry-after"] = str(max(1, math.ceil(block.wait)))
     return json.dumps(body).encode(), out
