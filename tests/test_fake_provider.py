@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import math
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llamux._fake_dialects import DIALECTS
 from llamux._fake_provider import (
+    CUT,
+    DROP,
     FakeEndpoint,
     FakeProvider,
     FakeStats,
@@ -26,6 +31,8 @@ from llamux._fake_provider import (
     go_duration,
 )
 from llamux._fake_server import _Chat
+from llamux._ratelimits import classify_429
+from llamux.testing import INGRESS_HEADER, FakeClock, FakeHold, hold_on_clock
 
 REPLY = "Hello from the fake provider."  # 29 bytes -> 8 tokens
 HI: list[Any] = [{"role": "user", "content": "hi"}]  # 4 + 1 = 5 tokens
@@ -527,3 +534,322 @@ def test_limiter_matches_the_spec(
             assert "retry-after" not in verdict.headers
         else:
             assert verdict.headers["retry-after"] == str(max(1, math.ceil(expected - now)))
+
+
+# -- ingress holds: a request is counted when it arrives ---------------------------------------
+
+
+@pytest.fixture
+def fclock() -> FakeClock:
+    return FakeClock(1000.0)
+
+
+@pytest.fixture
+def held(fclock: FakeClock) -> Iterator[FakeProvider]:
+    """Endpoints whose ingress holds pass on ``fclock`` instead of real time."""
+    endpoints = [
+        FakeEndpoint("a", rpm=1),
+        FakeEndpoint("b", ingress=0.25),
+        FakeEndpoint("t", tpm=30),
+    ]
+    with FakeProvider(endpoints, clock=fclock.now, hold=hold_on_clock(fclock)) as fp:
+        yield fp
+
+
+def held_for(fp: FakeProvider, name: str) -> list[float]:
+    return [row.held for row in fp.trace(name)]
+
+
+def test_a_held_request_counts_from_its_arrival(held: FakeProvider, fclock: FakeClock) -> None:
+    held.set_ingress("a", 0.4, first=1)
+    with client_for(held) as c:
+        ask(c)  # sent at 1000.0, arrives and is counted at 1000.4
+        (first,) = held.trace("a")
+        assert (first.entered, first.held, first.status) == (1000.0, 0.4, 200)
+        assert first.at == pytest.approx(1000.4)
+        assert fclock.now() == pytest.approx(1000.4)
+        fclock.set(1060.0)  # 60 s after the first was sent, 59.6 s after it arrived
+        with pytest.raises(openai.RateLimitError) as refused:
+            ask(c)
+        assert refused.value.response.headers["retry-after"] == "1"
+        fclock.set(1060.399)
+        with pytest.raises(openai.RateLimitError):
+            ask(c)
+        fclock.set(1060.4)  # 60 s after the first arrived: it has left the window
+        ask(c)
+    rows = held.trace("a")
+    assert [(r.status, r.limit, r.held) for r in rows] == [
+        (200, None, 0.4),
+        (429, "rpm", 0.0),
+        (429, "rpm", 0.0),
+        (200, None, 0.0),
+    ]
+    assert rows[1].retry_in == pytest.approx(0.4)
+    assert rows[2].retry_in == pytest.approx(0.001)
+    assert [r.at for r in rows[1:]] == [1060.0, 1060.399, 1060.4]
+    assert held.stats("a") == FakeStats(2, 2, 0, 10, 16, 26)
+
+
+def test_set_ingress_for_the_next_k_then_the_endpoints_own(held: FakeProvider) -> None:
+    with client_for(held, "b") as c:
+        ask(c)
+        held.set_ingress("b", 1.0, first=2)
+        for _ in range(3):
+            ask(c)
+        held.set_ingress("b", 0.5)  # every request from now on
+        ask(c)
+        held.set_ingress("b", 0.0)
+        ask(c)
+    assert held_for(held, "b") == [0.25, 1.0, 1.0, 0.25, 0.5, 0.0]
+    assert all(r.at == pytest.approx(r.entered + r.held) for r in held.trace("b"))
+
+
+def test_ingress_of_one_request_by_header_or_metadata(held: FakeProvider) -> None:
+    with client_for(held, "b") as c:
+        ask(c, extra_headers={INGRESS_HEADER: "400"})
+        ask(c, metadata={"fake_ingress_ms": "150"})
+        ask(c, metadata={"fake_ingress_ms": "150"}, extra_headers={INGRESS_HEADER: "0"})
+        held.set_ingress("b", 2.0, first=1)
+        ask(c, extra_headers={INGRESS_HEADER: "10"})  # takes the first-K hold's place
+        ask(c)
+        for bad in ("soon", "-1", "nan", "inf"):
+            with pytest.raises(openai.BadRequestError, match="milliseconds >= 0"):
+                ask(c, extra_headers={INGRESS_HEADER: bad})
+        with pytest.raises(openai.BadRequestError, match=r"metadata\.fake_ingress_ms"):
+            ask(c, extra_body={"metadata": {"fake_ingress_ms": True}})
+    assert held_for(held, "b") == [0.4, 0.15, 0.0, 0.01, 0.25]
+
+
+def test_a_held_request_is_not_counted_before_it_arrives() -> None:
+    """While one request is held, a later one arrives first and takes the only slot."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(h: FakeHold) -> None:
+        entered.set()
+        assert release.wait(5)
+
+    with FakeProvider([FakeEndpoint("a", rpm=1)], hold=hold) as fp:
+        fp.set_ingress("a", 0.3, first=1)
+        with client_for(fp, timeout=5) as c, ThreadPoolExecutor(1) as pool:
+            slow = pool.submit(ask, c)
+            assert entered.wait(5)
+            ask(c)  # sent after the held one, counted before it
+            release.set()
+            with pytest.raises(openai.RateLimitError):
+                slow.result(timeout=5)
+    assert [(r.held, r.status) for r in fp.trace("a")] == [(0.0, 200), (0.3, 429)]
+
+
+def test_ingress_really_waits_and_stop_cuts_it_short() -> None:
+    with FakeProvider([FakeEndpoint("a", ingress=0.2)]) as fp, client_for(fp, timeout=5) as c:
+        started = time.monotonic()
+        ask(c)
+        assert time.monotonic() - started >= 0.2
+        (row,) = fp.trace("a")
+        assert row.held == 0.2 and row.at - row.entered >= 0.19  # the real clock moved
+        fp.set_ingress("a", 30)
+        with client_for(fp, timeout=0.2) as quick, pytest.raises(openai.APITimeoutError):
+            ask(quick)
+        started = time.monotonic()
+        fp.stop()
+        assert time.monotonic() - started < 2
+    assert len(fp.trace("a")) == 1  # the request stopped in its hold was never counted
+    assert fp.stats("a") == FakeStats(1, 0, 0, 5, 8, 13)
+
+
+def test_hold_on_clock_moves_to_the_arrival_never_back() -> None:
+    clock = FakeClock(1000.0)
+    hold = hold_on_clock(clock)
+    hold(FakeHold("a", 0.4, 1000.0))
+    assert clock.now() == pytest.approx(1000.4)
+    hold(FakeHold("a", 0.4, 1000.0))  # held at the same time as the first: arrives with it
+    assert clock.now() == pytest.approx(1000.4)
+    hold(FakeHold("a", 0.1, 1000.0))
+    assert clock.now() == pytest.approx(1000.4)
+    hold(FakeHold("a", 0.5, 1000.4))
+    assert clock.now() == pytest.approx(1000.9)
+
+
+def test_hold_on_clock_with_concurrent_requests(held: FakeProvider, fclock: FakeClock) -> None:
+    held.set_ingress("b", 0.4)
+    with client_for(held, "b") as c, ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(lambda _: ask(c), range(8)))
+    rows = held.trace("b")
+    assert len(rows) == 8 and all(r.status == 200 for r in rows)
+    assert all(r.at >= r.entered + 0.4 - 1e-9 for r in rows)
+    assert 1000.4 - 1e-9 <= fclock.now() <= 1000.0 + 8 * 0.4 + 1e-9
+
+
+def test_ingress_validation() -> None:
+    for bad in (-0.1, math.nan, math.inf):
+        with pytest.raises(ValueError, match="ingress must be a finite number"):
+            FakeEndpoint("a", ingress=bad)
+    fp = FakeProvider([FakeEndpoint("a")])
+    with pytest.raises(ValueError, match="seconds must be"):
+        fp.set_ingress("a", -1)
+    with pytest.raises(ValueError, match="first must be"):
+        fp.set_ingress("a", 1, first=-1)
+    with pytest.raises(KeyError):
+        fp.set_ingress("nope", 1)
+
+
+# -- the trace -----------------------------------------------------------------------------------
+
+
+def test_trace_of_admitted_refused_and_failed(held: FakeProvider, fclock: FakeClock) -> None:
+    with client_for(held, "t") as c:
+        ask(c)  # 5 + 8 = 13 tokens
+        fclock.advance(1)
+        with pytest.raises(openai.RateLimitError):
+            ask(c, max_tokens=20)  # asks for 5 + 20 = 25: 13 + 25 > 30
+        held.inject("t", 503)
+        with pytest.raises(openai.InternalServerError):
+            ask(c)
+        held.inject("t", DROP)
+        with pytest.raises(openai.APIConnectionError):
+            ask(c)
+        held.inject("t", CUT)
+        with pytest.raises(openai.APIError):
+            ask(c, max_tokens=4)
+        with pytest.raises(openai.RateLimitError):
+            ask(c, max_tokens=50)  # can never fit tpm=30
+    rows = held.trace("t")
+    assert [(r.status, r.admitted, r.limit, r.tokens, r.cut) for r in rows] == [
+        (200, True, None, 13, False),
+        (429, False, "tpm", 25, False),
+        (503, False, None, 0, False),
+        (DROP, False, None, 0, False),
+        (200, True, None, 9, True),
+        (429, False, "tpm", 55, False),
+    ]
+    assert rows[0].at == 1000.0 and rows[1].at == 1001.0
+    assert rows[1].retry_in == pytest.approx(59.0)
+    assert rows[-1].retry_in is None
+    assert all(r.request_id.startswith("req_") for r in rows)
+    assert len({r.request_id for r in rows}) == len(rows)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rows[0].status = 500  # type: ignore[misc]
+
+
+def test_trace_of_every_endpoint_reset_and_bounded(fclock: FakeClock) -> None:
+    endpoints = [FakeEndpoint("x"), FakeEndpoint("y")]
+    with FakeProvider(endpoints, clock=fclock.now, trace_limit=3) as fp:
+        for step, name in enumerate("xyxyxx"):
+            fclock.set(1000.0 + step)
+            with client_for(fp, name) as c:
+                ask(c)
+        assert [r.at for r in fp.trace("x")] == [1002.0, 1004.0, 1005.0]  # the last 3
+        assert [(r.endpoint, r.at) for r in fp.trace()] == [
+            ("y", 1001.0),
+            ("x", 1002.0),
+            ("y", 1003.0),
+            ("x", 1004.0),
+            ("x", 1005.0),
+        ]
+        fp.reset_stats()
+        assert fp.trace() == () and fp.stats("x") == FakeStats()
+        with pytest.raises(KeyError):
+            fp.trace("nope")
+
+
+def test_the_trace_response_id_is_the_answers_request_id(provider: FakeProvider) -> None:
+    with client_for(provider) as c:
+        answer = c.chat.completions.with_raw_response.create(model="m", messages=HI)
+    (row,) = provider.trace("a")
+    assert answer.headers["x-request-id"] == row.request_id
+
+
+# -- 429s as the strictest real providers send them ------------------------------------------
+
+
+def test_429_without_retry_after_keeps_the_body_hint(fclock: FakeClock) -> None:
+    ep = FakeEndpoint("g", rpm=30, rpd=1, dialect="groq", retry_after=False)
+    with FakeProvider([ep], clock=fclock.now) as fp, client_for(fp, "g") as c:
+        ask(c)
+        fclock.advance(3.5)
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(c)
+    headers = info.value.response.headers
+    assert "retry-after" not in headers
+    assert headers["x-ratelimit-remaining-requests"] == "0"  # the other headers stay
+    assert "Please try again in 23h59m56.5s." in info.value.message
+    verdict = classify_429("groq", dict(headers), info.value.body, fclock.now())
+    assert verdict.window == "day"
+    assert verdict.retry_at == pytest.approx(1000.0 + 86_400, abs=0.01)
+
+
+def test_groq_states_its_daily_token_limit_only_in_the_429_body(fclock: FakeClock) -> None:
+    ep = FakeEndpoint("g", rpd=1000, tpm=8000, tpd=200, dialect="groq", retry_after=False)
+    with FakeProvider([ep], clock=fclock.now) as fp, client_for(fp, "g") as c:
+        ok = c.chat.completions.with_raw_response.create(model="m", messages=HI, max_tokens=190)
+        assert "200" not in ok.headers.values()  # no header names the daily token limit
+        fclock.advance(60)  # the minute is whole again: every header says tokens remain
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(c, max_tokens=190)
+    headers = info.value.response.headers
+    assert headers["x-ratelimit-remaining-tokens"] == "8000"
+    assert headers["x-ratelimit-limit-tokens"] == "8000"
+    assert "retry-after" not in headers
+    assert "200" not in headers.values()
+    message = info.value.message
+    assert "in organization `org_01fake` service tier `on_demand`" in message
+    assert "on tokens per day (TPD): Limit 200, Used 13, Requested 195." in message
+    assert "Please try again in 23h59m0s." in message
+    assert message.endswith("https://console.groq.com/settings/billing")
+    verdict = classify_429("groq", dict(headers), info.value.body, fclock.now())
+    assert verdict.window == "day"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_limits_only_in_429_bodies(fclock: FakeClock, dialect: str) -> None:
+    ep = FakeEndpoint("e", rpm=1, tpm=100, rpd=10, dialect=dialect, rate_headers=False)
+    with FakeProvider([ep], clock=fclock.now) as fp, client_for(fp, "e") as c:
+        ok = c.chat.completions.with_raw_response.create(model="m", messages=HI)
+        assert not [k for k in ok.headers if "ratelimit" in k.lower()]
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(c)
+    headers = info.value.response.headers
+    assert not [k for k in headers if "ratelimit" in k.lower()]
+    has_retry_after = dialect in {"openai", "groq", "anthropic", "cerebras", "mistral"}
+    assert ("retry-after" in headers) == has_retry_after
+    if dialect in {"openai", "groq"}:
+        assert "Limit 1, Used 1, Requested 1." in info.value.message
+
+
+# -- exact rolling windows, counted at arrival ----------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rpm=st.integers(1, 3),
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.1, 0.4, 1.0, 29.6, 59.6, 59.9, 60.0]),  # before sending
+            st.sampled_from([0, 100, 400, 700]),  # ingress hold, milliseconds
+        ),
+        max_size=10,
+    ),
+)
+def test_held_requests_meet_an_exact_window_at_arrival(
+    rpm: int, steps: list[tuple[float, int]]
+) -> None:
+    clock = FakeClock(1000.0)
+    arrivals: list[float] = []
+    endpoint = FakeEndpoint("e", rpm=rpm)
+    with (
+        FakeProvider([endpoint], clock=clock.now, hold=hold_on_clock(clock)) as fp,
+        client_for(fp, "e") as c,
+    ):
+        for gap, hold_ms in steps:
+            clock.advance(gap)
+            sent = clock.now()
+            arrival = sent + hold_ms / 1000
+            fits = len([t for t in arrivals if t > arrival - 60]) < rpm
+            try:
+                ask(c, extra_headers={INGRESS_HEADER: str(hold_ms)})
+            except openai.RateLimitError:
+                assert not fits
+            else:
+                assert fits
+                arrivals.append(arrival)
+            assert fp.trace("e")[-1].at == pytest.approx(arrival)

@@ -35,10 +35,14 @@ class Limit:
         return WINDOWS[self.period]
 
     @property
+    def name(self) -> str:
+        """The limit's short name, as in llamux's tables: ``rpm``, ``tpd``, ..."""
+        return f"{self.kind[0]}p{self.period[0]}"
+
+    @property
     def label(self) -> str:
         """As in an OpenAI or Groq 429 message: ``requests per minute (RPM)``."""
-        short = f"{self.kind[0]}p{self.period[0]}".upper()
-        return f"{self.kind} per {self.period} ({short})"
+        return f"{self.kind} per {self.period} ({self.name.upper()})"
 
 
 @dataclass(frozen=True)

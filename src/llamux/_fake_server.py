@@ -19,12 +19,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from ._fake_dialects import error_body
+from ._fake_ingress import FakeHold, _Entry
 
 if TYPE_CHECKING:
     from ._fake_provider import FakeEndpoint, _EndpointState
 
 DROP = 0  # inject(): close the connection without answering
 CUT = -1  # inject(): cut the answer mid-way
+INGRESS_HEADER = "x-fake-ingress-ms"  # hold this request so many milliseconds before counting
 
 
 class _BadRequest(ValueError):
@@ -62,6 +64,27 @@ class _Chat:
     cap: int | None
     stream: bool
     include_usage: bool
+    ingress: float | None = None  # seconds, from metadata.fake_ingress_ms
+
+
+def _milliseconds(value: object, where: str) -> float | None:
+    """Seconds from a number of milliseconds given as text or a number (None: not given)."""
+    if value is None:
+        return None
+    try:
+        ms = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        ms = math.nan
+    if isinstance(value, bool) or not (math.isfinite(ms) and ms >= 0):
+        raise _BadRequest(f"{where} must be a number of milliseconds >= 0, not {value!r}")
+    return ms / 1000
+
+
+def _metadata_ingress(body: Mapping[str, Any]) -> float | None:
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    return _milliseconds(metadata.get("fake_ingress_ms"), "metadata.fake_ingress_ms")
 
 
 def _parse_chat(raw: bytes) -> _Chat:
@@ -81,9 +104,8 @@ def _parse_chat(raw: bytes) -> _Chat:
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
     prompt = count_prompt_tokens(messages)
-    return _Chat(
-        model, prompt, min(given) if given else None, body.get("stream") is True, include_usage
-    )
+    cap, stream = min(given) if given else None, body.get("stream") is True
+    return _Chat(model, prompt, cap, stream, include_usage, _metadata_ingress(body))
 
 
 def _positive_int(body: Mapping[str, Any], key: str) -> int | None:
@@ -158,8 +180,9 @@ class _Server(ThreadingHTTPServer):
         address: tuple[str, int],
         states: Mapping[str, _EndpointState],
         clock: Callable[[], float],
+        hold: Callable[[FakeHold], None] | None = None,
     ) -> None:
-        self.states, self.clock = states, clock
+        self.states, self.clock, self.hold = states, clock, hold
         self.stopping = threading.Event()
         self._waker, self._wake = socket.socketpair()  # ends serve() at once, unlike shutdown()
         self._conns: set[socket.socket] = set()
@@ -262,12 +285,28 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, json.dumps(body).encode())
         try:
             chat = _parse_chat(raw)
+            asked = _milliseconds(self.headers.get(INGRESS_HEADER), INGRESS_HEADER)
         except _BadRequest as exc:
             return self._send(400, error_body(str(exc), "invalid_request_error", None, exc.param))
         if state.endpoint.model is not None and chat.model != state.endpoint.model:
             msg = f"The model `{chat.model}` does not exist or you do not have access to it."
             return self._send(404, error_body(msg, "invalid_request_error", "model_not_found"))
-        self._chat(state, chat)
+        entry = self._hold(state, asked if asked is not None else chat.ingress)
+        if entry is not None:
+            self._chat(state, chat, entry)
+
+    def _hold(self, state: _EndpointState, asked: float | None) -> _Entry | None:
+        """Hold the request before it is counted; None when the server stopped meanwhile."""
+        server, seconds = self.server, state.take_hold(asked)
+        entry = _Entry(server.clock(), seconds, f"req_{uuid.uuid4().hex}")
+        if seconds <= 0:
+            return entry
+        if server.hold is not None:
+            server.hold(FakeHold(state.endpoint.name, seconds, entry.entered))
+        elif server.stopping.wait(seconds):
+            self.close_connection = True
+            return None
+        return None if server.stopping.is_set() else entry
 
     def _start(self, status: int, headers: Mapping[str, str]) -> None:
         self.send_response(status)
@@ -305,13 +344,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = fault.body.encode() if fault.body is not None else error_body(msg, type_, None)
         self._send(fault.status, body, fault.headers)
 
-    def _chat(self, state: _EndpointState, chat: _Chat) -> None:
-        fault = state.take_fault()
+    def _chat(self, state: _EndpointState, chat: _Chat, entry: _Entry) -> None:
+        fault = state.take_fault(self.server.clock, entry)
         if fault is not None:
             return self._fault(fault)
         text, tokens, finish = _completion(state.endpoint, chat.cap)
-        verdict = state.admit(self.server.clock, chat, tokens)
-        headers = {**verdict.headers, "x-request-id": f"req_{uuid.uuid4().hex}"}
+        verdict = state.admit(self.server.clock, chat, tokens, entry)
+        headers = {**verdict.headers, "x-request-id": entry.request_id}
         if verdict.refusal is not None:
             return self._send(429, verdict.refusal, headers)
         with state.lock:
