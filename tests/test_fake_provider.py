@@ -853,3 +853,33 @@ def test_held_requests_meet_an_exact_window_at_arrival(
                 assert fits
                 arrivals.append(arrival)
             assert fp.trace("e")[-1].at == pytest.approx(arrival)
+
+
+def test_answers_without_usage(fclock: FakeClock) -> None:
+    with (
+        FakeProvider([FakeEndpoint("n", tpm=100, usage=False)], clock=fclock.now) as fp,
+        client_for(fp, "n") as c,
+    ):
+        answer = c.chat.completions.with_raw_response.create(model="m", messages=HI)
+        assert "usage" not in json.loads(answer.http_response.text)
+        assert answer.parse().usage is None
+        asked = {"include_usage": True}
+        chunks = list(ask(c, stream=True, stream_options=asked))
+        assert chunks and all(chunk.usage is None and chunk.choices for chunk in chunks)
+        assert answer.headers["x-ratelimit-remaining-tokens"] == "87"  # still charged
+    assert fp.stats("n") == FakeStats(2, 0, 0, 10, 16, 26)
+    assert [row.tokens for row in fp.trace("n")] == [13, 13]
+
+
+def test_chunk_delay_spaces_a_streams_events() -> None:
+    with (
+        FakeProvider([FakeEndpoint("s", reply="one two three", chunk_delay=0.05)]) as fp,
+        client_for(fp, "s", timeout=5) as c,
+    ):
+        started = time.monotonic()
+        stream = ask(c, stream=True)
+        arrivals = [time.monotonic() - started for _ in stream]
+        assert len(arrivals) == 5  # role, three pieces, finish
+        assert arrivals[-1] - arrivals[0] >= 4 * 0.05
+        with pytest.raises(ValueError, match="chunk_delay"):
+            FakeEndpoint("s", chunk_delay=-1)

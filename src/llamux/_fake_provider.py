@@ -92,6 +92,10 @@ class FakeEndpoint:
     sends no rate-limit headers at all, on answers or 429s, so the limits are stated only in
     the 429 bodies (openai, groq: "Limit 200000, Used 197204, Requested 3000"; gemini;
     sambanova). The groq dialect never sends its per-day token limit in a header anyway.
+    ``usage=False`` answers without usage: no ``usage`` in a JSON answer and no usage chunk
+    in a stream, even when ``stream_options.include_usage`` asks for it (some servers); the
+    tokens are still charged to the windows and counted in :class:`FakeStats`.
+    ``chunk_delay`` is really slept between the events of a stream (a slow answer).
     """
 
     name: str
@@ -111,11 +115,14 @@ class FakeEndpoint:
     ingress: float = 0.0
     retry_after: bool = True
     rate_headers: bool = True
+    usage: bool = True
+    chunk_delay: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
             raise ValueError(f"endpoint name must be a non-empty path segment: {self.name!r}")
         check_seconds("ingress", self.ingress)
+        check_seconds("chunk_delay", self.chunk_delay)
         if self.dialect not in DIALECTS:
             known = ", ".join(repr(d) for d in DIALECTS)
             raise ValueError(f"dialect must be one of {known}, not {self.dialect!r}")

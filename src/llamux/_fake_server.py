@@ -142,10 +142,12 @@ def _completion(endpoint: FakeEndpoint, cap: int | None) -> tuple[str, int, str]
     return text, full, "stop"
 
 
-def _chat_body(base: dict[str, Any], text: str, finish: str, usage: dict[str, int]) -> str:
+def _chat_body(base: dict[str, Any], text: str, finish: str, usage: dict[str, int] | None) -> str:
+    """A chat.completion answer; without a ``usage`` member when ``usage`` is None."""
     message = {"role": "assistant", "content": text}
     choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-    return json.dumps({**base, "object": "chat.completion", "choices": [choice], "usage": usage})
+    extra = {"usage": usage} if usage is not None else {}
+    return json.dumps({**base, "object": "chat.completion", "choices": [choice], **extra})
 
 
 def _sse_events(
@@ -323,11 +325,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body[: len(body) // 2] if cut else body)
         self.close_connection = self.close_connection or cut
 
-    def _stream(self, events: list[str], headers: Mapping[str, str], *, cut: bool) -> None:
-        """Server-sent events in chunked encoding; ``cut`` stops after the first content chunk."""
+    def _stream(
+        self, events: list[str], headers: Mapping[str, str], *, cut: bool, pause: float = 0.0
+    ) -> None:
+        """Server-sent events in chunked encoding; ``cut`` stops after the first content chunk.
+
+        ``pause`` seconds pass (really, cut short by stop) between one event and the next.
+        """
         sse = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
         self._start(200, {**sse, "Transfer-Encoding": "chunked", **headers})
-        for data in events[:2] if cut else events:
+        for index, data in enumerate(events[:2] if cut else events):
+            if index and pause > 0 and self.server.stopping.wait(pause):
+                cut = True
+                break
             payload = f"data: {data}\n\n".encode()
             self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
         if cut:
@@ -368,7 +378,9 @@ class _Handler(BaseHTTPRequestHandler):
             "created": int(verdict.now),
             "model": chat.model,
         }
+        told = usage if state.endpoint.usage else None
         if chat.stream:
-            events = _sse_events(base, text, finish, usage if chat.include_usage else None)
-            return self._stream(events, headers, cut=verdict.cut)
-        self._send(200, _chat_body(base, text, finish, usage).encode(), headers, cut=verdict.cut)
+            events = _sse_events(base, text, finish, told if chat.include_usage else None)
+            pause = state.endpoint.chunk_delay
+            return self._stream(events, headers, cut=verdict.cut, pause=pause)
+        self._send(200, _chat_body(base, text, finish, told).encode(), headers, cut=verdict.cut)
