@@ -305,10 +305,12 @@ class _Handler(BaseHTTPRequestHandler):
             return entry
         if server.hold is not None:
             server.hold(FakeHold(state.endpoint.name, seconds, entry.entered))
-        elif server.stopping.wait(seconds):
+        else:
+            server.stopping.wait(seconds)
+        if server.stopping.is_set():  # stopped during the hold: hang up, count nothing
             self.close_connection = True
             return None
-        return None if server.stopping.is_set() else entry
+        return entry
 
     def _start(self, status: int, headers: Mapping[str, str]) -> None:
         self.send_response(status)
