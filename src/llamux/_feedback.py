@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import ProviderError
+from ._quota import WINDOW_SECONDS
 
 if TYPE_CHECKING:
     from ._ratelimits import Hint
@@ -93,15 +94,22 @@ WINDOW_REST: Mapping[str, float] = {"minute": 60.0, "hour": 3600.0}
 """How long to rest when a provider reports a limit exhausted but not when it resets."""
 
 
-def exhausted(hints: Sequence[Hint], now: float) -> tuple[tuple[float, str, str], ...]:
+def exhausted(
+    hints: Sequence[Hint], now: float, left: Mapping[str, int] | None = None
+) -> tuple[tuple[float, str, str], ...]:
     """Rest periods for every limit the provider reports at 0 remaining.
 
     Until the provider's reset, else a whole window (a day: ``PARK_PROBE``). Resting more
-    than an hour, or for a daily or monthly limit, is parking.
+    than an hour, or for a daily or monthly limit, is parking. A limit llamux itself counts
+    as full (``left``: what llamux believes remains, per local rule name) needs no rest: its
+    own buckets free each slot exactly when the window lets it go, where a reset header
+    (OpenAI's "until fully reset") would keep the whole window idle. Unless the reset lies
+    beyond that window: then the limit is not the one llamux counts (OpenRouter names no
+    window: a "minute" that resets at midnight is a day), and it rests until the reset.
     """
     rests = []
     for hint in hints:
-        if hint.remaining != 0:
+        if hint.remaining != 0 or (left is not None and _counted_full(hint, left, now)):
             continue
         until = hint.reset_at
         if until is None or until <= now:
@@ -110,6 +118,19 @@ def exhausted(hints: Sequence[Hint], now: float) -> tuple[tuple[float, str, str]
         reason = f"provider reports 0 {hint.metric} left this {hint.window}"
         rests.append((until, "parked" if long else "cooldown", reason))
     return tuple(rests)
+
+
+def _counted_full(hint: Hint, left: Mapping[str, int], now: float) -> bool:
+    """Whether llamux counts the hint's limit as full itself, in the same window."""
+    seconds = WINDOW_SECONDS.get(hint.window)
+    if seconds is None or left.get(rule_name(hint)) != 0:
+        return False
+    return hint.reset_at is None or hint.reset_at <= now + seconds + 1
+
+
+def rule_name(hint: Hint) -> str:
+    """The local rule a hint speaks of: rpm, tpm, rph, tph, rpd or tpd."""
+    return ("r" if hint.metric == "requests" else "t") + "p" + hint.window[0]
 
 
 def debits(hints: Sequence[Hint], left: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
@@ -122,7 +143,7 @@ def debits(hints: Sequence[Hint], left: Mapping[str, int]) -> tuple[tuple[str, i
     for hint in hints:
         if hint.remaining is None or hint.window not in ("minute", "hour", "day"):
             continue
-        name = ("r" if hint.metric == "requests" else "t") + "p" + hint.window[0]
+        name = rule_name(hint)
         believed = left.get(name)
         if believed is not None and hint.remaining < believed:
             out.append((name, believed - hint.remaining))

@@ -198,11 +198,11 @@ class Settler:
         if not hints:
             return
         own = self.scopes[ep.id][0]
-        for until, kind, reason in exhausted(hints, now):
-            self.store.cool_down(own.key, until, reason, kind, now)
         believed = {
             rule: left for scope, rule, left in admitted.reservation.remaining if scope == own.key
         }
+        for until, kind, reason in exhausted(hints, now, believed):
+            self.store.cool_down(own.key, until, reason, kind, now)
         if not debits(hints, believed):
             return  # the common case: the provider has at least what llamux counted
         fresh = {u.rule.name: u.remaining for u in self.store.usage([own], now)}
