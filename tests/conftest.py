@@ -184,13 +184,20 @@ WORKER = Path(__file__).with_name("route_worker.py")
 
 
 def run_workers(
-    config: Path, store_url: str, processes: int, threads: int, requests: int
+    config: Path,
+    store_url: str,
+    processes: int,
+    threads: int,
+    requests: int,
+    wait: float | None = None,
 ) -> Counter[str]:
-    """Run ``route_worker.py`` in real processes sharing ``store_url``; who served what."""
+    """Run ``route_worker.py`` in real processes sharing ``store_url``; who served what.
+    With ``wait``, each request waits that long for capacity."""
     env = {**os.environ, "LLAMUX_STORE": store_url, "FAKE_API_KEY": KEY}
+    extra = [] if wait is None else [str(wait)]
     procs = [
         subprocess.Popen(
-            [sys.executable, str(WORKER), str(config), str(threads), str(requests)],
+            [sys.executable, str(WORKER), str(config), str(threads), str(requests), *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from llamux._transport import OpenAITransport
 from llamux.proxy import ProxyThread, create_app
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider, hold_on_clock
 
-from conftest import fake_router, fake_table
+from conftest import RedisServer, fake_router, fake_table, run_workers
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -152,3 +155,47 @@ def test_requests_that_arrive_late_never_cross_the_providers_window(
         # the rolled window's capacity is used again as soon as the provider frees it
         assert second[0].at - first[0].at < 60 + 1 + 0.1
         assert second[-1].at - first[-1].at < 60 + 1 + 0.1
+
+
+# -- real processes across a real minute's rollover (one minute of real time in all) --------
+
+
+@pytest.mark.slow
+def test_processes_on_one_store_never_cross_a_real_window_and_use_the_next(
+    tmp_path: Path, keys: str, redis_server: RedisServer
+) -> None:
+    """Cold processes (the SDK imported on the first call), 6 processes x 4 threads on one
+    SQLite file, 3 x 4 on one Redis: two windows' worth each, the first window's requests
+    arriving 0.4 s late. The fake counts at arrival in exact windows."""
+    groups = {  # endpoint: (rpm, store, processes, threads, requests each)
+        "cold": (3, f"sqlite://{tmp_path / 'cold.db'}", 3, 1, 2),
+        "sqlite": (12, f"sqlite://{tmp_path / 'shared.db'}", 6, 4, 1),
+        "redis": (12, f"{redis_server.url}?namespace=rollover-{uuid.uuid4().hex[:8]}", 3, 4, 2),
+    }
+    endpoints = [FakeEndpoint(name, rpm=rpm) for name, (rpm, *_) in groups.items()]
+    with FakeProvider(endpoints) as fake:
+        for name in ("sqlite", "redis"):
+            fake.set_ingress(name, 0.4, first=groups[name][0])
+        results: dict[str, Counter[str]] = {}
+
+        def run(name: str) -> None:
+            rpm, store, processes, threads, requests = groups[name]
+            config = tmp_path / f"{name}.md"
+            config.write_text(fake_table(fake, [(name, f"{rpm} | |")]))
+            results[name] = run_workers(config, store, processes, threads, requests, wait=100)
+
+        pool = [threading.Thread(target=run, args=(name,)) for name in groups]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        for name, (rpm, *_) in groups.items():
+            assert results[name] == {name: 2 * rpm}, name  # every request served
+            rows = fake.trace(name)
+            assert [r for r in rows if not r.admitted] == [], name  # none refused
+            first, second = rows[:rpm], rows[rpm:]
+            assert len(second) == rpm
+            # the rolled window is used again one window after llamux learned the first
+            # outcome (plus a bucket): a few seconds at most on 2 busy cores, never a second
+            # window of idling
+            assert second[0].at - first[0].at < 60 + 5, name
