@@ -190,11 +190,14 @@ def run_workers(
     threads: int,
     requests: int,
     wait: float | None = None,
+    start: float | None = None,
 ) -> Counter[str]:
     """Run ``route_worker.py`` in real processes sharing ``store_url``; who served what.
-    With ``wait``, each request waits that long for capacity."""
+    With ``wait``, each request waits that long for capacity; with ``start`` (epoch
+    seconds), every thread begins then."""
     env = {**os.environ, "LLAMUX_STORE": store_url, "FAKE_API_KEY": KEY}
     extra = [] if wait is None else [str(wait)]
+    extra += [] if start is None else [repr(start)]
     procs = [
         subprocess.Popen(
             [sys.executable, str(WORKER), str(config), str(threads), str(requests), *extra],

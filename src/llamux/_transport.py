@@ -142,11 +142,11 @@ class OpenAITransport:
         default the running one). The router calls this before it reserves, so that nothing
         slow sits between the charge and the send."""
         if mode == "sync":
-            self._client(endpoint, api_key)
+            _ = self._client(endpoint, api_key).chat.completions  # built on first access
         elif mode == "raw":
             self._ahttp(loop)
         else:
-            self._aclient(endpoint, api_key, loop)
+            _ = self._aclient(endpoint, api_key, loop).chat.completions
 
     def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
         client = self._client(endpoint, api_key)
