@@ -213,7 +213,7 @@ def test_an_in_flight_charge_counts_until_its_outcome_is_known(store: QuotaStore
     refusal = store.reserve("ep", [ep], Cost(1), T0 + 100)
     assert isinstance(refusal, Refusal) and refusal.rule == "rpm"
     assert refusal.retry_at == T0 + 161  # the soonest: if the outcome came now
-    assert store.restamp(r.id, T0 + 100)  # the answer began at T0 + 100
+    assert store.settle(r.id, 1, T0 + 100)  # the answer began at T0 + 100
     assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 160.9), Refusal)
     assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 161), Reservation)
 
@@ -237,16 +237,18 @@ def test_settle_moves_the_charge_to_the_outcome_once(store: QuotaStore) -> None:
     assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 63), Reservation)
 
 
-def test_a_stream_is_stamped_at_its_first_chunk_and_settled_in_place(store: QuotaStore) -> None:
+def test_a_stream_settles_at_its_end_with_the_moment_of_its_first_chunk(
+    store: QuotaStore,
+) -> None:
     ep = scope(rpm=1, tpm=100)
     r = store.reserve("ep", [ep], Cost(80), T0, flight=300)
     assert isinstance(r, Reservation)
-    assert store.restamp(r.id, T0 + 1)
-    assert store.restamp(r.id, T0 + 20)  # a second stamp moves nothing
-    assert store.settle(r.id, 90, T0 + 40)  # the stream ended at T0 + 40
+    assert used(store, ep, T0 + 40) == {"rpm": 1, "tpm": 80}  # still streaming: held
+    assert store.settle(r.id, 90, T0 + 1)  # ended at T0 + 40, its first chunk at T0 + 1
     assert used(store, ep, T0 + 40) == {"rpm": 1, "tpm": 90}
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 61.9), Refusal)
     assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 62), Reservation)
-    assert not store.restamp(r.id, T0 + 62)
+    assert not store.settle(r.id, 90, T0 + 62)
 
 
 def test_releasing_an_in_flight_charge_frees_it_at_once(store: QuotaStore) -> None:

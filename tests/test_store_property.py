@@ -36,6 +36,8 @@ FLIGHT = 300.0
 QUERY_SETTLES_WITHIN = 30.0
 """A ``query`` reservation is held for one window from its reservation: the README asks
 callers to settle as soon as the answer arrives, within that window."""
+STREAM_SECONDS = 20.0
+"""How long a stream runs after its first chunk before it ends and is settled."""
 EDGE = -1.0
 """An advance that lands just before the next whole second (a bucket edge)."""
 
@@ -70,15 +72,20 @@ class Sent:
     kind: str
     told: bool = False
 
+    @property
+    def ended(self) -> float:
+        """When the store is told: a stream settles at its end, with its first chunk's
+        moment (its outcome); anything else when the outcome is known."""
+        return self.outcome + (STREAM_SECONDS if self.kind == "stream" else 0.0)
+
 
 def _count(name: str, tokens: int) -> int:
     return 1 if name.startswith("r") else tokens
 
 
 def _tell(store: QuotaStore, sent: Sent) -> None:
-    """The outcome is known: re-stamp a stream at its first chunk, then settle."""
-    if sent.kind == "stream":
-        store.restamp(sent.reservation.id, sent.outcome)
+    """The outcome is known: settle at that moment (a stream, at its end, with the moment of
+    its first chunk)."""
     store.settle(sent.reservation.id, sent.actual, sent.outcome)
     sent.tokens, sent.told = sent.actual, True
 
@@ -95,7 +102,7 @@ def _run(store: QuotaStore, plan: list[tuple[float, int, float | None, float, fl
     sent: list[Sent] = []
     for advance, estimate, settled, where, delay, kind in plan:
         now = math.floor(now) + 0.99 if advance == EDGE else now + advance
-        for item in sorted((s for s in sent if not s.told and s.outcome <= now), key=_outcome):
+        for item in sorted((s for s in sent if not s.told and s.ended <= now), key=_ended):
             _tell(store, item)
         flight = 0.0 if kind == "query" else FLIGHT
         if kind == "query":  # no flight: the caller settles before its charge's window ends
@@ -119,8 +126,8 @@ def _run(store: QuotaStore, plan: list[tuple[float, int, float | None, float, fl
             assert sum(_count(name, x.actual) for x in window) <= limit, name
 
 
-def _outcome(sent: Sent) -> float:
-    return sent.outcome
+def _ended(sent: Sent) -> float:
+    return sent.ended
 
 
 @settings(max_examples=300, deadline=None)

@@ -81,7 +81,7 @@ async def _serve(
     got, reply = answer.got, answer.reply
     if not answer.stream:
         return await router._offload(_answer, router, got, reply, admission.attempts, done)
-    await router._offload(router._settler.arrived, got, reply.headers)
+    await router._offload(router._settler.learn, got, reply.headers)
     attempts = admission.attempts
     attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
     stream = ByteStream(

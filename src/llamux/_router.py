@@ -166,14 +166,13 @@ class Router:
         while isinstance(got := admission.next(), float):
             self.clock.sleep(got)
         ep, reservation = got.endpoint, got.reservation
+        own = self._scopes[ep.id][0]
         props: dict[str, Any] = {
             "base_url": ep.base_url,
             "api_key_env": ep.api_key_env,
-            "limits": {rule.name: rule.limit for rule in self._scopes[ep.id][0].rules},
+            "limits": {rule.name: rule.limit for rule in own.rules},
             "remaining": {
-                rule: left
-                for scope, rule, left in reservation.remaining
-                if scope == self._scopes[ep.id][0].key
+                rule: left for scope, rule, left in reservation.remaining if scope == own.key
             },
             "reservation": reservation.id,
             "tokens": reservation.tokens,
@@ -221,10 +220,9 @@ class Router:
             except Exception as exc:
                 refusal = self._settler.refused(got, exc)
                 raise refusal from (None if refusal is exc else exc)
+            self._settler.learn(got, reply.headers)
             if not call.get("stream"):
-                self._settler.learn(got, reply.headers)
                 return self._done(got, reply, admission.attempts)
-            self._settler.arrived(got, reply.headers)
             hide = not asked_usage(params)
             return chunk_stream(self._settler, got, reply, first, admission.attempts, hide, started)
 
@@ -235,10 +233,9 @@ class Router:
         admission = await self._aadmission(messages, params, "async")
         answer = await self._aanswer(admission, messages, params, afirst_chunk)
         got, reply = answer.got, answer.reply
+        await self._offload(self._settler.learn, got, reply.headers)
         if not answer.stream:
-            await self._offload(self._settler.learn, got, reply.headers)
             return await self._offload(self._done, got, reply, admission.attempts)
-        await self._offload(self._settler.arrived, got, reply.headers)
         hide = not asked_usage(params)
         return async_chunk_stream(
             self._settler, got, reply, answer.first, admission.attempts, hide, answer.started

@@ -53,18 +53,14 @@ class Settler:
         self._pending: deque[Pending] = deque()
         self._lock = threading.Lock()
 
-    def settle(self, admitted: Admitted, tokens: int | None) -> None:
+    def settle(self, admitted: Admitted, tokens: int | None, known: float | None = None) -> None:
         """Replace the estimate by the real usage (``None``: keep the estimate); the charge
-        moves to now if the outcome was not known before."""
+        moves to ``known``, when the outcome was known (default: now; for a stream, its
+        first chunk: the provider had the request by then)."""
         reservation = admitted.reservation
         actual = reservation.tokens if tokens is None else tokens
-        self._apply(("settle", reservation.id, actual, self.clock.now()))
-
-    def arrived(self, admitted: Admitted, headers: Mapping[str, str]) -> None:
-        """The answer began (a stream's first chunk): the provider has counted the request by
-        now, so its charge moves to now; then learn from the headers."""
-        self._apply(("restamp", admitted.reservation.id, 0, self.clock.now()))
-        self.learn(admitted, headers)
+        at = self.clock.now() if known is None else known
+        self._apply(("settle", reservation.id, actual, at))
 
     @property
     def pending(self) -> int:
@@ -85,8 +81,6 @@ class Settler:
         operation, rid, tokens, now = update
         if operation == "settle":
             self.store.settle(rid, tokens, now)
-        elif operation == "restamp":
-            self.store.restamp(rid, now)
         else:
             self.store.release(rid, now)
 
@@ -132,15 +126,17 @@ class Settler:
     def ender(
         self, admitted: Admitted, attempts: list[Attempt], started: float
     ) -> Callable[[Any, ProviderError | None], None]:
-        """What to do when a stream ends: settle with its usage and record its speed
-        (``started``: when the call began, by ``time.perf_counter``; now: its first chunk)."""
+        """What to do when a stream ends: settle with its usage, its charge moved to the
+        moment of its first chunk (now), and record its speed (``started``: when the call
+        began, by ``time.perf_counter``)."""
         ttft = time.perf_counter() - started
+        first = self.clock.now()
 
         def end(usage: Any, error: ProviderError | None) -> None:
             if error is not None:
                 self.failed(admitted, error, attempts)
                 return
-            self.settle(admitted, usage_tokens(usage))
+            self.settle(admitted, usage_tokens(usage), known=first)
             self.record(admitted, time.perf_counter() - started, usage, ttft)
 
         return end

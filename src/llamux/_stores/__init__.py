@@ -32,17 +32,13 @@ class QuotaStore(Protocol):
 
         ``now`` may be a clock's ``now``: it is then read inside the atomic step (after any
         wait for a lock). With ``flight`` the charge is held in flight, in the bucket of
-        ``now + flight``, until :meth:`restamp` or :meth:`settle` tells the outcome."""
-        ...
-
-    def restamp(self, reservation_id: str, now: float) -> bool:
-        """The outcome is known at ``now`` (a stream's first chunk): move the charges to
-        ``now``'s buckets, once; the reservation stays to be settled. False if unknown."""
+        ``now + flight``, until :meth:`settle` tells when the outcome was known."""
         ...
 
     def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
-        """Replace the reservation's estimated tokens by ``tokens``, after moving its charges
-        to ``now``'s buckets if it was not re-stamped; False if unknown."""
+        """Move the reservation's charges to the buckets of ``now``, the moment its outcome
+        was known (a stream's first chunk: maybe before this call), with ``tokens`` in place
+        of the estimate; False if unknown (settled, released or expired)."""
         ...
 
     def release(self, reservation_id: str, now: float) -> bool:

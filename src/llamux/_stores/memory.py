@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 
 from .._performance import Performance, Sample, fold
 from .._quota import (
@@ -94,7 +93,9 @@ class MemoryStore:
     def _add(self, scope: str, window: str, bucket: int, requests: int, tokens: int) -> None:
         buckets = self._buckets.setdefault((scope, window), {})
         old_requests, old_tokens = buckets.get(bucket, (0, 0))
-        buckets[bucket] = (max(0, old_requests + requests), max(0, old_tokens + tokens))
+        requests += old_requests
+        tokens += old_tokens
+        buckets[bucket] = (requests if requests > 0 else 0, tokens if tokens > 0 else 0)
 
     def _prune(self, scope: str, window: str, now: float) -> None:
         oldest = Window.from_key(window).keep_from(now)
@@ -112,34 +113,18 @@ class MemoryStore:
         if charge.bucket in buckets:
             self._add(charge.scope, charge.window, charge.bucket, requests, tokens)
 
-    def _stamp(self, reservation: Reservation, now: float) -> Reservation:
-        """Move the reservation's charges to ``now``'s buckets (once: the outcome is known)."""
-        if reservation.stamped:
-            return reservation
-        new = []
-        for charge, bucket in moved(reservation.charges, now):
-            self._adjust(charge, -1, -reservation.tokens)
-            self._add(charge.scope, charge.window, bucket, 1, reservation.tokens)
-            new.append(replace(charge, bucket=bucket))
-        return replace(reservation, charges=tuple(new), stamped=True)
-
-    def restamp(self, reservation_id: str, now: float) -> bool:
-        with self._lock:
-            reservation = self._reservations.get(reservation_id)
-            if reservation is None:
-                return False
-            self._reservations[reservation_id] = self._stamp(reservation, now)
-            return True
-
     def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
         with self._lock:
             reservation = self._reservations.pop(reservation_id, None)
             if reservation is None:
                 return False
-            reservation = self._stamp(reservation, now)
-            delta = max(0, tokens) - reservation.tokens
-            for charge in reservation.charges:
-                self._adjust(charge, 0, delta)
+            actual, estimate = max(0, tokens), reservation.tokens
+            for charge, bucket in moved(reservation.charges, now):  # to the outcome's moment
+                if bucket == charge.bucket:
+                    self._adjust(charge, 0, actual - estimate)
+                    continue
+                self._adjust(charge, -1, -estimate)
+                self._add(charge.scope, charge.window, bucket, 1, actual)
             return True
 
     def release(self, reservation_id: str, now: float) -> bool:

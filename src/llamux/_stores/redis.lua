@@ -93,57 +93,40 @@ table.insert(sums, 1, 1)
 return sums
 
 --- move
--- Re-stamp (ARGV[1] 'stamp'), settle ('settle', ARGV[2] the real tokens) or release
--- ('release') a reservation. KEYS: the reservation; its record names the bucket hashes it
--- charged (all in its slot), the bucket and the window unit of each.
--- ARGV[3..]: per window unit, its name, the bucket a charge moves to now and that hash's
--- ttl ms. A reservation not yet re-stamped moves there first (its outcome is known now);
--- a bucket already pruned or expired is left alone: it no longer counts anyway.
+-- Settle (ARGV[1] 'settle', ARGV[2] the real tokens) or release ('release') a reservation.
+-- KEYS: the reservation; its record names the bucket hashes it charged (all in its slot),
+-- the bucket and the window unit of each.
+-- ARGV[3..]: per window unit, its name, the bucket of the moment the outcome was known and
+-- that hash's ttl ms: a settled charge moves there (an in-flight one is held ahead).
+-- A bucket already pruned or expired is left alone: it no longer counts anyway.
 local record = redis.call('GET', KEYS[1])
 if not record then
   return 0
 end
+redis.call('DEL', KEYS[1])
 local res = cjson.decode(record)
-local mode, estimate = ARGV[1], string.format('%d', res.t)
-local function add(key, bucket, dr, dt)
+local function take(key, bucket)
   local rf, tf = 'r' .. bucket, 't' .. bucket
   local r = redis.call('HGET', key, rf)
   if r then
     local t = redis.call('HGET', key, tf) or '0'
     redis.call('HSET', key,
-      rf, string.format('%d', math.max(0, tonumber(r) + dr)),
-      tf, string.format('%d', math.max(0, tonumber(t) + dt)))
+      rf, string.format('%d', math.max(0, tonumber(r) - 1)),
+      tf, string.format('%d', math.max(0, tonumber(t) - res.t)))
   end
 end
-if mode == 'release' then
-  for _, charge in ipairs(res.c) do
-    add(charge[1], charge[2], -1, -res.t)
-  end
-  redis.call('DEL', KEYS[1])
-  return 1
+local targets = {}
+for i = 3, #ARGV, 3 do
+  targets[ARGV[i]] = {ARGV[i + 1], tonumber(ARGV[i + 2])}
 end
-if res.s ~= 1 then
-  local targets = {}
-  for i = 3, #ARGV, 3 do
-    targets[ARGV[i]] = {ARGV[i + 1], tonumber(ARGV[i + 2])}
-  end
-  for _, charge in ipairs(res.c) do
+for _, charge in ipairs(res.c) do
+  take(charge[1], charge[2])
+  if ARGV[1] == 'settle' then
     local target = targets[charge[3]]
-    add(charge[1], charge[2], -1, -res.t)
     redis.call('HINCRBY', charge[1], 'r' .. target[1], 1)
-    redis.call('HINCRBY', charge[1], 't' .. target[1], estimate)
+    redis.call('HINCRBY', charge[1], 't' .. target[1], ARGV[2])
     extend(charge[1], target[2])
-    charge[2] = target[1]
   end
-  res.s = 1
-end
-if mode == 'settle' then
-  for _, charge in ipairs(res.c) do
-    add(charge[1], charge[2], 0, tonumber(ARGV[2]) - res.t)
-  end
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], cjson.encode(res), 'KEEPTTL')
 end
 return 1
 

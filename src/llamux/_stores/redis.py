@@ -15,7 +15,7 @@ endpoint's own quota key, so that everything one reservation touches lives in on
                                  them); expires when its newest bucket stops counting (+60 s)
     P:{T}:c:SCOPE          hash  a cool-down: until, kind, reason; expires at its end (+1 s)
     P:{T}:r:UUID           str   a reservation (JSON: endpoint, tokens, [hash, bucket, unit]
-                                 charged, whether re-stamped); expires after RESERVATION_TTL
+                                 charged); expires after RESERVATION_TTL
     P:{ENDPOINT}:p         hash  measured performance (moving averages); expires after 30 days
     P:{KEY}:n              str   a counter (round robin); expires after 30 days unused
     P:scopes               hash  scope -> its tag (to find a scope named alone, and cool-downs)
@@ -223,6 +223,13 @@ class RedisStore:
         server = self._wall() + self._offset
         return server, now - server
 
+    def _on_server(self, moment: float) -> float:
+        """A moment of the caller's (wall) clock, maybe past, on the clock we compute with."""
+        if not self.server_time:
+            return moment
+        self._now(moment)  # refreshes the offset when it is stale
+        return moment + self._offset
+
     # -- keys ----------------------------------------------------------------------------
 
     def _key(self, tag: str, kind: str, rest: str) -> str:
@@ -302,12 +309,8 @@ class RedisStore:
         rid, _, tag = reservation_id.partition("@")
         if not tag:
             return False
-        at, _ = self._now(now)
-        args = move_args(mode, tokens, at)
+        args = move_args(mode, tokens, self._on_server(now))
         return bool(self._script("move", [self._key(tag, "r", rid)], args))
-
-    def restamp(self, reservation_id: str, now: float) -> bool:
-        return self._move(reservation_id, "stamp", None, now)
 
     def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
         return self._move(reservation_id, "settle", tokens, now)

@@ -124,9 +124,7 @@ def reserve_args(
     per_check: list[object] = []
     for index, _, window, _, rlimit, tlimit in plan.checks:
         per_check += [index + 1, window.oldest_counted(at), rlimit, tlimit]
-    record = json.dumps(
-        {"e": endpoint, "t": cost.tokens, "c": charged, "s": 0}, separators=(",", ":")
-    )
+    record = json.dumps({"e": endpoint, "t": cost.tokens, "c": charged}, separators=(",", ":"))
     head = [repr(at), cost.requests, cost.tokens, ms(RESERVATION_TTL), record]
     counts = [len(plan.cooldown_keys), len(plan.windows), len(plan.checks)]
     return [*head, *counts, *per_window, *per_check]

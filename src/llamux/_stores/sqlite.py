@@ -203,25 +203,19 @@ class SQLiteStore:
                 conn.execute("DELETE FROM reservations WHERE created < ?", (now - RESERVATION_TTL,))
             return reservation
 
-    def restamp(self, reservation_id: str, now: float) -> bool:
-        with self._transaction() as conn:
-            held = _held(conn, reservation_id)
-            if held is None:
-                return False
-            conn.execute(
-                "UPDATE reservations SET charges = ?, stamped = 1 WHERE id = ?",
-                (_dump(_stamp(conn, *held, now)), reservation_id),
-            )
-            return True
-
     def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
         with self._transaction() as conn:
             held = _held(conn, reservation_id)
             if held is None:
                 return False
-            delta = max(0, tokens) - held[0]
-            charged = _stamp(conn, *held, now)
-            conn.executemany(_CORRECT, [(0, delta, c.scope, c.window, c.bucket) for c in charged])
+            estimate, charged = held
+            pairs = moved(charged, now)  # to the buckets of the outcome's moment
+            conn.executemany(
+                _CORRECT, [(-1, -estimate, c.scope, c.window, c.bucket) for c, _ in pairs]
+            )
+            conn.executemany(
+                _UPSERT, [(c.scope, c.window, bucket, 1, max(0, tokens)) for c, bucket in pairs]
+            )
             conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
             return True
 
@@ -230,7 +224,7 @@ class SQLiteStore:
             held = _held(conn, reservation_id)
             if held is None:
                 return False
-            estimate, charged, _ = held
+            estimate, charged = held
             conn.executemany(
                 _CORRECT, [(-1, -estimate, c.scope, c.window, c.bucket) for c in charged]
             )
@@ -414,26 +408,12 @@ def _prune_buckets(
                 )
 
 
-def _held(conn: sqlite3.Connection, reservation_id: str) -> tuple[int, list[Charge], bool] | None:
-    """A reservation's estimate, charges and whether it was re-stamped (None: unknown)."""
+def _held(conn: sqlite3.Connection, reservation_id: str) -> tuple[int, list[Charge]] | None:
+    """A reservation's estimate and charges (None: unknown)."""
     row = conn.execute(
-        "SELECT tokens, charges, stamped FROM reservations WHERE id = ?", (reservation_id,)
+        "SELECT tokens, charges FROM reservations WHERE id = ?", (reservation_id,)
     ).fetchone()
-    return None if row is None else (int(row[0]), _load(str(row[1])), bool(row[2]))
-
-
-def _stamp(
-    conn: sqlite3.Connection, estimate: int, charged: list[Charge], stamped: bool, now: float
-) -> list[Charge]:
-    """Move the charges to ``now``'s buckets (once: the outcome is known); the new charges."""
-    if stamped:
-        return charged
-    new = []
-    for charge, bucket in moved(charged, now):
-        conn.execute(_CORRECT, (-1, -estimate, charge.scope, charge.window, charge.bucket))
-        conn.execute(_UPSERT, (charge.scope, charge.window, bucket, 1, estimate))
-        new.append(Charge(charge.scope, charge.window, bucket))
-    return new
+    return None if row is None else (int(row[0]), _load(str(row[1])))
 
 
 def _dump(items: Sequence[Charge]) -> str:

@@ -34,10 +34,8 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE TABLE counters (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     """,
-    # 3: reservations re-stamped when their outcome is known; the limits each quota was
-    # last configured with (to warn when two configs disagree)
+    # 3: the limits each quota was last configured with (to warn when two configs disagree)
     """
-    ALTER TABLE reservations ADD COLUMN stamped INTEGER NOT NULL DEFAULT 0;
     CREATE TABLE quotas (
         scope TEXT PRIMARY KEY, limits TEXT NOT NULL, seen REAL NOT NULL
     ) WITHOUT ROWID;
