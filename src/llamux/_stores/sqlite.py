@@ -209,13 +209,19 @@ class SQLiteStore:
             if held is None:
                 return False
             estimate, charged = held
+            actual = max(0, tokens)
             pairs = moved(charged, now)  # to the buckets of the outcome's moment
+            stay = [
+                (0, actual - estimate, c.scope, c.window, c.bucket)
+                for c, b in pairs
+                if b == c.bucket
+            ]
+            go = [(c, b) for c, b in pairs if b != c.bucket]
             conn.executemany(
-                _CORRECT, [(-1, -estimate, c.scope, c.window, c.bucket) for c, _ in pairs]
+                _CORRECT, [*stay, *((-1, -estimate, c.scope, c.window, c.bucket) for c, _ in go)]
             )
-            conn.executemany(
-                _UPSERT, [(c.scope, c.window, bucket, 1, max(0, tokens)) for c, bucket in pairs]
-            )
+            if go:
+                conn.executemany(_UPSERT, [(c.scope, c.window, b, 1, actual) for c, b in go])
             conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
             return True
 
