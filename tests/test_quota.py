@@ -8,17 +8,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from llamux._quota import (
-    LATENCY_MARGIN,
     Cooldown,
     Cost,
     Rule,
     Scope,
-    Window,
     charges,
     decide,
     never_fits,
     rules_from_limits,
 )
+from llamux._window import LATENCY_MARGIN, Window
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z, a whole number of days
 

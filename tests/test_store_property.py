@@ -22,10 +22,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llamux._quota import LATENCY_MARGIN, Cost, Reservation, Scope, rules_from_limits
+from llamux._quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
+from llamux._window import LATENCY_MARGIN
 
 T0 = 1_767_225_600.0
 LIMITS = {"rpm": 5, "tpm": 400, "rph": 40}

@@ -19,18 +19,11 @@ from redis.crc import key_slot
 
 from llamux import NoEndpointAvailable, Router, StoreError
 from llamux._performance import Sample
-from llamux._quota import (
-    LATENCY_MARGIN,
-    RESERVATION_TTL,
-    Cost,
-    Refusal,
-    Reservation,
-    Scope,
-    rules_from_limits,
-)
+from llamux._quota import RESERVATION_TTL, Cost, Refusal, Reservation, Scope, rules_from_limits
 from llamux._stores import store_from_url
 from llamux._stores.memory import MemoryStore
 from llamux._stores.redis import RedisStore
+from llamux._window import LATENCY_MARGIN
 from llamux.testing import FakeEndpoint, FakeProvider
 from test_store_property import _run, steps
 

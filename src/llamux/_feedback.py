@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._errors import ProviderError
-from ._quota import WINDOW_SECONDS
+from ._window import WINDOW_SECONDS
 
 if TYPE_CHECKING:
     from ._ratelimits import Hint

@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._admission import Admission, Admitted, check_params, skip_reason
 from ._clock import Clock, SystemClock
 from ._config import Config, Endpoint, Pool, Route, load, load_table
+from ._disagreements import declare_limits, unowned_usage
 from ._endpoint import DEFAULT_TIMEOUT
 from ._errors import ConfigError, InvalidRequest, ProviderError
 from ._performance import Performance
-from ._quota import BUCKET_SECONDS, WINDOW_SECONDS, Cooldown, Cost, RuleUsage
-from ._scoping import limits_text, scopes_for
+from ._quota import Cooldown, Cost, RuleUsage
+from ._scoping import scopes_for
 from ._served import Attempt, attach, served_record
 from ._settler import Settler
 from ._stores import open_store
@@ -108,7 +109,9 @@ class Router:
         """The longest a call can take to show its outcome (the connect and the read phase
         are each bounded by the timeout): how far ahead an in-flight charge is recorded."""
         self._settler = Settler(self.store, self.clock, self._scopes)
-        self._conflicts = self._declare()
+        self._conflicts = declare_limits(self.store, self._scopes.values(), self.clock.now())
+        for line in self._conflicts:
+            log.warning("%s", line)
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
@@ -302,16 +305,10 @@ class Router:
         """What the store holds that this config disagrees with: usage no configured
         endpoint or pool owns (a quota renamed or removed, a file shared with another
         config), and quotas another config gave other limits (each process keeps its own)."""
-        now = self.clock.now()
-        known = {scope.key for scopes in self._scopes.values() for scope in scopes}
-        since = now - WINDOW_SECONDS["day"] - BUCKET_SECONDS["day"]
-        lines = [
-            f"the store holds usage of {scope!r}, which no configured endpoint or pool "
-            "draws on (renamed or removed, or another config shares this store); it counts "
-            "for nothing here"
-            for scope in sorted(self.store.counted_scopes(since) - known)
+        return [
+            *unowned_usage(self.store, self._scopes.values(), self.clock.now()),
+            *self._conflicts,
         ]
-        return lines + list(self._conflicts)
 
     def reset(self, endpoint: str | None = None) -> None:
         """Forget recorded usage and cool-downs of one endpoint (by id) or of all."""
@@ -376,21 +373,6 @@ class Router:
             flight=self._flight if mode is not None else 0.0,
             prepare=prepare,
         )
-
-    def _declare(self) -> tuple[str, ...]:
-        """Record this config's limits of each quota in the store; warn where another
-        config recorded different ones (two processes counting one quota differently)."""
-        limits = {s.key: limits_text(s) for scopes in self._scopes.values() for s in scopes}
-        differing = self.store.declare(limits, self.clock.now())
-        lines = tuple(
-            f"quota {key!r} was last configured with limits {old!r} (by another config "
-            f"on this store, or before an edit); this one has {limits[key]!r}: each process "
-            "admits by its own, so give every config that shares the store the same limits"
-            for key, old in sorted(differing.items())
-        )
-        for line in lines:
-            log.warning("%s", line)
-        return lines
 
     def _strategy(self, asked: Any, route: Route | None) -> Strategy:
         """The call's ``strategy=``, else its route's, else the router's."""

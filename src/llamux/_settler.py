@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from ._errors import InvalidRequest, ProviderError, StoreError
 from ._feedback import classify, debits, exhausted
 from ._performance import Sample
-from ._quota import Scope, Window
+from ._quota import Scope
 from ._served import Attempt
 from ._tokens import completion_tokens, usage_tokens
+from ._window import Window
 
 if TYPE_CHECKING:
     from ._admission import Admitted

@@ -17,7 +17,6 @@ from .._quota import (
     RuleUsage,
     Scope,
     Snapshot,
-    Window,
     charges,
     decide,
     moved,
@@ -25,6 +24,7 @@ from .._quota import (
     remaining_after,
     rule_usage,
 )
+from .._window import Window
 
 PRUNE_EVERY = 60.0
 """Seconds between sweeps of reservations that were never settled."""

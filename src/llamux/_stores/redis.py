@@ -51,10 +51,10 @@ from .._quota import (
     Reservation,
     RuleUsage,
     Scope,
-    Window,
     read_now,
     rule_usage,
 )
+from .._window import Window
 from .redis_plan import (
     BUCKET_MARGIN,
     Plan,
@@ -71,6 +71,7 @@ from .redis_plan import (
     shifted,
     snapshot_of,
     split_namespace,
+    store_error,
 )
 
 log = logging.getLogger("llamux")
@@ -179,26 +180,7 @@ class RedisStore:
             raise self._error(exc) from exc
 
     def _error(self, exc: Exception) -> StoreError:
-        errors = self._redis.exceptions
-        text = str(exc)
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        where = f"the Redis store {self.url}"
-        if isinstance(exc, errors.BusyLoadingError):
-            return StoreError(f"{where} is still loading its data ({text}); retry in a moment")
-        if isinstance(exc, errors.AuthenticationError | errors.AuthorizationError) or any(
-            word in text for word in ("NOAUTH", "WRONGPASS", "AUTH", "NOPERM")
-        ):
-            return StoreError(
-                f"{where} refused the credentials ({text}); fix the user and password in "
-                "the URL (LLAMUX_STORE or store=)"
-            )
-        if isinstance(exc, errors.ConnectionError | errors.TimeoutError):
-            return StoreError(
-                f"{where} is unreachable ({text}); start Redis there, or check the URL "
-                "(LLAMUX_STORE or store=)"
-            )
-        return StoreError(f"{where} failed: {text}; check the server's logs and settings")
+        return store_error(self._redis, self.url, self._secrets, exc)
 
     def _measure_offset(self) -> None:
         if self._checked:

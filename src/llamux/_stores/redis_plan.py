@@ -14,19 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 from .._errors import StoreError
 from .._performance import Performance
-from .._quota import (
-    RESERVATION_TTL,
-    TOKENS,
-    WINDOW_SECONDS,
-    Cooldown,
-    Cost,
-    Refusal,
-    Rule,
-    Scope,
-    Snapshot,
-    Window,
-    decide,
-)
+from .._quota import RESERVATION_TTL, TOKENS, Cooldown, Cost, Refusal, Rule, Scope, Snapshot, decide
+from .._window import WINDOW_SECONDS, Window
 
 if TYPE_CHECKING:
     from .redis import RedisStore
@@ -186,3 +175,28 @@ def performance_of(row: dict[str, str]) -> Performance:
         return float(row[name]) if name in row else None
 
     return Performance(number("latency"), number("tps"), number("ttft"), int(row.get("samples", 0)))
+
+
+def store_error(redis: Any, url: str, secrets: Sequence[str], exc: Exception) -> StoreError:
+    """The ``StoreError`` for a Redis failure at ``url`` (masked), ``secrets`` masked in the
+    server's text too: what happened and what to do."""
+    errors = redis.exceptions
+    text = str(exc)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    where = f"the Redis store {url}"
+    if isinstance(exc, errors.BusyLoadingError):
+        return StoreError(f"{where} is still loading its data ({text}); retry in a moment")
+    if isinstance(exc, errors.AuthenticationError | errors.AuthorizationError) or any(
+        word in text for word in ("NOAUTH", "WRONGPASS", "AUTH", "NOPERM")
+    ):
+        return StoreError(
+            f"{where} refused the credentials ({text}); fix the user and password in "
+            "the URL (LLAMUX_STORE or store=)"
+        )
+    if isinstance(exc, errors.ConnectionError | errors.TimeoutError):
+        return StoreError(
+            f"{where} is unreachable ({text}); start Redis there, or check the URL "
+            "(LLAMUX_STORE or store=)"
+        )
+    return StoreError(f"{where} failed: {text}; check the server's logs and settings")

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from .._errors import StoreError
 from .._performance import Performance, Sample, fold
 from .._quota import (
     RESERVATION_TTL,
@@ -33,7 +32,6 @@ from .._quota import (
     Reservation,
     RuleUsage,
     Scope,
-    Window,
     charges,
     decide,
     moved,
@@ -41,7 +39,8 @@ from .._quota import (
     remaining_after,
     rule_usage,
 )
-from .sqlite_schema import migrate
+from .._window import Window
+from .sqlite_schema import migrate, store_error
 
 PRUNE_EVERY = 60.0
 TABLES = ("buckets", "reservations", "cooldowns", "performance", "counters", "quotas")
@@ -139,7 +138,7 @@ class SQLiteStore:
             with self._serial:
                 return action()
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from exc
+            raise store_error(self.path, exc) from exc
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -157,7 +156,7 @@ class SQLiteStore:
                 raise
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            raise _store_error(self.path, exc) from exc
+            raise store_error(self.path, exc) from exc
 
     # -- operations --------------------------------------------------------------------
 
@@ -428,23 +427,3 @@ def _dump(items: Sequence[Charge]) -> str:
 
 def _load(text: str) -> list[Charge]:
     return [Charge(str(s), str(w), int(b)) for s, w, b in json.loads(text)]
-
-
-def _store_error(path: str, exc: sqlite3.Error) -> StoreError:
-    text = str(exc)
-    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
-        return StoreError(
-            f"the state file {path} is corrupt or not an SQLite file ({text}); move it aside "
-            "(it holds your usage history) or point LLAMUX_STORE at another file"
-        )
-    if "readonly" in text or "read-only" in text:
-        return StoreError(
-            f"the state file {path} cannot be written ({text}); fix its permissions or "
-            "point LLAMUX_STORE at a writable file"
-        )
-    if "unable to open" in text:
-        return StoreError(
-            f"the state file {path} cannot be opened ({text}); check that its directory "
-            "exists and is writable, or point LLAMUX_STORE elsewhere"
-        )
-    return StoreError(f"the state file {path} failed: {text}; if it persists, run llamux reset")

@@ -1,5 +1,6 @@
 """The SQLite state file's schema: numbered migrations, recorded in ``PRAGMA user_version``,
-and the checks that a file is a llamux state file of a version this llamux knows."""
+the checks that a file is a llamux state file of a version this llamux knows, and what its
+failures mean for the user."""
 
 from __future__ import annotations
 
@@ -84,3 +85,24 @@ def _check_ours(conn: sqlite3.Connection, path: str, version: int, app: int) -> 
             f"{path} is an SQLite file but not a llamux state file; point LLAMUX_STORE "
             "(or store=) at a new path"
         )
+
+
+def store_error(path: str, exc: sqlite3.Error) -> StoreError:
+    """The ``StoreError`` for an SQLite failure on the state file ``path``: what to do."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.DatabaseError) and "not a database" in text:
+        return StoreError(
+            f"the state file {path} is corrupt or not an SQLite file ({text}); move it aside "
+            "(it holds your usage history) or point LLAMUX_STORE at another file"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StoreError(
+            f"the state file {path} cannot be written ({text}); fix its permissions or "
+            "point LLAMUX_STORE at a writable file"
+        )
+    if "unable to open" in text:
+        return StoreError(
+            f"the state file {path} cannot be opened ({text}); check that its directory "
+            "exists and is writable, or point LLAMUX_STORE elsewhere"
+        )
+    return StoreError(f"the state file {path} failed: {text}; if it persists, run llamux reset")

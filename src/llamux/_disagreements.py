@@ -1,0 +1,40 @@
+"""What a store holds that a config disagrees with: usage no configured endpoint or pool
+owns, and quotas another config (or this one before an edit) gave other limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from ._scoping import limits_text
+from ._window import BUCKET_SECONDS, WINDOW_SECONDS
+
+if TYPE_CHECKING:
+    from ._quota import Scope
+    from ._stores import QuotaStore
+
+
+def declare_limits(store: QuotaStore, scopes: Iterable[Sequence[Scope]], now: float) -> list[str]:
+    """Record this config's limits of each quota; a line for each quota whose recorded
+    limits differed (two processes admitting one quota by different limits)."""
+    limits = {scope.key: limits_text(scope) for group in scopes for scope in group}
+    differing = store.declare(limits, now)
+    return [
+        f"quota {key!r} was last configured with limits {old!r} (by another config on this "
+        f"store, or before an edit); this one has {limits[key]!r}: each process admits by "
+        "its own, so give every config that shares the store the same limits"
+        for key, old in sorted(differing.items())
+    ]
+
+
+def unowned_usage(store: QuotaStore, scopes: Iterable[Sequence[Scope]], now: float) -> list[str]:
+    """A line for each scope with usage that still counts and no configured endpoint or
+    pool draws on (renamed or removed, or another config shares the store)."""
+    known = {scope.key for group in scopes for scope in group}
+    since = now - WINDOW_SECONDS["day"] - BUCKET_SECONDS["day"]
+    return [
+        f"the store holds usage of {scope!r}, which no configured endpoint or pool draws on "
+        "(renamed or removed, or another config shares this store); it counts for nothing "
+        "here"
+        for scope in sorted(store.counted_scopes(since) - known)
+    ]
