@@ -195,10 +195,12 @@ def check_params(
         raise InvalidRequest(
             f"model must be a string (an endpoint, route or model name), not {_shown(model)}"
         )
-    for key, value in params.items():
-        _check_json(value, str(key))
-    if messages is not None:
-        _check_json(messages, "messages")
+    # one quick walk over everything; only a bad request is walked again to say where
+    if not _encodable([*params.values(), messages or ()]):
+        for key, value in params.items():
+            _check_json(value, str(key))
+        if messages is not None:
+            _check_json(messages, "messages")
 
 
 def _check_count(key: str, value: Any) -> None:
@@ -226,14 +228,14 @@ def _check_json(value: Any, where: str) -> None:
     Iterative, so no input can exhaust the stack. Values of other types are left to the
     encoder (the SDK accepts some of its own objects). Every request is walked once
     quickly; only a bad one is walked again to name where it is bad."""
-    if not _encodable(value):
+    if not _encodable([value]):
         _explain(value, where)
 
 
-def _encodable(value: Any) -> bool:
-    """Whether ``value`` passes :func:`_check_json` (the fast walk, one nesting level at a
-    time: no paths, no per-item bookkeeping)."""
-    level, depth = [value], 0
+def _encodable(values: list[Any]) -> bool:
+    """Whether every one of ``values`` passes :func:`_check_json` (the fast walk, one nesting
+    level at a time: no paths, no per-item bookkeeping)."""
+    level, depth = values, 0
     while level:
         deeper: list[Any] = []
         for item in level:
