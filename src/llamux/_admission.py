@@ -343,7 +343,7 @@ def skip_reason(ep: Endpoint, cost: Cost, scopes: Sequence[Scope], has_key: bool
     if not has_key:
         return f"no key: set the environment variable {ep.api_key_env}"
     if "{" in ep.base_url:
-        from ._transport import missing_url_vars
+        from ._base_url import missing_url_vars
 
         missing = missing_url_vars(ep)
         if missing:

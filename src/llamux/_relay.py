@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._errors import LlamuxError, ProviderConnectionError, ProviderError, ProviderTimeout
+from ._errors import LlamuxError, ProviderError
 from ._served import Attempt, Served, served_record
 from ._sse import UsageScanner, json_usage
 from ._stream import asked_usage
@@ -218,17 +218,9 @@ async def _first_chunk(response: Any, got: Admitted) -> tuple[bytes, AsyncIterat
 
 def _cut(exc: Exception, got: Admitted) -> ProviderError:
     """A provider error for a stream that broke after its head (it may bill the request)."""
-    if isinstance(exc, ProviderError):
-        return exc
-    where = f"endpoint {got.endpoint.id}"
-    kind = type(exc).__name__
-    if "Timeout" in kind:
-        return ProviderTimeout(
-            f"{where} stopped sending its stream ({kind})", endpoint=got.endpoint.id, accepted=True
-        )
-    return ProviderConnectionError(
-        f"{where} broke off its stream ({kind})", endpoint=got.endpoint.id, accepted=True
-    )
+    from ._boundary import stream_error
+
+    return stream_error(exc, got.endpoint, got.api_key)
 
 
 def _error_event(error: ProviderError) -> bytes:

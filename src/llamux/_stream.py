@@ -162,16 +162,10 @@ def asked_usage(params: Mapping[str, Any]) -> bool:
 
 
 def translator(got: Admitted) -> Translate:
-    """Turns an SDK error raised mid-stream into a ProviderError (the call was accepted)."""
+    """Turns an error raised mid-stream into a ProviderError (the call was accepted)."""
 
     def translate(exc: Exception) -> ProviderError:
-        from ._transport import provider_error
-
-        if isinstance(exc, ProviderError):
-            return exc
-        error = provider_error(exc, got.endpoint, got.api_key)
-        error.accepted = True  # the answer had started: the provider bills it
-        return error
+        return _stream_error(exc, got)
 
     return translate
 
@@ -181,7 +175,7 @@ def first_chunk(stream: Any, got: Admitted) -> Any:
     try:
         return next(iter(stream), None)
     except Exception as exc:
-        error = _sending_error(exc, got)
+        error = _stream_error(exc, got)
     raise error  # outside the except: no SDK exception (with the key) as its context
 
 
@@ -192,14 +186,14 @@ async def afirst_chunk(stream: Any, got: Admitted) -> Any:
             return chunk
         return None
     except Exception as exc:
-        error = _sending_error(exc, got)
+        error = _stream_error(exc, got)
     raise error
 
 
-def _sending_error(exc: Exception, got: Admitted) -> ProviderError:
-    from ._transport import provider_error
+def _stream_error(exc: Exception, got: Admitted) -> ProviderError:
+    from ._boundary import stream_error
 
-    return provider_error(exc, got.endpoint, got.api_key)
+    return stream_error(exc, got.endpoint, got.api_key)
 
 
 def chunk_stream(

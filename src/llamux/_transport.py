@@ -1,14 +1,13 @@
 """Calls one endpoint through the official ``openai`` SDK (imported on first call).
 
 One cached client per endpoint and key, the SDK's own retries off (llamux fails over
-instead), response headers kept for provider feedback. SDK errors become
-:class:`ProviderError` subclasses whose messages never carry the API key.
+instead), response headers kept for provider feedback. Every exception becomes a llamux
+error at the one boundary (``_boundary.translate``), whose messages never carry the key.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 import weakref
@@ -16,16 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._base_url import endpoint_url
+from ._boundary import Stage, httpx_module, status_error, translate, unencodable
 from ._endpoint import DEFAULT_TIMEOUT
-from ._errors import (
-    InvalidRequest,
-    LlamuxError,
-    ProviderConnectionError,
-    ProviderError,
-    ProviderRateLimited,
-    ProviderStatusError,
-    ProviderTimeout,
-)
+from ._errors import LlamuxError
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, OpenAI
@@ -53,29 +46,6 @@ class Transport(Protocol):
     ) -> Reply:
         """With ``raw``, ``Reply.body`` is the unparsed HTTP response (see OpenAITransport)."""
         ...
-
-
-def url_vars(endpoint: Endpoint) -> tuple[tuple[str, str], ...]:
-    """(placeholder, environment variable) pairs that fill the endpoint's base URL."""
-    if "{" not in endpoint.base_url:
-        return ()
-    from ._catalog import provider
-
-    known = provider(endpoint.provider)
-    return known.url_vars if known is not None else ()
-
-
-def endpoint_url(endpoint: Endpoint) -> str:
-    """The endpoint's base URL with ``{ACCOUNT_ID}``-style placeholders filled from the env."""
-    url = endpoint.base_url
-    for placeholder, variable in url_vars(endpoint):
-        url = url.replace("{" + placeholder + "}", os.environ.get(variable, ""))
-    return url
-
-
-def missing_url_vars(endpoint: Endpoint) -> list[str]:
-    """Environment variables the base URL needs that are not set."""
-    return [variable for _, variable in url_vars(endpoint) if not os.environ.get(variable)]
 
 
 class OpenAITransport:
@@ -155,12 +125,12 @@ class OpenAITransport:
         try:
             raw = client.chat.completions.with_raw_response.create(**params)
         except Exception as exc:
-            failure = sending_error(exc, endpoint, api_key)
+            failure = translate(exc, endpoint, api_key, Stage.SEND)
         else:
             try:
                 body = raw.parse()
             except Exception as exc:
-                failure = provider_error(exc, endpoint, api_key)
+                failure = translate(exc, endpoint, api_key, Stage.ANSWER)
         if failure is not None:  # raised here, outside the except: no SDK exception chained
             raise failure
         headers = {k.lower(): v for k, v in raw.headers.items()}
@@ -179,12 +149,12 @@ class OpenAITransport:
         try:
             answer = await client.chat.completions.with_raw_response.create(**params)
         except Exception as exc:
-            failure = sending_error(exc, endpoint, api_key)
+            failure = translate(exc, endpoint, api_key, Stage.SEND)
         else:
             try:
                 body = answer.parse()
             except Exception as exc:
-                failure = provider_error(exc, endpoint, api_key)
+                failure = translate(exc, endpoint, api_key, Stage.ANSWER)
         if failure is not None:
             raise failure
         headers = {k.lower(): v for k, v in answer.headers.items()}
@@ -209,7 +179,7 @@ class OpenAITransport:
             try:
                 response = await http.send(request, stream=True)
             except Exception as exc:
-                failure = http_error(exc, endpoint, api_key)
+                failure = translate(exc, endpoint, api_key, Stage.SEND)
         if failure is not None:
             raise failure
         headers = {k.lower(): v for k, v in response.headers.items()}
@@ -221,7 +191,7 @@ class OpenAITransport:
             try:
                 await response.aread()  # a whole answer: read it here, off nobody's thread
             except Exception as exc:
-                failure = http_error(exc, endpoint, api_key)
+                failure = translate(exc, endpoint, api_key, Stage.ANSWER)
             finally:
                 await response.aclose()
             if failure is not None:
@@ -234,7 +204,7 @@ class OpenAITransport:
         with self._lock:
             http = self._raw.get(loop)
             if http is None:
-                http = _httpx().AsyncClient(timeout=self.timeout)
+                http = httpx_module().AsyncClient(timeout=self.timeout)
                 self._raw[loop] = http
         return http
 
@@ -255,126 +225,3 @@ class OpenAITransport:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
-
-
-def unencodable(exc: BaseException) -> InvalidRequest:
-    """The request could not be encoded as JSON (``nan``, a lone surrogate, a cycle ...):
-    a local failure, never the provider's, so it cools nothing down."""
-    return InvalidRequest(
-        f"the request cannot be sent as JSON ({type(exc).__name__}: {str(exc)[:200]}); "
-        "pass only finite numbers, valid text and plain lists and objects"
-    )
-
-
-def sending_error(exc: Exception, endpoint: Endpoint, api_key: str) -> LlamuxError:
-    """Translate an exception of the SDK's ``create``: before the request left (the SDK
-    encoding the body), an :class:`InvalidRequest`; else what :func:`provider_error` says."""
-    import openai
-
-    if isinstance(exc, ValueError | RecursionError) and not isinstance(exc, openai.APIError):
-        return unencodable(exc)
-    return provider_error(exc, endpoint, api_key)
-
-
-def provider_error(exc: Exception, endpoint: Endpoint, api_key: str) -> ProviderError:
-    """Translate an SDK exception; the message names the endpoint and never the key.
-
-    Raise the result outside the ``except`` block that caught ``exc`` (or ``from None`` and
-    clear ``__context__``): the SDK's exception holds the request, whose headers carry the key.
-    """
-    import openai
-
-    secrets = (api_key,)
-    where = f"endpoint {endpoint.id} ({endpoint_url(endpoint)})"
-    if isinstance(exc, openai.APIStatusError):  # the SDK has read the error body
-        headers = {k.lower(): v for k, v in exc.response.headers.items()}
-        return status_error(endpoint, api_key, exc.status_code, headers, exc.response.content)
-    if isinstance(exc, openai.APITimeoutError):
-        return ProviderTimeout(
-            f"{where} did not answer in time; it may have processed the request",
-            endpoint=endpoint.id,
-            accepted=True,
-        )
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        refused = cause is not None and type(cause).__name__ in ("ConnectError", "ConnectTimeout")
-        return ProviderConnectionError(
-            f"{where} could not be reached: {cause or exc}",
-            endpoint=endpoint.id,
-            accepted=not refused,
-            secrets=secrets,
-        )
-    if isinstance(exc, openai.APIError):
-        return ProviderError(
-            f"{where} failed: {exc}", endpoint=endpoint.id, accepted=True, secrets=secrets
-        )
-    if isinstance(exc, ValueError):  # an answer that is not a chat completion (bad JSON ...)
-        return ProviderError(
-            f"{where} answered something that is not a chat completion "
-            f"({type(exc).__name__}); it may have processed the request",
-            endpoint=endpoint.id,
-            accepted=True,
-        )
-    raise exc
-
-
-def _httpx() -> Any:
-    """The HTTP library the openai SDK runs on: httpx2 (openai 3.x) or httpx (2.x)."""
-    try:
-        import httpx2
-
-        return httpx2
-    except ImportError:  # pragma: no cover - openai 2.x
-        import httpx  # type: ignore[import-not-found, unused-ignore]
-
-        return httpx
-
-
-def status_error(
-    endpoint: Endpoint, api_key: str, status: int, headers: Mapping[str, str], content: bytes
-) -> ProviderError:
-    """An HTTP error answer, as the SDK would report it (message, code, inner error body)."""
-    import json
-
-    text = content.decode("utf-8", "replace")
-    try:
-        parsed: Any = json.loads(text)
-    except ValueError:
-        parsed = None
-    body = parsed.get("error", parsed) if isinstance(parsed, Mapping) else parsed
-    message = text or f"HTTP {status}"
-    code = None
-    if isinstance(body, Mapping):
-        message = str(body.get("message") or message)
-        code = body.get("code")
-    where = f"endpoint {endpoint.id} ({endpoint_url(endpoint)})"
-    cls = ProviderRateLimited if status == 429 else ProviderStatusError
-    return cls(  # the key scrubbed from every field: providers echo it ("Incorrect API key")
-        f"{where} answered HTTP {status}: {message}",
-        endpoint=endpoint.id,
-        status=status,
-        code=None if code is None else str(code),
-        headers=headers,
-        body=body,
-        secrets=(api_key,),
-    )
-
-
-def http_error(exc: Exception, endpoint: Endpoint, api_key: str) -> ProviderError:
-    """A failure to get an answer at all, from the HTTP library."""
-    httpx = _httpx()
-    where = f"endpoint {endpoint.id} ({endpoint_url(endpoint)})"
-    if isinstance(exc, httpx.TimeoutException):
-        return ProviderTimeout(
-            f"{where} did not answer in time; it may have processed the request",
-            endpoint=endpoint.id,
-            accepted=not isinstance(exc, httpx.ConnectTimeout),
-        )
-    if isinstance(exc, httpx.TransportError):
-        return ProviderConnectionError(
-            f"{where} could not be reached: {exc}",
-            endpoint=endpoint.id,
-            accepted=not isinstance(exc, httpx.ConnectError),
-            secrets=(api_key,),
-        )
-    raise exc
