@@ -54,6 +54,7 @@ class Admission:
         flight: float = 0.0,
         prepare: Callable[[Endpoint, str], None] | None = None,
     ) -> None:
+        self.messages = messages
         self.prompt = prompt_tokens(messages, params)
         self.request = Request(
             messages, params, self.prompt, output_budget(params, DEFAULT_MAX_OUTPUT)

@@ -1,7 +1,7 @@
 """The proxy's request path: route one chat request, relay the provider's own bytes.
 
 :func:`arelay` is ``Router.acompletion`` with the provider's HTTP answer in place of parsed
-SDK objects: the same admission, failover and settling (the router's own machinery), then
+SDK objects: the same request engine (``Router.acall``: admission, failover, settling), then
 the body relayed unchanged. A stream fails over only before its first byte chunk reaches the
 client; a cut after that ends the client's stream (with an SSE error event) and is never
 retried elsewhere. Streams settle when they end, however they end: a client that hangs up
@@ -10,7 +10,6 @@ still settles (the estimate stays when no usage arrived).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -21,14 +20,13 @@ import anyio
 from ._errors import LlamuxError, ProviderError
 from ._served import Attempt, Served, served_record
 from ._sse import UsageScanner, json_usage
-from ._stream import asked_usage
 from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
-    from ._admission import Admission, Admitted
+    from ._admission import Admitted
+    from ._call import Answer, Call
     from ._router import Router
     from ._stream import OnEnd
-    from ._transport import Reply
 
 Done = Callable[[Sequence[Attempt], Served | None], None]
 """Told once how a request ended: its attempts, and how it was served (``None``: it failed).
@@ -60,60 +58,44 @@ async def arelay(
     Raises what ``Router.acompletion`` raises (``NoEndpointAvailable``, ``RequestTooLarge``,
     ``ProviderError`` for errors another endpoint would repeat, ``ConfigError``).
     """
-    admission = await router._aadmission(messages, params, "raw")
+    call = await router.acall(messages, params, raw=True)
     try:
-        return await _serve(router, admission, messages, params, done)
+        return await _serve(call, done)
     except LlamuxError:
         if done is not None:
-            done(tuple(admission.attempts), None)
+            done(tuple(call.attempts), None)
         raise
 
 
-async def _serve(
-    router: Router,
-    admission: Admission,
-    messages: Sequence[Mapping[str, Any]],
-    params: Mapping[str, Any],
-    done: Done | None,
-) -> Relayed:
-    """``Router.acompletion``'s path (the router's own), delivering bytes instead."""
-    answer = await router._aanswer(admission, messages, params, _first_chunk, raw=True)
-    got, reply = answer.got, answer.reply
+async def _serve(call: Call, done: Done | None) -> Relayed:
+    """``Router.acompletion``'s path (the same request engine), delivering bytes instead."""
+    answer = await call.aanswer(_first_chunk, raw=True)
     if not answer.stream:
-        return await router._offload(_answer, router, got, reply, admission.attempts, done)
-    await router._offload(router._settler.learn, got, reply.headers)
-    attempts = admission.attempts
-    attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+        return await call.offload(_answer, call, answer, done)
+    response = answer.reply.body
+    end = await call.offload(call.streaming, answer)
     stream = ByteStream(
-        reply.body,
+        response,
         *answer.first,
-        scanner=UsageScanner(hide_usage=not asked_usage(params)),
-        got=got,
-        attempts=attempts,
-        on_end=router._settler.ender(got, attempts, answer.started),
-        served=served_record(got, None, attempts),
+        scanner=UsageScanner(hide_usage=call.hide_usage),
+        got=answer.got,
+        attempts=call.attempts,
+        on_end=end,
+        served=served_record(answer.got, None, call.attempts),
         done=done,
-        offload=router._offload,
+        offload=call.offload,
     )
-    return Relayed(reply.body.status_code, _forwarded(reply.body), stream.served, stream=stream)
+    return Relayed(response.status_code, _forwarded(response), stream.served, stream=stream)
 
 
-def _answer(
-    router: Router, got: Admitted, reply: Reply, attempts: list[Attempt], done: Done | None
-) -> Relayed:
-    """A whole JSON answer: learn from its headers, settle with its usage, record the speed,
-    pass the bytes on (one worker-thread hop for all the store I/O)."""
-    router._settler.learn(got, reply.headers)
-    response = reply.body
+def _answer(call: Call, answer: Answer, done: Done | None) -> Relayed:
+    """A whole JSON answer: learn, settle with its usage, record the speed, pass the bytes
+    on (one worker-thread hop for all the store I/O)."""
+    response = answer.reply.body
     body: bytes = response.content
-    usage = json_usage(body)
-    tokens = usage_tokens(usage)
-    router._settler.settle(got, tokens)
-    router._settler.record(got, reply.latency, usage, None)
-    attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-    served = served_record(got, tokens, attempts)
+    served = call.served(answer, json_usage(body))
     if done is not None:
-        done(tuple(attempts), served)
+        done(served.attempts, served)
     return Relayed(response.status_code, _forwarded(response), served, body=body)
 
 
@@ -136,7 +118,7 @@ class ByteStream:
         on_end: OnEnd,
         served: Served,
         done: Done | None,
-        offload: Callable[..., Awaitable[Any]] | None = None,
+        offload: Callable[..., Awaitable[Any]],
     ) -> None:
         self._offload = offload
         self._response = response
@@ -196,8 +178,7 @@ class ByteStream:
         self._settled = True
         usage = self._scanner.usage
         with anyio.CancelScope(shield=True):
-            run = self._offload or asyncio.to_thread
-            await run(self._on_end, usage, error)
+            await self._offload(self._on_end, usage, error)
         if self._done is not None:
             tokens = usage_tokens(usage)
             served = replace(self.served, tokens=tokens, attempts=tuple(self._attempts))

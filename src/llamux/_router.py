@@ -9,48 +9,33 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._admission import Admission, Admitted, check_params, skip_reason
+from ._admission import Admission, check_params, skip_reason
+from ._call import Call
 from ._clock import Clock, SystemClock
 from ._config import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
 from ._endpoint import DEFAULT_TIMEOUT
-from ._errors import ConfigError, InvalidRequest, ProviderError
+from ._errors import ConfigError, InvalidRequest
 from ._performance import Performance
 from ._quota import Cooldown, Cost, RuleUsage
 from ._scoping import scopes_for
-from ._served import Attempt, attach, served_record
+from ._served import attach
 from ._settler import Settler
 from ._stores import open_store
 from ._strategies import Strategy, strategy_from
-from ._stream import afirst_chunk, asked_usage, async_chunk_stream, chunk_stream, first_chunk
+from ._stream import afirst_chunk, async_chunk_stream, chunk_stream, first_chunk
 from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
     from ._stores import QuotaStore
-    from ._transport import Reply, Transport
+    from ._transport import Transport
 
 log = logging.getLogger("llamux")
 T = TypeVar("T")
-
-ROUTER_PARAMS = frozenset({"wait", "strategy"})
-"""Keyword arguments llamux consumes itself; every other one goes to the provider."""
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """An endpoint's successful answer to one call: for a stream, with its first chunk."""
-
-    got: Admitted
-    reply: Reply
-    first: Any
-    started: float
-    """When the call began (``time.perf_counter``)."""
-    stream: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,86 +190,44 @@ class Router:
         Returns the SDK's ``ChatCompletion``, or with ``stream=True`` an iterator of its
         ``ChatCompletionChunk`` (fail-over happens only before the first chunk).
         """
-        admission = self._admission(messages, params, mode="sync")
-        while True:
-            got = admission.next()
-            if isinstance(got, float):
-                self.clock.sleep(got)
-                continue
-            call = self._call_params(got.endpoint, messages, params)
-            started = time.perf_counter()
-            try:
-                reply = self.transport.complete(got.endpoint, got.api_key, call)
-                first = first_chunk(reply.body, got) if call.get("stream") else None
-            except ProviderError as error:
-                if not self._settler.failed(got, error, admission.attempts):
-                    raise
-                continue
-            except Exception as exc:
-                refusal = self._settler.refused(got, exc)
-                raise refusal from (None if refusal is exc else exc)
-            self._settler.learn(got, reply.headers)
-            if not call.get("stream"):
-                return self._done(got, reply, admission.attempts)
-            hide = not asked_usage(params)
-            return chunk_stream(self._settler, got, reply, first, admission.attempts, hide, started)
+        call = self.call(messages, params)
+        answer = call.answer(first_chunk)
+        if answer.stream:
+            return chunk_stream(call, answer, call.streaming(answer))
+        body = answer.reply.body
+        attach(body, call.served(answer, getattr(body, "usage", None)))
+        return body
 
     async def acompletion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
-        is an async iterator of chunks. Store I/O runs in worker threads, never on the loop."""
+        is an async iterator of chunks. Store I/O runs off the event loop (see :meth:`acall`)."""
+        call = await self.acall(messages, params)
+        answer = await call.aanswer(afirst_chunk)
+        if answer.stream:
+            return async_chunk_stream(call, answer, await call.offload(call.streaming, answer))
+        body = answer.reply.body
+        attach(body, await call.offload(call.served, answer, getattr(body, "usage", None)))
+        return body
 
-        admission = await self._aadmission(messages, params, "async")
-        answer = await self._aanswer(admission, messages, params, afirst_chunk)
-        got, reply = answer.got, answer.reply
-        await self._offload(self._settler.learn, got, reply.headers)
-        if not answer.stream:
-            return await self._offload(self._done, got, reply, admission.attempts)
-        hide = not asked_usage(params)
-        return async_chunk_stream(
-            self._settler, got, reply, answer.first, admission.attempts, hide, answer.started
-        )
+    def call(self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Call:
+        """The request engine for one chat request that llamux sends itself, synchronously:
+        ``answer()`` reserves, calls and fails over; ``served()`` / ``streaming()`` settle.
+        ``completion`` is a driver over it. Raises ``InvalidRequest`` for malformed input."""
+        return Call(self._admission(messages, params, mode="sync"), *self._engine())
 
-    async def _offload(self, function: Callable[..., T], *args: Any) -> T:
-        """Run store work off the event loop (a worker thread), unless the store says its
-        operations never block (the memory store: a few microseconds of CPU)."""
-        if getattr(self.store, "inline", False):
-            return function(*args)
+    async def acall(
+        self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], *, raw: bool = False
+    ) -> Call:
+        """The async twin of :meth:`call`, for this event loop (``raw``: the provider's HTTP
+        answer unparsed, as the proxy relays it). Its ``offload`` runs store work in a
+        worker thread, or inline for a store whose operations never block."""
         import asyncio
 
-        return await asyncio.to_thread(function, *args)
+        mode, loop = ("raw" if raw else "async"), asyncio.get_running_loop()
+        return Call(self._admission(messages, params, mode=mode, loop=loop), *self._engine())
 
-    async def _aanswer(
-        self,
-        admission: Admission,
-        messages: Sequence[Mapping[str, Any]],
-        params: Mapping[str, Any],
-        first_of: Callable[[Any, Admitted], Awaitable[Any]],
-        *,
-        raw: bool = False,
-    ) -> Answer:
-        """Reserve, call and fail over until an endpoint answers; for a stream, its first
-        chunk is read (by ``first_of``) before it counts as answered. ``raw``: the
-        provider's HTTP response, unparsed (the proxy relays its bytes)."""
-
-        while True:
-            got = await self._offload(admission.next)
-            if isinstance(got, float):
-                await self.clock.asleep(got)
-                continue
-            call = self._call_params(got.endpoint, messages, params)
-            started = time.perf_counter()
-            try:
-                reply = await self.transport.acomplete(got.endpoint, got.api_key, call, raw=raw)
-                first = await first_of(reply.body, got) if call.get("stream") else None
-            except ProviderError as error:
-                failover = await self._offload(self._settler.failed, got, error, admission.attempts)
-                if not failover:
-                    raise
-                continue
-            except Exception as exc:
-                refusal = await self._offload(self._settler.refused, got, exc)
-                raise refusal from (None if refusal is exc else exc)
-            return Answer(got, reply, first, started, bool(call.get("stream")))
+    def _engine(self) -> tuple[Settler, Transport, Clock, bool]:
+        return self._settler, self.transport, self.clock, bool(getattr(self.store, "inline", False))
 
     def status(self) -> list[EndpointStatus]:
         """Every endpoint's usage per rule, key presence and cool-down, now."""
@@ -330,14 +273,6 @@ class Router:
 
     # -- the path ----------------------------------------------------------------------
 
-    async def _aadmission(
-        self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], mode: str
-    ) -> Admission:
-        """:meth:`_admission` for a call made on this event loop (its async clients)."""
-        import asyncio
-
-        return self._admission(messages, params, mode=mode, loop=asyncio.get_running_loop())
-
     def _admission(
         self,
         messages: Sequence[Mapping[str, Any]],
@@ -350,7 +285,7 @@ class Router:
         provider (``sync``, ``async``, ``raw``; ``None``: the caller calls, as for ``query``):
         its client is readied before each reservation and the charge is held in flight."""
         check_params(params, messages)
-        candidates, route = self._candidates(params.get("model"))
+        candidates, route = self.candidates(params.get("model"))
         prepare = None
         if mode is not None:
             ready = getattr(self.transport, "prepare", None)
@@ -392,25 +327,7 @@ class Router:
             self._warn_no_key(ep)
         return skip_reason(ep, cost, self._scopes[ep.id], has_key)
 
-    def _call_params(
-        self, ep: Endpoint, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
-    ) -> dict[str, Any]:
-        call = {k: v for k, v in params.items() if k not in ROUTER_PARAMS}
-        call.update(model=ep.model, messages=list(messages))
-        if call.get("stream"):
-            call["stream_options"] = {**(call.get("stream_options") or {}), "include_usage": True}
-        return call
-
-    def _done(self, got: Admitted, reply: Reply, attempts: list[Attempt]) -> Any:
-        usage = getattr(reply.body, "usage", None)
-        tokens = usage_tokens(usage)
-        self._settler.settle(got, tokens)
-        self._settler.record(got, reply.latency, usage, None)
-        attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-        attach(reply.body, served_record(got, tokens, attempts))
-        return reply.body
-
-    def _candidates(self, model: Any) -> tuple[list[Endpoint], Route | None]:
+    def candidates(self, model: Any) -> tuple[list[Endpoint], Route | None]:
         """The endpoints a ``model`` value selects: all (none or ``auto``), an endpoint id,
         a route name, or every endpoint serving that upstream model."""
         if model is None or model == "auto":

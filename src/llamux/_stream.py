@@ -10,16 +10,15 @@ bill for it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderError
-from ._served import Attempt, attach, served_record
+from ._served import attach, served_record
 
 if TYPE_CHECKING:
     from ._admission import Admitted
-    from ._settler import Settler
-    from ._transport import Reply
+    from ._call import Answer, Call
 
 OnEnd = Callable[[Any, ProviderError | None], None]
 AsyncOnEnd = Callable[[Any, ProviderError | None], Awaitable[None]]
@@ -155,12 +154,6 @@ class AsyncChunkStream(_Relay):
         await self.aclose()
 
 
-def asked_usage(params: Mapping[str, Any]) -> bool:
-    """Whether the caller asked for the usage chunk itself."""
-    options = params.get("stream_options") or {}
-    return bool(options.get("include_usage"))
-
-
 def translator(got: Admitted) -> Translate:
     """Turns an error raised mid-stream into a ProviderError (the call was accepted)."""
 
@@ -196,48 +189,32 @@ def _stream_error(exc: Exception, got: Admitted) -> ProviderError:
     return stream_error(exc, got.endpoint, got.api_key)
 
 
-def chunk_stream(
-    settler: Settler,
-    got: Admitted,
-    reply: Reply,
-    first: Any,
-    attempts: list[Attempt],
-    hide_usage: bool,
-    started: float,
-) -> ChunkStream:
-    """The caller's stream of an answered call, settled by ``settler`` when it ends."""
-    attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
+def chunk_stream(call: Call, answer: Answer, end: OnEnd) -> ChunkStream:
+    """The caller's stream of an answered call; ``end`` settles it when it ends."""
     stream = ChunkStream(
-        reply.body,
-        first,
-        hide_usage=hide_usage,
-        translate=translator(got),
-        on_end=settler.ender(got, attempts, started),
+        answer.reply.body,
+        answer.first,
+        hide_usage=call.hide_usage,
+        translate=translator(answer.got),
+        on_end=end,
     )
-    attach(stream, served_record(got, None, attempts))
+    attach(stream, served_record(answer.got, None, call.attempts))
     return stream
 
 
-def async_chunk_stream(
-    settler: Settler,
-    got: Admitted,
-    reply: Reply,
-    first: Any,
-    attempts: list[Attempt],
-    hide_usage: bool,
-    started: float,
-) -> AsyncChunkStream:
-    """The async twin of :func:`chunk_stream` (the settling runs in a worker thread)."""
-    attempts.append(Attempt(got.endpoint.id, "served", latency=reply.latency))
-    end = settler.ender(got, attempts, started)
+def async_chunk_stream(call: Call, answer: Answer, end: OnEnd) -> AsyncChunkStream:
+    """The async twin of :func:`chunk_stream`: ``end`` runs off the event loop by the
+    call's one policy."""
 
     async def aend(usage: Any, error: ProviderError | None) -> None:
-        import asyncio
-
-        await asyncio.to_thread(end, usage, error)
+        await call.offload(end, usage, error)
 
     stream = AsyncChunkStream(
-        reply.body, first, hide_usage=hide_usage, translate=translator(got), on_end=aend
+        answer.reply.body,
+        answer.first,
+        hide_usage=call.hide_usage,
+        translate=translator(answer.got),
+        on_end=aend,
     )
-    attach(stream, served_record(got, None, attempts))
+    attach(stream, served_record(answer.got, None, call.attempts))
     return stream

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ._admission import MAX_DEPTH, check_params
+from ._call import ROUTER_PARAMS
 from ._errors import (
     InvalidRequest,
     LlamuxError,
@@ -18,7 +19,6 @@ from ._errors import (
     StoreError,
     redact,
 )
-from ._router import ROUTER_PARAMS
 
 MAX_WAIT = 300.0
 """The longest ``"llamux": {"wait": ...}`` a client may ask for, in seconds."""

@@ -54,6 +54,7 @@ from starlette.routing import Route
 from ._errors import ConfigError, LlamuxError, NoEndpointAvailable
 from ._gate import Gate, http_problem, server_problem
 from ._metrics import Metrics
+from ._proxy_defaults import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, KEY_VARIABLE
 from ._relay import ByteStream, Done, Relayed, arelay
 from ._status_view import status_data
 from ._wire import Problem, failure, parse_chat, too_large
@@ -72,15 +73,10 @@ __all__ = [
     "serve",
 ]
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
-DEFAULT_MAX_BODY = 4 * 1024 * 1024
-"""Request bodies over this many bytes are refused with 413 (``--max-body``)."""
 DRAIN = 64 * 1024 * 1024
 """Bytes of an oversized body still read (and dropped) so the client sees the 413 cleanly."""
 OPEN_PATHS = frozenset({"/healthz", "/login"})
 COOKIE = "llamux_dashboard"
-KEY_VARIABLE = "LLAMUX_PROXY_KEY"
 CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'"
 
 
@@ -159,7 +155,7 @@ class _Proxy:
 
     def _check_model(self, model: Any) -> None:
         try:
-            self.router._candidates(model)
+            self.router.candidates(model)
         except ConfigError as error:
             raise Problem(404, str(error), "model_not_found", param="model") from None
 
@@ -281,7 +277,7 @@ class _Guard:
             response = _problem(
                 Problem(
                     401,
-                    "this llamux proxy needs its key: send Authorization: Bearer $LLAMUX_PROXY_KEY",
+                    f"this llamux proxy needs its key: send Authorization: Bearer ${KEY_VARIABLE}",
                     "invalid_api_key",
                     headers={"www-authenticate": "Bearer"},
                 )
@@ -304,7 +300,7 @@ _LOGIN = """<!doctype html><meta charset="utf-8"><title>llamux: sign in</title>
 <style>body{font:15px system-ui,sans-serif;display:grid;place-items:center;height:90vh}
 form{display:flex;gap:8px}input{padding:6px 8px}</style>
 <form method="post" action="/login"><input type="password" name="key" autofocus
-placeholder="LLAMUX_PROXY_KEY"><button>Open the dashboard</button></form>"""
+placeholder="{key}"><button>Open the dashboard</button></form>""".replace("{key}", KEY_VARIABLE)
 
 
 def _login(key: str) -> Any:

@@ -58,6 +58,7 @@ from .._window import Window
 from .redis_plan import (
     BUCKET_MARGIN,
     Plan,
+    bucket_key,
     import_redis,
     load_scripts,
     make_plan,
@@ -68,6 +69,7 @@ from .redis_plan import (
     refusal_of,
     remaining_of,
     reserve_args,
+    scoped_key,
     shifted,
     snapshot_of,
     split_namespace,
@@ -215,14 +217,14 @@ class RedisStore:
     # -- keys ----------------------------------------------------------------------------
 
     def _key(self, tag: str, kind: str, rest: str) -> str:
-        return f"{self.namespace}:{{{tag}}}:{kind}:{rest}"
+        return scoped_key(self.namespace, tag, kind, rest)
 
     def _glob(self, rest: str) -> str:
         """A SCAN pattern for ``rest`` in this namespace (the namespace glob-escaped)."""
         return re.sub(r"([*?\[\]\\])", r"\\\1", self.namespace) + ":" + rest
 
     def _bucket_key(self, tag: str, scope: str, window: str) -> str:
-        return self._key(tag, "b", f"{window}:{scope}")
+        return bucket_key(self.namespace, tag, scope, window)
 
     def _register(self, scope: str, tag: str) -> None:
         with self._guard():
@@ -252,7 +254,7 @@ class RedisStore:
         if plan is None:
             if len(self._plans) > 4096:  # scopes come from a config: this is a safety net
                 self._plans.clear()
-            plan = self._plans[cache_key] = make_plan(self, tag, scopes)
+            plan = self._plans[cache_key] = make_plan(self.namespace, tag, scopes)
         return plan
 
     # -- operations ----------------------------------------------------------------------

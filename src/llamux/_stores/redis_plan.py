@@ -9,16 +9,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .._errors import StoreError
 from .._performance import Performance
 from .._quota import RESERVATION_TTL, TOKENS, Cooldown, Cost, Refusal, Rule, Scope, Snapshot, decide
 from .._window import WINDOW_SECONDS, Window
-
-if TYPE_CHECKING:
-    from .redis import RedisStore
 
 BUCKET_MARGIN = 60.0
 """Seconds a bucket hash outlives the moment its newest bucket stops counting."""
@@ -81,13 +78,23 @@ def import_redis() -> Any:
     return redis
 
 
-def make_plan(store: RedisStore, tag: str, scopes: Sequence[Scope]) -> Plan:
+def scoped_key(namespace: str, tag: str, kind: str, rest: str) -> str:
+    """A key of the namespace, in the hash slot of ``tag``: ``P:{T}:KIND:REST``."""
+    return f"{namespace}:{{{tag}}}:{kind}:{rest}"
+
+
+def bucket_key(namespace: str, tag: str, scope: str, window: str) -> str:
+    """The bucket hash of ``scope``'s ``window`` (a unit: minute, hour, day)."""
+    return scoped_key(namespace, tag, "b", f"{window}:{scope}")
+
+
+def make_plan(namespace: str, tag: str, scopes: Sequence[Scope]) -> Plan:
     windows: list[tuple[str, Window, str]] = []
     checks = []
     for scope in scopes:
         first = len(windows)
         for window in scope.windows:
-            windows.append((scope.key, window, store._bucket_key(tag, scope.key, window.key)))
+            windows.append((scope.key, window, bucket_key(namespace, tag, scope.key, window.key)))
         stored = [w.key for w in scope.windows]
         for window, rules in scope.groups:
             limits = {"requests": -1, "tokens": -1}
@@ -96,7 +103,7 @@ def make_plan(store: RedisStore, tag: str, scopes: Sequence[Scope]) -> Plan:
                 limits[rule.metric] = rule.limit if old < 0 else min(old, rule.limit)
             index = first + stored.index(window.key)
             checks.append((index, scope.key, window, rules, limits["requests"], limits["tokens"]))
-    cooldown_keys = tuple(store._key(tag, "c", scope.key) for scope in scopes)
+    cooldown_keys = tuple(scoped_key(namespace, tag, "c", scope.key) for scope in scopes)
     return Plan(tag, cooldown_keys, tuple(windows), tuple(checks))
 
 

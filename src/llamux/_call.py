@@ -1,0 +1,161 @@
+"""One request through the router, from its reservation to its settle: the request engine.
+
+A :class:`Call` owns the attempt loop (reserve the next endpoint in strategy order, call it,
+carry out the failover verdict of a failure), learning from the answer's headers, settling
+a served answer and recording its speed. ``Router.completion`` and ``acompletion``, the
+stream wrappers and the proxy's relay are drivers over it: the sync and async loops differ
+only in how they wait and call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._errors import ProviderError
+from ._served import Attempt, Served, served_record
+from ._tokens import usage_tokens
+
+if TYPE_CHECKING:
+    from ._admission import Admission, Admitted
+    from ._clock import Clock
+    from ._config import Endpoint
+    from ._settler import Settler
+    from ._transport import Reply, Transport
+
+T = TypeVar("T")
+
+ROUTER_PARAMS = frozenset({"wait", "strategy"})
+"""Keyword arguments llamux consumes itself; every other one goes to the provider."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An endpoint's successful answer to one call: for a stream, with its first chunk."""
+
+    got: Admitted
+    reply: Reply
+    first: Any
+    started: float
+    """When the call began (``time.perf_counter``)."""
+    stream: bool
+
+
+class Call:
+    """One request: its admission (what was reserved, tried, refused), the settler that
+    turns answers into store updates, and the transport. Not thread-safe: one request, one
+    caller at a time."""
+
+    def __init__(
+        self,
+        admission: Admission,
+        settler: Settler,
+        transport: Transport,
+        clock: Clock,
+        inline: bool = False,
+    ) -> None:
+        self.admission = admission
+        self.settler = settler
+        self.transport = transport
+        self.clock = clock
+        self.inline = inline
+        """Whether the store's operations never block (the memory store): the async path
+        then runs them on the event loop instead of in a worker thread."""
+
+    async def offload(self, function: Callable[..., T], *args: Any) -> T:
+        """Run store work off the event loop (a worker thread), unless the store never
+        blocks: the one policy of every async path (the library's, the proxy's)."""
+        if self.inline:
+            return function(*args)
+        import asyncio
+
+        return await asyncio.to_thread(function, *args)
+
+    @property
+    def attempts(self) -> list[Attempt]:
+        """What was tried so far: skipped, refused, failed, served."""
+        return self.admission.attempts
+
+    def answer(self, first_of: Callable[[Any, Admitted], Any]) -> Answer:
+        """Reserve, call and fail over until an endpoint answers (sync); for a stream, its
+        first chunk is read (by ``first_of``) before it counts as answered."""
+        while True:
+            got = self.admission.next()
+            if isinstance(got, float):
+                self.clock.sleep(got)
+                continue
+            params = self._provider_params(got.endpoint)
+            started = time.perf_counter()
+            try:
+                reply = self.transport.complete(got.endpoint, got.api_key, params)
+                first = first_of(reply.body, got) if params.get("stream") else None
+            except ProviderError as error:
+                if not self.settler.failed(got, error, self.attempts):
+                    raise
+                continue
+            except Exception as exc:
+                refusal = self.settler.refused(got, exc)
+                raise refusal from (None if refusal is exc else exc)
+            return Answer(got, reply, first, started, bool(params.get("stream")))
+
+    async def aanswer(
+        self, first_of: Callable[[Any, Admitted], Awaitable[Any]], *, raw: bool = False
+    ) -> Answer:
+        """The async twin of :meth:`answer`. ``raw``: the provider's HTTP response, unparsed
+        (the proxy relays its bytes)."""
+        while True:
+            got = await self.offload(self.admission.next)
+            if isinstance(got, float):
+                await self.clock.asleep(got)
+                continue
+            params = self._provider_params(got.endpoint)
+            started = time.perf_counter()
+            try:
+                reply = await self.transport.acomplete(got.endpoint, got.api_key, params, raw=raw)
+                first = await first_of(reply.body, got) if params.get("stream") else None
+            except ProviderError as error:
+                if not await self.offload(self.settler.failed, got, error, self.attempts):
+                    raise
+                continue
+            except Exception as exc:
+                refusal = await self.offload(self.settler.refused, got, exc)
+                raise refusal from (None if refusal is exc else exc)
+            return Answer(got, reply, first, started, bool(params.get("stream")))
+
+    def served(self, answer: Answer, usage: Any) -> Served:
+        """A whole (not streamed) answer was served with ``usage``: learn from its headers,
+        settle it, record its speed; the record of how it was served. Store work only: an
+        async driver runs it off the event loop in one hop."""
+        got, latency = answer.got, answer.reply.latency
+        self.settler.learn(got, answer.reply.headers)
+        tokens = usage_tokens(usage)
+        self.settler.settle(got, tokens)
+        self.settler.record(got, latency, usage, None)
+        self.attempts.append(Attempt(got.endpoint.id, "served", latency=latency))
+        return served_record(got, tokens, self.attempts)
+
+    def streaming(self, answer: Answer) -> Callable[[Any, ProviderError | None], None]:
+        """A stream was served (its first chunk is here): learn from its headers; what to do
+        when it ends (settle at its first chunk's moment with its usage, record its speed;
+        or carry out the verdict of a failure). Store work only, as :meth:`served`."""
+        got = answer.got
+        self.settler.learn(got, answer.reply.headers)
+        self.attempts.append(Attempt(got.endpoint.id, "served", latency=answer.reply.latency))
+        return self.settler.ender(got, self.attempts, answer.started)
+
+    @property
+    def hide_usage(self) -> bool:
+        """Whether the usage-only last chunk is llamux's (the caller did not ask for it)."""
+        options = self.admission.params.get("stream_options") or {}
+        return not options.get("include_usage")
+
+    def _provider_params(self, ep: Endpoint) -> dict[str, Any]:
+        """The parameters sent to ``ep``: the caller's, its model, and usage in streams."""
+        params: Mapping[str, Any] = self.admission.params
+        call = {k: v for k, v in params.items() if k not in ROUTER_PARAMS}
+        call.update(model=ep.model, messages=list(self.admission.messages))
+        if call.get("stream"):
+            call["stream_options"] = {**(call.get("stream_options") or {}), "include_usage": True}
+        return call
