@@ -12,12 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from ._endpoint import DIALECTS as DIALECTS  # re-exported: the dialects a provider may name
 from ._endpoint import LIMIT_NAMES, Limits, Pool
-
-DIALECTS = frozenset(
-    {"openai", "groq", "cerebras", "mistral", "anthropic", "openrouter", "gemini", "sambanova"}
-)
-"""The rate-limit header dialects llamux understands."""
 
 STATUSES = frozenset({"active", "trial", "retired"})
 

@@ -6,13 +6,48 @@ Frozen dataclasses and the constants that name their fields; no parsing here (th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-LIMIT_NAMES: tuple[str, ...] = ("rpm", "tpm", "rph", "tph", "rpd", "tpd")
+LIMIT_RULES: Mapping[str, tuple[str, str]] = {
+    "rpm": ("requests", "minute"),
+    "tpm": ("tokens", "minute"),
+    "rph": ("requests", "hour"),
+    "tph": ("tokens", "hour"),
+    "rpd": ("requests", "day"),
+    "tpd": ("tokens", "day"),
+}
+"""Each limit name (a table column, a ``Limits`` field, a rule's name) and what it counts:
+(metric, window). The one list of limit names: every other module reads it from here."""
+LIMIT_NAMES: tuple[str, ...] = tuple(LIMIT_RULES)
 """Requests / tokens per minute, hour and day."""
+_NAME_OF = {rule: name for name, rule in LIMIT_RULES.items()}
+
+
+def limit_name(metric: str, window: str) -> str:
+    """The limit name of ``metric`` (requests, tokens) per ``window`` (minute, hour, day)."""
+    try:
+        return _NAME_OF[(metric, window)]
+    except KeyError:
+        raise ValueError(f"no limit counts {metric!r} per {window!r}") from None
+
+
+DIALECTS: tuple[str, ...] = (
+    "openai",
+    "groq",
+    "cerebras",
+    "mistral",
+    "anthropic",
+    "openrouter",
+    "gemini",
+    "sambanova",
+)
+"""The rate-limit header dialects llamux understands (an endpoint's ``dialect``): the
+catalog, the header parser and the fake provider all know exactly these."""
 
 CAPABILITIES = frozenset({"tools", "vision", "json"})
 STRATEGIES = ("preference", "cheapest", "fastest", "balanced", "round_robin", "weighted")
+"""The names of the built-in routing strategies (see ``_strategies.STRATEGIES``)."""
 COLUMNS: tuple[str, ...] = (
     *("provider", "model", *LIMIT_NAMES, "name", "base_url", "api_key_env", "priority"),
     *("weight", "input_cost", "output_cost", "context", "max_output", "pool", "reset"),

@@ -31,18 +31,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ._endpoint import DIALECTS as DIALECTS  # the one list, re-exported for the fake's users
 from ._fake_limits import Block, Usage
 
-DIALECTS = (
-    "openai",
-    "groq",
-    "cerebras",
-    "mistral",
-    "anthropic",
-    "openrouter",
-    "gemini",
-    "sambanova",
-)
 _RETRY_AFTER = frozenset({"openai", "groq", "anthropic", "cerebras", "mistral"})
 
 

@@ -43,7 +43,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from . import _fake_dialects as dialects
-from ._fake_dialects import DIALECTS, Snapshot, go_duration
+from ._endpoint import DIALECTS
+from ._fake_dialects import Snapshot, go_duration
 from ._fake_ingress import FakeAdmission, FakeHold, _Entry, check_seconds, hold_on_clock
 from ._fake_limits import Block, SlidingLog, build_limits
 from ._fake_server import (

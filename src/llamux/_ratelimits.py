@@ -185,7 +185,8 @@ DIALECTS: dict[str, tuple[_Spec, ...]] = {
     ),
     "gemini": (),
 }
-"""Header names per dialect; an unknown dialect reads as "openai"."""
+"""Header names per dialect; an unknown dialect reads as "openai". Its keys are exactly
+``_endpoint.DIALECTS``, the one list of dialect names (a test holds them equal)."""
 
 
 def _dialect(dialect: object) -> str:
