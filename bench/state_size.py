@@ -12,12 +12,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from llamux._config import LIMIT_NAMES
 from llamux._quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 
 T0 = 1_767_225_600.0
 BIG = 10**12
-RULES = [(name, BIG) for name in ("rpm", "tpm", "rph", "tph", "rpd", "tpd")]
+RULES = [(name, BIG) for name in LIMIT_NAMES]
 
 
 def size(path: Path) -> int:

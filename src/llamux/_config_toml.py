@@ -183,7 +183,7 @@ def _pools(top: Place, value: object, lines: _Lines) -> list[Pool]:
         check_keys(place, row, POOL_KEYS, "pool key")
         limits = build_limits(place, row)
         if not limits.items():
-            fix = "add at least one of rpm, tpm, rph, tph, rpd, tpd, or remove the pool"
+            fix = f"add at least one of {', '.join(LIMIT_NAMES)}, or remove the pool"
             raise place.error(f"pool {show(name)} sets no limit; {fix}")
         resets = build_resets(place, row.get("reset"), limits)
         found.append(Pool(str(name), limits, resets, place.source))

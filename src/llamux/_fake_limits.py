@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from ._endpoint import limit_name
+
 MINUTE = 60.0
 HOUR = 3_600.0
 DAY = 86_400.0
@@ -37,7 +39,7 @@ class Limit:
     @property
     def name(self) -> str:
         """The limit's short name, as in llamux's tables: ``rpm``, ``tpd``, ..."""
-        return f"{self.kind[0]}p{self.period[0]}"
+        return limit_name(self.kind, self.period)
 
     @property
     def label(self) -> str:

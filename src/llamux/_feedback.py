@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ._endpoint import limit_name
 from ._errors import ProviderError
 from ._window import WINDOW_SECONDS
 
@@ -130,7 +131,7 @@ def _counted_full(hint: Hint, left: Mapping[str, int], now: float) -> bool:
 
 def rule_name(hint: Hint) -> str:
     """The local rule a hint speaks of: rpm, tpm, rph, tph, rpd or tpd."""
-    return ("r" if hint.metric == "requests" else "t") + "p" + hint.window[0]
+    return limit_name(hint.metric, hint.window)
 
 
 def debits(hints: Sequence[Hint], left: Mapping[str, int]) -> tuple[tuple[str, int], ...]:

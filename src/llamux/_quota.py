@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ._endpoint import LIMIT_RULES, limit_name
 from ._window import BUCKET_SECONDS, LATENCY_MARGIN, Window
 
 RESERVATION_TTL = 86400 + 900 + 60
@@ -40,15 +41,6 @@ RESERVATION_TTL = 86400 + 900 + 60
 
 REQUESTS = "requests"
 TOKENS = "tokens"
-
-_LIMIT_NAMES: Mapping[str, tuple[str, str]] = {
-    "rpm": (REQUESTS, "minute"),
-    "tpm": (TOKENS, "minute"),
-    "rph": (REQUESTS, "hour"),
-    "tph": (TOKENS, "hour"),
-    "rpd": (REQUESTS, "day"),
-    "tpd": (TOKENS, "day"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +54,7 @@ class Rule:
     """The table's name of this rule: rpm, tpm, rph, tph, rpd or tpd."""
 
     def __post_init__(self) -> None:
-        name = ("r" if self.metric == REQUESTS else "t") + "p" + self.window.unit[0]
-        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "name", limit_name(self.metric, self.window.unit))
 
 
 def rules_from_limits(
@@ -72,7 +63,7 @@ def rules_from_limits(
     """Rules for ``(name, limit)`` pairs such as ``("rpm", 30)``; ``resets`` maps a name to a tz."""
     rules = []
     for name, limit in limits:
-        metric, unit = _LIMIT_NAMES[name]
+        metric, unit = LIMIT_RULES[name]
         rules.append(Rule(metric, Window(unit, resets.get(name)), limit))
     return tuple(rules)
 
