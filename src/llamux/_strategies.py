@@ -190,14 +190,17 @@ class Custom:
         return list(self.function(endpoints, request))
 
 
-STRATEGIES: Mapping[str, Callable[[], Strategy]] = {
-    "preference": Preference,
-    "cheapest": Cheapest,
-    "fastest": Fastest,
-    "balanced": Balanced,
-    "round_robin": RoundRobin,
-    "weighted": Weighted,
-}
+_BUILT_IN: tuple[type[Strategy], ...] = (
+    Preference,
+    Cheapest,
+    Fastest,
+    Balanced,
+    RoundRobin,
+    Weighted,
+)
+STRATEGIES: Mapping[str, Callable[[], Strategy]] = {kind.name: kind for kind in _BUILT_IN}
+"""Each built-in strategy by its own ``name``: exactly ``_endpoint.STRATEGIES``, the names the
+config and the CLI accept (a test holds them equal)."""
 
 
 def strategy_from(value: str | Strategy | Callable[..., Any] | None) -> Strategy:
