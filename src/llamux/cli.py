@@ -29,6 +29,7 @@ from ._errors import (
     RequestTooLarge,
     StoreError,
 )
+from ._proxy_defaults import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, KEY_VARIABLE
 
 if TYPE_CHECKING:
     from ._router import Router
@@ -209,18 +210,22 @@ def _origin(text: str) -> str:
 def _add_serve(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--host",
-        default="127.0.0.1",
-        help="address to bind (default 127.0.0.1); any other needs LLAMUX_PROXY_KEY",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}); any other needs {KEY_VARIABLE}",
     )
     sub.add_argument(
-        "--port", type=_positive_int, default=8080, metavar="N", help="port (default 8080)"
+        "--port",
+        type=_positive_int,
+        default=DEFAULT_PORT,
+        metavar="N",
+        help=f"port (default {DEFAULT_PORT})",
     )
     sub.add_argument(
         "--max-body",
         type=_positive_int,
-        default=4 * 1024 * 1024,
+        default=DEFAULT_MAX_BODY,
         metavar="BYTES",
-        help="refuse request bodies over this size with 413 (default 4194304)",
+        help=f"refuse request bodies over this size with 413 (default {DEFAULT_MAX_BODY})",
     )
     sub.add_argument(
         "--allow-host",
@@ -390,11 +395,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"llamux serve needs the proxy extra ({missing.name} is missing): "
             "pip install 'llamux[proxy]'"
         ) from None
-    key = os.environ.get("LLAMUX_PROXY_KEY") or None
+    key = os.environ.get(KEY_VARIABLE) or None
     require_key(args.host, key)
     with open_router(args) as router:
         where = f"http://{args.host}:{args.port}"
-        guard = "; clients send $LLAMUX_PROXY_KEY as their API key" if key else ""
+        guard = f"; clients send ${KEY_VARIABLE} as their API key" if key else ""
         _say_dim(f"llamux proxy: base_url {where}/v1, dashboard {where}/{guard}")
         try:
             serve(
