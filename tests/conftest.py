@@ -10,16 +10,26 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from llamux import Router
-from llamux._quota import Cooldown
+from llamux._quota import Cooldown, Scope
 from llamux._router import EndpointStatus
 from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
+from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
+
+HI: list[Any] = [{"role": "user", "content": "hi"}]
+"""A one-word chat: 5 prompt tokens at the fake provider (4 + 1)."""
+TELL_ME: list[Any] = [{"role": "user", "content": "Tell me something."}]
+EIGHT_WORDS = "one two three four five six seven eight"
+"""A reply the fake provider can be told to give (``FakeEndpoint(reply=...)``)."""
 
 STORE_KINDS = ["memory", "sqlite", "redis"]
 
@@ -160,6 +170,33 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> str:
     return KEY
 
 
+@pytest.fixture
+def seed_config(tmp_path: Path, keys: str) -> str:
+    """The path of a file holding ``SEED_TABLE`` (its providers' key variables set)."""
+    path = tmp_path / "endpoints.md"
+    path.write_text(SEED_TABLE)
+    return str(path)
+
+
+@pytest.fixture
+def seed(seed_config: str) -> Router:
+    """A Router over ``SEED_TABLE``, in memory, on a ``FakeClock``."""
+    return Router.from_csv(seed_config, store="memory://", clock=FakeClock())
+
+
+@pytest.fixture
+def fake_endpoints() -> list[FakeEndpoint]:
+    """What the ``fake`` provider serves; a test module overrides this fixture to change it."""
+    return [FakeEndpoint("a"), FakeEndpoint("b")]
+
+
+@pytest.fixture
+def fake(fake_endpoints: list[FakeEndpoint]) -> Iterator[FakeProvider]:
+    """A fake provider serving ``fake_endpoints`` for the length of one test."""
+    with FakeProvider(fake_endpoints) as provider:
+        yield provider
+
+
 def fake_table(fake: object, rows: list[tuple[str, str]]) -> str:
     """A table of endpoints served by the fake provider: (name, limits cells) per row."""
     lines = [
@@ -228,6 +265,16 @@ def status_of(router: Router, endpoint: str) -> EndpointStatus:
     return next(row for row in router.status() if row.endpoint.id == endpoint)
 
 
+def used(router: Router, index: int = 0) -> dict[str, int]:
+    """What each rule shown in row ``index`` of ``router.status()`` has used."""
+    return {u.rule.name: u.used for u in router.status()[index].usage}
+
+
+def store_used(store: QuotaStore, scope: Scope, now: float) -> dict[str, int]:
+    """What each of ``scope``'s rules has used in ``store`` at ``now``."""
+    return {u.rule.name: u.used for u in store.usage([scope], now)}
+
+
 def used_of(router: Router, endpoint: str) -> dict[str, int]:
     """What each of an endpoint's own rules has used (its pool's rules left out)."""
     row = status_of(router, endpoint)
@@ -239,3 +286,28 @@ def cooling_of(router: Router, endpoint: str) -> Cooldown:
     cooldown = status_of(router, endpoint).cooldown
     assert cooldown is not None, f"{endpoint} is not cooling down"
     return cooldown
+
+
+LA = "America/Los_Angeles"
+
+
+def local(tz: str, y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> float:
+    """The epoch time of a wall-clock time in ``tz`` (the earlier one if ambiguous)."""
+    return datetime(y, mo, d, h, mi, s, tzinfo=ZoneInfo(tz)).timestamp()
+
+
+def la(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> float:
+    """The epoch time of a wall-clock time in Los Angeles."""
+    return local(LA, y, mo, d, h, mi, s)
+
+
+def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> float:
+    return local("UTC", y, mo, d, h, mi, s)
+
+
+def midnight_after(now: float, tz: str = LA) -> float:
+    """The epoch time of the local midnight in ``tz`` that ends the day holding ``now``
+    (calendar arithmetic: right across month ends, year ends and DST changes)."""
+    zone = ZoneInfo(tz)
+    tomorrow = datetime.fromtimestamp(now, zone).date() + timedelta(days=1)
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=zone).timestamp()

@@ -10,22 +10,9 @@ import pytest
 from llamux import InvalidRequest, Router
 from llamux._quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
-from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
+from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import SEED_TABLE, fake_router
-
-HELLO = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-def seed(tmp_path: Path, keys: str) -> Router:
-    path = tmp_path / "endpoints.csv"
-    path.write_text(SEED_TABLE)
-    return Router.from_csv(path, store="memory://", clock=FakeClock())
-
-
-def used(router: Router) -> dict[str, int]:
-    return {u.rule.name: u.used for u in router.status()[0].usage}
+from conftest import HI, fake_router, used
 
 
 @pytest.mark.parametrize(
@@ -47,7 +34,7 @@ def test_malformed_parameters_reserve_nothing(
     seed: Router, params: dict[str, object], phrase: str
 ) -> None:
     with pytest.raises(InvalidRequest, match=phrase):
-        seed.query(HELLO, **params)
+        seed.query(HI, **params)
     assert used(seed)["rpm"] == 0 and used(seed)["tpm"] == 0
 
 
@@ -63,10 +50,10 @@ def test_parameters_the_sdk_refuses_give_the_reservation_back(tmp_path: Path, ke
     ):
         for _ in range(3):
             with pytest.raises(InvalidRequest, match="frobnicate"):
-                router.completion(HELLO, max_tokens=5, frobnicate=1)
+                router.completion(HI, max_tokens=5, frobnicate=1)
         assert used(router) == {"rpm": 0, "tpm": 0}
         assert fake.stats("a").served == 0
-        router.completion(HELLO, max_tokens=5)  # the quota is intact
+        router.completion(HI, max_tokens=5)  # the quota is intact
 
 
 def test_an_in_memory_sqlite_store_is_one_database_for_all_threads() -> None:

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from llamux import NoEndpointAvailable, Router
 from llamux.testing import FakeClock
 
-LA = ZoneInfo("America/Los_Angeles")
-HELLO = [{"role": "user", "content": "hi"}]
-
-
-def la(*args: int) -> float:
-    return datetime(*args, tzinfo=LA).timestamp()
+from conftest import HI, la
 
 
 @pytest.fixture
@@ -33,32 +26,32 @@ def test_gemini_days_reset_at_midnight_los_angeles_across_dst(
 ) -> None:
     router, clock = gemini
     assert router.endpoints[0].reset_for("rpd") == "America/Los_Angeles"
-    router.query(HELLO, max_tokens=1)
-    router.query(HELLO, max_tokens=1)
+    router.query(HI, max_tokens=1)
+    router.query(HI, max_tokens=1)
     with pytest.raises(NoEndpointAvailable) as caught:
-        router.query(HELLO, max_tokens=1)
+        router.query(HI, max_tokens=1)
     assert caught.value.retry_after == pytest.approx(3600)  # midnight, one hour away
     clock.set(la(2026, 3, 8, 0, 0))  # spring forward: this day has 23 hours
-    router.query(HELLO, max_tokens=1)
+    router.query(HI, max_tokens=1)
     clock.advance(120)
-    router.query(HELLO, max_tokens=1)
+    router.query(HI, max_tokens=1)
     with pytest.raises(NoEndpointAvailable) as caught:
-        router.query(HELLO, max_tokens=1)
+        router.query(HI, max_tokens=1)
     retry = caught.value.retry_after
     assert retry is not None and clock.now() + retry == la(2026, 3, 9, 0, 0)
     assert la(2026, 3, 9) - la(2026, 3, 8) == 23 * 3600
     clock.set(la(2026, 3, 9, 0, 0))
-    assert router.query(HELLO, max_tokens=1)[0] == "gemini"
+    assert router.query(HI, max_tokens=1)[0] == "gemini"
 
 
 def test_fall_back_day_has_25_hours(gemini: tuple[Router, FakeClock]) -> None:
     router, clock = gemini
     clock.set(la(2026, 11, 1, 0, 30))
-    router.query(HELLO, max_tokens=1)
+    router.query(HI, max_tokens=1)
     clock.advance(60)
-    router.query(HELLO, max_tokens=1)
+    router.query(HI, max_tokens=1)
     with pytest.raises(NoEndpointAvailable) as caught:
-        router.query(HELLO, max_tokens=1)
+        router.query(HI, max_tokens=1)
     assert caught.value.retry_after is not None
     assert clock.now() + caught.value.retry_after == la(2026, 11, 2)
     assert la(2026, 11, 2) - la(2026, 11, 1) == 25 * 3600
@@ -88,10 +81,10 @@ rpm = 3
 """
     )
     router = Router.from_config(path, store="memory://", clock=FakeClock())
-    served = [router.query(HELLO, max_tokens=1)[1] for _ in range(3)]
+    served = [router.query(HI, max_tokens=1)[1] for _ in range(3)]
     assert served == ["a:free", "a:free", "a:free"]
     with pytest.raises(NoEndpointAvailable) as caught:
-        router.query(HELLO, max_tokens=1)
+        router.query(HI, max_tokens=1)
     assert {r.scope for r in caught.value.refusals} == {"pool:free"}
     # the refusal charged nothing: each endpoint still shows only its own requests
     used = {
@@ -118,5 +111,5 @@ def test_the_catalog_pool_for_openrouter_free_models(
     count = 0
     with pytest.raises(NoEndpointAvailable):
         for count in range(100):  # noqa: B007
-            router.query(HELLO, max_tokens=1)
+            router.query(HI, max_tokens=1)
     assert count == 20  # 20 requests per minute across every :free model

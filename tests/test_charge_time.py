@@ -23,9 +23,7 @@ from llamux._transport import OpenAITransport
 from llamux.proxy import ProxyThread, create_app
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider, hold_on_clock
 
-from conftest import RedisServer, fake_router, fake_table, run_workers
-
-HI = [{"role": "user", "content": "hi"}]
+from conftest import HI, RedisServer, fake_router, fake_table, run_workers
 
 
 class Spy:

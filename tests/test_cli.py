@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,13 +43,6 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def seed(tmp_path: Path, keys: str) -> str:
-    path = tmp_path / "endpoints.md"
-    path.write_text(SEED_TABLE)
-    return str(path)
-
-
-@pytest.fixture
 def one_rpm(tmp_path: Path, keys: str) -> str:
     path = tmp_path / "endpoints.csv"
     path.write_text(ONE_RPM)
@@ -58,10 +50,8 @@ def one_rpm(tmp_path: Path, keys: str) -> str:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    endpoint = FakeEndpoint("a", model="m-a", rpm=5, reply="Hello from a.", api_key=KEY)
-    with FakeProvider([endpoint]) as provider:
-        yield provider
+def fake_endpoints() -> list[FakeEndpoint]:
+    return [FakeEndpoint("a", model="m-a", rpm=5, reply="Hello from a.", api_key=KEY)]
 
 
 @pytest.fixture
@@ -75,12 +65,12 @@ def fake_config(fake: FakeProvider, tmp_path: Path, keys: str) -> str:
 
 
 def test_check_shows_each_endpoint_without_the_key(
-    capsys: pytest.CaptureFixture[str], seed: str, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], seed_config: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("GROQ_API_KEY")
-    code, out, _ = run(capsys, "check", "--config", seed)
+    code, out, _ = run(capsys, "check", "--config", seed_config)
     assert code == 0
-    assert f"{seed}: ok, 2 endpoints" in out
+    assert f"{seed_config}: ok, 2 endpoints" in out
     assert "cerebras:llama3.3-70b" in out and "https://api.cerebras.ai/v1" in out
     assert "$CEREBRAS_API_KEY (set)" in out
     assert "$GROQ_API_KEY (NOT set" in out
@@ -112,23 +102,23 @@ def test_missing_config_exits_1_saying_where_it_looked(
 
 
 def test_config_is_found_in_the_current_directory_and_from_the_environment(
-    capsys: pytest.CaptureFixture[str], seed: str, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], seed_config: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(Path(seed).parent)
+    monkeypatch.chdir(Path(seed_config).parent)
     assert run(capsys, "check")[1].startswith("endpoints.md: ok")
-    monkeypatch.setenv("LLAMUX_CONFIG", seed)
+    monkeypatch.setenv("LLAMUX_CONFIG", seed_config)
     monkeypatch.chdir("/")
-    assert run(capsys, "check")[1].startswith(f"{seed}: ok")
+    assert run(capsys, "check")[1].startswith(f"{seed_config}: ok")
 
 
 # ------------------------------------------------------------------ status, query, reset
 
 
 def test_status_shows_endpoints_bars_and_no_key(
-    capsys: pytest.CaptureFixture[str], seed: str, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], seed_config: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("GROQ_API_KEY")
-    code, out, _ = run(capsys, "--config", seed, "status")
+    code, out, _ = run(capsys, "--config", seed_config, "status")
     assert code == 0
     assert "cerebras:llama3.3-70b" in out and "groq:llama-3.3-70b-versatile" in out
     assert "░░░░░░░░░░ 0/30" in out and "rpm" in out and "tpd" in out
@@ -136,8 +126,8 @@ def test_status_shows_endpoints_bars_and_no_key(
     assert "ok" in out
 
 
-def test_status_json_parses(capsys: pytest.CaptureFixture[str], seed: str) -> None:
-    code, out, _ = run(capsys, "--config", seed, "status", "--json")
+def test_status_json_parses(capsys: pytest.CaptureFixture[str], seed_config: str) -> None:
+    code, out, _ = run(capsys, "--config", seed_config, "status", "--json")
     assert code == 0
     data = json.loads(out)
     first = data["endpoints"][0]
@@ -158,9 +148,9 @@ def test_status_json_parses(capsys: pytest.CaptureFixture[str], seed: str) -> No
 
 
 def test_status_warns_of_usage_no_endpoint_owns_and_of_other_limits(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, seed: str
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, seed_config: str
 ) -> None:
-    assert run(capsys, "--config", seed, "query", "hi")[0] == 0
+    assert run(capsys, "--config", seed_config, "query", "hi")[0] == 0
     edited = tmp_path / "edited.md"  # cerebras gone, groq's rpm lowered
     lines = SEED_TABLE.splitlines()
     edited.write_text("\n".join([*lines[:2], lines[3].replace("| 30  |", "| 20  |")]) + "\n")
@@ -174,20 +164,22 @@ def test_status_warns_of_usage_no_endpoint_owns_and_of_other_limits(
 
 
 def test_query_twice_then_status_shows_used_2(
-    capsys: pytest.CaptureFixture[str], seed: str
+    capsys: pytest.CaptureFixture[str], seed_config: str
 ) -> None:
-    code, out, _ = run(capsys, "--config", seed, "query", "Hello, how are you?")
+    code, out, _ = run(capsys, "--config", seed_config, "query", "Hello, how are you?")
     assert code == 0
     assert "endpoint     cerebras:llama3.3-70b" in out and "rpm 29/30" in out
     assert "key from     $CEREBRAS_API_KEY" in out and "reservation  " in out
-    code, out, _ = run(capsys, "--config", seed, "query", "again", "--max-tokens", "50", "--json")
+    code, out, _ = run(
+        capsys, "--config", seed_config, "query", "again", "--max-tokens", "50", "--json"
+    )
     answer = json.loads(out)
     assert code == 0 and answer["provider"] == "cerebras" and answer["props"]["reservation"]
     assert answer["props"]["remaining"]["rpm"] == 28
-    code, out, _ = run(capsys, "--config", seed, "status", "--json")
+    code, out, _ = run(capsys, "--config", seed_config, "status", "--json")
     rules = {r["rule"]: r for r in json.loads(out)["endpoints"][0]["rules"]}
     assert rules["rpm"]["used"] == 2 and rules["rpm"]["frees_in"] > 55
-    code, out, _ = run(capsys, "--config", seed, "status")
+    code, out, _ = run(capsys, "--config", seed_config, "status")
     assert re.search(r"│ rpm +│ █░░░░░░░░░ 2/30 +│ +28 │ (5\d|6\d)s ", out)
 
 
@@ -278,8 +270,8 @@ def test_chat_provider_error_exits_3_and_cooldown_shows_in_status(
     assert "cooldown 10s: HTTP 503" in out or "cooldown 9s: HTTP 503" in out
 
 
-def test_store_error_exits_4(capsys: pytest.CaptureFixture[str], seed: str) -> None:
-    code, _, err = run(capsys, "--config", seed, "--store", "bogus://x", "status")
+def test_store_error_exits_4(capsys: pytest.CaptureFixture[str], seed_config: str) -> None:
+    code, _, err = run(capsys, "--config", seed_config, "--store", "bogus://x", "status")
     assert code == 4 and "unknown store URL scheme" in err
 
 
@@ -308,16 +300,16 @@ def test_demo_serves_every_request_without_a_429(capsys: pytest.CaptureFixture[s
 # ------------------------------------------------------------------ a real process
 
 
-def test_python_m_llamux_runs_without_importing_openai_or_rich(seed: str) -> None:
+def test_python_m_llamux_runs_without_importing_openai_or_rich(seed_config: str) -> None:
     env = {**os.environ, "CEREBRAS_API_KEY": KEY}
-    argv = [sys.executable, "-m", "llamux", "--config", seed, "--store", "memory://"]
+    argv = [sys.executable, "-m", "llamux", "--config", seed_config, "--store", "memory://"]
     done = subprocess.run([*argv, "status", "--json"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["endpoints"][0]["has_key"] is True
     assert KEY not in done.stdout + done.stderr
     probe = (
         "import sys; from llamux.cli import main; "
-        f"code = main(['--config', {seed!r}, '--store', 'memory://', 'status', '--json']); "
+        f"code = main(['--config', {seed_config!r}, '--store', 'memory://', 'status', '--json']); "
         "print(code, 'openai' in sys.modules, 'rich' in sys.modules, file=sys.stderr)"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)

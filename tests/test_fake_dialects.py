@@ -9,7 +9,6 @@ import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,13 +17,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llamux._fake_dialects import DIALECTS
-from llamux._fake_limits import day_bounds
-from llamux._fake_provider import FakeEndpoint, FakeProvider, FakeStats, _EndpointState
-from llamux._fake_server import _Chat
+from llamux.testing import (
+    DIALECTS,
+    FakeChat,
+    FakeEndpoint,
+    FakeEndpointState,
+    FakeProvider,
+    FakeStats,
+    day_bounds,
+)
 
-HI: list[Any] = [{"role": "user", "content": "hi"}]  # 5 prompt tokens; the reply costs 8
-LA = "America/Los_Angeles"
+from conftest import HI, LA, local, utc
 
 
 class Clock:
@@ -33,15 +36,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def local(tz: str, y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> float:
-    """The epoch time of a wall-clock time in ``tz`` (the earlier one if ambiguous)."""
-    return datetime(y, mo, d, h, mi, s, tzinfo=ZoneInfo(tz)).timestamp()
-
-
-def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> float:
-    return local("UTC", y, mo, d, h, mi, s)
 
 
 def limit_headers(headers: Any) -> dict[str, str]:
@@ -589,14 +583,14 @@ def test_limiter_matches_the_spec(
     ep = FakeEndpoint(
         "p", rpm=rpm, rph=rph, rpd=rpd, tpm=tpm, tph=tph, tpd=tpd, day_reset=day_reset
     )
-    state = _EndpointState(ep)
+    state = FakeEndpointState(ep)
     events: list[tuple[float, int]] = []
     now = utc(2026, 3, 7, 20)  # crosses the spring-forward day in Los Angeles
     for dt, prompt, cap, completion in steps:
         now += dt
         charge = prompt + (cap if cap is not None else completion)
         expected = _reference(events, now, ep, charge)
-        verdict = state.admit(Clock(now), _Chat("m", prompt, cap, False, False), completion)
+        verdict = state.admit(Clock(now), FakeChat("m", prompt, cap, False, False), completion)
         assert (verdict.refusal is None) == (expected == now)
         if verdict.refusal is None:
             events.append((now, prompt + completion))

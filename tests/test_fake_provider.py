@@ -18,24 +18,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llamux._fake_dialects import DIALECTS
-from llamux._fake_provider import (
+from llamux._ratelimits import classify_429
+from llamux.testing import (
     CUT,
+    DIALECTS,
     DROP,
+    INGRESS_HEADER,
+    FakeChat,
+    FakeClock,
     FakeEndpoint,
+    FakeEndpointState,
+    FakeHold,
     FakeProvider,
     FakeStats,
-    _EndpointState,
     count_prompt_tokens,
     count_text_tokens,
     go_duration,
+    hold_on_clock,
 )
-from llamux._fake_server import _Chat
-from llamux._ratelimits import classify_429
-from llamux.testing import INGRESS_HEADER, FakeClock, FakeHold, hold_on_clock
+
+from conftest import HI
 
 REPLY = "Hello from the fake provider."  # 29 bytes -> 8 tokens
-HI: list[Any] = [{"role": "user", "content": "hi"}]  # 4 + 1 = 5 tokens
 
 
 class Clock:
@@ -518,12 +522,12 @@ def test_limiter_matches_the_spec(
 ) -> None:
     rpm, tpm, rpd = limits
     ep = FakeEndpoint("p", rpm=rpm, tpm=tpm, rpd=rpd)
-    state = _EndpointState(ep)
+    state = FakeEndpointState(ep)
     events: list[tuple[float, int]] = []
     now = 1000.0
     for dt, prompt, cap, completion in steps:
         now += dt
-        chat = _Chat("m", prompt, cap, False, False)
+        chat = FakeChat("m", prompt, cap, False, False)
         charge = prompt + (cap if cap is not None else completion)
         expected = _reference(events, now, ep, charge)
         verdict = state.admit(Clock(now), chat, completion)

@@ -3,35 +3,23 @@ clear ProviderError, and the quota accounting stays exact."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from llamux import NoEndpointAvailable, ProviderError, Router, served_by
-from llamux._fake_provider import CUT, DROP
 from llamux._feedback import RATE_LIMIT_COOLDOWN, TRANSIENT_COOLDOWN
-from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
+from llamux.testing import CUT, DROP, FakeClock, FakeProvider
 
-from conftest import KEY, cooling_of, fake_table
+from conftest import KEY, cooling_of, fake_table, used
 
 HELLO = [{"role": "user", "content": "hello there"}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider([FakeEndpoint("a"), FakeEndpoint("b")]) as provider:
-        yield provider
 
 
 def make(fake: FakeProvider, tmp_path: Path, clock: FakeClock, **kw: object) -> Router:
     path = tmp_path / "t.md"
     path.write_text(fake_table(fake, [("a", "100 | 100000 |"), ("b", "100 | 100000 |")]))
     return Router.from_csv(path, store=f"sqlite:///{tmp_path}/q.db", clock=clock, **kw)  # type: ignore[arg-type]
-
-
-def usage(router: Router, index: int) -> dict[str, int]:
-    return {u.rule.name: u.used for u in router.status()[index].usage}
 
 
 # fault on "a" -> (how "a" is charged afterwards, its cool-down in seconds)
@@ -70,14 +58,14 @@ def test_each_fault_is_served_elsewhere_and_accounted_exactly(
         assert failed.endpoint == "a" and failed.outcome == "failed"
         assert KEY not in failed.reason
         # b: exactly what the provider counted
-        assert usage(router, 1) == {"rpm": 1, "tpm": fake.stats("b").total_tokens}
+        assert used(router, 1) == {"rpm": 1, "tpm": fake.stats("b").total_tokens}
         # a: as the fault's class says
         expected = {
             "released": {"rpm": 0, "tpm": 0},
             "request": {"rpm": 1, "tpm": 0},
             "estimate": {"rpm": 1, "tpm": served.estimated_tokens},
         }[charged]
-        assert usage(router, 0) == expected
+        assert used(router, 0) == expected
         cooling = cooling_of(router, "a")
         assert cooling.until - clock.now() == pytest.approx(rest)
         assert router.store.stats()["reservations"] == 0  # type: ignore[attr-defined]
@@ -89,7 +77,7 @@ def test_timeout_then_served_elsewhere(fake: FakeProvider, tmp_path: Path, keys:
         served = served_by(router.completion(HELLO, max_tokens=20))
         assert served is not None and served.endpoint == "b"
         assert "did not answer in time" in served.attempts[0].reason
-        assert usage(router, 0) == {"rpm": 1, "tpm": served.estimated_tokens}
+        assert used(router, 0) == {"rpm": 1, "tpm": served.estimated_tokens}
 
 
 def test_slow_stream_past_the_timeout_fails_over_before_its_first_chunk(
@@ -100,7 +88,7 @@ def test_slow_stream_past_the_timeout_fails_over_before_its_first_chunk(
         stream = router.completion(HELLO, stream=True, max_tokens=20)
         text = "".join(c.choices[0].delta.content or "" for c in stream)
         assert text and served_by(stream).endpoint == "b"  # type: ignore[union-attr]
-        assert usage(router, 1)["tpm"] == fake.stats("b").total_tokens
+        assert used(router, 1)["tpm"] == fake.stats("b").total_tokens
 
 
 def test_stream_cut_mid_way_is_a_clear_error_and_not_resent(
@@ -113,7 +101,7 @@ def test_stream_cut_mid_way_is_a_clear_error_and_not_resent(
             list(stream)
         assert caught.value.accepted
         assert fake.stats("b").served == 0
-        assert usage(router, 0) == {"rpm": 1, "tpm": served_by(stream).estimated_tokens}  # type: ignore[union-attr]
+        assert used(router, 0) == {"rpm": 1, "tpm": served_by(stream).estimated_tokens}  # type: ignore[union-attr]
 
 
 def test_every_endpoint_failing_ends_in_no_endpoint_available(

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from llamux import Router, served_by
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import KEY, cooling_of, status_of
+from conftest import HI, KEY, LA, cooling_of, midnight_after, status_of, utc
 
-HELLO = [{"role": "user", "content": "hi"}]
-T0 = datetime(2026, 6, 15, 12, 0, tzinfo=ZoneInfo("UTC")).timestamp()
+T0 = utc(2026, 6, 15, 12)
 
 
 def two_endpoint_router(
@@ -58,7 +55,7 @@ def test_headers_stop_traffic_before_any_429(
     endpoints = [FakeEndpoint("x", dialect=provider, **real), FakeEndpoint("spare")]  # type: ignore[arg-type]
     with FakeProvider(endpoints, clock=clock.now) as fake:
         router = two_endpoint_router(fake, tmp_path, provider, configured, clock)
-        served = [served_by(router.completion(HELLO)).endpoint for _ in range(5)]  # type: ignore[union-attr]
+        served = [served_by(router.completion(HI)).endpoint for _ in range(5)]  # type: ignore[union-attr]
         assert served == ["x", "x", "spare", "spare", "spare"]
         assert fake.stats("x").refused == 0
         # x takes nothing until the provider frees it: it rests (a cool-down, or parked), or
@@ -78,38 +75,32 @@ def test_headers_that_report_fewer_left_are_absorbed(tmp_path: Path, keys: str) 
     clock = FakeClock(T0)
     with FakeProvider([FakeEndpoint("x", rpm=10), FakeEndpoint("spare")], clock=clock.now) as fake:
         router = two_endpoint_router(fake, tmp_path, "openai", "30 | ", clock)
-        router.completion(HELLO)
+        router.completion(HI)
         rpm = next(u for u in router.status()[0].usage if u.rule.name == "rpm")
         assert rpm.remaining == 9  # llamux believed 29; the provider said 9
-        served = [served_by(router.completion(HELLO)).endpoint for _ in range(10)]  # type: ignore[union-attr]
+        served = [served_by(router.completion(HI)).endpoint for _ in range(10)]  # type: ignore[union-attr]
         assert served == ["x"] * 9 + ["spare"]
         assert fake.stats("x").refused == 0
         router.close()
 
 
-def la_midnight_after(now: float) -> float:
-    la = ZoneInfo("America/Los_Angeles")
-    day = datetime.fromtimestamp(now, la).date()
-    return datetime(day.year, day.month, day.day + 1, tzinfo=la).timestamp()
-
-
 def test_gemini_per_day_429_parks_until_midnight_in_los_angeles(tmp_path: Path, keys: str) -> None:
     clock = FakeClock(T0)
     endpoints = [
-        FakeEndpoint("x", dialect="gemini", rpd=2, day_reset="America/Los_Angeles"),
+        FakeEndpoint("x", dialect="gemini", rpd=2, day_reset=LA),
         FakeEndpoint("spare"),
     ]
     with FakeProvider(endpoints, clock=clock.now) as fake:
         router = two_endpoint_router(fake, tmp_path, "gemini", "30 | 1000", clock)
-        assert router.endpoints[0].reset_for("rpd") == "America/Los_Angeles"  # catalog default
-        served = [served_by(router.completion(HELLO)).endpoint for _ in range(5)]  # type: ignore[union-attr]
+        assert router.endpoints[0].reset_for("rpd") == LA  # catalog default
+        served = [served_by(router.completion(HI)).endpoint for _ in range(5)]  # type: ignore[union-attr]
         assert served == ["x", "x", "spare", "spare", "spare"]
         assert fake.stats("x").refused == 1  # Gemini sends no headers: one 429 to learn
         cooling = cooling_of(router, "x")
         assert cooling.kind == "parked" and "day" in cooling.reason
-        assert cooling.until == la_midnight_after(clock.now())
+        assert cooling.until == midnight_after(clock.now(), LA)
         clock.set(cooling.until)
-        assert served_by(router.completion(HELLO)).endpoint == "x"  # type: ignore[union-attr]
+        assert served_by(router.completion(HI)).endpoint == "x"  # type: ignore[union-attr]
         router.close()
 
 
@@ -118,7 +109,7 @@ def test_gemini_per_minute_429_cools_down_for_its_retry_delay(tmp_path: Path, ke
     endpoints = [FakeEndpoint("x", dialect="gemini", rpm=2), FakeEndpoint("spare")]
     with FakeProvider(endpoints, clock=clock.now) as fake:
         router = two_endpoint_router(fake, tmp_path, "gemini", "30 | ", clock)
-        served = [served_by(router.completion(HELLO)).endpoint for _ in range(4)]  # type: ignore[union-attr]
+        served = [served_by(router.completion(HI)).endpoint for _ in range(4)]  # type: ignore[union-attr]
         assert served == ["x", "x", "spare", "spare"]
         cooling = cooling_of(router, "x")
         assert cooling.kind == "cooldown" and 55 <= cooling.until - clock.now() <= 61
@@ -133,7 +124,7 @@ def test_openrouter_per_day_429_parks_until_utc_midnight(tmp_path: Path, keys: s
     ]
     with FakeProvider(endpoints, clock=clock.now) as fake:
         router = two_endpoint_router(fake, tmp_path, "openrouter", "20 | 50", clock)
-        served = [served_by(router.completion(HELLO)).endpoint for _ in range(4)]  # type: ignore[union-attr]
+        served = [served_by(router.completion(HI)).endpoint for _ in range(4)]  # type: ignore[union-attr]
         assert served == ["x", "x", "spare", "spare"]
         assert fake.stats("x").refused == 0  # its headers said 0 left until midnight
         cooling = cooling_of(router, "x")
@@ -147,6 +138,6 @@ def test_no_key_in_any_feedback_state(tmp_path: Path, keys: str) -> None:
     with FakeProvider([FakeEndpoint("x", rpm=1), FakeEndpoint("spare")], clock=clock.now) as fake:
         router = two_endpoint_router(fake, tmp_path, "openai", "30 | ", clock)
         for _ in range(3):
-            router.completion(HELLO)
+            router.completion(HI)
         assert KEY not in repr(router.store.cooldowns(clock.now()))
         router.close()

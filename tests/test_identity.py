@@ -12,10 +12,9 @@ from llamux import NoEndpointAvailable, Router
 from llamux._stores.memory import MemoryStore
 from llamux.testing import FakeClock
 
-from conftest import used_of
+from conftest import HI, used_of
 
 HEAD = "| provider | model | rpd |"
-HELLO = [{"role": "user", "content": "hi"}]
 
 
 def table(tmp_path: Path, name: str, header: str, *rows: str) -> Path:
@@ -27,7 +26,7 @@ def table(tmp_path: Path, name: str, header: str, *rows: str) -> Path:
 
 def spend(router: Router, times: int) -> None:
     for _ in range(times):
-        router.query(HELLO, max_tokens=1)
+        router.query(HI, max_tokens=1)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +48,7 @@ def test_editing_how_an_endpoint_is_named_or_resets_keeps_its_history(
     spend(Router.from_csv(before, store=store, clock=clock), 3)
     after = Router.from_csv(table(tmp_path, "after", header, row), store=store, clock=clock)
     with pytest.raises(NoEndpointAvailable):
-        after.query(HELLO, max_tokens=1)  # the provider still remembers the 3
+        after.query(HI, max_tokens=1)  # the provider still remembers the 3
     # the limits now reset differently: said once (the next config to start records them)
     assert len(after.warnings()) == ("reset" in header)
 
@@ -73,7 +72,7 @@ def test_moving_an_endpoint_into_a_pool_keeps_its_own_history(
     )
     after = Router.from_csv(pooled, store=store, clock=clock)
     with pytest.raises(NoEndpointAvailable) as caught:
-        after.query(HELLO, max_tokens=1)
+        after.query(HI, max_tokens=1)
     assert [r.rule for r in caught.value.refusals] == ["rpd"]
 
 
@@ -89,7 +88,7 @@ def test_an_endpoint_named_like_a_pool_does_not_share_its_counters(
     )
     router = Router.from_csv(path, store=MemoryStore(), clock=FakeClock())
     for _ in range(5):
-        router.query(HELLO, model="pool:openrouter-free", max_tokens=1)
+        router.query(HI, model="pool:openrouter-free", max_tokens=1)
     assert used_of(router, "pool:openrouter-free") == {"rpm": 5}
     pool = [u for u in router.status()[1].usage if u.scope == "pool:openrouter-free"]
     assert {u.rule.name: u.used for u in pool} == {"rpm": 0, "rpd": 0}

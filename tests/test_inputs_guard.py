@@ -17,11 +17,10 @@ from llamux import InvalidRequest, Router
 from llamux._stores.memory import MemoryStore
 from llamux._transport import OpenAITransport
 from llamux.proxy import create_app
-from llamux.testing import FakeEndpoint, FakeProvider
+from llamux.testing import FakeProvider
 
-from conftest import fake_table
+from conftest import HI, fake_table
 
-HELLO = [{"role": "user", "content": "hi"}]
 NAN = float("nan")
 INF = float("inf")
 
@@ -32,12 +31,6 @@ def nested(depth: int) -> Any:
     for _ in range(depth - 1):
         value = [value]
     return value
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider([FakeEndpoint("a"), FakeEndpoint("b")]) as provider:
-        yield provider
 
 
 def make_router(fake: FakeProvider, tmp_path: Path, limits: str, store: Any = None) -> Router:
@@ -81,9 +74,9 @@ def test_a_parameter_json_cannot_encode_is_refused_before_any_reservation(
     router: Router, fake: FakeProvider, params: dict[str, Any], phrase: str
 ) -> None:
     with pytest.raises(InvalidRequest, match=phrase):
-        router.query(HELLO, **params)  # query only reserves: a refusal here came first
+        router.query(HI, **params)  # query only reserves: a refusal here came first
     with pytest.raises(InvalidRequest, match=phrase):
-        router.completion(HELLO, **params)
+        router.completion(HI, **params)
     untouched(router, fake)
 
 
@@ -98,7 +91,7 @@ def test_nan_in_the_messages_releases_and_cools_nothing_down(
     with pytest.raises(InvalidRequest, match=refused):
         asyncio.run(router.acompletion(bad, stream=True))
     untouched(router, fake)
-    assert router.completion(HELLO).choices[0].message.content  # the quota is intact
+    assert router.completion(HI).choices[0].message.content  # the quota is intact
 
 
 @pytest.mark.parametrize("path", ["sync", "async", "raw"])
@@ -158,14 +151,14 @@ def test_an_integer_llamux_cannot_count_is_invalid_and_says_the_range(
     store = MemoryStore() if kind == "memory" else f"sqlite:///{tmp_path}/q.db"
     with make_router(fake, tmp_path, "10 | |", store) as router:  # no token limit at all
         with pytest.raises(InvalidRequest, match=phrase):
-            router.query(HELLO, **params)
+            router.query(HI, **params)
         with pytest.raises(InvalidRequest, match=phrase):
-            asyncio.run(router.acompletion(HELLO, **params))
+            asyncio.run(router.acompletion(HI, **params))
         untouched(router, fake)
 
 
 def test_counts_at_the_edge_of_the_range_are_still_served(router: Router) -> None:
-    _, _, _, props = router.query(HELLO, max_tokens=50_000, n=1, wait=31_622_400)
+    _, _, _, props = router.query(HI, max_tokens=50_000, n=1, wait=31_622_400)
     assert props["tokens"] > 50_000
     assert router.release(props["reservation"])
 
@@ -244,7 +237,7 @@ def test_malformed_bodies_get_a_4xx_openai_error_and_cost_nothing(
             assert 400 <= answer.status_code < 500, (name, answer.status_code, answer.text[:300])
             assert is_openai_error(answer), (name, answer.text[:300])
         untouched(router, fake)
-        served = http.post("/v1/chat/completions", json={"messages": HELLO})
+        served = http.post("/v1/chat/completions", json={"messages": HI})
         assert served.status_code == 200  # and the proxy still serves
 
 

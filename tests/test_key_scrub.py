@@ -24,7 +24,7 @@ from llamux._errors import ProviderError, ProviderStatusError, redact
 from llamux._stores.memory import MemoryStore
 from llamux.proxy import ProxyThread, create_app
 
-HELLO = [{"role": "user", "content": "hi"}]
+from conftest import HI
 
 
 def echo_app() -> Starlette:
@@ -128,13 +128,13 @@ def test_a_400_that_echoes_the_key_reaches_the_caller_without_it(
     logs(caplog)
     with router_for(echo, tmp_path, 400) as router:
         with pytest.raises(ProviderStatusError) as sync:
-            router.completion(HELLO)
+            router.completion(HI)
         with pytest.raises(ProviderStatusError) as streamed:
-            router.completion(HELLO, stream=True)
+            router.completion(HI, stream=True)
 
         async def call() -> None:
             try:
-                await router.acompletion(HELLO)
+                await router.acompletion(HI)
             finally:
                 await router.aclose()  # this event loop's clients
 
@@ -154,7 +154,7 @@ def test_a_401_that_echoes_the_key_disables_without_leaking_it(
     logs(caplog)
     with router_for(echo, tmp_path, 401) as router:
         with pytest.raises(NoEndpointAvailable) as caught:
-            router.completion(HELLO)
+            router.completion(HI)
         status = [row.cooldown for row in router.status()]
     assert "Incorrect API key provided: ***" in str(caught.value)
     assert_clean(caught.value, keys)
@@ -168,7 +168,7 @@ def test_the_proxy_passes_the_providers_error_on_without_the_key(
     logs(caplog)
     router = router_for(echo, tmp_path, 400)
     with router, TestClient(create_app(router)) as http:
-        answer = http.post("/v1/chat/completions", json={"messages": HELLO})
+        answer = http.post("/v1/chat/completions", json={"messages": HI})
     assert answer.status_code == 400
     assert answer.json()["error"]["message"].startswith("Incorrect API key provided: ***")
     assert keys not in answer.text and keys not in str(answer.headers)
@@ -181,7 +181,7 @@ def test_the_sdk_error_is_not_chained_where_it_holds_the_key(
     """The SDK's exception holds the request (its headers carry the key) and the raw body:
     what the caller gets has no ``__context__`` or ``__cause__`` pointing at it."""
     with router_for(echo, tmp_path, 400) as router, pytest.raises(ProviderStatusError) as caught:
-        router.completion(HELLO)
+        router.completion(HI)
     assert not any(isinstance(e, openai.OpenAIError) for e in chain(caught.value))
 
 

@@ -11,16 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from llamux import Router, served_by
 from llamux._stores.sqlite import SQLiteStore
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import fake_table, used_of
+from conftest import WORKER, fake_table, used_of
 
-WORKER = Path(__file__).with_name("route_worker.py")
 RULES = [("rpm", 1_000_000), ("tpm", 1_000_000_000)]
 
 
+@pytest.mark.slow
 def test_kill_nine_mid_run_keeps_the_accounting_exact(tmp_path: Path, keys: str) -> None:
     rng = random.Random(20261123)
     with FakeProvider([FakeEndpoint("a", delay=0.01)]) as fake:

@@ -39,6 +39,7 @@ def unsettled(store: QuotaStore, url: str) -> int:
         client.close()
 
 
+@pytest.mark.slow
 def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path, store_url: str) -> None:
     endpoints = [
         FakeEndpoint("pref", rpm=20, tpm=5000),

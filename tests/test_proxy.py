@@ -21,26 +21,21 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from llamux import Router
-from llamux._fake_provider import CUT
 from llamux._sse import EventSplitter, UsageScanner
 from llamux._status_view import status_data
 from llamux._stores.memory import MemoryStore
 from llamux.cli import main
 from llamux.proxy import ProxyThread, create_app, is_loopback
-from llamux.testing import FakeEndpoint, FakeProvider
+from llamux.testing import CUT, FakeEndpoint, FakeProvider
 
-from conftest import fake_table
+from conftest import EIGHT_WORDS, TELL_ME, fake_table, used
 
-HELLO = [{"role": "user", "content": "Tell me something."}]
-REPLY = "one two three four five six seven eight"
 PROXY_KEY = "pk-proxy-key-0123456789"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    endpoints = [FakeEndpoint(n, reply=f"{n}: {REPLY}") for n in ("a", "b")]
-    with FakeProvider(endpoints) as provider:
-        yield provider
+def fake_endpoints() -> list[FakeEndpoint]:
+    return [FakeEndpoint(n, reply=f"{n}: {EIGHT_WORDS}") for n in ("a", "b")]
 
 
 @contextlib.contextmanager
@@ -57,10 +52,6 @@ def proxy(
 
 def client(url: str, key: str = "unused") -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0, timeout=10)
-
-
-def used(router: Router, index: int = 0) -> dict[str, int]:
-    return {u.rule.name: u.used for u in router.status()[index].usage}
 
 
 def normalized(text: str) -> str:
@@ -92,12 +83,12 @@ def test_sync_json_relays_the_provider_bytes_and_settles(
     with proxy(fake, tmp_path, [("a", "10 | 10000 |"), ("b", "10 | |")]) as (url, router):
         with client(url) as sdk:
             raw = sdk.chat.completions.with_raw_response.create(
-                model="auto", messages=HELLO, max_tokens=100
+                model="auto", messages=TELL_ME, max_tokens=100
             )
         assert raw.headers["x-llamux-endpoint"] == "a"
-        assert raw.parse().choices[0].message.content == f"a: {REPLY}"
+        assert raw.parse().choices[0].message.content == f"a: {EIGHT_WORDS}"
         assert used(router) == {"rpm": 1, "tpm": fake.stats("a").total_tokens}
-        expected = direct(fake, "a", {"model": "m-a", "messages": HELLO, "max_tokens": 100})
+        expected = direct(fake, "a", {"model": "m-a", "messages": TELL_ME, "max_tokens": 100})
         body = raw.http_response.text
         assert normalized(body) == normalized(expected)  # the fake's own bytes, not re-encoded
 
@@ -110,7 +101,7 @@ def test_async_sdk_concurrent_requests_never_over_admit(
 
             async def one() -> str:
                 raw = await sdk.chat.completions.with_raw_response.create(
-                    model="auto", messages=HELLO
+                    model="auto", messages=TELL_ME
                 )
                 return raw.headers["x-llamux-endpoint"]
 
@@ -127,30 +118,30 @@ def test_streams_sync_and_async_hide_the_usage_chunk_unless_asked(
 ) -> None:
     async def astream(url: str) -> str:
         async with openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="x", max_retries=0) as sdk:
-            stream = await sdk.chat.completions.create(model="b", messages=HELLO, stream=True)
+            stream = await sdk.chat.completions.create(model="b", messages=TELL_ME, stream=True)
             return "".join([c.choices[0].delta.content or "" async for c in stream])
 
     with proxy(fake, tmp_path, [("a", "10 | 10000 |"), ("b", "10 | |")]) as (url, router):
         with client(url) as sdk:
-            chunks = list(sdk.chat.completions.create(model="a", messages=HELLO, stream=True))
+            chunks = list(sdk.chat.completions.create(model="a", messages=TELL_ME, stream=True))
             assert all(c.choices for c in chunks), "no usage-only chunk unless asked"
-            assert "".join(c.choices[0].delta.content or "" for c in chunks) == f"a: {REPLY}"
+            assert "".join(c.choices[0].delta.content or "" for c in chunks) == f"a: {EIGHT_WORDS}"
             options = {"include_usage": True}
             asked = list(
                 sdk.chat.completions.create(
-                    model="a", messages=HELLO, stream=True, stream_options=options
+                    model="a", messages=TELL_ME, stream=True, stream_options=options
                 )
             )
         assert asked[-1].choices == [] and asked[-1].usage is not None
         assert used(router) == {"rpm": 2, "tpm": fake.stats("a").total_tokens}
-        assert asyncio.run(astream(url)) == f"b: {REPLY}"
+        assert asyncio.run(astream(url)) == f"b: {EIGHT_WORDS}"
 
 
 def test_stream_bytes_are_the_providers_minus_the_usage_event(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
     with proxy(fake, tmp_path, [("a", "10 | |")]) as (url, _):
-        body = {"model": "auto", "messages": HELLO, "stream": True}
+        body = {"model": "auto", "messages": TELL_ME, "stream": True}
         through = httpx.post(f"{url}/v1/chat/completions", json=body)
     assert through.headers["content-type"].startswith("text/event-stream")
     upstream = direct(
@@ -168,11 +159,11 @@ def test_failover_before_the_first_byte(fake: FakeProvider, tmp_path: Path, keys
     fake.inject("a", 503)
     rows = [("a", "10 | |"), ("b", "10 | |")]
     with proxy(fake, tmp_path, rows) as (url, _), client(url) as sdk:
-        raw = sdk.chat.completions.with_raw_response.create(model="auto", messages=HELLO)
+        raw = sdk.chat.completions.with_raw_response.create(model="auto", messages=TELL_ME)
         assert raw.headers["x-llamux-endpoint"] == "b"
         status = httpx.get(f"{url}/v1/llamux/status").json()
         assert status["endpoints"][0]["state"] == "cooldown"
-        stream = sdk.chat.completions.create(model="auto", messages=HELLO, stream=True)
+        stream = sdk.chat.completions.create(model="auto", messages=TELL_ME, stream=True)
         assert "".join(c.choices[0].delta.content or "" for c in stream).startswith("b:")
 
 
@@ -184,7 +175,7 @@ def test_a_stream_cut_mid_way_ends_the_clients_stream_and_is_not_retried(
         got = []
         with client(url) as sdk, pytest.raises(openai.APIError, match="broke off"):
             stream = sdk.chat.completions.create(
-                model="auto", messages=HELLO, stream=True, max_tokens=50
+                model="auto", messages=TELL_ME, stream=True, max_tokens=50
             )
             got.extend(stream)
         assert got, "some chunks arrived before the cut"
@@ -202,7 +193,7 @@ def test_upstream_errors_pass_through_in_openai_shape_without_the_key(
     fake.inject("a", 422, body=json.dumps(echo))
     with proxy(fake, tmp_path, [("a", "10 | |"), ("b", "10 | |")]) as (url, _):
         with client(url) as sdk, pytest.raises(openai.UnprocessableEntityError) as caught:
-            sdk.chat.completions.create(model="auto", messages=HELLO)
+            sdk.chat.completions.create(model="auto", messages=TELL_ME)
         assert caught.value.status_code == 422
         assert caught.value.body == {
             "message": "bad value, key ***",
@@ -217,10 +208,10 @@ def test_429_with_retry_after_and_reasons_when_quotas_are_spent(
 ) -> None:
     with proxy(fake, tmp_path, [("a", "1 | |"), ("b", "1 | |")]) as (url, _):
         with client(url) as sdk:
-            sdk.chat.completions.create(model="auto", messages=HELLO)
-            sdk.chat.completions.create(model="auto", messages=HELLO)
+            sdk.chat.completions.create(model="auto", messages=TELL_ME)
+            sdk.chat.completions.create(model="auto", messages=TELL_ME)
             with pytest.raises(openai.RateLimitError) as caught:
-                sdk.chat.completions.create(model="auto", messages=HELLO)
+                sdk.chat.completions.create(model="auto", messages=TELL_ME)
         answer = caught.value.response
         assert answer.status_code == 429
         # a minute window frees within 61 s (+ the 50 ms latency margin), rounded up
@@ -239,25 +230,25 @@ def test_model_selects_endpoints_and_bad_requests_are_400(
 ) -> None:
     with proxy(fake, tmp_path, [("a", "10 | 10000 |"), ("b", "10 | |")]) as (url, _):
         with client(url) as sdk:
-            by_id = sdk.chat.completions.with_raw_response.create(model="b", messages=HELLO)
-            by_model = sdk.chat.completions.with_raw_response.create(model="m-b", messages=HELLO)
+            by_id = sdk.chat.completions.with_raw_response.create(model="b", messages=TELL_ME)
+            by_model = sdk.chat.completions.with_raw_response.create(model="m-b", messages=TELL_ME)
             assert by_id.headers["x-llamux-endpoint"] == by_model.headers["x-llamux-endpoint"]
             with pytest.raises(openai.NotFoundError) as missing:
-                sdk.chat.completions.create(model="nope", messages=HELLO)
+                sdk.chat.completions.create(model="nope", messages=TELL_ME)
             assert missing.value.code == "model_not_found"
             with pytest.raises(openai.BadRequestError) as large:
-                sdk.chat.completions.create(model="a", messages=HELLO, max_tokens=20000)
+                sdk.chat.completions.create(model="a", messages=TELL_ME, max_tokens=20000)
             assert large.value.code == "context_length_exceeded"
         post = f"{url}/v1/chat/completions"
         as_json = {"content-type": "application/json"}
         assert httpx.post(post, content=b"{not json", headers=as_json).status_code == 400
         assert httpx.post(post, json={"model": "auto"}).json()["error"]["param"] == "messages"
-        wrong = {"model": "auto", "messages": HELLO, "llamux": {"strategy": "nonsense"}}
+        wrong = {"model": "auto", "messages": TELL_ME, "llamux": {"strategy": "nonsense"}}
         assert httpx.post(post, json=wrong).status_code == 400
-        steered = {"model": "auto", "messages": HELLO, "llamux": {"strategy": "preference"}}
+        steered = {"model": "auto", "messages": TELL_ME, "llamux": {"strategy": "preference"}}
         assert httpx.post(post, json=steered).status_code == 200
         for bad in ({"max_tokens": "lots"}, {"max_tokens": -5}, {"model": ["a"]}, {"n": "2"}):
-            answer = httpx.post(post, json={"model": "auto", "messages": HELLO, **bad})
+            answer = httpx.post(post, json={"model": "auto", "messages": TELL_ME, **bad})
             assert answer.status_code == 400, (bad, answer.text)
 
 
@@ -277,9 +268,9 @@ def test_the_proxy_key_guards_every_route_but_healthz(
 ) -> None:
     with proxy(fake, tmp_path, [("a", "10 | |")], proxy_key=PROXY_KEY) as (url, _):
         with client(url, "wrong") as sdk, pytest.raises(openai.AuthenticationError):
-            sdk.chat.completions.create(model="auto", messages=HELLO)
+            sdk.chat.completions.create(model="auto", messages=TELL_ME)
         with client(url, PROXY_KEY) as sdk:
-            assert sdk.chat.completions.create(model="auto", messages=HELLO).choices
+            assert sdk.chat.completions.create(model="auto", messages=TELL_ME).choices
             assert [m.id for m in sdk.models.list()][:2] == ["auto", "a"]
         for path in ("/v1/models", "/v1/llamux/status", "/metrics", "/v1/llamux/history"):
             assert httpx.get(url + path).status_code == 401, path
@@ -293,7 +284,7 @@ def test_the_proxy_key_guards_every_route_but_healthz(
             assert signed.status_code == 303 and PROXY_KEY not in signed.headers["set-cookie"]
             assert browser.get("/").status_code == 200
             assert browser.get("/v1/llamux/status").status_code == 200
-            chat = browser.post("/v1/chat/completions", json={"messages": HELLO})
+            chat = browser.post("/v1/chat/completions", json={"messages": TELL_ME})
             assert chat.status_code == 401, "the cookie never spends quota"
 
 
@@ -302,9 +293,9 @@ def test_status_models_metrics_history_and_no_key_anywhere(
 ) -> None:
     fake.inject("a", 400, body=json.dumps({"error": {"message": f"echo {keys}"}}))
     with proxy(fake, tmp_path, [("a", "2 | |"), ("b", "1 | |")]) as (url, router):
-        answers = [httpx.post(f"{url}/v1/chat/completions", json={"messages": HELLO})]
+        answers = [httpx.post(f"{url}/v1/chat/completions", json={"messages": TELL_ME})]
         for stream in (False, True, False, False):
-            body = {"messages": HELLO, "stream": stream}
+            body = {"messages": TELL_ME, "stream": stream}
             answers.append(httpx.post(f"{url}/v1/chat/completions", json=body))
         assert [a.status_code for a in answers] == [400, 200, 200, 200, 429]
         for path in ("/", "/healthz", "/v1/models", "/v1/llamux/status", "/metrics"):
@@ -333,7 +324,7 @@ def test_status_models_metrics_history_and_no_key_anywhere(
 def test_graceful_shutdown_finishes_in_flight_requests_and_settles(
     tmp_path: Path, keys: str
 ) -> None:
-    endpoints = [FakeEndpoint("a", reply=REPLY, delay=0.6)]
+    endpoints = [FakeEndpoint("a", reply=EIGHT_WORDS, delay=0.6)]
     with FakeProvider(endpoints) as fake:
         path = tmp_path / "endpoints.md"
         path.write_text(fake_table(fake, [("a", "10 | 100000 |")]))
@@ -344,10 +335,10 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_settles(
         def ask(stream: bool) -> None:
             with client(running.url) as sdk:
                 if stream:
-                    answer = sdk.chat.completions.create(model="a", messages=HELLO, stream=True)
+                    answer = sdk.chat.completions.create(model="a", messages=TELL_ME, stream=True)
                     results.append("".join(c.choices[0].delta.content or "" for c in answer))
                 else:
-                    answer = sdk.chat.completions.create(model="a", messages=HELLO)
+                    answer = sdk.chat.completions.create(model="a", messages=TELL_ME)
                     results.append(answer.choices[0].message.content or "")
 
         threads = [threading.Thread(target=ask, args=(s,)) for s in (False, True)]
@@ -357,7 +348,7 @@ def test_graceful_shutdown_finishes_in_flight_requests_and_settles(
         running.stop()  # returns once they are done
         for thread in threads:
             thread.join(5)
-        assert results == [REPLY, REPLY]
+        assert results == [EIGHT_WORDS, EIGHT_WORDS]
         assert used(router) == {"rpm": 2, "tpm": fake.stats("a").total_tokens}
 
 
@@ -385,7 +376,7 @@ def test_a_client_that_hangs_up_mid_stream_still_settles(tmp_path: Path, keys: s
         )
         router = Router.from_csv(path, store=MemoryStore())
         with ProxyThread(create_app(router)) as running:
-            body = {"messages": HELLO, "stream": True}
+            body = {"messages": TELL_ME, "stream": True}
             started = time.monotonic()
             with httpx.stream("POST", f"{running.url}/v1/chat/completions", json=body) as answer:
                 assert next(answer.iter_bytes()).startswith(b"data: ")

@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llamux._fake_provider import go_duration
 from llamux._ratelimits import (
     DIALECTS,
     WINDOWS,
@@ -22,6 +21,7 @@ from llamux._ratelimits import (
     parse_reset,
     retry_after,
 )
+from llamux.testing import go_duration
 
 NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 OPENROUTER_RESET_MS = "1791331200000"  # 2026-10-07T00:00:00Z, a UTC midnight

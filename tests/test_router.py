@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,9 @@ from llamux._errors import ProviderStatusError
 from llamux._feedback import DISABLE_FOR, TRANSIENT_COOLDOWN
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import KEY, SEED_TABLE, cooling_of, fake_router, fake_table, status_of
+from conftest import KEY, SEED_TABLE, cooling_of, fake_router, fake_table, status_of, used
 
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]
-
-
-@pytest.fixture
-def seed(tmp_path: Path, keys: str) -> Router:
-    path = tmp_path / "endpoints.csv"
-    path.write_text(SEED_TABLE)
-    return Router.from_csv(path, store="memory://", clock=FakeClock())
 
 
 def test_seed_query_prefers_cerebras_until_its_minute_quota_is_spent(seed: Router) -> None:
@@ -59,14 +51,12 @@ def test_seed_query_window_frees_after_a_minute(seed: Router) -> None:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    endpoints = [
+def fake_endpoints() -> list[FakeEndpoint]:
+    return [
         FakeEndpoint("a", model="m-a", rpm=100, reply="from a"),
         FakeEndpoint("b", model="m-b", rpm=100, reply="from b"),
         FakeEndpoint("c", model="m-c", rpm=100, reply="from c"),
     ]
-    with FakeProvider(endpoints) as provider:
-        yield provider
 
 
 def test_completion_returns_the_sdk_object_and_settles_real_usage(
@@ -80,7 +70,7 @@ def test_completion_returns_the_sdk_object_and_settles_real_usage(
         assert served is not None and served.endpoint == "a" and served.model == "m-a"
         assert served.tokens == fake.stats("a").total_tokens == response.usage.total_tokens  # type: ignore[union-attr]
         assert served.estimated_tokens >= served.tokens
-        usage = {u.rule.name: u.used for u in router.status()[0].usage}
+        usage = used(router)
         assert usage == {"rpm": 1, "tpm": fake.stats("a").total_tokens}
 
 
@@ -119,7 +109,7 @@ def test_a_429_cools_down_until_retry_after(fake: FakeProvider, tmp_path: Path, 
     with fake_router(fake, tmp_path, [("a", "| |"), ("b", "| |")], clock=clock) as router:
         assert served_by(router.completion(HELLO)).endpoint == "b"  # type: ignore[union-attr]
         assert cooling_of(router, "a").until == clock.now() + 17
-        usage = {u.rule.name: u.used for u in router.status()[0].usage}
+        usage = used(router)
         assert usage == {}  # no rules configured: nothing to show, but no crash
 
 
@@ -174,7 +164,7 @@ def test_a_bad_request_is_raised_and_released(
             router.completion(HELLO)
         assert caught.value.status == 400 and caught.value.endpoint == "a"
         assert KEY not in str(caught.value)
-        assert {u.rule.name: u.used for u in router.status()[0].usage} == {"rpm": 0}
+        assert used(router) == {"rpm": 0}
         assert fake.stats("b").served == 0  # another endpoint would fail the same
 
 
@@ -187,7 +177,7 @@ def test_connection_refused_is_released_and_fails_over(tmp_path: Path, keys: str
             served = served_by(router.completion(HELLO))
             assert served is not None and served.endpoint == "b"
             assert served.attempts[0].outcome == "failed"
-            assert {u.rule.name: u.used for u in router.status()[0].usage} == {"rpm": 0}
+            assert used(router) == {"rpm": 0}
 
 
 def exhaust(router: Router, **params: object) -> int:
@@ -301,6 +291,6 @@ def test_a_timeout_keeps_the_estimate_and_fails_over(tmp_path: Path, keys: str) 
             assert served is not None and served.endpoint == "b"
             assert served.attempts[0].outcome == "failed"
             assert "did not answer in time" in served.attempts[0].reason
-            usage = {u.rule.name: u.used for u in router.status()[0].usage}
+            usage = used(router)
             # it may have been processed: the request and its estimate stay charged
             assert usage["rpm"] == 1 and usage["tpm"] == served.estimated_tokens

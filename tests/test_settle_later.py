@@ -13,9 +13,7 @@ from llamux import Router, served_by
 from llamux._transport import OpenAITransport
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import RedisServer, fake_table, used_of
-
-HI = [{"role": "user", "content": "hi"}]
+from conftest import HI, RedisServer, fake_table, used_of
 
 
 class StopsTheStore:

@@ -12,6 +12,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import pytest
+
 from llamux import NoEndpointAvailable, ProviderError, Router
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
@@ -40,6 +42,7 @@ def one_request(router: Router, fake: FakeProvider, rng: random.Random) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_memory_and_state_stay_flat(tmp_path: Path, keys: str) -> None:
     rng = random.Random(5)
     clock = FakeClock()

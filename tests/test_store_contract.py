@@ -10,15 +10,13 @@ from llamux._performance import ALPHA, Sample
 from llamux._quota import Cost, Refusal, Reservation, Scope, rules_from_limits
 from llamux._stores import QuotaStore
 
+from conftest import store_used
+
 T0 = 1_767_225_600.0
 
 
 def scope(key: str = "ep", **limits: int) -> Scope:
     return Scope(key, rules_from_limits(limits.items(), {}))
-
-
-def used(store: QuotaStore, sc: Scope, now: float) -> dict[str, int]:
-    return {u.rule.name: u.used for u in store.usage([sc], now)}
 
 
 def test_admits_up_to_the_limit_then_refuses_with_retry_at(store: QuotaStore) -> None:
@@ -39,7 +37,7 @@ def test_reserve_is_all_or_nothing_across_scopes(store: QuotaStore) -> None:
     assert isinstance(store.reserve("ep", [ep, pool], Cost(100), T0), Reservation)
     refusal = store.reserve("ep", [ep, pool], Cost(100), T0 + 1)
     assert isinstance(refusal, Refusal) and refusal.scope == "pool:p"
-    assert used(store, ep, T0 + 1) == {"rpm": 1, "tpm": 100}  # nothing charged by the refusal
+    assert store_used(store, ep, T0 + 1) == {"rpm": 1, "tpm": 100}  # nothing charged by the refusal
 
 
 def test_settle_corrects_tokens_once(store: QuotaStore) -> None:
@@ -47,9 +45,9 @@ def test_settle_corrects_tokens_once(store: QuotaStore) -> None:
     r = store.reserve("ep", [ep], Cost(600), T0)
     assert isinstance(r, Reservation)
     assert store.settle(r.id, 250, T0 + 2)
-    assert used(store, ep, T0 + 2) == {"tpm": 250, "tpd": 250}
+    assert store_used(store, ep, T0 + 2) == {"tpm": 250, "tpd": 250}
     assert not store.settle(r.id, 999, T0 + 3)  # a second settle changes nothing
-    assert used(store, ep, T0 + 3) == {"tpm": 250, "tpd": 250}
+    assert store_used(store, ep, T0 + 3) == {"tpm": 250, "tpd": 250}
     # the freed tokens are usable at once
     assert isinstance(store.reserve("ep", [ep], Cost(750), T0 + 3), Reservation)
 
@@ -59,7 +57,7 @@ def test_settle_above_the_estimate_is_recorded(store: QuotaStore) -> None:
     r = store.reserve("ep", [ep], Cost(100), T0)
     assert isinstance(r, Reservation)
     assert store.settle(r.id, 400, T0 + 1)
-    assert used(store, ep, T0 + 1) == {"tpm": 400}
+    assert store_used(store, ep, T0 + 1) == {"tpm": 400}
 
 
 def test_release_gives_everything_back(store: QuotaStore) -> None:
@@ -67,7 +65,7 @@ def test_release_gives_everything_back(store: QuotaStore) -> None:
     r = store.reserve("ep", [ep], Cost(100), T0)
     assert isinstance(r, Reservation)
     assert store.release(r.id, T0 + 1)
-    assert used(store, ep, T0 + 1) == {"rpm": 0, "tpm": 0}
+    assert store_used(store, ep, T0 + 1) == {"rpm": 0, "tpm": 0}
     assert not store.release(r.id, T0 + 1)
     assert isinstance(store.reserve("ep", [ep], Cost(100), T0 + 1), Reservation)
 
@@ -113,10 +111,10 @@ def test_reset_one_scope_or_all(store: QuotaStore) -> None:
     store.reserve("b", [b], Cost(0), T0)
     store.cool_down("a", T0 + 99, "x", "cooldown", T0)
     store.reset("a")
-    assert used(store, a, T0) == {"rpm": 0} and used(store, b, T0) == {"rpm": 1}
+    assert store_used(store, a, T0) == {"rpm": 0} and store_used(store, b, T0) == {"rpm": 1}
     assert store.cooldowns(T0) == {}
     store.reset()
-    assert used(store, b, T0) == {"rpm": 0}
+    assert store_used(store, b, T0) == {"rpm": 0}
 
 
 def test_calendar_rule_counts_the_period(store: QuotaStore) -> None:
@@ -135,8 +133,8 @@ def test_a_late_settle_counts_the_request_from_then_on(store: QuotaStore) -> Non
     assert isinstance(r, Reservation)
     store.reserve("ep", [ep], Cost(5), T0 + 500)  # prunes the old bucket
     assert store.settle(r.id, 50, T0 + 501)
-    assert used(store, ep, T0 + 501) == {"rpm": 2, "tpm": 55}
-    assert used(store, ep, T0 + 562) == {"rpm": 0, "tpm": 0}
+    assert store_used(store, ep, T0 + 501) == {"rpm": 2, "tpm": 55}
+    assert store_used(store, ep, T0 + 562) == {"rpm": 0, "tpm": 0}
 
 
 def test_threads_never_over_admit(store: QuotaStore) -> None:
@@ -156,13 +154,13 @@ def test_threads_never_over_admit(store: QuotaStore) -> None:
     for t in threads:
         t.join()
     assert len(admitted) == 50  # 50 requests * 150 tokens = 7,500 <= 10,000
-    assert used(store, ep, T0 + 1) == {"rpm": 50, "tpm": 7500}
+    assert store_used(store, ep, T0 + 1) == {"rpm": 50, "tpm": 7500}
 
 
 def test_absorb_counts_usage_the_provider_reported(store: QuotaStore) -> None:
     ep = scope(rpm=5, tpm=100)
     store.absorb("ep", "minute", 3, 60, T0)
-    assert used(store, ep, T0) == {"rpm": 3, "tpm": 60}
+    assert store_used(store, ep, T0) == {"rpm": 3, "tpm": 60}
     refusal = store.reserve("ep", [ep], Cost(50), T0 + 1)
     assert isinstance(refusal, Refusal) and refusal.rule == "tpm"
     assert isinstance(store.reserve("ep", [ep], Cost(50), T0 + 61), Reservation)
@@ -232,7 +230,7 @@ def test_settle_moves_the_charge_to_the_outcome_once(store: QuotaStore) -> None:
     r = store.reserve("ep", [ep], Cost(80), T0, flight=300)
     assert isinstance(r, Reservation)
     assert store.settle(r.id, 30, T0 + 2)  # answered at T0 + 2
-    assert used(store, ep, T0 + 2) == {"rpm": 1, "tpm": 30}
+    assert store_used(store, ep, T0 + 2) == {"rpm": 1, "tpm": 30}
     assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 62.9), Refusal)
     assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 63), Reservation)
 
@@ -243,9 +241,9 @@ def test_a_stream_settles_at_its_end_with_the_moment_of_its_first_chunk(
     ep = scope(rpm=1, tpm=100)
     r = store.reserve("ep", [ep], Cost(80), T0, flight=300)
     assert isinstance(r, Reservation)
-    assert used(store, ep, T0 + 40) == {"rpm": 1, "tpm": 80}  # still streaming: held
+    assert store_used(store, ep, T0 + 40) == {"rpm": 1, "tpm": 80}  # still streaming: held
     assert store.settle(r.id, 90, T0 + 1)  # ended at T0 + 40, its first chunk at T0 + 1
-    assert used(store, ep, T0 + 40) == {"rpm": 1, "tpm": 90}
+    assert store_used(store, ep, T0 + 40) == {"rpm": 1, "tpm": 90}
     assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 61.9), Refusal)
     assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 62), Reservation)
     assert not store.settle(r.id, 90, T0 + 62)
@@ -256,7 +254,7 @@ def test_releasing_an_in_flight_charge_frees_it_at_once(store: QuotaStore) -> No
     r = store.reserve("ep", [ep], Cost(80), T0, flight=300)
     assert isinstance(r, Reservation)
     assert store.release(r.id, T0 + 1)
-    assert used(store, ep, T0 + 1) == {"rpm": 0, "tpm": 0}
+    assert store_used(store, ep, T0 + 1) == {"rpm": 0, "tpm": 0}
     assert isinstance(store.reserve("ep", [ep], Cost(100), T0 + 1), Reservation)
 
 

@@ -19,14 +19,15 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from llamux._quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._stores import QuotaStore
-from llamux._stores.memory import MemoryStore
-from llamux._stores.sqlite import SQLiteStore
 from llamux._window import LATENCY_MARGIN
+
+from conftest import STORE_KINDS, open_store
 
 T0 = 1_767_225_600.0
 LIMITS = {"rpm": 5, "tpm": 400, "rph": 40}
@@ -131,22 +132,30 @@ def _ended(sent: Sent) -> float:
     return sent.ended
 
 
-@settings(max_examples=300, deadline=None)
-@given(steps)
-def test_memory_store_is_exact_on_the_providers_clock(
-    plan: list[tuple[float, int, float | None, float, float, str]],
-) -> None:
-    _run(MemoryStore(), plan)
+SLOW_STEPS = [HealthCheck.too_slow]
+STORE_EXAMPLES = {
+    "memory": settings(max_examples=300, deadline=None),
+    "sqlite": settings(max_examples=60, deadline=None, suppress_health_check=SLOW_STEPS),
+    "redis": settings(max_examples=100, deadline=None, suppress_health_check=SLOW_STEPS),
+}
+"""How many plans each store is held to, as before the three tests became one (SQLite and
+Redis are slower per step)."""
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps)
-def test_sqlite_store_is_exact_on_the_providers_clock(
-    plan: list[tuple[float, int, float | None, float, float, str]],
-) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        store = SQLiteStore(Path(tmp) / "q.db")
-        try:
-            _run(store, plan)
-        finally:
-            store.close()
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_store_is_exact_on_the_providers_clock(kind: str, request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("redis_server").url if kind == "redis" else None
+
+    @STORE_EXAMPLES[kind]
+    @given(steps)
+    def holds(plan: list[tuple[float, int, float | None, float, float, str]]) -> None:
+        with tempfile.TemporaryDirectory() as tmp:  # a new store for each plan
+            store = open_store(kind, Path(tmp), url)
+            try:
+                _run(store, plan)
+            finally:
+                if kind == "redis":
+                    store.reset()  # its own namespace; leave nothing behind
+                store.close()
+
+    holds()

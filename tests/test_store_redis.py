@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from hypothesis import HealthCheck, given, settings
 from redis.crc import key_slot
 
 from llamux import NoEndpointAvailable, Router, StoreError
@@ -25,9 +24,8 @@ from llamux._stores.memory import MemoryStore
 from llamux._stores.redis import RedisStore
 from llamux._window import LATENCY_MARGIN
 from llamux.testing import FakeEndpoint, FakeProvider
-from test_store_property import _run, steps
 
-from conftest import RedisServer, fake_table, free_port, used_of
+from conftest import HI, RedisServer, fake_table, free_port, store_used, used_of
 
 T0 = 1_767_225_600.0
 EP = Scope("openrouter:x:free", rules_from_limits([("rpm", 20), ("tpd", 10**6)], {}))
@@ -139,7 +137,7 @@ def test_a_scope_named_alone_is_found_in_its_pool_slot(
     refusal = a.reserve(EP.key, [EP, POOL], Cost(10), T0 + 1)
     assert isinstance(refusal, Refusal) and refusal.retry_at == T0 + 30
     assert set(a.cooldowns(T0 + 1)) == {EP.key}
-    assert {u.rule.name: u.used for u in b.usage([EP], T0 + 1)} == {"rpm": 5, "tpd": 10}
+    assert store_used(b, EP, T0 + 1) == {"rpm": 5, "tpd": 10}
     b.reset(EP.key)
     assert not a.settle(r.id, 5, T0 + 2)  # its reservations went with it, as in memory
     assert a.usage([EP, POOL], T0 + 2)[0].used == 0 and a.usage([POOL], T0 + 2)[0].used == 1
@@ -211,7 +209,7 @@ def test_scripts_are_reloaded_after_a_flush(
     assert isinstance(r, Reservation)
     client.script_flush()  # as after a restart: NOSCRIPT, then loaded again, once
     assert store.settle(r.id, 40, T0 + 1)
-    assert {u.rule.name: u.used for u in store.usage([ep], T0 + 1)} == {"rpm": 1, "tpm": 40}
+    assert store_used(store, ep, T0 + 1) == {"rpm": 1, "tpm": 40}
     store.close()
 
 
@@ -224,17 +222,16 @@ def test_stopped_redis_fails_loudly_and_a_restart_resumes_with_the_usage(
             config = tmp_path / "endpoints.md"
             config.write_text(fake_table(fake, [("pref", "5 | |")]))
             router = Router.from_config(config, store=server.url)
-            hi = [{"role": "user", "content": "hi"}]
             for _ in range(3):
-                router.completion(hi, max_tokens=8)
+                router.completion(HI, max_tokens=8)
             server.stop()
             with pytest.raises(StoreError, match=f"{server.url} is unreachable"):
-                router.completion(hi, max_tokens=8)
+                router.completion(HI, max_tokens=8)
             server.start()  # same port and directory: the append-only file is read back
             for _ in range(2):
-                router.completion(hi, max_tokens=8)
+                router.completion(HI, max_tokens=8)
             with pytest.raises(NoEndpointAvailable):
-                router.completion(hi, max_tokens=8)
+                router.completion(HI, max_tokens=8)
             assert used_of(router, "pref") == {"rpm": 5}  # 3 before, 2 after
             assert fake.stats("pref").served == 5 and fake.stats("pref").refused == 0
             router.close()
@@ -247,19 +244,6 @@ def test_importing_llamux_does_not_import_redis() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(steps)
-def test_redis_store_matches_the_sliding_log(
-    redis_server: RedisServer, plan: list[tuple[float, int, float | None]]
-) -> None:
-    store = RedisStore(redis_server.url, namespace=f"p-{uuid.uuid4().hex}", server_time=False)
-    try:
-        _run(store, plan)
-    finally:
-        store.reset()
-        store.close()
-
-
 def test_a_redis_that_lost_its_data_is_warned_about(
     tmp_path: Path, keys: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -269,19 +253,18 @@ def test_a_redis_that_lost_its_data_is_warned_about(
             config = tmp_path / "endpoints.md"
             config.write_text(fake_table(fake, [("pref", "5 | |")]))
             router = Router.from_config(config, store=server.url)
-            hi = [{"role": "user", "content": "hi"}]
             for _ in range(3):
-                router.completion(hi, max_tokens=8)
+                router.completion(HI, max_tokens=8)
             assert not [r for r in caplog.records if "lost its data" in r.getMessage()]
             server.stop()
             server.start()  # no persistence: the minute's 3 requests are forgotten
-            router.completion(hi, max_tokens=8)
+            router.completion(HI, max_tokens=8)
             (warning,) = [r for r in caplog.records if "lost its data" in r.getMessage()]
             assert "appendonly" in warning.getMessage()
             # counting goes on from the provider's headers: it says 4 of 5 are used
             assert used_of(router, "pref") == {"rpm": 4}
             router.reset()
-            router.completion(hi, max_tokens=8)  # a reset is no loss: no second warning
+            router.completion(HI, max_tokens=8)  # a reset is no loss: no second warning
             assert len([r for r in caplog.records if "lost its data" in r.getMessage()]) == 1
             router.close()
     finally:

@@ -17,6 +17,8 @@ from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
 from llamux._stores.sqlite_schema import MIGRATIONS
 
+from conftest import store_used
+
 T0 = 1_767_225_600.0
 EP = Scope("ep", rules_from_limits([("rpm", 5), ("tpm", 10_000), ("rpd", 100)], {}))
 
@@ -29,7 +31,7 @@ def test_usage_survives_reopening(tmp_path: Path) -> None:
     first.close()
     second = SQLiteStore(path)
     assert second.settle(r.id, 30, T0 + 1)  # the reservation survived too
-    assert {u.rule.name: u.used for u in second.usage([EP], T0 + 1)} == {
+    assert store_used(second, EP, T0 + 1) == {
         "rpm": 1,
         "tpm": 30,
         "rpd": 1,
@@ -138,7 +140,7 @@ def test_an_older_schema_is_migrated_keeping_usage(tmp_path: Path) -> None:
     conn.close()
     store = SQLiteStore(path)
     assert store.turn("rr") == 1  # the version-2 tables exist again
-    assert {u.rule.name: u.used for u in store.usage([EP], T0)}["tpm"] == 40
+    assert store_used(store, EP, T0)["tpm"] == 40
     store.close()
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
@@ -157,6 +159,7 @@ store.close()
 """
 
 
+@pytest.mark.slow
 def test_processes_opening_a_new_file_at_once_all_get_in(tmp_path: Path) -> None:
     import subprocess
     import sys

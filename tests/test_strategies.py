@@ -33,9 +33,7 @@ from llamux._strategies import (
 )
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
-from conftest import fake_router
-
-HELLO = [{"role": "user", "content": "hi"}]
+from conftest import HI, fake_router
 
 
 def ep(name: str, **kw: object) -> Endpoint:
@@ -46,7 +44,7 @@ def ids(endpoints: Sequence[Endpoint]) -> list[str]:
     return [e.id for e in endpoints]
 
 
-REQ = Request(HELLO, {}, prompt_tokens=1000, output_tokens=500)
+REQ = Request(HI, {}, prompt_tokens=1000, output_tokens=500)
 
 
 def test_preference_uses_priority_then_row_order() -> None:
@@ -71,7 +69,7 @@ def test_cheapest_by_estimated_price_unpriced_last() -> None:
         "pricey",
         "unknown",
     ]
-    long_answer = Request(HELLO, {}, prompt_tokens=1000, output_tokens=100)
+    long_answer = Request(HI, {}, prompt_tokens=1000, output_tokens=100)
     assert ids(Cheapest().order(eps[3:], long_answer, Facts())) == ["cheap-in", "cheap-out"]
 
 
@@ -93,7 +91,7 @@ def test_fastest_uses_time_to_first_token_for_streams() -> None:
         "b": Performance(latency=3.0, ttft=0.2, samples=2),
     }
     assert ids(Fastest().order(eps, REQ, Facts(performance=perf))) == ["a", "b"]
-    stream = Request(HELLO, {"stream": True}, 10, 10)
+    stream = Request(HI, {"stream": True}, 10, 10)
     assert ids(Fastest().order(eps, stream, Facts(performance=perf))) == ["b", "a"]
 
 
@@ -139,7 +137,7 @@ def test_fastest_converges_and_moves_when_quota_is_spent(tmp_path: Path, keys: s
     with FakeProvider(endpoints) as fake:
         rows = [("slow", "20 | |"), ("quick", "8 | |"), ("medium", "20 | |")]
         with fake_router(fake, tmp_path, rows, strategy="fastest") as router:
-            served = [served_by(router.completion(HELLO)).endpoint for _ in range(14)]  # type: ignore[union-attr]
+            served = [served_by(router.completion(HI)).endpoint for _ in range(14)]  # type: ignore[union-attr]
     assert served[:3] == ["slow", "quick", "medium"]  # each untried endpoint measured once
     assert served[3:10] == ["quick"] * 7  # then the fastest, until its 8 rpm are spent
     assert served[10:] == ["medium"] * 4  # then the next fastest
@@ -156,11 +154,11 @@ def test_cheapest_falls_back_in_price_order(tmp_path: Path, keys: str) -> None:
         )
         with Router.from_csv(path, store="memory://") as router:
             served = [
-                served_by(router.completion(HELLO, strategy="cheapest")).endpoint  # type: ignore[union-attr]
+                served_by(router.completion(HI, strategy="cheapest")).endpoint  # type: ignore[union-attr]
                 for _ in range(6)
             ]
             assert served == ["cheap", "cheap", "mid", "mid", "dear", "dear"]
-            assert router.query(HELLO)[2] == "dear"  # the default stays preference
+            assert router.query(HI)[2] == "dear"  # the default stays preference
 
 
 def test_round_robin_shares_its_counter_through_the_store(tmp_path: Path, keys: str) -> None:
@@ -172,7 +170,7 @@ def test_round_robin_shares_its_counter_through_the_store(tmp_path: Path, keys: 
     store = f"sqlite:///{tmp_path}/q.db"
     one = Router.from_csv(path, store=store, strategy="round_robin")
     two = Router.from_csv(path, store=store, strategy="round_robin")
-    got = [(one if i % 2 else two).query(HELLO)[2] for i in range(6)]
+    got = [(one if i % 2 else two).query(HI)[2] for i in range(6)]
     assert got == ["a", "b", "c", "a", "b", "c"]
     one.close()
     two.close()
@@ -221,15 +219,15 @@ def routed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Router:
 @pytest.mark.parametrize(
     ("messages", "params", "expected"),
     [
-        (HELLO, {}, "groq-70b"),
-        (HELLO, {"model": "auto"}, "groq-70b"),
-        (HELLO, {"model": "gemini"}, "gemini"),  # an endpoint id
-        (HELLO, {"model": "smart"}, "gemini"),  # a route, in its order
-        (HELLO, {"model": "llama-3.3-70b"}, "groq-70b"),  # a model several providers serve
+        (HI, {}, "groq-70b"),
+        (HI, {"model": "auto"}, "groq-70b"),
+        (HI, {"model": "gemini"}, "gemini"),  # an endpoint id
+        (HI, {"model": "smart"}, "gemini"),  # a route, in its order
+        (HI, {"model": "llama-3.3-70b"}, "groq-70b"),  # a model several providers serve
         (BIG, {"model": "llama-3.3-70b"}, "cerebras-70b"),  # over groq's context
         (IMAGE, {"model": "llama-3.3-70b"}, "groq-70b"),  # cerebras declares no vision
-        (HELLO, {"tools": TOOLS}, "groq-70b"),  # groq declares nothing: not ruled out
-        (HELLO, {"tools": TOOLS, "model": "cerebras-70b"}, "cerebras-70b"),
+        (HI, {"tools": TOOLS}, "groq-70b"),  # groq declares nothing: not ruled out
+        (HI, {"tools": TOOLS, "model": "cerebras-70b"}, "cerebras-70b"),
         (IMAGE, {"model": "smart"}, "gemini"),
     ],
 )
@@ -250,7 +248,7 @@ def test_fit_reasons_are_recorded(routed: Router) -> None:
 
 
 def test_route_order_then_fallback_within_the_route(routed: Router) -> None:
-    assert [routed.query(HELLO, model="smart", max_tokens=5)[2] for _ in range(2)] == [
+    assert [routed.query(HI, model="smart", max_tokens=5)[2] for _ in range(2)] == [
         "gemini",
         "gemini",
     ]
@@ -260,9 +258,9 @@ def test_endpoints_in_code_with_limits() -> None:
     router = Router(
         [Endpoint("x", "p", "m", "http://x/v1", "HOME", limits=Limits(rpm=1))], store="memory://"
     )
-    assert router.query(HELLO)[2] == "x"
+    assert router.query(HI)[2] == "x"
     with pytest.raises(NoEndpointAvailable):
-        router.query(HELLO)
+        router.query(HI)
 
 
 def test_cli_query_takes_strategy_and_model(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llamux._fake_provider import count_prompt_tokens
 from llamux._tokens import (
     PER_IMAGE,
     estimate,
@@ -14,6 +13,7 @@ from llamux._tokens import (
     text_tokens,
     usage_tokens,
 )
+from llamux.testing import count_prompt_tokens
 
 
 def test_text_tokens_bytes_over_four_and_cjk_by_character() -> None:

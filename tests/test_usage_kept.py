@@ -25,32 +25,24 @@ from llamux._tokens import estimate
 from llamux.proxy import ProxyThread, create_app
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import fake_router, fake_table
+from conftest import EIGHT_WORDS, TELL_ME, fake_router, fake_table, used
 
-HELLO: list[Any] = [{"role": "user", "content": "Tell me something."}]
-REPLY = "one two three four five six seven eight"
 MAX_TOKENS = 40
 ROWS = [("a", "10 | 10000 |")]  # rpm 10, tpm 10000
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    endpoints = [
-        FakeEndpoint("a", reply=REPLY),  # sends usage when asked
-        FakeEndpoint("n", reply=REPLY, usage=False),  # never sends usage
-        FakeEndpoint("slow", reply=REPLY, chunk_delay=0.2),  # a stream of ~2 s
+def fake_endpoints() -> list[FakeEndpoint]:
+    return [
+        FakeEndpoint("a", reply=EIGHT_WORDS),  # sends usage when asked
+        FakeEndpoint("n", reply=EIGHT_WORDS, usage=False),  # never sends usage
+        FakeEndpoint("slow", reply=EIGHT_WORDS, chunk_delay=0.2),  # a stream of ~2 s
     ]
-    with FakeProvider(endpoints) as provider:
-        yield provider
-
-
-def used(router: Router) -> dict[str, int]:
-    return {u.rule.name: u.used for u in router.status()[0].usage}
 
 
 def expected_estimate(**params: Any) -> int:
-    """The estimate llamux charges for HELLO with ``max_tokens`` given (no default involved)."""
-    return estimate(HELLO, {"max_tokens": MAX_TOKENS, **params}, 0)
+    """The estimate llamux charges for TELL_ME with ``max_tokens`` given (no default involved)."""
+    return estimate(TELL_ME, {"max_tokens": MAX_TOKENS, **params}, 0)
 
 
 def assert_estimate_kept(router: Router, response: Any, fake: FakeProvider, name: str) -> None:
@@ -68,16 +60,16 @@ def assert_estimate_kept(router: Router, response: Any, fake: FakeProvider, name
 
 def test_sync_completion_without_usage(fake: FakeProvider, tmp_path: Path, keys: str) -> None:
     with fake_router(fake, tmp_path, [("n", "10 | 10000 |")]) as router:
-        answer = router.completion(HELLO, max_tokens=MAX_TOKENS)
+        answer = router.completion(TELL_ME, max_tokens=MAX_TOKENS)
         assert answer.usage is None
-        assert answer.choices[0].message.content == REPLY
+        assert answer.choices[0].message.content == EIGHT_WORDS
         assert_estimate_kept(router, answer, fake, "n")
 
 
 @pytest.mark.parametrize("how", ["close", "with"])
 def test_sync_stream_closed_early(fake: FakeProvider, tmp_path: Path, keys: str, how: str) -> None:
     with fake_router(fake, tmp_path, ROWS) as router:
-        stream = router.completion(HELLO, stream=True, max_tokens=MAX_TOKENS)
+        stream = router.completion(TELL_ME, stream=True, max_tokens=MAX_TOKENS)
         if how == "close":
             next(stream)
             stream.close()
@@ -94,9 +86,9 @@ def test_sync_stream_without_usage(
 ) -> None:
     options = {"stream_options": {"include_usage": True}} if asked else {}
     with fake_router(fake, tmp_path, [("n", "10 | 10000 |")]) as router:
-        stream = router.completion(HELLO, stream=True, max_tokens=MAX_TOKENS, **options)
+        stream = router.completion(TELL_ME, stream=True, max_tokens=MAX_TOKENS, **options)
         chunks = list(stream)
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == EIGHT_WORDS
         assert all(c.usage is None for c in chunks)
         assert_estimate_kept(router, stream, fake, "n")
 
@@ -107,7 +99,7 @@ def test_sync_stream_without_usage(
 def test_async_completion_without_usage(fake: FakeProvider, tmp_path: Path, keys: str) -> None:
     async def main() -> None:
         async with fake_router(fake, tmp_path, [("n", "10 | 10000 |")]) as router:
-            answer = await router.acompletion(HELLO, max_tokens=MAX_TOKENS)
+            answer = await router.acompletion(TELL_ME, max_tokens=MAX_TOKENS)
             assert answer.usage is None
             assert_estimate_kept(router, answer, fake, "n")
 
@@ -118,7 +110,7 @@ def test_async_completion_without_usage(fake: FakeProvider, tmp_path: Path, keys
 def test_async_stream_closed_early(fake: FakeProvider, tmp_path: Path, keys: str, how: str) -> None:
     async def main() -> None:
         async with fake_router(fake, tmp_path, ROWS) as router:
-            stream = await router.acompletion(HELLO, stream=True, max_tokens=MAX_TOKENS)
+            stream = await router.acompletion(TELL_ME, stream=True, max_tokens=MAX_TOKENS)
             if how == "aclose":
                 await stream.__anext__()
                 await stream.aclose()
@@ -133,9 +125,9 @@ def test_async_stream_closed_early(fake: FakeProvider, tmp_path: Path, keys: str
 def test_async_stream_without_usage(fake: FakeProvider, tmp_path: Path, keys: str) -> None:
     async def main() -> None:
         async with fake_router(fake, tmp_path, [("n", "10 | 10000 |")]) as router:
-            stream = await router.acompletion(HELLO, stream=True, max_tokens=MAX_TOKENS)
+            stream = await router.acompletion(TELL_ME, stream=True, max_tokens=MAX_TOKENS)
             text = "".join([c.choices[0].delta.content or "" async for c in stream])
-            assert text == REPLY
+            assert text == EIGHT_WORDS
             assert_estimate_kept(router, stream, fake, "n")
 
     asyncio.run(main())
@@ -145,7 +137,7 @@ def test_query_without_settle_keeps_the_estimate(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
     with fake_router(fake, tmp_path, ROWS) as router:
-        *_, props = router.query(HELLO, max_tokens=MAX_TOKENS)
+        *_, props = router.query(TELL_ME, max_tokens=MAX_TOKENS)
         assert props["reservation"]
         assert used(router) == {"rpm": 1, "tpm": expected_estimate()}
 
@@ -186,8 +178,10 @@ def sdk(url: str) -> openai.OpenAI:
 
 def test_proxy_json_without_usage(fake: FakeProvider, tmp_path: Path, keys: str) -> None:
     with proxy(fake, tmp_path, "n") as (url, router), sdk(url) as client:
-        answer = client.chat.completions.create(model="auto", messages=HELLO, max_tokens=MAX_TOKENS)
-        assert answer.usage is None and answer.choices[0].message.content == REPLY
+        answer = client.chat.completions.create(
+            model="auto", messages=TELL_ME, max_tokens=MAX_TOKENS
+        )
+        assert answer.usage is None and answer.choices[0].message.content == EIGHT_WORDS
         wait_for(settled(url, "n"))
         assert used(router) == {"rpm": 1, "tpm": expected_estimate()}
 
@@ -199,10 +193,10 @@ def test_proxy_stream_without_usage(
     options: dict[str, Any] = {"stream_options": {"include_usage": True}} if asked else {}
     with proxy(fake, tmp_path, "n") as (url, router), sdk(url) as client:
         stream: Any = client.chat.completions.create(
-            model="auto", messages=HELLO, max_tokens=MAX_TOKENS, stream=True, **options
+            model="auto", messages=TELL_ME, max_tokens=MAX_TOKENS, stream=True, **options
         )
         chunks = list(stream)
-        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == EIGHT_WORDS
         wait_for(settled(url, "n"))
         assert used(router) == {"rpm": 1, "tpm": expected_estimate()}
 
@@ -211,7 +205,7 @@ def test_proxy_stream_closed_early_by_the_client(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
     with proxy(fake, tmp_path, "slow") as (url, router):
-        body = {"model": "auto", "messages": HELLO, "max_tokens": MAX_TOKENS, "stream": True}
+        body = {"model": "auto", "messages": TELL_ME, "max_tokens": MAX_TOKENS, "stream": True}
         started = time.monotonic()
         with httpx.stream("POST", f"{url}/v1/chat/completions", json=body) as answer:
             assert answer.status_code == 200

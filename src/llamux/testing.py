@@ -6,20 +6,50 @@ header dialects, injects faults, can hold a request before counting it (ingress 
 traces what it admitted or refused; ``FakeClock`` moves only when told to, and
 ``hold_on_clock`` lets the provider's holds pass on it. Tests, the demo and the benchmarks use
 them, so nothing needs the network.
+
+Also here, for tests that check the fake itself or expect its exact numbers: the fault codes
+``DROP`` (close the connection without answering) and ``CUT`` (cut the answer mid-way) for
+``FakeProvider.inject``; the ``DIALECTS`` it speaks; its token counts
+(``count_prompt_tokens``, ``count_text_tokens``); ``go_duration`` (how it writes a reset
+delay); ``day_bounds`` (the local midnights around a moment); and its limiter seen from
+inside: ``FakeEndpointState(endpoint).admit(clock, FakeChat(...), completion_tokens)``.
 """
 
 from ._clock import FakeClock, SystemClock
+from ._fake_dialects import DIALECTS
 from ._fake_ingress import FakeAdmission, FakeHold, hold_on_clock
-from ._fake_provider import INGRESS_HEADER, FakeEndpoint, FakeProvider, FakeStats
+from ._fake_limits import day_bounds
+from ._fake_provider import (
+    CUT,
+    DROP,
+    INGRESS_HEADER,
+    FakeEndpoint,
+    FakeProvider,
+    FakeStats,
+    count_prompt_tokens,
+    count_text_tokens,
+    go_duration,
+)
+from ._fake_provider import _EndpointState as FakeEndpointState
+from ._fake_server import _Chat as FakeChat
 
 __all__ = [
+    "CUT",
+    "DIALECTS",
+    "DROP",
     "INGRESS_HEADER",
     "FakeAdmission",
+    "FakeChat",
     "FakeClock",
     "FakeEndpoint",
+    "FakeEndpointState",
     "FakeHold",
     "FakeProvider",
     "FakeStats",
     "SystemClock",
+    "count_prompt_tokens",
+    "count_text_tokens",
+    "day_bounds",
+    "go_duration",
     "hold_on_clock",
 ]

@@ -1,6 +1,6 @@
-"""The local proxy against web pages: the Host, Origin and Content-Type rules, CORS only for
-the origins given with ``--cors``, every refusal in the OpenAI error shape, and the
-dashboard still working at its own address."""
+"""The proxy's browser gate (``_gate.py``) against web pages: the Host, Origin and
+Content-Type rules, CORS only for the origins given with ``--cors``, every refusal in the
+OpenAI error shape, and the dashboard still working at its own address."""
 
 from __future__ import annotations
 
@@ -20,18 +20,16 @@ from llamux.cli import main
 from llamux.proxy import COOKIE, ProxyThread, create_app
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import fake_table
+from conftest import HI, fake_table
 
-HELLO = [{"role": "user", "content": "hi"}]
 CHAT = "/v1/chat/completions"
 PAGE = "http://localhost:3000"
 EVIL = "http://evil.example"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeProvider]:
-    with FakeProvider([FakeEndpoint("a")]) as provider:
-        yield provider
+def fake_endpoints() -> list[FakeEndpoint]:
+    return [FakeEndpoint("a")]
 
 
 @contextlib.contextmanager
@@ -73,7 +71,7 @@ def test_a_foreign_host_is_refused_on_every_route(
         for path in ("/v1/llamux/status", "/v1/models", "/", "/metrics"):
             answer = client.get(path, headers={"host": host})
             refused(answer, 421, "host_not_allowed", "--allow-host")
-        answer = client.post(CHAT, json={"messages": HELLO}, headers={"host": host})
+        answer = client.post(CHAT, json={"messages": HI}, headers={"host": host})
         refused(answer, 421, "host_not_allowed", "DNS rebinding")
         assert charged(client) == 0 and fake.stats("a").served == 0
 
@@ -86,7 +84,7 @@ def test_the_bound_and_loopback_names_are_accepted(
 ) -> None:
     with app_client(fake, tmp_path) as client:
         assert client.get("/v1/models", headers={"host": host}).status_code == 200
-        served = client.post(CHAT, json={"messages": HELLO}, headers={"host": host})
+        served = client.post(CHAT, json={"messages": HI}, headers={"host": host})
         assert served.status_code == 200, served.text
 
 
@@ -156,7 +154,7 @@ def test_a_foreign_origin_is_refused_with_403(
     with app_client(fake, tmp_path) as client:
         for origin in (EVIL, PAGE, "null", "http://testserver:8080", "https://testserver"):
             headers = {"origin": origin}
-            answer = client.post(CHAT, json={"messages": HELLO}, headers=headers)
+            answer = client.post(CHAT, json={"messages": HI}, headers=headers)
             refused(answer, 403, "origin_not_allowed", "--cors")
             refused(client.get("/v1/llamux/status", headers=headers), 403, "origin_not_allowed", "")
         assert charged(client) == 0 and fake.stats("a").served == 0
@@ -166,9 +164,7 @@ def test_the_proxys_own_origin_is_allowed_without_cors_headers(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
     with app_client(fake, tmp_path) as client:
-        answer = client.post(
-            CHAT, json={"messages": HELLO}, headers={"origin": "http://testserver"}
-        )
+        answer = client.post(CHAT, json={"messages": HI}, headers={"origin": "http://testserver"})
         assert answer.status_code == 200, answer.text
         assert not [h for h in answer.headers if h.startswith("access-control-")]
         with_port = {"host": "localhost:8080", "origin": "http://localhost:8080"}
@@ -196,7 +192,7 @@ def test_cors_answers_preflights_and_grants_only_the_listed_origins(
         assert preflight.headers["access-control-allow-origin"] == PAGE
         assert "POST" in preflight.headers["access-control-allow-methods"]
         assert "x-stainless-os" in preflight.headers["access-control-allow-headers"]
-        answer = client.post(CHAT, json={"messages": HELLO}, headers={"origin": PAGE})
+        answer = client.post(CHAT, json={"messages": HI}, headers={"origin": PAGE})
         assert answer.status_code == 200, answer.text
         assert answer.headers["access-control-allow-origin"] == PAGE
         assert "origin" in answer.headers["vary"].lower()
@@ -292,7 +288,7 @@ def test_a_bug_of_llamux_is_a_500_in_the_openai_shape(
     path.write_text(fake_table(fake, [("a", "100 | |")]))
     router = Router.from_csv(path, store=MemoryStore())
     with router, TestClient(create_app(router), raise_server_exceptions=False) as client:
-        answer = client.post(CHAT, json={"messages": HELLO})
+        answer = client.post(CHAT, json={"messages": HI})
     assert answer.status_code == 500
     error = answer.json()["error"]
     assert error["type"] == "server_error" and "RuntimeError" in error["message"]
