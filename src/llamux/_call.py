@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._errors import ProviderError
-from ._served import Attempt, Served, served_record
+from ._served import Attempt, Served
 from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
@@ -134,7 +134,21 @@ class Call:
         self.settler.settle(got, tokens)
         self.settler.record(got, latency, usage, None)
         self.attempts.append(Attempt(got.endpoint.id, "served", latency=latency))
-        return served_record(got, tokens, self.attempts)
+        return self.record(answer, tokens)
+
+    def record(self, answer: Answer, tokens: int | None = None) -> Served:
+        """How the request was served: by which endpoint, ``tokens`` its settled usage if
+        known, after which attempts (so far)."""
+        ep, reservation = answer.got.endpoint, answer.got.reservation
+        return Served(
+            ep.id,
+            ep.provider,
+            ep.model,
+            reservation.id,
+            reservation.tokens,
+            tokens,
+            tuple(self.attempts),
+        )
 
     def streaming(self, answer: Answer) -> Callable[[Any, ProviderError | None], None]:
         """A stream was served (its first chunk is here): learn from its headers; what to do

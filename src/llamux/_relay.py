@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from ._errors import LlamuxError, ProviderError
-from ._served import Attempt, Served, served_record
+from ._served import Attempt, Served
 from ._sse import UsageScanner, json_usage
 from ._tokens import usage_tokens
 
@@ -81,7 +81,7 @@ async def _serve(call: Call, done: Done | None) -> Relayed:
         got=answer.got,
         attempts=call.attempts,
         on_end=end,
-        served=served_record(answer.got, None, call.attempts),
+        served=call.record(answer),
         done=done,
         offload=call.offload,
     )

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from ._admission import Admitted
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +32,6 @@ class Served:
     estimated_tokens: int
     tokens: int | None
     attempts: tuple[Attempt, ...]
-
-
-def served_record(got: Admitted, tokens: int | None, attempts: Sequence[Attempt]) -> Served:
-    """The record of ``got`` serving a request, ``tokens`` its settled usage if known."""
-    ep, reservation = got.endpoint, got.reservation
-    return Served(
-        ep.id, ep.provider, ep.model, reservation.id, reservation.tokens, tokens, tuple(attempts)
-    )
 
 
 _ATTRIBUTE = "_llamux_served"

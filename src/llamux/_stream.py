@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ProviderError
-from ._served import attach, served_record
+from ._served import attach
 
 if TYPE_CHECKING:
     from ._admission import Admitted
@@ -198,7 +198,7 @@ def chunk_stream(call: Call, answer: Answer, end: OnEnd) -> ChunkStream:
         translate=translator(answer.got),
         on_end=end,
     )
-    attach(stream, served_record(answer.got, None, call.attempts))
+    attach(stream, call.record(answer))
     return stream
 
 
@@ -216,5 +216,5 @@ def async_chunk_stream(call: Call, answer: Answer, end: OnEnd) -> AsyncChunkStre
         translate=translator(answer.got),
         on_end=aend,
     )
-    attach(stream, served_record(answer.got, None, call.attempts))
+    attach(stream, call.record(answer))
     return stream
