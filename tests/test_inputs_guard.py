@@ -111,7 +111,8 @@ def test_the_transport_calls_a_body_it_cannot_encode_invalid_not_a_provider_erro
 
                 async def send() -> None:
                     try:
-                        await transport.acomplete(endpoint, keys, call, raw=path == "raw")
+                        send = transport.araw if path == "raw" else transport.acomplete
+                        await send(endpoint, keys, call)
                     finally:
                         await transport.aclose()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._errors import ProviderError
 from ._served import Attempt, Served
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._config import Endpoint
     from ._settler import Settler
-    from ._transport import Reply, Transport
+    from ._transport import RawReply, Reply, Transport
 
 T = TypeVar("T")
 
@@ -31,12 +31,16 @@ ROUTER_PARAMS = frozenset({"wait", "strategy"})
 """Keyword arguments llamux consumes itself; every other one goes to the provider."""
 
 
+R = TypeVar("R", "Reply", "RawReply")
+"""An answer as the SDK parsed it, or as HTTP (the proxy's relay)."""
+
+
 @dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(Generic[R]):
     """An endpoint's successful answer to one call: for a stream, with its first chunk."""
 
     got: Admitted
-    reply: Reply
+    reply: R
     first: Any
     started: float
     """When the call began (``time.perf_counter``)."""
@@ -78,7 +82,7 @@ class Call:
         """What was tried so far: skipped, refused, failed, served."""
         return self.admission.attempts
 
-    def answer(self, first_of: Callable[[Any, Admitted], Any]) -> Answer:
+    def answer(self, first_of: Callable[[Any, Admitted], Any]) -> Answer[Reply]:
         """Reserve, call and fail over until an endpoint answers (sync); for a stream, its
         first chunk is read (by ``first_of``) before it counts as answered."""
         while True:
@@ -100,11 +104,19 @@ class Call:
                 raise refusal from (None if refusal is exc else exc)
             return Answer(got, reply, first, started, bool(params.get("stream")))
 
-    async def aanswer(
-        self, first_of: Callable[[Any, Admitted], Awaitable[Any]], *, raw: bool = False
-    ) -> Answer:
-        """The async twin of :meth:`answer`. ``raw``: the provider's HTTP response, unparsed
-        (the proxy relays its bytes)."""
+    async def aanswer(self, first_of: Callable[[Any, Admitted], Awaitable[Any]]) -> Answer[Reply]:
+        """The async twin of :meth:`answer`."""
+        return await self._aloop(self.transport.acomplete, first_of)
+
+    async def araw(self, first_of: Callable[[Any, Admitted], Awaitable[Any]]) -> Answer[RawReply]:
+        """:meth:`aanswer` with the provider's HTTP answer unparsed (the proxy relays it)."""
+        return await self._aloop(self.transport.araw, first_of)
+
+    async def _aloop(
+        self,
+        send: Callable[[Endpoint, str, dict[str, Any]], Awaitable[R]],
+        first_of: Callable[[Any, Admitted], Awaitable[Any]],
+    ) -> Answer[R]:
         while True:
             got = await self.offload(self.admission.next)
             if isinstance(got, float):
@@ -113,7 +125,7 @@ class Call:
             params = self._provider_params(got.endpoint)
             started = time.perf_counter()
             try:
-                reply = await self.transport.acomplete(got.endpoint, got.api_key, params, raw=raw)
+                reply = await send(got.endpoint, got.api_key, params)
                 first = await first_of(reply.body, got) if params.get("stream") else None
             except ProviderError as error:
                 if not await self.offload(self.settler.failed, got, error, self.attempts):
@@ -124,7 +136,7 @@ class Call:
                 raise refusal from (None if refusal is exc else exc)
             return Answer(got, reply, first, started, bool(params.get("stream")))
 
-    def served(self, answer: Answer, usage: Any) -> Served:
+    def served(self, answer: Answer[Any], usage: Any) -> Served:
         """A whole (not streamed) answer was served with ``usage``: learn from its headers,
         settle it, record its speed; the record of how it was served. Store work only: an
         async driver runs it off the event loop in one hop."""
@@ -136,7 +148,7 @@ class Call:
         self.attempts.append(Attempt(got.endpoint.id, "served", latency=latency))
         return self.record(answer, tokens)
 
-    def record(self, answer: Answer, tokens: int | None = None) -> Served:
+    def record(self, answer: Answer[Any], tokens: int | None = None) -> Served:
         """How the request was served: by which endpoint, ``tokens`` its settled usage if
         known, after which attempts (so far)."""
         ep, reservation = answer.got.endpoint, answer.got.reservation
@@ -150,7 +162,7 @@ class Call:
             tuple(self.attempts),
         )
 
-    def streaming(self, answer: Answer) -> Callable[[Any, ProviderError | None], None]:
+    def streaming(self, answer: Answer[Any]) -> Callable[[Any, ProviderError | None], None]:
         """A stream was served (its first chunk is here): learn from its headers; what to do
         when it ends (settle at its first chunk's moment with its usage, record its speed;
         or carry out the verdict of a failure). Store work only, as :meth:`served`."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from ._call import Answer, Call
     from ._router import Router
     from ._stream import OnEnd
+    from ._transport import RawReply
 
 Done = Callable[[Sequence[Attempt], Served | None], None]
 """Told once how a request ended: its attempts, and how it was served (``None``: it failed).
@@ -69,7 +70,7 @@ async def arelay(
 
 async def _serve(call: Call, done: Done | None) -> Relayed:
     """``Router.acompletion``'s path (the same request engine), delivering bytes instead."""
-    answer = await call.aanswer(_first_chunk, raw=True)
+    answer = await call.araw(_first_chunk)
     if not answer.stream:
         return await call.offload(_answer, call, answer, done)
     response = answer.reply.body
@@ -88,7 +89,7 @@ async def _serve(call: Call, done: Done | None) -> Relayed:
     return Relayed(response.status_code, _forwarded(response), stream.served, stream=stream)
 
 
-def _answer(call: Call, answer: Answer, done: Done | None) -> Relayed:
+def _answer(call: Call, answer: Answer[RawReply], done: Done | None) -> Relayed:
     """A whole JSON answer: learn, settle with its usage, record the speed, pass the bytes
     on (one worker-thread hop for all the store I/O)."""
     response = answer.reply.body

@@ -19,6 +19,7 @@ from ._served import attach
 if TYPE_CHECKING:
     from ._admission import Admitted
     from ._call import Answer, Call
+    from ._transport import Reply
 
 OnEnd = Callable[[Any, ProviderError | None], None]
 AsyncOnEnd = Callable[[Any, ProviderError | None], Awaitable[None]]
@@ -189,7 +190,7 @@ def _stream_error(exc: Exception, got: Admitted) -> ProviderError:
     return stream_error(exc, got.endpoint, got.api_key)
 
 
-def chunk_stream(call: Call, answer: Answer, end: OnEnd) -> ChunkStream:
+def chunk_stream(call: Call, answer: Answer[Reply], end: OnEnd) -> ChunkStream:
     """The caller's stream of an answered call; ``end`` settles it when it ends."""
     stream = ChunkStream(
         answer.reply.body,
@@ -202,7 +203,7 @@ def chunk_stream(call: Call, answer: Answer, end: OnEnd) -> ChunkStream:
     return stream
 
 
-def async_chunk_stream(call: Call, answer: Answer, end: OnEnd) -> AsyncChunkStream:
+def async_chunk_stream(call: Call, answer: Answer[Reply], end: OnEnd) -> AsyncChunkStream:
     """The async twin of :func:`chunk_stream`: ``end`` runs off the event loop by the
     call's one policy."""
 

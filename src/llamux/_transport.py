@@ -21,15 +21,27 @@ from ._endpoint import DEFAULT_TIMEOUT
 from ._errors import LlamuxError
 
 if TYPE_CHECKING:
-    from openai import AsyncOpenAI, OpenAI
+    from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
     from ._config import Endpoint
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A provider's successful answer: a ``ChatCompletion``, or with ``stream=True`` the SDK's
-    (async) stream of chunks, not yet read; ``latency`` is the time to the response head."""
+    """A provider's successful answer, parsed by the SDK: a ``ChatCompletion``, or with
+    ``stream=True`` the SDK's (async) stream of chunks, not yet read; ``latency`` is the time
+    to the response head."""
+
+    body: ChatCompletion | Stream[ChatCompletionChunk] | AsyncStream[ChatCompletionChunk]
+    headers: Mapping[str, str]
+    latency: float
+
+
+@dataclass(frozen=True, slots=True)
+class RawReply:
+    """A provider's successful answer as HTTP, for the proxy to relay its bytes: ``body`` is
+    the HTTP library's response (read for a whole answer; a stream not yet read)."""
 
     body: Any
     headers: Mapping[str, str]
@@ -41,10 +53,12 @@ class Transport(Protocol):
 
     def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply: ...
 
-    async def acomplete(
-        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], *, raw: bool = False
-    ) -> Reply:
-        """With ``raw``, ``Reply.body`` is the unparsed HTTP response (see OpenAITransport)."""
+    async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+        """The async twin of :meth:`complete`."""
+        ...
+
+    async def araw(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> RawReply:
+        """The same call, its answer as HTTP (the proxy's relay); error statuses raise."""
         ...
 
 
@@ -136,13 +150,7 @@ class OpenAITransport:
         headers = {k.lower(): v for k, v in raw.headers.items()}
         return Reply(body, headers, time.perf_counter() - started)
 
-    async def acomplete(
-        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], *, raw: bool = False
-    ) -> Reply:
-        """With ``raw``, ``Reply.body`` is the provider's HTTP response itself, unparsed (a
-        stream not yet read): the proxy relays its bytes. Error statuses raise either way."""
-        if raw:
-            return await self._araw(endpoint, api_key, params)
+    async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
         client = self._aclient(endpoint, api_key)
         started = time.perf_counter()
         failure: LlamuxError | None = None
@@ -160,9 +168,10 @@ class OpenAITransport:
         headers = {k.lower(): v for k, v in answer.headers.items()}
         return Reply(body, headers, time.perf_counter() - started)
 
-    async def _araw(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+    async def araw(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> RawReply:
         """The relay's path: the same HTTP call the SDK makes, without building typed
-        objects the proxy would only serialise again (half the proxy's cost, profiled)."""
+        objects the proxy would only serialise again (half the proxy's cost, profiled): the
+        provider's HTTP response itself (a stream not yet read). Error statuses raise."""
         http = self._ahttp()
         started = time.perf_counter()
         failure: LlamuxError | None = None
@@ -196,7 +205,7 @@ class OpenAITransport:
                 await response.aclose()
             if failure is not None:
                 raise failure
-        return Reply(response, headers, time.perf_counter() - started)
+        return RawReply(response, headers, time.perf_counter() - started)
 
     def _ahttp(self, loop: asyncio.AbstractEventLoop | None = None) -> Any:
         """This event loop's HTTP client for raw calls (connection pool shared by endpoints)."""
