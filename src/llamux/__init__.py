@@ -5,6 +5,7 @@
 >>> response = router.completion(messages)             # doctest: +SKIP
 """
 
+from ._call import Answer, Call
 from ._clock import Clock, FakeClock, SystemClock
 from ._config import Config, Endpoint, Limits, Pool, Route
 from ._errors import (
@@ -25,7 +26,9 @@ from ._strategies import Preference, Request, Strategy
 __version__ = "0.1.0"
 
 __all__ = [
+    "Answer",
     "Attempt",
+    "Call",
     "Clock",
     "Config",
     "ConfigError",

@@ -10,10 +10,11 @@ only in how they wait and call.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from ._boundary import stream_error
 from ._errors import ProviderError
 from ._served import Attempt, Served
 from ._tokens import usage_tokens
@@ -82,9 +83,9 @@ class Call:
         """What was tried so far: skipped, refused, failed, served."""
         return self.admission.attempts
 
-    def answer(self, first_of: Callable[[Any, Admitted], Any]) -> Answer[Reply]:
+    def answer(self) -> Answer[Reply]:
         """Reserve, call and fail over until an endpoint answers (sync); for a stream, its
-        first chunk is read (by ``first_of``) before it counts as answered."""
+        first chunk is read before it counts as answered (a failure before it fails over)."""
         while True:
             got = self.admission.next()
             if isinstance(got, float):
@@ -94,7 +95,7 @@ class Call:
             started = time.perf_counter()
             try:
                 reply = self.transport.complete(got.endpoint, got.api_key, params)
-                first = first_of(reply.body, got) if params.get("stream") else None
+                first = first_chunk(reply.body, got) if params.get("stream") else None
             except ProviderError as error:
                 if not self.settler.failed(got, error, self.attempts):
                     raise
@@ -104,13 +105,14 @@ class Call:
                 raise refusal from (None if refusal is exc else exc)
             return Answer(got, reply, first, started, bool(params.get("stream")))
 
-    async def aanswer(self, first_of: Callable[[Any, Admitted], Awaitable[Any]]) -> Answer[Reply]:
+    async def aanswer(self) -> Answer[Reply]:
         """The async twin of :meth:`answer`."""
-        return await self._aloop(self.transport.acomplete, first_of)
+        return await self._aloop(self.transport.acomplete, afirst_chunk)
 
-    async def araw(self, first_of: Callable[[Any, Admitted], Awaitable[Any]]) -> Answer[RawReply]:
-        """:meth:`aanswer` with the provider's HTTP answer unparsed (the proxy relays it)."""
-        return await self._aloop(self.transport.araw, first_of)
+    async def araw(self) -> Answer[RawReply]:
+        """:meth:`aanswer` with the provider's HTTP answer unparsed (the proxy relays it);
+        for a stream, ``Answer.first`` is its first byte chunk and the iterator of the rest."""
+        return await self._aloop(self.transport.araw, first_bytes)
 
     async def _aloop(
         self,
@@ -185,3 +187,35 @@ class Call:
         if call.get("stream"):
             call["stream_options"] = {**(call.get("stream_options") or {}), "include_usage": True}
         return call
+
+
+def first_chunk(stream: Any, got: Admitted) -> Any:
+    """Read an SDK stream's first chunk, so that a failure before it can still fail over."""
+    try:
+        return next(iter(stream), None)
+    except Exception as exc:
+        error = stream_error(exc, got.endpoint, got.api_key)
+    raise error  # outside the except: no SDK exception (with the key) as its context
+
+
+async def afirst_chunk(stream: Any, got: Admitted) -> Any:
+    """The async twin of :func:`first_chunk`."""
+    try:
+        async for chunk in stream:
+            return chunk
+        return None
+    except Exception as exc:
+        error = stream_error(exc, got.endpoint, got.api_key)
+    raise error
+
+
+async def first_bytes(response: Any, got: Admitted) -> tuple[bytes, AsyncIterator[bytes]]:
+    """Read an HTTP response's first byte chunk, so that a failure before it can still fail
+    over; returns it and the iterator of the rest."""
+    chunks: AsyncIterator[bytes] = response.aiter_bytes()
+    try:
+        return await anext(chunks, b""), chunks
+    except Exception as exc:
+        error = stream_error(exc, got.endpoint, got.api_key)
+    await response.aclose()
+    raise error  # outside the except: the HTTP library's error (with the key) is not kept

@@ -70,7 +70,7 @@ async def arelay(
 
 async def _serve(call: Call, done: Done | None) -> Relayed:
     """``Router.acompletion``'s path (the same request engine), delivering bytes instead."""
-    answer = await call.araw(_first_chunk)
+    answer = await call.araw()
     if not answer.stream:
         return await call.offload(_answer, call, answer, done)
     response = answer.reply.body
@@ -184,18 +184,6 @@ class ByteStream:
             tokens = usage_tokens(usage)
             served = replace(self.served, tokens=tokens, attempts=tuple(self._attempts))
             self._done(served.attempts, served if error is None else None)
-
-
-async def _first_chunk(response: Any, got: Admitted) -> tuple[bytes, AsyncIterator[bytes]]:
-    """Read the first byte chunk, so that a failure before it can still fail over; returns
-    it and the iterator of the rest."""
-    chunks: AsyncIterator[bytes] = response.aiter_bytes()
-    try:
-        return await anext(chunks, b""), chunks
-    except Exception as exc:
-        error = _cut(exc, got)
-    await response.aclose()
-    raise error  # outside the except: the HTTP library's error (with the key) is not kept
 
 
 def _cut(exc: Exception, got: Admitted) -> ProviderError:

@@ -27,7 +27,7 @@ from ._served import attach
 from ._settler import Settler
 from ._stores import open_store
 from ._strategies import Strategy, strategy_from
-from ._stream import afirst_chunk, async_chunk_stream, chunk_stream, first_chunk
+from ._stream import async_chunk_stream, chunk_stream
 from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class Router:
         ``ChatCompletionChunk`` (fail-over happens only before the first chunk).
         """
         call = self.call(messages, params)
-        answer = call.answer(first_chunk)
+        answer = call.answer()
         if answer.stream:
             return chunk_stream(call, answer, call.streaming(answer))
         body = answer.reply.body
@@ -202,7 +202,7 @@ class Router:
         """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
         is an async iterator of chunks. Store I/O runs off the event loop (see :meth:`acall`)."""
         call = await self.acall(messages, params)
-        answer = await call.aanswer(afirst_chunk)
+        answer = await call.aanswer()
         if answer.stream:
             return async_chunk_stream(call, answer, await call.offload(call.streaming, answer))
         body = answer.reply.body

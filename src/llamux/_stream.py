@@ -164,26 +164,6 @@ def translator(got: Admitted) -> Translate:
     return translate
 
 
-def first_chunk(stream: Any, got: Admitted) -> Any:
-    """Read the first chunk, so that a failure before it can still fail over."""
-    try:
-        return next(iter(stream), None)
-    except Exception as exc:
-        error = _stream_error(exc, got)
-    raise error  # outside the except: no SDK exception (with the key) as its context
-
-
-async def afirst_chunk(stream: Any, got: Admitted) -> Any:
-    """The async twin of :func:`first_chunk`."""
-    try:
-        async for chunk in stream:
-            return chunk
-        return None
-    except Exception as exc:
-        error = _stream_error(exc, got)
-    raise error
-
-
 def _stream_error(exc: Exception, got: Admitted) -> ProviderError:
     from ._boundary import stream_error
 
