@@ -94,10 +94,18 @@ def translate(exc: Exception, endpoint: Endpoint, api_key: str, stage: Stage) ->
         return ProviderError(
             f"{where} failed: {exc}", endpoint=endpoint.id, accepted=True, secrets=(api_key,)
         )
+    return _not_the_libraries(exc, endpoint, api_key, stage)
+
+
+def _not_the_libraries(
+    exc: Exception, endpoint: Endpoint, api_key: str, stage: Stage
+) -> LlamuxError:
+    """An exception raised by neither library: what it means depends on the stage."""
     if stage is Stage.SEND:
         if isinstance(exc, ValueError | RecursionError):
             return unencodable(exc)  # the SDK could not encode the body
         raise exc  # not the provider's (a TypeError: parameters the SDK refuses)
+    where = f"endpoint {endpoint.id} ({endpoint_url(endpoint)})"
     if stage is Stage.ANSWER and isinstance(exc, ValueError):
         return ProviderError(  # an answer that is not a chat completion (bad JSON ...)
             f"{where} answered something that is not a chat completion "
