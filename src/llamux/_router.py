@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from ._transport import Transport
 
 log = logging.getLogger("llamux")
+
+WARNINGS_EVERY = 30.0
+"""Seconds between two reads of what the store holds that the config disagrees with."""
 T = TypeVar("T")
 
 
@@ -94,6 +97,7 @@ class Router:
         """The longest a call can take to show its outcome (the connect and the read phase
         are each bounded by the timeout): how far ahead an in-flight charge is recorded."""
         self._settler = Settler(self.store, self.clock, self._scopes)
+        self._unowned: tuple[float, list[str]] | None = None
         self._conflicts = declare_limits(self.store, self._scopes.values(), self.clock.now())
         for line in self._conflicts:
             log.warning("%s", line)
@@ -247,11 +251,12 @@ class Router:
     def warnings(self) -> list[str]:
         """What the store holds that this config disagrees with: usage no configured
         endpoint or pool owns (a quota renamed or removed, a file shared with another
-        config), and quotas another config gave other limits (each process keeps its own)."""
-        return [
-            *unowned_usage(self.store, self._scopes.values(), self.clock.now()),
-            *self._conflicts,
-        ]
+        config), and quotas another config gave other limits (each process keeps its own).
+        Read from the store at most every ``WARNINGS_EVERY`` seconds (the dashboard polls)."""
+        now = self.clock.now()
+        if self._unowned is None or now - self._unowned[0] >= WARNINGS_EVERY:
+            self._unowned = (now, unowned_usage(self.store, self._scopes.values(), now))
+        return [*self._unowned[1], *self._conflicts]
 
     def reset(self, endpoint: str | None = None) -> None:
         """Forget recorded usage and cool-downs of one endpoint (by id) or of all."""
