@@ -1,6 +1,6 @@
 """The HTTP side of the fake provider: request parsing, token counting, answers and the server.
 
-Admission, limits and stats live in :mod:`llamux._fake_provider` (``_EndpointState``); this
+Admission, limits and stats live in :mod:`llamux._fake_provider` (its ``_EndpointState``); this
 module only turns requests into calls on an endpoint's state and verdicts into answers.
 """
 
@@ -16,13 +16,33 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._fake_dialects import error_body
 from ._fake_ingress import FakeHold, _Entry
 
 if TYPE_CHECKING:
-    from ._fake_provider import FakeEndpoint, _EndpointState
+    import threading
+
+    from ._fake_endpoint import FakeEndpoint
+
+
+class _EndpointState(Protocol):
+    """What the server needs of an endpoint's state (``_fake_provider`` keeps it): its
+    endpoint, its lock and delay, and the atomic steps that admit or fail a request."""
+
+    endpoint: FakeEndpoint
+    lock: threading.Lock
+    delay: float
+
+    def take_hold(self, asked: float | None) -> float: ...
+
+    def take_fault(self, clock: Callable[[], float], entry: _Entry) -> _Fault | None: ...
+
+    def admit(
+        self, clock: Callable[[], float], chat: _Chat, completion: int, entry: _Entry | None = None
+    ) -> _Verdict: ...
+
 
 DROP = 0  # inject(): close the connection without answering
 CUT = -1  # inject(): cut the answer mid-way
