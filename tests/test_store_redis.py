@@ -213,17 +213,23 @@ def test_scripts_are_reloaded_after_a_flush(
     store.close()
 
 
+def three_served(fake: FakeProvider, tmp_path: Path, server: RedisServer) -> Router:
+    """A router on ``server`` over the fake's rpm=5 endpoint 'pref', 3 requests served."""
+    config = tmp_path / "endpoints.md"
+    config.write_text(fake_table(fake, [("pref", "5 | |")]))
+    router = Router.from_config(config, store=server.url)
+    for _ in range(3):
+        router.completion(HI, max_tokens=8)
+    return router
+
+
 def test_stopped_redis_fails_loudly_and_a_restart_resumes_with_the_usage(
     tmp_path: Path, keys: str
 ) -> None:
     server = RedisServer(tmp_path / "redis").start()  # its own server: this one restarts
     try:
         with FakeProvider([FakeEndpoint("pref", rpm=5)]) as fake:
-            config = tmp_path / "endpoints.md"
-            config.write_text(fake_table(fake, [("pref", "5 | |")]))
-            router = Router.from_config(config, store=server.url)
-            for _ in range(3):
-                router.completion(HI, max_tokens=8)
+            router = three_served(fake, tmp_path, server)
             server.stop()
             with pytest.raises(StoreError, match=f"{server.url} is unreachable"):
                 router.completion(HI, max_tokens=8)
@@ -250,11 +256,7 @@ def test_a_redis_that_lost_its_data_is_warned_about(
     server = RedisServer(tmp_path / "redis", persist=False).start()
     try:
         with FakeProvider([FakeEndpoint("pref", rpm=5)]) as fake:
-            config = tmp_path / "endpoints.md"
-            config.write_text(fake_table(fake, [("pref", "5 | |")]))
-            router = Router.from_config(config, store=server.url)
-            for _ in range(3):
-                router.completion(HI, max_tokens=8)
+            router = three_served(fake, tmp_path, server)
             assert not [r for r in caplog.records if "lost its data" in r.getMessage()]
             server.stop()
             server.start()  # no persistence: the minute's 3 requests are forgotten

@@ -293,11 +293,10 @@ class Router:
         candidates, route = self.candidates(params.get("model"))
         prepare = None
         if mode is not None:
-            ready = getattr(self.transport, "prepare", None)
-            if ready is not None:
+            transport = self.transport
 
-                def prepare(ep: Endpoint, key: str) -> None:
-                    ready(ep, key, mode, loop) if loop is not None else ready(ep, key, mode)
+            def prepare(ep: Endpoint, key: str) -> None:
+                transport.prepare(ep, key, mode, loop)
 
         return Admission(
             messages=messages,

@@ -51,6 +51,17 @@ class RawReply:
 class Transport(Protocol):
     """Sends one chat request to one endpoint; raises :class:`ProviderError` on failure."""
 
+    def prepare(
+        self,
+        endpoint: Endpoint,
+        api_key: str,
+        mode: str = "sync",
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Ready what a call to ``endpoint`` needs (``sync``, ``async`` or ``raw``, for
+        ``loop``): called before each reservation, so nothing slow follows the charge."""
+        ...
+
     def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply: ...
 
     async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
