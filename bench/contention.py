@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from llamux._quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 
 LIMIT = 1_000_000_000  # requests per day: the throughput runs never hit it

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from llamux import Router
-from llamux._config import parse_table
+from llamux._config.load import parse_table
 from llamux.testing import FakeEndpoint, FakeProvider
 
 HELLO = [{"role": "user", "content": "Hello, how are you?"}]

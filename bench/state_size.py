@@ -12,8 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from llamux._config import LIMIT_NAMES
-from llamux._quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._config.load import LIMIT_NAMES
+from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 
 T0 = 1_767_225_600.0

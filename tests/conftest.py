@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from llamux import Router
-from llamux._quota import Cooldown, Scope
+from llamux._policy.quota import Cooldown, Scope
 from llamux._router import EndpointStatus
 from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llamux import InvalidRequest, Router
-from llamux._quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 from llamux.testing import FakeEndpoint, FakeProvider
 

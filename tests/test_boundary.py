@@ -10,9 +10,9 @@ import openai
 import pytest
 
 from llamux import InvalidRequest, Router
-from llamux._boundary import Stage, translate
-from llamux._config import Endpoint
+from llamux._config.load import Endpoint
 from llamux._errors import ProviderConnectionError, ProviderError, ProviderTimeout
+from llamux._providers.boundary import Stage, translate
 
 KEY = "sk-boundary-test-0123456789"
 REQUEST = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from llamux import Call, served_by
-from llamux._served import attach
+from llamux._engine.served import attach
 from llamux.testing import FakeEndpoint, FakeProvider
 
 from conftest import HI, fake_router, used_of

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from llamux._catalog import DIALECTS, STATUSES, Provider, pool, pools, provider, providers
-from llamux._config import LIMIT_NAMES, Limits
+from llamux._config.catalog import DIALECTS, STATUSES, Provider, pool, pools, provider, providers
+from llamux._config.load import LIMIT_NAMES, Limits
 
 REQUIRED = [
     *("groq", "gemini", "mistral", "codestral", "openrouter", "nvidia", "cerebras"),
@@ -124,9 +124,9 @@ def test_openrouter_free_pool() -> None:
 
 def test_catalog_is_read_lazily() -> None:
     code = (
-        "import llamux._config, llamux._catalog as c\n"
+        "import llamux._config.load, llamux._config.catalog as c\n"
         "assert c._data.cache_info().currsize == 0\n"
-        "llamux._config.parse_table('provider,model\\ngroq,m\\n')\n"
+        "llamux._config.load.parse_table('provider,model\\ngroq,m\\n')\n"
         "assert c._data.cache_info().currsize == 1\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

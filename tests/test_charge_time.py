@@ -18,8 +18,8 @@ import openai
 import pytest
 
 from llamux import Router
+from llamux._providers.transport import OpenAITransport
 from llamux._stores.memory import MemoryStore
-from llamux._transport import OpenAITransport
 from llamux.proxy import ProxyThread, create_app
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider, hold_on_clock
 

@@ -11,7 +11,7 @@ from _pytest.mark import ParameterSet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llamux._config import (
+from llamux._config.load import (
     LIMIT_NAMES,
     Config,
     Endpoint,
@@ -24,7 +24,7 @@ from llamux._config import (
     parse_table,
     parse_toml,
 )
-from llamux._config_toml import _header
+from llamux._config.toml import _header
 from llamux._errors import ConfigError
 
 # The seed README's block, verbatim: a prose line, a blank line, then the table.

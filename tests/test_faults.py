@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from llamux import NoEndpointAvailable, ProviderError, Router, served_by
-from llamux._feedback import RATE_LIMIT_COOLDOWN, TRANSIENT_COOLDOWN
+from llamux._policy.feedback import RATE_LIMIT_COOLDOWN, TRANSIENT_COOLDOWN
 from llamux.testing import CUT, DROP, FakeClock, FakeProvider
 
 from conftest import KEY, cooling_of, fake_table, used

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llamux._errors import ProviderError
-from llamux._feedback import (
+from llamux._policy.feedback import (
     DISABLE_FOR,
     RATE_LIMIT_COOLDOWN,
     TRANSIENT_COOLDOWN,

@@ -14,10 +14,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from llamux import Router
-from llamux._gate import host_name
 from llamux._stores.memory import MemoryStore
 from llamux.cli import main
 from llamux.proxy import COOKIE, ProxyThread, create_app
+from llamux.proxy._gate import host_name
 from llamux.testing import FakeEndpoint, FakeProvider
 
 from conftest import HI, fake_table
@@ -278,12 +278,12 @@ def test_serve_refuses_a_cors_value_that_is_not_an_origin(
 def test_a_bug_of_llamux_is_a_500_in_the_openai_shape(
     fake: FakeProvider, tmp_path: Path, keys: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import llamux.proxy
+    import llamux.proxy._app
 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(llamux.proxy, "arelay", broken)
+    monkeypatch.setattr(llamux.proxy._app, "arelay", broken)
     path = tmp_path / "endpoints.md"
     path.write_text(fake_table(fake, [("a", "100 | |")]))
     router = Router.from_csv(path, store=MemoryStore())

@@ -14,8 +14,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from llamux import InvalidRequest, Router
+from llamux._providers.transport import OpenAITransport
 from llamux._stores.memory import MemoryStore
-from llamux._transport import OpenAITransport
 from llamux.proxy import create_app
 from llamux.testing import FakeProvider
 

@@ -13,16 +13,21 @@ from pathlib import Path
 import pytest
 
 import llamux
-from llamux import _catalog, _endpoint, _fake_dialects, _proxy_defaults, _ratelimits, _strategies
-from llamux._config import parse_table, parse_toml
-from llamux._config_toml import POOL_KEYS
-from llamux._fake_limits import Limit
-from llamux._feedback import rule_name
-from llamux._quota import Rule, rules_from_limits
-from llamux._ratelimits import Hint
-from llamux._window import Window
+from llamux._config import catalog as _catalog
+from llamux._config import endpoint as _endpoint
+from llamux._config import proxy_defaults as _proxy_defaults
+from llamux._config.load import parse_table, parse_toml
+from llamux._config.toml import POOL_KEYS
+from llamux._policy import ratelimits as _ratelimits
+from llamux._policy import strategies as _strategies
+from llamux._policy.feedback import rule_name
+from llamux._policy.quota import Rule, rules_from_limits
+from llamux._policy.ratelimits import Hint
+from llamux._policy.window import Window
 from llamux.cli import build_parser
 from llamux.testing import FakeEndpoint
+from llamux.testing import _dialects as _fake_dialects
+from llamux.testing._limits import Limit
 
 SOURCE = Path(llamux.__file__).parent
 
@@ -50,7 +55,11 @@ def _copies(names: set[str]) -> list[str]:
     where = []
     for path in sorted(SOURCE.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        where += [f"{path.name}:{line}" for line, items in _literal_lists(tree) if items == names]
+        where += [
+            f"{path.relative_to(SOURCE).as_posix()}:{line}"
+            for line, items in _literal_lists(tree)
+            if items == names
+        ]
     return where
 
 
@@ -58,9 +67,12 @@ def _copies(names: set[str]) -> list[str]:
     ("names", "places"),
     [
         # the header parser's and the fake's tables are keyed by dialect: held equal below
-        (_endpoint.DIALECTS, ["_endpoint.py", "_fake_dialects.py", "_ratelimits.py"]),
-        (_endpoint.STRATEGIES, ["_endpoint.py"]),
-        (_endpoint.LIMIT_NAMES, ["_endpoint.py"]),
+        (
+            _endpoint.DIALECTS,
+            ["_config/endpoint.py", "_policy/ratelimits.py", "testing/_dialects.py"],
+        ),
+        (_endpoint.STRATEGIES, ["_config/endpoint.py"]),
+        (_endpoint.LIMIT_NAMES, ["_config/endpoint.py"]),
     ],
     ids=["dialects", "strategies", "limit names"],
 )
@@ -185,5 +197,5 @@ def test_the_key_variable_is_named_once() -> None:
     for path in sorted(SOURCE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and node.value == key:
-                where.append(path.name)
-    assert where == ["_proxy_defaults.py"]
+                where.append(path.relative_to(SOURCE).as_posix())
+    assert where == ["_config/proxy_defaults.py"]

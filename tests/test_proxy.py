@@ -21,8 +21,8 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from llamux import Router
-from llamux._sse import EventSplitter, UsageScanner
-from llamux._status_view import status_data
+from llamux._providers.sse import EventSplitter, UsageScanner
+from llamux._status import status_data
 from llamux._stores.memory import MemoryStore
 from llamux.cli import main
 from llamux.proxy import ProxyThread, create_app, is_loopback

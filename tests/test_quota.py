@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llamux._quota import (
+from llamux._policy.quota import (
     Cooldown,
     Cost,
     Rule,
@@ -12,7 +12,7 @@ from llamux._quota import (
     never_fits,
     rules_from_limits,
 )
-from llamux._window import Window
+from llamux._policy.window import Window
 
 from conftest import LA, la
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llamux._endpoint import DIALECTS as KNOWN_DIALECTS
-from llamux._ratelimits import (
+from llamux._config.endpoint import DIALECTS as KNOWN_DIALECTS
+from llamux._policy.ratelimits import (
     DIALECTS,
     WINDOWS,
     Hint,

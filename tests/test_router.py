@@ -10,7 +10,7 @@ from openai.types.chat import ChatCompletion
 
 from llamux import NoEndpointAvailable, RequestTooLarge, Router, served_by
 from llamux._errors import ProviderStatusError
-from llamux._feedback import DISABLE_FOR, TRANSIENT_COOLDOWN
+from llamux._policy.feedback import DISABLE_FOR, TRANSIENT_COOLDOWN
 from llamux.testing import FakeClock, FakeEndpoint, FakeProvider
 
 from conftest import KEY, SEED_TABLE, cooling_of, fake_router, fake_table, status_of, used

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from llamux import Router, served_by
-from llamux._transport import OpenAITransport
+from llamux._providers.transport import OpenAITransport
 from llamux.testing import FakeEndpoint, FakeProvider
 
 from conftest import HI, RedisServer, fake_table, used_of

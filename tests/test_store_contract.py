@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from llamux._performance import ALPHA, Sample
-from llamux._quota import Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._policy.performance import ALPHA, Sample
+from llamux._policy.quota import Cost, Refusal, Reservation, Scope, rules_from_limits
 from llamux._stores import QuotaStore
 
 from conftest import store_used

@@ -23,9 +23,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llamux._quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.window import LATENCY_MARGIN
 from llamux._stores import QuotaStore
-from llamux._window import LATENCY_MARGIN
 
 from conftest import STORE_KINDS, open_store
 

@@ -17,12 +17,19 @@ import redis
 from redis.crc import key_slot
 
 from llamux import NoEndpointAvailable, Router, StoreError
-from llamux._performance import Sample
-from llamux._quota import RESERVATION_TTL, Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._policy.performance import Sample
+from llamux._policy.quota import (
+    RESERVATION_TTL,
+    Cost,
+    Refusal,
+    Reservation,
+    Scope,
+    rules_from_limits,
+)
+from llamux._policy.window import LATENCY_MARGIN
 from llamux._stores import store_from_url
 from llamux._stores.memory import MemoryStore
 from llamux._stores.redis import RedisStore
-from llamux._window import LATENCY_MARGIN
 from llamux.testing import FakeEndpoint, FakeProvider
 
 from conftest import HI, RedisServer, fake_table, free_port, store_used, used_of

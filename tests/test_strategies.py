@@ -18,8 +18,8 @@ from llamux import (
     Router,
     served_by,
 )
-from llamux._performance import Performance
-from llamux._strategies import (
+from llamux._policy.performance import Performance
+from llamux._policy.strategies import (
     Balanced,
     Cheapest,
     Facts,

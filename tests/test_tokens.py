@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llamux._tokens import (
+from llamux._policy.tokens import (
     PER_IMAGE,
     estimate,
     output_budget,
@@ -74,7 +74,7 @@ def test_usage_from_objects_dicts_and_counts() -> None:
 
 
 def test_completion_tokens_from_objects_and_dicts() -> None:
-    from llamux._tokens import completion_tokens
+    from llamux._policy.tokens import completion_tokens
 
     class Usage:
         completion_tokens = 7

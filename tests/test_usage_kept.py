@@ -20,8 +20,8 @@ import openai
 import pytest
 
 from llamux import Router, served_by
+from llamux._policy.tokens import estimate
 from llamux._stores.memory import MemoryStore
-from llamux._tokens import estimate
 from llamux.proxy import ProxyThread, create_app
 from llamux.testing import FakeEndpoint, FakeProvider
 

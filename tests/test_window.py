@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llamux._window import LATENCY_MARGIN, Window
+from llamux._policy.window import LATENCY_MARGIN, Window
 
 from conftest import LA, la
 

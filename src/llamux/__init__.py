@@ -5,9 +5,10 @@
 >>> response = router.completion(messages)             # doctest: +SKIP
 """
 
-from ._call import Answer, Call
 from ._clock import Clock, FakeClock, SystemClock
-from ._config import Config, Endpoint, Limits, Pool, Route
+from ._config.load import Config, Endpoint, Limits, Pool, Route
+from ._engine.call import Answer, Call
+from ._engine.served import Attempt, Served, served_by
 from ._errors import (
     ConfigError,
     InvalidRequest,
@@ -17,11 +18,10 @@ from ._errors import (
     RequestTooLarge,
     StoreError,
 )
-from ._quota import Cooldown, Refusal, Reservation, RuleUsage
+from ._policy.quota import Cooldown, Refusal, Reservation, RuleUsage
+from ._policy.strategies import Preference, Request, Strategy
 from ._router import EndpointStatus, Router
-from ._served import Attempt, Served, served_by
 from ._stores import QuotaStore, store_from_url
-from ._strategies import Preference, Request, Strategy
 
 __version__ = "0.1.0"
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from ._scoping import limits_text
-from ._window import BUCKET_SECONDS, WINDOW_SECONDS
+from ._policy.scoping import limits_text
+from ._policy.window import BUCKET_SECONDS, WINDOW_SECONDS
 
 if TYPE_CHECKING:
-    from ._quota import Scope
+    from ._policy.quota import Scope
     from ._stores import QuotaStore
 
 

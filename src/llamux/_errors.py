@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._quota import Refusal
+    from ._policy.quota import Refusal
 
 
 MIN_SECRET = 8

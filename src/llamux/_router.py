@@ -13,26 +13,26 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._admission import Admission, check_params, skip_reason
-from ._call import Call
 from ._clock import Clock, SystemClock
-from ._config import Config, Endpoint, Pool, Route, load, load_table
+from ._config.endpoint import DEFAULT_TIMEOUT
+from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
-from ._endpoint import DEFAULT_TIMEOUT
+from ._engine.admission import Admission, check_params, skip_reason
+from ._engine.call import Call
+from ._engine.served import attach
+from ._engine.settler import Settler
+from ._engine.stream import async_chunk_stream, chunk_stream
 from ._errors import ConfigError, InvalidRequest
-from ._performance import Performance
-from ._quota import Cooldown, Cost, RuleUsage
-from ._scoping import scopes_for
-from ._served import attach
-from ._settler import Settler
+from ._policy.performance import Performance
+from ._policy.quota import Cooldown, Cost, RuleUsage
+from ._policy.scoping import scopes_for
+from ._policy.strategies import Strategy, strategy_from
+from ._policy.tokens import usage_tokens
 from ._stores import open_store
-from ._strategies import Strategy, strategy_from
-from ._stream import async_chunk_stream, chunk_stream
-from ._tokens import usage_tokens
 
 if TYPE_CHECKING:
+    from ._providers.transport import Transport
     from ._stores import QuotaStore
-    from ._transport import Transport
 
 log = logging.getLogger("llamux")
 
@@ -271,7 +271,7 @@ class Router:
     @property
     def transport(self) -> Transport:
         if self._transport is None:
-            from ._transport import OpenAITransport
+            from ._providers.transport import OpenAITransport
 
             self._transport = OpenAITransport(self._timeout or DEFAULT_TIMEOUT)
         return self._transport

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .._errors import StoreError
-from .._performance import Performance, Sample
-from .._quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope
+from .._policy.performance import Performance, Sample
+from .._policy.quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope
 
 
 @runtime_checkable

@@ -6,8 +6,8 @@ import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 
-from .._performance import Performance, Sample, fold
-from .._quota import (
+from .._policy.performance import Performance, Sample, fold
+from .._policy.quota import (
     RESERVATION_TTL,
     Charge,
     Cooldown,
@@ -24,7 +24,7 @@ from .._quota import (
     remaining_after,
     rule_usage,
 )
-from .._window import Window
+from .._policy.window import Window
 
 PRUNE_EVERY = 60.0
 """Seconds between sweeps of reservations that were never settled."""

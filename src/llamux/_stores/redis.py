@@ -42,8 +42,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import StoreError
-from .._performance import ALPHA, Performance, Sample
-from .._quota import (
+from .._policy.performance import ALPHA, Performance, Sample
+from .._policy.quota import (
     Charge,
     Cooldown,
     Cost,
@@ -54,7 +54,7 @@ from .._quota import (
     read_now,
     rule_usage,
 )
-from .._window import Window
+from .._policy.window import Window
 from .redis_plan import (
     BUCKET_MARGIN,
     Plan,

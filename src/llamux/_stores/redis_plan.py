@@ -13,9 +13,19 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .._errors import StoreError
-from .._performance import Performance
-from .._quota import RESERVATION_TTL, TOKENS, Cooldown, Cost, Refusal, Rule, Scope, Snapshot, decide
-from .._window import WINDOW_SECONDS, Window
+from .._policy.performance import Performance
+from .._policy.quota import (
+    RESERVATION_TTL,
+    TOKENS,
+    Cooldown,
+    Cost,
+    Refusal,
+    Rule,
+    Scope,
+    Snapshot,
+    decide,
+)
+from .._policy.window import WINDOW_SECONDS, Window
 
 BUCKET_MARGIN = 60.0
 """Seconds a bucket hash outlives the moment its newest bucket stops counting."""

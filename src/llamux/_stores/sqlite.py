@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from .._performance import Performance, Sample, fold
-from .._quota import (
+from .._policy.performance import Performance, Sample, fold
+from .._policy.quota import (
     RESERVATION_TTL,
     Charge,
     Cooldown,
@@ -39,7 +39,7 @@ from .._quota import (
     remaining_after,
     rule_usage,
 )
-from .._window import Window
+from .._policy.window import Window
 from .sqlite_schema import migrate, store_error
 
 PRUNE_EVERY = 60.0

@@ -1,0 +1,392 @@
+"""Shared parts of config parsing: locating errors, reading values, building endpoints.
+
+Both the table parser (``_config``) and the TOML parser (``_config_toml``) turn each row
+or ``[[endpoints]]`` table into a mapping of column -> raw value and hand it to
+``build_endpoint``; a ``Place`` says where the row came from, for error messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from typing import TypeVar
+from zoneinfo import ZoneInfo, available_timezones
+
+from .._errors import ConfigError
+from . import catalog as _catalog
+from .endpoint import (
+    CAPABILITIES,
+    DEFAULT_MAX_OUTPUT,
+    LIMIT_NAMES,
+    Config,
+    Endpoint,
+    Limits,
+    Pool,
+    Route,
+)
+
+_T = TypeVar("_T")
+
+# ---------------------------------------------------------------- locating errors
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a row or table comes from, to locate error messages."""
+
+    file: str
+    line: int | None = None
+    prefix: str = ""
+    """Prepended to a key to name the column: ``endpoints[2].`` in TOML."""
+    key_lines: Mapping[str, int] = field(default_factory=dict)
+    toml: bool = False
+
+    @property
+    def empty(self) -> str:
+        return "leave the key out" if self.toml else "leave the cell empty"
+
+    @property
+    def source(self) -> str:
+        return f"{self.file}:{self.line if self.line else self.prefix.rstrip('.')}"
+
+    def error(self, message: str, key: str | None = None) -> ConfigError:
+        line = self.key_lines.get(key, self.line) if key else self.line
+        column = None if key is None else self.prefix + key
+        return ConfigError(message, file=self.file, line=line, column=column)
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word`` (ignoring case), if one is close."""
+    by_lower = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None
+
+
+def show(value: object) -> str:
+    """A short repr of a user's value for a message."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def check_keys(place: Place, keys: Iterable[str], known: Iterable[str], what: str) -> None:
+    """Raise on the first key not in ``known``, suggesting the closest known one."""
+    choices = tuple(known)
+    for key in keys:
+        if key not in choices:
+            close = suggest(key, choices)
+            fix = f"rename it to {close!r}, or remove it" if close else "remove it"
+            listed = ", ".join(choices)
+            raise place.error(f"unknown {what} {show(key)} (known: {listed}); {fix}", key)
+
+
+# ---------------------------------------------------------------- values
+
+_NUMBER = re.compile(r"([0-9]{1,20}(?:\.[0-9]{1,20})?|\.[0-9]{1,20})([kKM]?)")
+_SEPARATORS = str.maketrans("", "", "_ \u2009\u202f\u00a0")
+_SUFFIXES = {"": 1, "k": 1000, "K": 1000, "M": 1_000_000}
+_LARGEST = 10**18
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_INTEGERS: Mapping[str, tuple[int | None, str]] = {
+    **{
+        name: (0, "write a non-negative integer such as 30 (14.4K and 1_000_000 work too; "
+               "0 means never use this metric), or {empty} for no limit")
+        for name in LIMIT_NAMES
+    },
+    "priority": (None, "write an integer such as 1 (lower is preferred), "
+                 "or {empty} to keep the order of the endpoints"),
+    "context": (1, "write a positive integer such as 128K (the most tokens a request may "
+                "use), or {empty} if unknown"),
+    "max_output": (1, "write a positive integer such as 1024 (tokens reserved for the "
+                   "answer), or {empty} for the default 1024"),
+}  # fmt: skip
+_FLOATS: Mapping[str, str] = {
+    "weight": "write a non-negative number such as 1 or 0.5, or {empty} for 1",
+    "input_cost": "write USD per million input tokens, such as 0.59, or {empty} if unknown",
+    "output_cost": "write USD per million output tokens, such as 0.79, or {empty} if unknown",
+}
+
+
+def integer(place: Place, key: str, value: object) -> int | None:
+    """The integer in ``value`` (None if absent), checked against the column's minimum."""
+    if value is None:
+        return None
+    minimum, fix = _INTEGERS[key]
+    fix = fix.format(empty=place.empty)
+    number = _whole(value)
+    if number is None:
+        raise place.error(f"{show(value)} is not a whole number; {fix}", key)
+    if abs(number) > _LARGEST:
+        raise place.error(f"{show(value)} is too large; {fix}", key)
+    if minimum is not None and number < minimum:
+        problem = "negative" if minimum == 0 else "not positive"
+        raise place.error(f"{number} is {problem}; {fix}", key)
+    return number
+
+
+def _whole(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not isinstance(value, str):
+        return None
+    text = value.translate(_SEPARATORS)
+    sign = -1 if text.startswith("-") else 1
+    match = _NUMBER.fullmatch(text.removeprefix("-"))
+    if match is None:
+        return None
+    number = Decimal(match[1]) * _SUFFIXES[match[2]]
+    return sign * int(number) if number == number.to_integral_value() else None
+
+
+def number(place: Place, key: str, value: object) -> float | None:
+    """The non-negative, finite number in ``value`` (None if absent)."""
+    if value is None:
+        return None
+    fix = _FLOATS[key].format(empty=place.empty)
+    found: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        found = float(value)
+    elif isinstance(value, str):
+        try:
+            found = float(value.strip().removeprefix("$"))
+        except ValueError:
+            found = None
+    if found is None or found != found or found in (float("inf"), float("-inf")):
+        raise place.error(f"{show(value)} is not a number; {fix}", key)
+    if found < 0:
+        raise place.error(f"{show(value)} is negative; {fix}", key)
+    return found
+
+
+def text(place: Place, key: str, value: object, example: str) -> str | None:
+    """The stripped string in ``value``, None if absent or blank."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise place.error(f"{key} must be a string; write it in quotes, e.g. {example}", key)
+    return value.strip() or None
+
+
+def timezone(place: Place, key: str, name: str) -> str:
+    """The IANA timezone called ``name``, ignoring case (``utc`` is ``UTC``)."""
+    if name.lower() in _zones():
+        return _zones()[name.lower()]
+    try:
+        ZoneInfo(name)
+    except (KeyError, ValueError, OSError):
+        close = suggest(name, _zones().values())
+        hint = f"write {close!r}, or " if close else "write a name such as UTC or "
+        fix = f"{hint}America/Los_Angeles, or rolling for rolling windows"
+        raise place.error(f"{show(name)} is not a known IANA timezone; {fix}", key) from None
+    return name
+
+
+@cache
+def _zones() -> dict[str, str]:
+    """Lower-cased name -> name of every timezone the system knows."""
+    return {zone.lower(): zone for zone in (*available_timezones(), "UTC")}
+
+
+# ---------------------------------------------------------------- building
+
+
+def build_limits(place: Place, row: Mapping[str, object]) -> Limits:
+    """The six limit columns of ``row``."""
+    return Limits(**{name: integer(place, name, row.get(name)) for name in LIMIT_NAMES})
+
+
+def build_resets(
+    place: Place,
+    value: object,
+    limits: Limits,
+    defaults: Iterable[tuple[str, str]] = (),
+    key: str = "reset",
+) -> tuple[tuple[str, str], ...]:
+    """(limit, timezone) for each set limit counted in calendar periods."""
+    chosen = dict(defaults)
+    if isinstance(value, str) and "=" not in value and value.strip():
+        name = value.strip()
+        tz = None if name.lower() == "rolling" else timezone(place, key, name)
+        chosen = {} if tz is None else dict.fromkeys(LIMIT_NAMES, tz)
+    elif isinstance(value, str | Mapping):
+        for limit, tz_name in _reset_items(place, key, value, limits):
+            if tz_name.lower() == "rolling":
+                chosen.pop(limit, None)
+            else:
+                chosen[limit] = timezone(place, key, tz_name)
+    elif value is not None:
+        fix = "write a timezone such as UTC, rolling, or a table such as { rpd = 'UTC' }"
+        raise place.error(f"reset must be a string or a table; {fix}", key)
+    return tuple((name, chosen[name]) for name, _ in limits.items() if name in chosen)
+
+
+def _reset_items(
+    place: Place, key: str, value: str | Mapping[object, object], limits: Limits
+) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        parts = [part.partition("=") for part in re.split(r"[;,\s]+", value) if part]
+        pairs: list[tuple[object, object]] = [(name, tz) for name, _, tz in parts]
+    else:
+        pairs = list(value.items())
+    found = []
+    for name, tz in pairs:
+        limit = str(name).strip().lower()
+        if limit not in LIMIT_NAMES:
+            fix = "write limit=timezone pairs such as rpd=America/Los_Angeles; rpm=rolling"
+            raise place.error(
+                f"{show(name)} is not a limit name ({', '.join(LIMIT_NAMES)}); {fix}", key
+            )
+        if not isinstance(tz, str) or not tz.strip():
+            raise place.error(f"{limit} has no timezone; write {limit}=UTC or {limit}=rolling", key)
+        if limits.get(limit) is None:
+            fix = f"set a {limit} limit, or remove {limit} from reset"
+            raise place.error(f"reset names {limit} but no {limit} limit is set; {fix}", key)
+        found.append((limit, tz.strip()))
+    return found
+
+
+def build_endpoint(place: Place, row: Mapping[str, object], pools: Iterable[str] = ()) -> Endpoint:
+    """An Endpoint from one row of column -> value (absent = empty), using the catalog."""
+    provider = _required(place, row, "provider", "groq").lower()
+    model = _required(place, row, "model", "llama-3.3-70b-versatile")
+    known = _catalog.provider(provider)
+    limits = build_limits(place, row)
+    context = integer(place, "context", row.get("context"))
+    max_output = _default(integer(place, "max_output", row.get("max_output")), DEFAULT_MAX_OUTPUT)
+    if context is not None and max_output > context:
+        fix = "lower max_output, or raise context"
+        raise place.error(f"max_output {max_output} exceeds context {context}; {fix}", "max_output")
+    return Endpoint(
+        id=text(place, "name", row.get("name"), '"fast-llama"') or f"{provider}:{model}",
+        provider=provider,
+        model=model,
+        base_url=_base_url(place, row, provider, known),
+        api_key_env=_key_env(place, row, provider, known),
+        limits=limits,
+        resets=build_resets(place, row.get("reset"), limits, known.resets if known else ()),
+        priority=integer(place, "priority", row.get("priority")),
+        weight=_default(number(place, "weight", row.get("weight")), 1.0),
+        input_cost=number(place, "input_cost", row.get("input_cost")),
+        output_cost=number(place, "output_cost", row.get("output_cost")),
+        context=context,
+        max_output=max_output,
+        pool=_pool_name(place, row, pools),
+        dialect=known.dialect if known else "openai",
+        capabilities=_capabilities(place, row.get("capabilities")),
+        source=place.source,
+    )
+
+
+def _default(value: _T | None, default: _T) -> _T:
+    return default if value is None else value
+
+
+def _required(place: Place, row: Mapping[str, object], key: str, example: str) -> str:
+    value = text(place, key, row.get(key), example)
+    if value is None:
+        raise place.error(f"{key} is empty; write one, such as {example}", key)
+    return value
+
+
+def _base_url(
+    place: Place, row: Mapping[str, object], provider: str, known: _catalog.Provider | None
+) -> str:
+    url = text(place, "base_url", row.get("base_url"), '"http://localhost:8000/v1"')
+    if url is not None:
+        if not url.lower().startswith(("http://", "https://")):
+            fix = "write the server's OpenAI-compatible URL, such as https://api.example.com/v1"
+            raise place.error(f"base_url must start with http:// or https://; {fix}", "base_url")
+        return url
+    if known is not None:
+        return known.base_url
+    names = [entry.name for entry in _catalog.providers()]
+    close = suggest(provider, names)
+    also = f"write {close!r} if you meant it, or " if close else ""
+    fix = (f"{also}give a base_url (the server's OpenAI-compatible URL) for this endpoint; "
+           f"known providers: {', '.join(names[:8])}, ...")  # fmt: skip
+    raise place.error(f"unknown provider {show(provider)} and no base_url; {fix}", "provider")
+
+
+def _key_env(
+    place: Place, row: Mapping[str, object], provider: str, known: _catalog.Provider | None
+) -> str:
+    name = text(place, "api_key_env", row.get("api_key_env"), '"GROQ_API_KEY"')
+    if name is None:
+        if known is not None:
+            return known.api_key_env
+        return re.sub(r"[^A-Z0-9]", "_", provider.upper()) + "_API_KEY"
+    if not _ENV_NAME.fullmatch(name):
+        # Never echo the value: it may be the key itself, pasted in the wrong place.
+        fix = "write the name of the variable that holds the key, such as GROQ_API_KEY"
+        problem = "api_key_env must be an environment variable name (letters, digits, _)"
+        raise place.error(f"{problem}, not the key itself; {fix}", "api_key_env")
+    return name
+
+
+def _pool_name(place: Place, row: Mapping[str, object], pools: Iterable[str]) -> str | None:
+    name = text(place, "pool", row.get("pool"), '"openrouter-free"')
+    if name is None or name in pools:
+        return name
+    shared = _catalog.pool(name)
+    if shared is not None:
+        return shared.name
+    fix = (
+        f"define it under [pools.{name}] in a TOML config, or use a catalog pool (openrouter-free)"
+    )
+    raise place.error(f"pool {show(name)} is not defined; {fix}", "pool")
+
+
+def _capabilities(place: Place, value: object) -> frozenset[str]:
+    if isinstance(value, str):
+        words: list[object] = [word for word in re.split(r"[,;\s]+", value) if word]
+    elif isinstance(value, list):
+        words = list(value)
+    elif value is None:
+        return frozenset()
+    else:
+        raise place.error("capabilities must be a list; write e.g. tools, json", "capabilities")
+    found = set()
+    for word in words:
+        name = str(word).strip().lower()
+        if name not in CAPABILITIES:
+            close = suggest(name, CAPABILITIES)
+            fix = f"write {close!r}" if close else "use tools, vision or json"
+            raise place.error(f"unknown capability {show(word)}; {fix}", "capabilities")
+        found.add(name)
+    return frozenset(found)
+
+
+def add_unique(seen: dict[str, Endpoint], endpoint: Endpoint, place: Place) -> None:
+    """Add ``endpoint`` to ``seen`` by id, or raise naming both definitions."""
+    first = seen.get(endpoint.id)
+    if first is not None:
+        where = "column" if not place.toml else "key"
+        fix = f"give one of them a distinct name (the name {where}), or remove one"
+        problem = f"endpoint {endpoint.id!r} is already defined at {first.source}"
+        raise place.error(f"{problem}; {fix}", "name")
+    seen[endpoint.id] = endpoint
+
+
+def make_config(
+    endpoints: Iterable[Endpoint],
+    pools: Iterable[Pool] = (),
+    routes: Iterable[Route] = (),
+    store: str | None = None,
+    strategy: str = "preference",
+    source: str = "",
+) -> Config:
+    """A Config, adding each catalog pool an endpoint uses that the config did not define."""
+    all_pools = {entry.name: entry for entry in pools}
+    endpoints = tuple(endpoints)
+    for endpoint in endpoints:
+        if endpoint.pool is None or endpoint.pool in all_pools:
+            continue
+        shared = _catalog.pool(endpoint.pool)
+        if shared is not None:
+            all_pools[shared.name] = shared
+    return Config(endpoints, tuple(all_pools.values()), tuple(routes), store, strategy, source)

@@ -1,0 +1,378 @@
+"""Admission: for one request, reserve endpoints one at a time in strategy order.
+
+Each call to :meth:`Admission.next` reserves the next endpoint that admits the request
+(or says how long to wait for capacity, or raises when nothing is left). The router calls it
+directly (sync) or from a worker thread (async), so store I/O never blocks an event loop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._config.load import DEFAULT_MAX_OUTPUT
+from .._errors import InvalidRequest, NoEndpointAvailable, RequestTooLarge
+from .._policy.quota import Cost, Refusal, Reservation, Scope, never_fits
+from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
+from .._policy.tokens import output_budget, prompt_tokens
+from .served import Attempt
+
+if TYPE_CHECKING:
+    from .._clock import Clock
+    from .._config.load import Endpoint
+    from .._stores import QuotaStore
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An endpoint whose quota is reserved for the request, and the key to call it with."""
+
+    endpoint: Endpoint
+    reservation: Reservation
+    api_key: str = field(repr=False)
+
+
+class Admission:
+    """The reservation state of one request: what was tried, what was refused, until when
+    to wait. Not thread-safe: one request, one caller at a time."""
+
+    def __init__(
+        self,
+        *,
+        messages: Sequence[Mapping[str, Any]],
+        params: Mapping[str, Any],
+        candidates: Sequence[Endpoint],
+        scopes: Mapping[str, Sequence[Scope]],
+        store: QuotaStore,
+        strategy: Strategy,
+        clock: Clock,
+        skip_reason: Callable[[Endpoint, Cost], str | None],
+        api_key: Callable[[Endpoint], str | None],
+        route: str = "auto",
+        flight: float = 0.0,
+        prepare: Callable[[Endpoint, str], None] | None = None,
+    ) -> None:
+        self.messages = messages
+        self.prompt = prompt_tokens(messages, params)
+        self.request = Request(
+            messages, params, self.prompt, output_budget(params, DEFAULT_MAX_OUTPUT)
+        )
+        self.needs = capabilities_needed(messages, params)
+        self.params = params
+        self.route = route
+        self.candidates = list(candidates)
+        self.scopes = scopes
+        self.store = store
+        self.strategy = strategy
+        self.clock = clock
+        self.skip_reason = skip_reason
+        self.api_key = api_key
+        self.flight = flight
+        """Seconds a call can take to show its outcome: reservations are charged in flight
+        (0 for ``query``: the caller sends, and re-stamps by settling)."""
+        self.prepare = prepare
+        """Readies the client of an endpoint before it is reserved (nothing slow may sit
+        between the charge and the send)."""
+        self.deadline = clock.now() + float(params.get("wait") or 0)
+        self.tried: set[str] = set()
+        self.attempts: list[Attempt] = []
+
+    def next(self) -> Admitted | float:
+        """Reserve the next endpoint, or return seconds to sleep before calling again.
+
+        Raises ``RequestTooLarge`` if nothing could ever fit, else ``NoEndpointAvailable``.
+        """
+        now = self.clock.now()
+        refusals: list[Refusal] = []
+        too_large = 0
+        for ep in self.strategy.order(self.candidates, self.request, self._facts(now)):
+            if ep.id in self.tried:
+                continue
+            cost = Cost(self.prompt + output_budget(self.params, ep.max_output))
+            skip = self.skip_reason(ep, cost) or self._lacks(ep)
+            if skip is not None:
+                too_large += skip.startswith("too large")
+                self.attempts.append(Attempt(ep.id, "skipped", skip))
+                continue
+            key = self.api_key(ep) or ""
+            if self.prepare is not None:
+                self.prepare(ep, key)
+            scopes = self.scopes[ep.id]
+            outcome = self.store.reserve(ep.id, scopes, cost, self.clock.now, self.flight)
+            if isinstance(outcome, Refusal):
+                refusals.append(outcome)
+                self.attempts.append(Attempt(ep.id, "refused", outcome.reason))
+                continue
+            self.tried.add(ep.id)
+            return Admitted(ep, outcome, key)
+        retry = _soonest(refusals, now)
+        if retry is not None and now + retry <= self.deadline:
+            self.attempts[:] = [a for a in self.attempts if a.outcome == "failed"]
+            return retry
+        if too_large == len(self.candidates):
+            raise RequestTooLarge(
+                f"the request needs about {self.prompt} prompt tokens plus its output budget "
+                "and fits no endpoint's context or token limits; shorten it, lower "
+                "max_tokens, or add an endpoint with larger limits",
+                tokens=self.prompt,
+            )
+        raise _exhausted(self.attempts, refusals, self._rested(retry, now))
+
+    def _rested(self, retry: float | None, now: float) -> float | None:
+        """``retry``, or sooner if an endpoint that failed this request rests for less (a
+        new request may use it then; this one never retries it)."""
+        if not self.tried:
+            return retry
+        tried = {self.scopes[key][0].key for key in self.tried}
+        ends = [c.until - now for k, c in self.store.cooldowns(now).items() if k in tried]
+        return min([t for t in (retry, *ends) if t is not None], default=None)
+
+    def _lacks(self, ep: Endpoint) -> str | None:
+        missing = self.needs - ep.capabilities if ep.capabilities else frozenset()
+        return f"lacks {', '.join(sorted(missing))}" if missing else None
+
+    def _facts(self, now: float) -> Facts:
+        """What the strategy asked to know, read from the store now."""
+        needs = self.strategy.needs
+        if not needs:
+            return Facts(now)
+        ids = [ep.id for ep in self.candidates if ep.id not in self.tried]
+        performance = self.store.performance(ids) if PERFORMANCE in needs else {}
+        headroom = self._headroom(ids, now) if HEADROOM in needs else {}
+        turn = self.store.turn(f"turn:{self.route}") if TURN in needs and not self.tried else 0
+        return Facts(now, performance, headroom, turn)
+
+    def _headroom(self, ids: Sequence[str], now: float) -> dict[str, float]:
+        scopes = {scope.key: scope for key in ids for scope in self.scopes[key]}
+        left: dict[str, float] = {}
+        for usage in self.store.usage(list(scopes.values()), now):
+            fraction = usage.remaining / usage.limit if usage.limit else 0.0
+            left[usage.scope] = min(left.get(usage.scope, 1.0), fraction)
+        return {key: min(left.get(s.key, 1.0) for s in self.scopes[key]) for key in ids}
+
+
+MAX_OUTPUT_TOKENS = 2**31 - 1
+"""The largest ``max_tokens`` / ``max_completion_tokens`` / ``n`` llamux counts with (no
+model comes near it; the store's 64-bit counters must be able to add up many requests)."""
+MAX_REQUEST_OUTPUT = 2**40
+"""The largest output budget of one request, ``n`` times ``max_tokens`` (about 10^12)."""
+MAX_WAIT_SECONDS = 366 * 24 * 3600
+"""The longest ``wait=``: a year (longer than any window llamux knows)."""
+MAX_DEPTH = 128
+"""How deeply lists and objects may nest in a request (a JSON schema needs a dozen levels;
+deeper input only exhausts the encoder's stack)."""
+INT64 = 2**63
+"""Integers must lie in [-2^63, 2^63 - 1]: what JSON peers and the store can hold."""
+
+
+def check_params(
+    params: Mapping[str, Any], messages: Sequence[Mapping[str, Any]] | None = None
+) -> None:
+    """Raise ``InvalidRequest`` for a request llamux cannot count with or cannot send, before
+    anything is reserved: a negative ``max_tokens`` would free others' quota, a huge one
+    overflow the store's counters, a ``nan`` anywhere (params or, when given, messages)
+    cannot be encoded as JSON and would be blamed on the provider."""
+    for key in ("max_tokens", "max_completion_tokens", "n"):
+        _check_count(key, params.get(key))
+    _check_budget(params)
+    wait = params.get("wait")
+    if wait is not None and (type(wait) not in (int, float) or not 0 <= wait <= MAX_WAIT_SECONDS):
+        raise InvalidRequest(
+            f"wait must be a number of seconds >= 0 and <= {MAX_WAIT_SECONDS:,}, not {_shown(wait)}"
+        )
+    stream = params.get("stream")
+    if stream is not None and type(stream) is not bool:
+        raise InvalidRequest(f"stream must be true or false, not {_shown(stream)}")
+    options = params.get("stream_options")
+    if options is not None and not isinstance(options, Mapping):
+        raise InvalidRequest(
+            f"stream_options must be an object such as {{'include_usage': True}}, "
+            f"not {_shown(options)}"
+        )
+    model = params.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest(
+            f"model must be a string (an endpoint, route or model name), not {_shown(model)}"
+        )
+    # one quick walk over everything; only a bad request is walked again to say where
+    if not _encodable([*params.values(), messages or ()]):
+        for key, value in params.items():
+            _check_json(value, str(key))
+        if messages is not None:
+            _check_json(messages, "messages")
+
+
+def _check_count(key: str, value: Any) -> None:
+    if value is not None and (type(value) is not int or not 1 <= value <= MAX_OUTPUT_TOKENS):
+        raise InvalidRequest(
+            f"{key} must be a whole number >= 1 and <= {MAX_OUTPUT_TOKENS:,}, not {_shown(value)}"
+        )
+
+
+def _check_budget(params: Mapping[str, Any]) -> None:
+    """The output budget llamux reserves, ``n`` times the output limit, must be countable."""
+    choices = params.get("n") or 1
+    for key in ("max_completion_tokens", "max_tokens"):
+        budget = params.get(key)
+        if budget and budget * choices > MAX_REQUEST_OUTPUT:
+            raise InvalidRequest(
+                f"n x {key} is {budget * choices:,} output tokens, more than the "
+                f"{MAX_REQUEST_OUTPUT:,} llamux can count for one request; lower n or {key}"
+            )
+
+
+def _check_json(value: Any, where: str) -> None:
+    """Raise ``InvalidRequest`` unless ``value`` encodes as strict JSON: finite numbers,
+    integers in 64 bits, text without lone surrogates, nesting at most ``MAX_DEPTH`` deep.
+    Iterative, so no input can exhaust the stack. Values of other types are left to the
+    encoder (the SDK accepts some of its own objects). Every request is walked once
+    quickly; only a bad one is walked again to name where it is bad."""
+    if not _encodable([value]):
+        _explain(value, where)
+
+
+def _encodable(values: list[Any]) -> bool:
+    """Whether every one of ``values`` passes :func:`_check_json` (the fast walk, one nesting
+    level at a time: no paths, no per-item bookkeeping)."""
+    level, depth = values, 0
+    while level:
+        deeper: list[Any] = []
+        for item in level:
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() and _SURROGATE.search(item):
+                    return False
+            elif kind is dict:
+                deeper.extend(item.values())
+            elif kind is list or kind is tuple:
+                deeper.extend(item)
+            elif kind is float:
+                if item != item or item in (_INF, -_INF):
+                    return False
+            elif kind is int:
+                if not -INT64 <= item < INT64:
+                    return False
+            elif isinstance(item, Mapping):
+                deeper.extend(item.values())
+            elif isinstance(item, list | tuple):
+                deeper.extend(item)
+            else:
+                continue
+            if depth >= MAX_DEPTH and kind is not str:
+                return False
+        level, depth = deeper, depth + 1
+    return True
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _explain(value: Any, where: str) -> None:
+    """Raise the ``InvalidRequest`` that says where ``value`` cannot be encoded."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        kind = type(item)
+        if kind is str:
+            if not item.isascii():
+                _check_text(item, path)
+        elif kind is float:
+            if item != item or item in (_INF, -_INF):
+                raise InvalidRequest(
+                    f"{path} is {item!r}, which JSON cannot encode; pass a finite number"
+                )
+        elif kind is int:
+            if not -INT64 <= item < INT64:
+                raise InvalidRequest(
+                    f"{path} is an integer of {item.bit_length()} bits; integers must be "
+                    f"from -2^63 to 2^63 - 1"
+                )
+        elif isinstance(item, Mapping | list | tuple):
+            if depth >= MAX_DEPTH:
+                raise InvalidRequest(
+                    f"{path} nests lists and objects more than {MAX_DEPTH} levels deep; "
+                    "flatten the request"
+                )
+            if isinstance(item, Mapping):
+                stack.extend((v, f"{path}.{k}", depth + 1) for k, v in item.items())
+            else:
+                stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(item))
+
+
+_INF = float("inf")
+
+
+def _check_text(text: str, path: str) -> None:
+    if _SURROGATE.search(text):
+        raise InvalidRequest(
+            f"{path} holds a lone surrogate character, which is not valid text; "
+            "send well-formed Unicode"
+        )
+
+
+def _shown(value: Any) -> str:
+    if type(value) is int and value.bit_length() > 128:  # repr() refuses 4,300+ digits
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1:,} digits"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def capabilities_needed(
+    messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+) -> frozenset[str]:
+    """What an endpoint must support to take the request: tools, vision, json."""
+    needed = set()
+    if params.get("tools") or params.get("functions"):
+        needed.add("tools")
+    response_format = params.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("type") != "text":
+        needed.add("json")
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list) and any(
+            isinstance(part, Mapping) and part.get("type") in ("image_url", "input_image")
+            for part in content
+        ):
+            needed.add("vision")
+    return frozenset(needed)
+
+
+def skip_reason(ep: Endpoint, cost: Cost, scopes: Sequence[Scope], has_key: bool) -> str | None:
+    """Why ``ep`` cannot take the request at all (no key, too large), or ``None``."""
+    if not has_key:
+        return f"no key: set the environment variable {ep.api_key_env}"
+    if "{" in ep.base_url:
+        from .._config.base_url import missing_url_vars
+
+        missing = missing_url_vars(ep)
+        if missing:
+            return f"no key: set the environment variable {', '.join(missing)}"
+    if ep.context is not None and cost.tokens > ep.context:
+        return f"too large: about {cost.tokens} tokens, context is {ep.context}"
+    blocked = never_fits(ep.id, scopes, cost)
+    if blocked is not None:
+        return f"too large: {blocked.reason}"
+    return None
+
+
+def _soonest(refusals: Sequence[Refusal], now: float) -> float | None:
+    times = [r.retry_at - now for r in refusals if r.retry_at is not None]
+    return max(0.0, min(times)) if times else None
+
+
+def _exhausted(
+    attempts: Sequence[Attempt], refusals: Sequence[Refusal], retry: float | None
+) -> NoEndpointAvailable:
+    lines = "; ".join(f"{a.endpoint}: {a.reason}" for a in attempts) or "no endpoint"
+    when = (
+        f"capacity returns in {retry:.1f} s (pass wait= to wait for it)"
+        if retry is not None
+        else "none will admit it before a reset or a fix"
+    )
+    return NoEndpointAvailable(
+        f"no endpoint can serve this request now ({lines}); {when}",
+        retry_after=retry,
+        refusals=refusals,
+    )

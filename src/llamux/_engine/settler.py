@@ -1,0 +1,218 @@
+"""After the call: settle the reservation, carry out failover verdicts, learn from headers.
+
+Sync store I/O only; the async router runs these methods in a worker thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from .._errors import InvalidRequest, ProviderError, StoreError
+from .._policy.feedback import classify, debits, exhausted
+from .._policy.performance import Sample
+from .._policy.quota import Scope
+from .._policy.tokens import completion_tokens, usage_tokens
+from .._policy.window import Window
+from .served import Attempt
+
+if TYPE_CHECKING:
+    from .._clock import Clock
+    from .._config.load import Endpoint
+    from .._stores import QuotaStore
+    from .admission import Admitted
+
+log = logging.getLogger("llamux")
+
+
+PENDING_LIMIT = 10_000
+"""Reservation updates kept while the store is unreachable; beyond this the oldest are
+dropped (their estimates stay charged: conservative)."""
+
+Pending = tuple[str, str, int, float]
+"""A store update to apply later: operation, reservation id, tokens, when it happened."""
+
+
+class Settler:
+    """Turns what a provider answered into store updates for one router.
+
+    An answer the provider gave always reaches the caller: when the store cannot be reached
+    to settle it (Redis down, say), the update is kept (bounded) and applied, once, when the
+    store answers again; each is idempotent in the store (a reservation settles once)."""
+
+    def __init__(
+        self, store: QuotaStore, clock: Clock, scopes: Mapping[str, Sequence[Scope]]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.scopes = scopes
+        self._pending: deque[Pending] = deque()
+        self._lock = threading.Lock()
+
+    def settle(self, admitted: Admitted, tokens: int | None, known: float | None = None) -> None:
+        """Replace the estimate by the real usage (``None``: keep the estimate); the charge
+        moves to ``known``, when the outcome was known (default: now; for a stream, its
+        first chunk: the provider had the request by then)."""
+        reservation = admitted.reservation
+        actual = reservation.tokens if tokens is None else tokens
+        at = self.clock.now() if known is None else known
+        self._apply(("settle", reservation.id, actual, at))
+
+    @property
+    def pending(self) -> int:
+        """How many reservation updates wait for the store to come back."""
+        return len(self._pending)
+
+    def _apply(self, update: Pending) -> None:
+        """Apply ``update`` (after any kept ones), or keep it if the store is unreachable."""
+        if self._pending and not self._flush():
+            self._keep(update)
+            return
+        try:
+            self._run(update)
+        except StoreError as error:
+            self._keep(update, error)
+
+    def _run(self, update: Pending) -> None:
+        operation, rid, tokens, now = update
+        if operation == "settle":
+            self.store.settle(rid, tokens, now)
+        else:
+            self.store.release(rid, now)
+
+    def _flush(self) -> bool:
+        """Apply the kept updates in order; False if the store is still unreachable."""
+        while True:
+            with self._lock:
+                if not self._pending:
+                    return True
+                update = self._pending.popleft()
+            try:
+                self._run(update)
+            except StoreError:
+                with self._lock:
+                    self._pending.appendleft(update)
+                return False
+
+    def _keep(self, update: Pending, error: StoreError | None = None) -> None:
+        with self._lock:
+            first = not self._pending
+            if len(self._pending) >= PENDING_LIMIT:
+                self._pending.popleft()
+                log.warning("the quota store is still unreachable; an update was dropped")
+            self._pending.append(update)
+        if first and error is not None:
+            log.warning(
+                "the quota store is unreachable (%s); the answer is delivered and its usage "
+                "is kept here until the store is back (at most %d updates)",
+                error,
+                PENDING_LIMIT,
+            )
+
+    def record(self, admitted: Admitted, elapsed: float, usage: Any, ttft: float | None) -> None:
+        """Fold the call's speed into the endpoint's moving averages (shared by the store);
+        skipped while the store is unreachable."""
+        completion = completion_tokens(usage)
+        generating = elapsed - (ttft or 0.0)
+        tps = completion / generating if completion and generating > 0 else None
+        sample = Sample(latency=elapsed, tokens_per_second=tps, ttft=ttft)
+        with contextlib.suppress(StoreError):
+            self.store.record(admitted.endpoint.id, sample)
+
+    def ender(
+        self, admitted: Admitted, attempts: list[Attempt], started: float
+    ) -> Callable[[Any, ProviderError | None], None]:
+        """What to do when a stream ends: settle with its usage, its charge moved to the
+        moment of its first chunk (now), and record its speed (``started``: when the call
+        began, by ``time.perf_counter``)."""
+        ttft = time.perf_counter() - started
+        first = self.clock.now()
+
+        def end(usage: Any, error: ProviderError | None) -> None:
+            if error is not None:
+                self.failed(admitted, error, attempts)
+                return
+            self.settle(admitted, usage_tokens(usage), known=first)
+            self.record(admitted, time.perf_counter() - started, usage, ttft)
+
+        return end
+
+    def refused(self, admitted: Admitted, exc: Exception) -> Exception:
+        """An exception that is not the provider's (the SDK refusing the parameters, say):
+        the call never left, so the reservation is given back. Returns what to raise."""
+        self._apply(("release", admitted.reservation.id, 0, self.clock.now()))
+        if isinstance(exc, TypeError):
+            return InvalidRequest(f"the request's parameters were refused: {exc}")
+        return exc
+
+    def failed(self, admitted: Admitted, error: ProviderError, attempts: list[Attempt]) -> bool:
+        """Carry out the failover verdict for ``error``; True to try the next endpoint."""
+        now = self.clock.now()
+        ep = admitted.endpoint
+        verdict = classify(error, now, dialect=ep.dialect, day_reset_at=day_end(ep, now))
+        rid = admitted.reservation.id
+        if verdict.usage == "release":
+            self._apply(("release", rid, 0, now))
+        elif verdict.usage == "requests":
+            self._apply(("settle", rid, 0, now))
+        else:
+            self._apply(("settle", rid, admitted.reservation.tokens, now))
+        if verdict.rest > 0:
+            own = self.scopes[ep.id][0].key
+            self.store.cool_down(own, now + verdict.rest, verdict.reason, verdict.kind, now)
+        if verdict.kind == "disabled":
+            log.warning(
+                "endpoint %s disabled for %.0f h: %s. Check %s and the model name, then run "
+                "`llamux reset %s`.",
+                ep.id,
+                verdict.rest / 3600,
+                verdict.reason,
+                ep.api_key_env,
+                ep.id,
+            )
+        attempts.append(Attempt(ep.id, "failed", verdict.reason, error.status))
+        return verdict.failover
+
+    def learn(self, admitted: Admitted, headers: Mapping[str, str]) -> None:
+        """Tighten local state where the provider's headers know better; never loosen it.
+        Skipped (with a warning) while the store is unreachable: the answer still goes out."""
+        try:
+            self._learn(admitted, headers)
+        except StoreError as error:
+            log.warning("could not record the provider's rate-limit headers: %s", error)
+
+    def _learn(self, admitted: Admitted, headers: Mapping[str, str]) -> None:
+        from .._policy.ratelimits import parse_headers
+
+        ep = admitted.endpoint
+        now = self.clock.now()
+        hints = parse_headers(ep.dialect, headers, now)
+        if not hints:
+            return
+        own = self.scopes[ep.id][0]
+        believed = {
+            rule: left for scope, rule, left in admitted.reservation.remaining if scope == own.key
+        }
+        for until, kind, reason in exhausted(hints, now, believed):
+            self.store.cool_down(own.key, until, reason, kind, now)
+        if not debits(hints, believed):
+            return  # the common case: the provider has at least what llamux counted
+        fresh = {u.rule.name: u.remaining for u in self.store.usage([own], now)}
+        for name, amount in debits(hints, fresh):
+            window = next(r.window for r in own.rules if r.name == name)
+            requests, tokens = (amount, 0) if name.startswith("r") else (0, amount)
+            self.store.absorb(own.key, window.key, requests, tokens, now)
+
+
+def day_end(ep: Endpoint, now: float) -> float | None:
+    """When the endpoint's calendar day ends, if its daily limits reset at a fixed time."""
+    tz = ep.reset_for("rpd") or ep.reset_for("tpd")
+    if tz is None:
+        return None
+    day = Window("day", tz)
+    return day.frees_at(day.charge_bucket(now))

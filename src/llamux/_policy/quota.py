@@ -1,0 +1,336 @@
+"""Quota arithmetic: windows, rules, buckets and the admission decision.
+
+Pure: no I/O, no clock. Every function takes ``now`` (epoch seconds) as an argument, so
+the same decision runs in every store and in tests with a fake clock.
+
+Counting. A window's usage is kept in sub-buckets (1 s for minute rules, 60 s for hour
+rules, 900 s for day rules). At time ``now`` a rolling rule counts every bucket from the one
+holding ``now - window`` (the oldest, partial bucket counts whole) up to the newest. Hence:
+
+* safety: every event in ``(now - window, now]`` is counted, so admitting only when
+  ``used + cost <= limit`` never lets any interval of the window's length exceed the limit;
+* liveness: an event stops counting at most one bucket (1/60 of the window, 1/96 for a day)
+  plus ``LATENCY_MARGIN`` after the exact sliding window would drop it.
+
+The provider's clock. A provider counts a request when it *arrives*, somewhere between
+llamux's reservation and the moment llamux learns the outcome (the answer's first byte, the
+error, or giving up). So a request counts from its reservation until one window after that
+moment: a reservation made for a call is charged *in flight*, to the bucket of ``now +
+flight`` (``flight`` bounds how long the call can take to show its outcome; a future bucket
+counts from now on), and when the outcome is known the charge moves to the bucket of that
+moment (:func:`moved`). A reservation whose process dies keeps counting until ``flight``
+plus one window. A ``query`` reservation (the caller calls the provider) has no flight: it
+is charged at ``now + LATENCY_MARGIN`` and re-stamped when the caller settles it.
+
+A calendar rule (``Window.tz`` set) counts the buckets of the current period in its
+timezone (the day from local midnight, DST-aware). Rolling and calendar rules of one length
+read the same buckets (period starts fall on bucket edges), so changing how a limit resets
+keeps its history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .._config.endpoint import LIMIT_RULES, limit_name
+from .window import BUCKET_SECONDS, LATENCY_MARGIN, Window
+
+RESERVATION_TTL = 86400 + 900 + 60
+"""Seconds after which an unsettled reservation is dropped: its buckets no longer count."""
+
+REQUESTS = "requests"
+TOKENS = "tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """At most ``limit`` of ``metric`` (requests or tokens) per ``window``."""
+
+    metric: str
+    window: Window
+    limit: int
+    name: str = field(init=False, compare=False)
+    """The table's name of this rule: rpm, tpm, rph, tph, rpd or tpd."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", limit_name(self.metric, self.window.unit))
+
+
+def rules_from_limits(
+    limits: Iterable[tuple[str, int]], resets: Mapping[str, str]
+) -> tuple[Rule, ...]:
+    """Rules for ``(name, limit)`` pairs such as ``("rpm", 30)``; ``resets`` maps a name to a tz."""
+    rules = []
+    for name, limit in limits:
+        metric, unit = LIMIT_RULES[name]
+        rules.append(Rule(metric, Window(unit, resets.get(name)), limit))
+    return tuple(rules)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Something quota is counted for: an endpoint (``key`` = its id) or a pool (``pool:NAME``)."""
+
+    key: str
+    rules: tuple[Rule, ...]
+    windows: tuple[Window, ...] = field(init=False, repr=False, compare=False)
+    """One window per stored unit (minute, hour, day) of the rules, in rule order: what a
+    reservation charges."""
+    groups: tuple[tuple[Window, tuple[Rule, ...]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    """Each window with its rules: a decision reads a window's buckets once."""
+
+    def __post_init__(self) -> None:
+        distinct = tuple(dict.fromkeys(rule.window for rule in self.rules))
+        groups = tuple((w, tuple(r for r in self.rules if r.window == w)) for w in distinct)
+        stored = {w.key: Window(w.unit) for w in distinct}
+        object.__setattr__(self, "windows", tuple(stored.values()))
+        object.__setattr__(self, "groups", groups)
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one request charges: one request and its estimated tokens."""
+
+    tokens: int
+    requests: int = 1
+
+    def __post_init__(self) -> None:
+        if self.tokens < 0 or self.requests < 0:  # would free others' usage: never admit
+            raise ValueError(
+                f"a cost is never negative: {self.requests} requests, {self.tokens} tokens"
+            )
+
+    def of(self, metric: str) -> int:
+        return self.requests if metric == REQUESTS else self.tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """Where part of a reservation was recorded: one bucket of one window of one scope."""
+
+    scope: str
+    window: str
+    bucket: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Quota held for one request until it is settled with its real usage or released."""
+
+    id: str
+    endpoint: str
+    tokens: int
+    created: float
+    charges: tuple[Charge, ...]
+    remaining: tuple[tuple[str, str, int], ...] = ()
+    """(scope, rule name, what is left) for every rule, this reservation included."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """A scope kept out of rotation until ``until``: kind is cooldown, parked or disabled."""
+
+    scope: str
+    until: float
+    reason: str
+    kind: str = "cooldown"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a scope does not admit a request now, and when it may (``None``: never)."""
+
+    endpoint: str
+    scope: str
+    rule: str | None
+    used: int
+    limit: int
+    requested: int
+    retry_at: float | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RuleUsage:
+    """One rule's state at a moment: for ``llamux status`` and ``query``'s ``remaining``."""
+
+    scope: str
+    rule: Rule
+    used: int
+    next_free_at: float | None
+    """When the oldest counted usage stops counting (``None`` when nothing is counted)."""
+
+    @property
+    def limit(self) -> int:
+        return self.rule.limit
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.rule.limit - self.used)
+
+
+Buckets = Mapping[int, tuple[int, int]]
+"""A window's counted buckets: bucket start -> (requests, tokens)."""
+Snapshot = Mapping[tuple[str, str], Buckets]
+"""Usage of every (scope key, window key) a decision needs."""
+
+
+def _totals(buckets: Buckets, oldest: int) -> tuple[int, int]:
+    """Requests and tokens of the buckets from ``oldest`` on."""
+    requests = tokens = 0
+    for bucket, (r, t) in buckets.items():
+        if bucket >= oldest:
+            requests += r
+            tokens += t
+    return requests, tokens
+
+
+def counted(buckets: Buckets, window: Window, now: float) -> list[tuple[int, int, int]]:
+    """The buckets that count at ``now``, oldest first, as (bucket, requests, tokens)."""
+    oldest = window.oldest_counted(now)
+    return sorted((b, r, t) for b, (r, t) in buckets.items() if b >= oldest)
+
+
+def _refusal(
+    endpoint: str,
+    scope: str,
+    rule: Rule,
+    rows: list[tuple[int, int, int]],
+    cost: Cost,
+    now: float,
+) -> Refusal:
+    """Why ``rule`` refuses ``cost`` given its counted ``rows``, and when it will not."""
+    index = 1 if rule.metric == REQUESTS else 2
+    used = sum(row[index] for row in rows)
+    wanted = cost.of(rule.metric)
+    retry_at: float | None = None
+    if wanted <= rule.limit:
+        left = used
+        for row in rows:
+            left -= row[index]
+            if left + wanted <= rule.limit:
+                retry_at = rule.window.frees_at(row[0], now)
+                break
+    what = "requests" if rule.metric == REQUESTS else "tokens"
+    reason = f"{rule.name} {used}/{rule.limit} used"
+    if rule.metric == TOKENS:
+        reason += f", {wanted} more needed"
+    if retry_at is None:
+        reason = f"{rule.name} limit {rule.limit} is below the {wanted} {what} requested"
+    return Refusal(endpoint, scope, rule.name, used, rule.limit, wanted, retry_at, reason)
+
+
+def decide(
+    endpoint: str,
+    scopes: Sequence[Scope],
+    snapshot: Snapshot,
+    cooldowns: Mapping[str, Cooldown],
+    cost: Cost,
+    now: float,
+) -> Refusal | None:
+    """``None`` if every rule of every scope admits ``cost`` at ``now``, else the refusal.
+
+    When several rules refuse, the one that frees last is reported: only then can the
+    request pass. ``retry_at`` is ``None`` when some rule can never admit it.
+    """
+    worst: Refusal | None = None
+    for scope in scopes:
+        cooling = cooldowns.get(scope.key) if cooldowns else None
+        if cooling is not None and cooling.until > now:
+            worst = _later(worst, _cooling_refusal(endpoint, cooling, cost))
+        for window, rules in scope.groups:
+            buckets = snapshot.get((scope.key, window.key)) or {}
+            used = _totals(buckets, window.oldest_counted(now))
+            for rule in rules:
+                metric = rule.metric == TOKENS
+                if used[metric] + (cost.tokens if metric else cost.requests) > rule.limit:
+                    rows = counted(buckets, window, now)
+                    refusal = _refusal(endpoint, scope.key, rule, rows, cost, now)
+                    worst = _later(worst, refusal)
+    return worst
+
+
+def _cooling_refusal(endpoint: str, cooling: Cooldown, cost: Cost) -> Refusal:
+    reason = f"{cooling.kind}: {cooling.reason}"
+    return Refusal(endpoint, cooling.scope, None, 0, 0, cost.requests, cooling.until, reason)
+
+
+def _later(a: Refusal | None, b: Refusal | None) -> Refusal | None:
+    if a is None or b is None:
+        return a or b
+    if a.retry_at is None:
+        return a
+    if b.retry_at is None:
+        return b
+    return b if b.retry_at > a.retry_at else a
+
+
+def never_fits(endpoint: str, scopes: Sequence[Scope], cost: Cost) -> Refusal | None:
+    """The rule that can never admit ``cost`` however long one waits, if any."""
+    for scope in scopes:
+        for rule in scope.rules:
+            wanted = cost.of(rule.metric)
+            if wanted > rule.limit:
+                what = "requests" if rule.metric == REQUESTS else "tokens"
+                reason = f"{rule.name} limit {rule.limit} is below the {wanted} {what} requested"
+                return Refusal(endpoint, scope.key, rule.name, 0, rule.limit, wanted, None, reason)
+    return None
+
+
+def charges(scopes: Sequence[Scope], now: float, flight: float = 0.0) -> tuple[Charge, ...]:
+    """Where a reservation made at ``now`` is recorded: one bucket per scope and stored
+    window; ``flight`` seconds ahead while its outcome is not known."""
+    return tuple(
+        [
+            Charge(scope.key, window.key, window.charge_bucket(now, flight))
+            for scope in scopes
+            for window in scope.windows
+        ]
+    )
+
+
+def moved(charged: Iterable[Charge], now: float) -> list[tuple[Charge, int]]:
+    """Each charge with the bucket it moves to when the outcome is learned at ``now``: the
+    provider cannot have counted the request later than that."""
+    out = []
+    for charge in charged:  # Window(charge.window).charge_bucket(now), inlined: a hot path
+        size = BUCKET_SECONDS[charge.window]
+        out.append((charge, int((now + LATENCY_MARGIN) // size) * size))
+    return out
+
+
+def read_now(now: float | Callable[[], float]) -> float:
+    """``now`` itself, or the time a clock's ``now`` gives (read inside a store's atomic step)."""
+    return now() if callable(now) else now
+
+
+def rule_usage(scope: Scope, snapshot: Snapshot, now: float) -> list[RuleUsage]:
+    """The state of each rule of ``scope`` at ``now``."""
+    out = []
+    for rule in scope.rules:
+        rows = counted(snapshot.get((scope.key, rule.window.key), {}), rule.window, now)
+        index = 1 if rule.metric == REQUESTS else 2
+        used = sum(row[index] for row in rows)
+        nonzero = [row[0] for row in rows if row[index] > 0]
+        next_free = rule.window.frees_at(nonzero[0], now) if nonzero else None
+        out.append(RuleUsage(scope.key, rule, used, next_free))
+    return out
+
+
+def remaining_after(
+    scopes: Sequence[Scope], snapshot: Snapshot, cost: Cost, now: float
+) -> tuple[tuple[str, str, int], ...]:
+    """What each rule has left once ``cost`` is charged at ``now``: (scope, rule, left)."""
+    out = []
+    for scope in scopes:
+        for window, rules in scope.groups:
+            buckets = snapshot.get((scope.key, window.key)) or {}
+            requests, tokens = _totals(buckets, window.oldest_counted(now))
+            for rule in rules:
+                metric = rule.metric == TOKENS
+                used = tokens + cost.tokens if metric else requests + cost.requests
+                out.append((scope.key, rule.name, max(0, rule.limit - used)))
+    return tuple(out)

@@ -1,0 +1,247 @@
+"""Calls one endpoint through the official ``openai`` SDK (imported on first call).
+
+One cached client per endpoint and key, the SDK's own retries off (llamux fails over
+instead), response headers kept for provider feedback. Every exception becomes a llamux
+error at the one boundary (``_boundary.translate``), whose messages never carry the key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .._config.base_url import endpoint_url
+from .._config.endpoint import DEFAULT_TIMEOUT
+from .._errors import LlamuxError
+from .boundary import Stage, httpx_module, status_error, translate, unencodable
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    from .._config.load import Endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A provider's successful answer, parsed by the SDK: a ``ChatCompletion``, or with
+    ``stream=True`` the SDK's (async) stream of chunks, not yet read; ``latency`` is the time
+    to the response head."""
+
+    body: ChatCompletion | Stream[ChatCompletionChunk] | AsyncStream[ChatCompletionChunk]
+    headers: Mapping[str, str]
+    latency: float
+
+
+@dataclass(frozen=True, slots=True)
+class RawReply:
+    """A provider's successful answer as HTTP, for the proxy to relay its bytes: ``body`` is
+    the HTTP library's response (read for a whole answer; a stream not yet read)."""
+
+    body: Any
+    headers: Mapping[str, str]
+    latency: float
+
+
+class Transport(Protocol):
+    """Sends one chat request to one endpoint; raises :class:`ProviderError` on failure."""
+
+    def prepare(
+        self,
+        endpoint: Endpoint,
+        api_key: str,
+        mode: str = "sync",
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Ready what a call to ``endpoint`` needs (``sync``, ``async`` or ``raw``, for
+        ``loop``): called before each reservation, so nothing slow follows the charge."""
+        ...
+
+    def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply: ...
+
+    async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+        """The async twin of :meth:`complete`."""
+        ...
+
+    async def araw(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> RawReply:
+        """The same call, its answer as HTTP (the proxy's relay); error statuses raise."""
+        ...
+
+
+class OpenAITransport:
+    """The default transport: the ``openai`` SDK, sync and async, one client per endpoint
+    (and, for async, per event loop)."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._clients: dict[tuple[str, str, str], OpenAI] = {}
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[tuple[str, str, str], AsyncOpenAI]
+        ] = weakref.WeakKeyDictionary()
+        self._raw: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"OpenAITransport(timeout={self.timeout!r})"
+
+    def _client(self, endpoint: Endpoint, api_key: str) -> OpenAI:
+        url = endpoint_url(endpoint)
+        key = (endpoint.id, url, api_key)
+        client = self._clients.get(key)
+        if client is None:
+            from openai import OpenAI
+
+            with self._lock:
+                client = self._clients.get(key)
+                if client is None:
+                    client = OpenAI(
+                        api_key=api_key, base_url=url, max_retries=0, timeout=self.timeout
+                    )
+                    self._clients[key] = client
+        return client
+
+    def _aclient(
+        self, endpoint: Endpoint, api_key: str, loop: asyncio.AbstractEventLoop | None = None
+    ) -> AsyncOpenAI:
+        url = endpoint_url(endpoint)
+        key = (endpoint.id, url, api_key)
+        loop = loop or asyncio.get_running_loop()
+        with self._lock:
+            clients = self._async.setdefault(loop, {})
+            client = clients.get(key)
+            if client is None:
+                from openai import AsyncOpenAI
+
+                client = AsyncOpenAI(
+                    api_key=api_key, base_url=url, max_retries=0, timeout=self.timeout
+                )
+                clients[key] = client
+        return client
+
+    def prepare(
+        self,
+        endpoint: Endpoint,
+        api_key: str,
+        mode: str = "sync",
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Import the SDK and build (and cache) the client a call to ``endpoint`` needs:
+        ``sync``, ``async`` or ``raw`` (the proxy's relay), the async ones for ``loop`` (by
+        default the running one). The router calls this before it reserves, so that nothing
+        slow sits between the charge and the send."""
+        if mode == "sync":
+            _ = self._client(endpoint, api_key).chat.completions  # built on first access
+        elif mode == "raw":
+            self._ahttp(loop)
+        else:
+            _ = self._aclient(endpoint, api_key, loop).chat.completions
+
+    def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+        client = self._client(endpoint, api_key)
+        started = time.perf_counter()
+        failure: LlamuxError | None = None
+        try:
+            raw = client.chat.completions.with_raw_response.create(**params)
+        except Exception as exc:
+            failure = translate(exc, endpoint, api_key, Stage.SEND)
+        else:
+            try:
+                body = raw.parse()
+            except Exception as exc:
+                failure = translate(exc, endpoint, api_key, Stage.ANSWER)
+        if failure is not None:  # raised here, outside the except: no SDK exception chained
+            raise failure
+        headers = {k.lower(): v for k, v in raw.headers.items()}
+        return Reply(body, headers, time.perf_counter() - started)
+
+    async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+        client = self._aclient(endpoint, api_key)
+        started = time.perf_counter()
+        failure: LlamuxError | None = None
+        try:
+            answer = await client.chat.completions.with_raw_response.create(**params)
+        except Exception as exc:
+            failure = translate(exc, endpoint, api_key, Stage.SEND)
+        else:
+            try:
+                body = answer.parse()
+            except Exception as exc:
+                failure = translate(exc, endpoint, api_key, Stage.ANSWER)
+        if failure is not None:
+            raise failure
+        headers = {k.lower(): v for k, v in answer.headers.items()}
+        return Reply(body, headers, time.perf_counter() - started)
+
+    async def araw(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> RawReply:
+        """The relay's path: the same HTTP call the SDK makes, without building typed
+        objects the proxy would only serialise again (half the proxy's cost, profiled): the
+        provider's HTTP response itself (a stream not yet read). Error statuses raise."""
+        http = self._ahttp()
+        started = time.perf_counter()
+        failure: LlamuxError | None = None
+        try:
+            request = http.build_request(
+                "POST",
+                endpoint_url(endpoint).rstrip("/") + "/chat/completions",
+                json=params,
+                headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
+            )
+        except (ValueError, TypeError, RecursionError) as exc:
+            failure = unencodable(exc)
+        else:
+            try:
+                response = await http.send(request, stream=True)
+            except Exception as exc:
+                failure = translate(exc, endpoint, api_key, Stage.SEND)
+        if failure is not None:
+            raise failure
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        if response.status_code >= 400:
+            content = await response.aread()
+            await response.aclose()
+            raise status_error(endpoint, api_key, response.status_code, headers, content)
+        if not params.get("stream"):
+            try:
+                await response.aread()  # a whole answer: read it here, off nobody's thread
+            except Exception as exc:
+                failure = translate(exc, endpoint, api_key, Stage.ANSWER)
+            finally:
+                await response.aclose()
+            if failure is not None:
+                raise failure
+        return RawReply(response, headers, time.perf_counter() - started)
+
+    def _ahttp(self, loop: asyncio.AbstractEventLoop | None = None) -> Any:
+        """This event loop's HTTP client for raw calls (connection pool shared by endpoints)."""
+        loop = loop or asyncio.get_running_loop()
+        with self._lock:
+            http = self._raw.get(loop)
+            if http is None:
+                http = httpx_module().AsyncClient(timeout=self.timeout)
+                self._raw[loop] = http
+        return http
+
+    async def aclose(self) -> None:
+        """Close the async clients of the running event loop."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            clients = self._async.pop(loop, {})
+            http = self._raw.pop(loop, None)
+        for client in clients.values():
+            await client.close()
+        if http is not None:
+            await http.aclose()
+
+    def close(self) -> None:
+        """Close the sync clients (async ones: :meth:`aclose` in their event loop)."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()

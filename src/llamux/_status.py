@@ -1,0 +1,152 @@
+"""An endpoint-by-endpoint picture of the router, as plain JSON-ready data.
+
+:func:`status_data` is what ``llamux status --json``, the proxy's ``/v1/llamux/status``,
+its metrics and the dashboard show; the CLI renders it as a table (``cli/_status_view``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypedDict
+
+if TYPE_CHECKING:
+    from ._policy.quota import Cooldown, RuleUsage
+    from ._router import EndpointStatus, Router
+
+
+class RuleData(TypedDict):
+    scope: str
+    rule: str
+    metric: str
+    window: str
+    limit: int
+    used: int
+    remaining: int
+    next_free_at: float | None
+    frees_in: float | None
+
+
+class CooldownData(TypedDict):
+    kind: str
+    until: float
+    seconds: float
+    reason: str
+
+
+class PerformanceData(TypedDict):
+    latency: float | None
+    tokens_per_second: float | None
+    ttft: float | None
+    samples: int
+
+
+class EndpointData(TypedDict):
+    id: str
+    provider: str
+    model: str
+    base_url: str
+    api_key_env: str
+    has_key: bool
+    pool: str | None
+    state: str
+    """``ok``, ``full``, ``no_key``, ``cooldown``, ``parked`` or ``disabled``."""
+    cooldown: CooldownData | None
+    rules: list[RuleData]
+    performance: PerformanceData | None
+    """Measured speed (moving averages over the store), ``None`` before any call."""
+
+
+class PoolData(TypedDict):
+    name: str
+    endpoints: list[str]
+    rules: list[RuleData]
+
+
+class StatusData(TypedDict):
+    now: float
+    endpoints: list[EndpointData]
+    pools: list[PoolData]
+    warnings: list[str]
+    """What the store holds that this config disagrees with (see ``Router.warnings``)."""
+
+
+def status_data(router: Router) -> StatusData:
+    """Every endpoint's state and usage per rule, and each pool's, as JSON-ready data."""
+    now = router.clock.now()
+    rows = router.status()
+    pools: dict[str, PoolData] = {}
+    for row in rows:
+        name = row.endpoint.pool
+        if name is None:
+            continue
+        if name not in pools:
+            shared = [_rule(u, now) for u in row.usage if u.scope == f"pool:{name}"]
+            pools[name] = PoolData(name=name, endpoints=[], rules=shared)
+        pools[name]["endpoints"].append(row.endpoint.id)
+    endpoints = [_endpoint(row, now) for row in rows]
+    pooled = list(pools.values())
+    return StatusData(now=now, endpoints=endpoints, pools=pooled, warnings=router.warnings())
+
+
+def _endpoint(row: EndpointStatus, now: float) -> EndpointData:
+    ep = row.endpoint
+    # an endpoint's own quota is shown by its id; a pool's by ``pool:NAME``
+    rules = [_rule(u, now, ep.id if u.scope == row.quota else u.scope) for u in row.usage]
+    cooling = _cooldown(row.cooldown, now)
+    if not row.has_key:
+        state = "no_key"
+    elif cooling is not None:
+        state = cooling["kind"]
+    elif any(r["remaining"] == 0 for r in rules):
+        state = "full"
+    else:
+        state = "ok"
+    own = [r for r in rules if r["scope"] == ep.id]
+    return EndpointData(
+        id=ep.id,
+        provider=ep.provider,
+        model=ep.model,
+        base_url=ep.base_url,
+        api_key_env=ep.api_key_env,
+        has_key=row.has_key,
+        pool=ep.pool,
+        state=state,
+        cooldown=cooling,
+        rules=own,
+        performance=_performance(row),
+    )
+
+
+def _performance(row: EndpointStatus) -> PerformanceData | None:
+    perf = row.performance
+    if perf is None:
+        return None
+    return PerformanceData(
+        latency=perf.latency,
+        tokens_per_second=perf.tokens_per_second,
+        ttft=perf.ttft,
+        samples=perf.samples,
+    )
+
+
+def _rule(usage: RuleUsage, now: float, scope: str | None = None) -> RuleData:
+    free = usage.next_free_at
+    return RuleData(
+        scope=usage.scope if scope is None else scope,
+        rule=usage.rule.name,
+        metric=usage.rule.metric,
+        window=usage.rule.window.label,
+        limit=usage.limit,
+        used=usage.used,
+        remaining=usage.remaining,
+        next_free_at=free,
+        frees_in=None if free is None else max(0.0, free - now),
+    )
+
+
+def _cooldown(cooldown: Cooldown | None, now: float) -> CooldownData | None:
+    if cooldown is None:
+        return None
+    seconds = max(0.0, cooldown.until - now)
+    return CooldownData(
+        kind=cooldown.kind, until=cooldown.until, seconds=seconds, reason=cooldown.reason
+    )

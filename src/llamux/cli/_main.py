@@ -1,0 +1,271 @@
+"""The ``llamux`` command line: status, query, chat, reset, check, demo and serve.
+
+Every command returns an exit code: 0 ok, 1 config or usage error, 2 no endpoint available,
+3 provider error, 4 store error. A :class:`LlamuxError` prints one line
+(``llamux: error: ...``) on stderr, never a traceback. ``rich`` is imported only by the
+commands that render, the ``openai`` SDK only by ``chat`` and ``demo``, Starlette and uvicorn
+only by ``serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .. import __version__
+from .._config.load import STRATEGIES
+from .._config.proxy_defaults import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, KEY_VARIABLE
+from .._errors import (
+    LlamuxError,
+    NoEndpointAvailable,
+    ProviderError,
+    RequestTooLarge,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    pass
+
+from ._commands import (
+    EXIT_NO_ENDPOINT,
+    EXIT_OK,
+    EXIT_PROVIDER,
+    EXIT_STORE,
+    EXIT_USAGE,
+    cmd_chat,
+    cmd_check,
+    cmd_demo,
+    cmd_query,
+    cmd_reset,
+    cmd_serve,
+    cmd_status,
+    say_error,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``llamux`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as error:
+        error.parser.print_usage(sys.stderr)
+        say_error(str(error))
+        return EXIT_USAGE
+    except SystemExit as done:  # --help, --version
+        return done.code if isinstance(done.code, int) else EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    handler = _LogHandler(logging.WARNING)
+    logger = logging.getLogger("llamux")
+    logger.addHandler(handler)
+    try:
+        command: Callable[[argparse.Namespace], int] = args.run
+        return command(args)
+    except LlamuxError as error:
+        say_error(str(error))
+        return exit_code(error)
+    except KeyboardInterrupt:
+        say_error("interrupted")
+        return 130
+    finally:
+        logger.removeHandler(handler)
+
+
+def exit_code(error: LlamuxError) -> int:
+    """The exit code for ``error``: 1 config, 2 no endpoint, 3 provider, 4 store."""
+    if isinstance(error, NoEndpointAvailable | RequestTooLarge):
+        return EXIT_NO_ENDPOINT
+    if isinstance(error, ProviderError):
+        return EXIT_PROVIDER
+    if isinstance(error, StoreError):
+        return EXIT_STORE
+    return EXIT_USAGE
+
+
+# ------------------------------------------------------------------ the parser
+
+
+class _UsageError(Exception):
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 1 (2 means "no endpoint available" here)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self, message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``llamux`` parser; each subcommand stores its function as ``run``."""
+    parser = _Parser(
+        prog="llamux",
+        description="Route LLM chat requests across your endpoints without crossing any quota.",
+        epilog="exit codes: 0 ok, 1 config or usage error, 2 no endpoint available, "
+        "3 provider error, 4 store error",
+    )
+    parser.add_argument("--version", action="version", version=f"llamux {__version__}")
+    _add_globals(parser, None)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, help_, run, add in _COMMANDS:
+        sub = commands.add_parser(name, help=help_, description=help_)
+        if name != "demo":  # the demo brings its own endpoints and an in-memory store
+            _add_globals(sub, argparse.SUPPRESS)
+        add(sub)
+        sub.set_defaults(run=run)
+    return parser
+
+
+def _add_globals(parser: argparse.ArgumentParser, default: Any) -> None:
+    # On subcommands the default is SUPPRESS, so `llamux --config X status` keeps X.
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="endpoints table or TOML config (else $LLAMUX_CONFIG, else ./endpoints.csv, "
+        "./endpoints.md or ./llamux.toml)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        default=default,
+        help="quota store: memory://, sqlite:///path or redis://host:port/db "
+        "(else the config's, $LLAMUX_STORE, or SQLite in the user state directory)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, not {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text) if re.fullmatch(r"\d+(\.\d*)?", text.strip()) else -1.0
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, not {text!r}")
+    return value
+
+
+def _add_prompt(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("prompt", help="the user message")
+    sub.add_argument(
+        "--model", help="an endpoint id, a route, an upstream model name, or auto (all)"
+    )
+    sub.add_argument(
+        "--strategy",
+        choices=sorted(STRATEGIES),
+        help="how to order the endpoints for this request (default: the config's)",
+    )
+    sub.add_argument("--max-tokens", type=_positive_int, metavar="N", help="output budget")
+    sub.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_status(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--json", action="store_true", help="print the same data as JSON")
+
+
+def _add_chat(sub: argparse.ArgumentParser) -> None:
+    _add_prompt(sub)
+    sub.add_argument(
+        "--wait", type=_seconds, default=0.0, metavar="S", help="wait up to S seconds for quota"
+    )
+
+
+def _add_reset(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("endpoint", nargs="?", help="an endpoint id (default: every endpoint)")
+
+
+def _add_demo(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--requests", type=_positive_int, default=40, metavar="N", help="requests to route (40)"
+    )
+    sub.add_argument(
+        "--seconds",
+        type=_seconds,
+        default=20.0,
+        metavar="S",
+        help="time bound, waits for capacity included (20); more than 40 requests need "
+        "over 60 s, for the minute windows to roll over",
+    )
+
+
+def _add_nothing(sub: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _origin(text: str) -> str:
+    """A web origin, ``scheme://host[:port]``, as browsers send it in ``Origin``."""
+    scheme, sep, rest = text.strip().rstrip("/").partition("://")
+    if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a web origin; give scheme, host and port, such as "
+            "http://localhost:3000 (no path, no wildcard)"
+        )
+    return f"{scheme}://{rest}"
+
+
+def _add_serve(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}); any other needs {KEY_VARIABLE}",
+    )
+    sub.add_argument(
+        "--port",
+        type=_positive_int,
+        default=DEFAULT_PORT,
+        metavar="N",
+        help=f"port (default {DEFAULT_PORT})",
+    )
+    sub.add_argument(
+        "--max-body",
+        type=_positive_int,
+        default=DEFAULT_MAX_BODY,
+        metavar="BYTES",
+        help=f"refuse request bodies over this size with 413 (default {DEFAULT_MAX_BODY})",
+    )
+    sub.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="also answer requests whose Host header is HOST (repeatable; '*' for any). "
+        "Always accepted: the bound address, localhost, 127.0.0.1, [::1]",
+    )
+    sub.add_argument(
+        "--cors",
+        action="append",
+        default=[],
+        type=_origin,
+        metavar="ORIGIN",
+        help="let web pages from ORIGIN (e.g. http://localhost:3000) call the proxy: "
+        "answer their preflight and send CORS headers (repeatable; default: none)",
+    )
+
+
+_COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Any], ...] = (
+    ("status", "show each endpoint's quota use and state", cmd_status, _add_status),
+    ("query", "pick and reserve an endpoint for a prompt, print it", cmd_query, _add_prompt),
+    ("chat", "run a completion and print the answer", cmd_chat, _add_chat),
+    ("reset", "forget recorded usage and cool-downs", cmd_reset, _add_reset),
+    ("check", "validate the config and show each endpoint", cmd_check, _add_nothing),
+    ("demo", "live demo against local fake providers (no keys, no files)", cmd_demo, _add_demo),
+    ("serve", "run the OpenAI-compatible proxy with a live dashboard", cmd_serve, _add_serve),
+)
+
+
+class _LogHandler(logging.Handler):
+    """llamux's warnings as ``llamux: warning: ...`` on the current ``sys.stderr``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"llamux: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)

@@ -1,0 +1,407 @@
+"""An OpenAI-compatible HTTP proxy in front of a :class:`~llamux.Router`, with a live dashboard.
+
+Point any OpenAI client at it (``base_url="http://127.0.0.1:8080/v1"``): requests are routed
+across the router's endpoints without crossing a quota, the provider's bytes relayed
+unchanged. Needs the ``[proxy]`` extra (Starlette and uvicorn).
+
+Routes: ``POST /v1/chat/completions`` (JSON or SSE; ``model`` picks a route, an endpoint or
+``auto``; an optional ``"llamux": {"strategy": ..., "wait": ...}`` object steers llamux and is
+never forwarded), ``GET /v1/models``, ``GET /v1/llamux/status`` (as ``llamux status --json``),
+``GET /v1/llamux/history`` (requests per minute, last hour), ``GET /metrics`` (Prometheus),
+``GET /`` (the dashboard) and ``GET /healthz``. Answers name the endpoint that served them
+in an ``x-llamux-endpoint`` header.
+
+With a proxy key every route but ``/healthz`` needs ``Authorization: Bearer KEY`` (or
+``x-api-key: KEY``); the dashboard signs in once through a form and keeps a cookie that is
+good for reading (GET) only. Provider keys never leave the server.
+
+Against web pages (see ``_gate``): a ``Host`` that is not the proxy's own or allowed
+(``--allow-host``) is refused (421), an ``Origin`` that is not its own or allowed (``--cors``)
+too (403), a POST that is not JSON as well (415); CORS headers go to ``--cors`` origins only.
+Every error is answered in the OpenAI error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from starlette.applications import Starlette
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Route
+
+from .._config.proxy_defaults import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, KEY_VARIABLE
+from .._errors import ConfigError, LlamuxError, NoEndpointAvailable
+from .._status import status_data
+from ._gate import Gate, http_problem, server_problem
+from ._metrics import Metrics
+from ._relay import ByteStream, Done, Relayed, arelay
+from ._wire import Problem, failure, parse_chat, too_large
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    from .._router import Router
+
+DRAIN = 64 * 1024 * 1024
+"""Bytes of an oversized body still read (and dropped) so the client sees the 413 cleanly."""
+OPEN_PATHS = frozenset({"/healthz", "/login"})
+COOKIE = "llamux_dashboard"
+CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'"
+
+
+def create_app(
+    router: Router,
+    *,
+    proxy_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    close_router: bool = True,
+    bound_host: str | None = None,
+    allow_hosts: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
+) -> Starlette:
+    """The proxy as a Starlette app. With ``proxy_key``, every route but ``/healthz`` needs
+    it; ``close_router``: close the router when the app shuts down (lifespan).
+
+    Browser protection (see ``_gate``): requests must name as ``Host`` the address the
+    proxy listens on (``bound_host``, else the one the client connected to), ``localhost``,
+    ``127.0.0.1``, ``[::1]`` or one of ``allow_hosts`` (``"*"``: any); an ``Origin`` header
+    must be the proxy's own or one of ``cors_origins``, which alone get CORS headers; a POST
+    must be JSON."""
+    proxy = _Proxy(router, max_body_bytes)
+    routes = [
+        Route("/v1/chat/completions", proxy.chat, methods=["POST"]),
+        Route("/v1/models", proxy.models, methods=["GET"]),
+        Route("/v1/llamux/status", proxy.status, methods=["GET"]),
+        Route("/v1/llamux/history", proxy.history, methods=["GET"]),
+        Route("/metrics", proxy.metrics, methods=["GET"]),
+        Route("/healthz", proxy.healthz, methods=["GET"]),
+        Route("/", proxy.dashboard, methods=["GET"]),
+    ]
+    middleware = [
+        Middleware(Gate, bound_host=bound_host, allow_hosts=allow_hosts, cors_origins=cors_origins)
+    ]
+    if proxy_key:
+        routes.append(Route("/login", _login(proxy_key), methods=["POST"]))
+        middleware.append(Middleware(_Guard, key=proxy_key))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if close_router:
+            await router.aclose()
+
+    handlers = {HTTPException: http_problem, Exception: server_problem}
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers=handlers,
+    )
+
+
+class _Proxy:
+    """The route handlers, over one router."""
+
+    def __init__(self, router: Router, max_body_bytes: int) -> None:
+        self.router = router
+        self.max_body = max_body_bytes
+        self.counters = Metrics(router.clock.now)
+        self.page = resources.files("llamux.proxy").joinpath("dashboard.html").read_text("utf-8")
+
+    async def chat(self, request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            messages, params = parse_chat(await _read_body(request, self.max_body))
+            self._check_model(params.get("model"))
+            relayed = await arelay(self.router, messages, params, self._observer(started))
+        except Problem as problem:
+            return _problem(problem)
+        except LlamuxError as error:
+            if isinstance(error, NoEndpointAvailable):
+                self.counters.no_endpoint()
+            return _problem(failure(error, self._secrets()))
+        return _respond(relayed)
+
+    def _check_model(self, model: Any) -> None:
+        try:
+            self.router.candidates(model)
+        except ConfigError as error:
+            raise Problem(404, str(error), "model_not_found", param="model") from None
+
+    def _observer(self, started: float) -> Done:
+        def done(attempts: Sequence[Any], served: Any) -> None:
+            self.counters.observe(attempts, served, time.perf_counter() - started)
+
+        return done
+
+    def _secrets(self) -> list[str]:
+        keys = {os.environ.get(ep.api_key_env) for ep in self.router.endpoints}
+        return sorted((k for k in keys if k), key=len, reverse=True)
+
+    async def models(self, request: Request) -> JSONResponse:
+        router = self.router
+        every = [ep.id for ep in router.endpoints]
+        data = [_model("auto", "llamux", endpoints=every)]
+        data += [
+            _model(r.name, "llamux", endpoints=list(r.endpoints)) for r in router.routes.values()
+        ]
+        data += [_model(ep.id, ep.provider, model=ep.model) for ep in router.endpoints]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def status(self, request: Request) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(status_data, self.router))
+
+    async def history(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.counters.history())
+
+    async def metrics(self, request: Request) -> PlainTextResponse:
+        status = await asyncio.to_thread(status_data, self.router)
+        text = self.counters.text(status)
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def healthz(self, request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def dashboard(self, request: Request) -> HTMLResponse:
+        headers = {"content-security-policy": CSP, "cache-control": "no-store"}
+        return HTMLResponse(self.page, headers=headers)
+
+
+def _model(name: str, owner: str, **extra: Any) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": owner, **extra}
+
+
+# ------------------------------------------------------------------ the request
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 past ``limit`` bytes (read on, dropped, so the client hears it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + DRAIN:
+        raise too_large(limit)
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            parts.append(chunk)
+        elif size > limit + DRAIN:
+            break
+    if size > limit:
+        raise too_large(limit)
+    return b"".join(parts)
+
+
+# ------------------------------------------------------------------ the answer
+
+
+def _problem(problem: Problem) -> JSONResponse:
+    return JSONResponse(problem.body, problem.status, headers=problem.headers)
+
+
+def _respond(relayed: Relayed) -> Response:
+    headers = {**relayed.headers, "x-llamux-endpoint": relayed.served.endpoint}
+    if relayed.stream is None:
+        return Response(relayed.body, relayed.status, headers=headers)
+    return _Streaming(relayed.stream, relayed.status, headers)
+
+
+class _Streaming(StreamingResponse):
+    """Relays a :class:`ByteStream` and closes it however the response ends (client gone,
+    shutdown), so that it settles."""
+
+    def __init__(self, stream: ByteStream, status: int, headers: Mapping[str, str]) -> None:
+        super().__init__(stream, status, headers)
+        self._relay = stream
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._relay.aclose()
+
+
+# ------------------------------------------------------------------ the proxy key
+
+
+def _cookie_token(key: str) -> str:
+    """The dashboard cookie's value: derived from the key, never the key itself."""
+    return hmac.new(key.encode(), b"llamux dashboard", hashlib.sha256).hexdigest()
+
+
+class _Guard:
+    """Answers 401 unless the request carries the proxy key (``/healthz`` is open)."""
+
+    def __init__(self, app: ASGIApp, key: str) -> None:
+        self.app = app
+        self.key = key.encode()
+        self.token = _cookie_token(key).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._allows(scope):
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/" and scope["method"] == "GET":
+            response: Response = HTMLResponse(_LOGIN, 401, headers={"content-security-policy": CSP})
+        else:
+            response = _problem(
+                Problem(
+                    401,
+                    f"this llamux proxy needs its key: send Authorization: Bearer ${KEY_VARIABLE}",
+                    "invalid_api_key",
+                    headers={"www-authenticate": "Bearer"},
+                )
+            )
+        await response(scope, receive, send)
+
+    def _allows(self, scope: Scope) -> bool:
+        headers = Headers(scope=scope)
+        auth = headers.get("authorization", "")
+        given = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key")
+        if given and hmac.compare_digest(given.encode(), self.key):
+            return True
+        if scope["method"] not in ("GET", "HEAD"):
+            return False  # the cookie only reads: no cross-site request spends quota
+        cookie = Request(scope).cookies.get(COOKIE, "")
+        return bool(cookie) and hmac.compare_digest(cookie.encode(), self.token)
+
+
+_LOGIN = """<!doctype html><meta charset="utf-8"><title>llamux: sign in</title>
+<style>body{font:15px system-ui,sans-serif;display:grid;place-items:center;height:90vh}
+form{display:flex;gap:8px}input{padding:6px 8px}</style>
+<form method="post" action="/login"><input type="password" name="key" autofocus
+placeholder="{key}"><button>Open the dashboard</button></form>""".replace("{key}", KEY_VARIABLE)
+
+
+def _login(key: str) -> Any:
+    async def login(request: Request) -> Response:
+        form = parse_qs((await _read_body(request, 4096)).decode("utf-8", "replace"))
+        given = (form.get("key") or [""])[0]
+        if not hmac.compare_digest(given.encode(), key.encode()):
+            return HTMLResponse(_LOGIN, 401, headers={"content-security-policy": CSP})
+        response = RedirectResponse("/", 303)
+        response.set_cookie(COOKIE, _cookie_token(key), httponly=True, samesite="strict")
+        return response
+
+    return login
+
+
+# ------------------------------------------------------------------ running it
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_key(host: str, key: str | None) -> None:
+    """Raise ``ConfigError`` if ``host`` is not a loopback address and there is no key."""
+    if key is None and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve on {host} without a proxy key: anyone who reaches it could "
+            f"spend your quotas; set {KEY_VARIABLE} (clients then send it as their API key), "
+            "or bind 127.0.0.1"
+        )
+
+
+def serve(
+    router: Router,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    proxy_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+    log_level: str = "info",
+    allow_hosts: Sequence[str] = (),
+    cors_origins: Sequence[str] = (),
+) -> None:
+    """Run the proxy until interrupted; in-flight requests finish and settle, then the
+    router closes. ``proxy_key`` defaults to ``$LLAMUX_PROXY_KEY``; a host other than a
+    loopback address needs one (``ConfigError`` otherwise). ``allow_hosts`` and
+    ``cors_origins``: as :func:`create_app` (``--allow-host``, ``--cors``)."""
+    import uvicorn
+
+    key = proxy_key or os.environ.get(KEY_VARIABLE) or None
+    require_key(host, key)
+    app = create_app(
+        router,
+        proxy_key=key,
+        max_body_bytes=max_body_bytes,
+        bound_host=host,
+        allow_hosts=allow_hosts,
+        cors_origins=cors_origins,
+    )
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **_UVICORN)
+    uvicorn.Server(config).run()
+
+
+_UVICORN: dict[str, Any] = {
+    "lifespan": "on",
+    "ws": "none",
+    "server_header": False,
+    "timeout_graceful_shutdown": None,  # wait for every in-flight request
+}
+
+
+class ProxyThread:
+    """Runs an app with uvicorn in a daemon thread, on a free port unless given one
+    (tests, benchmarks, embedding). ``stop()`` shuts down gracefully."""
+
+    def __init__(self, app: ASGIApp, *, host: str = DEFAULT_HOST, port: int = 0) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, **_UVICORN
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, timeout: float = 10.0) -> ProxyThread:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the proxy did not start; see the log")
+            time.sleep(0.01)
+        return self
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> ProxyThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

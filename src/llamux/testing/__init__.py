@@ -1,0 +1,55 @@
+"""Test helpers shipped with llamux: a fake OpenAI-compatible provider and a fake clock.
+
+``FakeProvider`` is a real HTTP server on 127.0.0.1 that enforces its own limits like a
+strict provider (exact rolling windows counted when a request arrives), speaks the rate-limit
+header dialects, injects faults, can hold a request before counting it (ingress latency) and
+traces what it admitted or refused; ``FakeClock`` moves only when told to, and
+``hold_on_clock`` lets the provider's holds pass on it. Tests, the demo and the benchmarks use
+them, so nothing needs the network.
+
+Also here, for tests that check the fake itself or expect its exact numbers: the fault codes
+``DROP`` (close the connection without answering) and ``CUT`` (cut the answer mid-way) for
+``FakeProvider.inject``; the ``DIALECTS`` it speaks; its token counts
+(``count_prompt_tokens``, ``count_text_tokens``); ``go_duration`` (how it writes a reset
+delay); ``day_bounds`` (the local midnights around a moment); and its limiter seen from
+inside: ``FakeEndpointState(endpoint).admit(clock, FakeChat(...), completion_tokens)``.
+"""
+
+from .._clock import FakeClock, SystemClock
+from ._dialects import DIALECTS
+from ._ingress import FakeAdmission, FakeHold, hold_on_clock
+from ._limits import day_bounds
+from ._provider import (
+    CUT,
+    DROP,
+    INGRESS_HEADER,
+    FakeEndpoint,
+    FakeProvider,
+    FakeStats,
+    count_prompt_tokens,
+    count_text_tokens,
+    go_duration,
+)
+from ._provider import _EndpointState as FakeEndpointState
+from ._server import _Chat as FakeChat
+
+__all__ = [
+    "CUT",
+    "DIALECTS",
+    "DROP",
+    "INGRESS_HEADER",
+    "FakeAdmission",
+    "FakeChat",
+    "FakeClock",
+    "FakeEndpoint",
+    "FakeEndpointState",
+    "FakeHold",
+    "FakeProvider",
+    "FakeStats",
+    "SystemClock",
+    "count_prompt_tokens",
+    "count_text_tokens",
+    "day_bounds",
+    "go_duration",
+    "hold_on_clock",
+]

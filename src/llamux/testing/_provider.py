@@ -1,0 +1,334 @@
+"""A fake OpenAI-compatible provider for tests, the demo and the benchmarks (no internet needed).
+
+It serves ``POST /{name}/v1/chat/completions`` and ``GET /{name}/v1/models`` for each
+:class:`FakeEndpoint`, enforces its request and token limits per minute, hour and day exactly
+(a sliding log read from the injected ``clock``, see :mod:`llamux._fake_limits`), and answers
+with the rate-limit headers and 429 bodies of a real provider's dialect (see
+:mod:`llamux._fake_dialects`). Per-day limits are rolling 24 h windows unless ``day_reset``
+names a timezone: then they are calendar days that end at local midnight there.
+
+Token counting is the fake's own and deterministic: a message costs ``4 + ceil(utf8_bytes / 4)``
+(see :func:`count_prompt_tokens`); the reply costs ``ceil(utf8_bytes / 4)`` unless the endpoint
+fixes ``completion_tokens``. For the token limits the output budget (``max_tokens`` /
+``max_completion_tokens`` when given, else the completion it will produce) is charged up front,
+like Cerebras; an admitted request then records its actual total tokens.
+
+Faults (:meth:`FakeProvider.inject`): an HTTP status answers with an OpenAI error body (or a given
+body); status 0 closes the connection without an answer; both are counted as ``failed`` and charge
+nothing. Status -1 cuts the answer mid-way (a stream after its first content chunk, a JSON body
+after half its bytes): it passes through the limits like a normal request and, when admitted, is
+counted as ``failed`` while its tokens are still charged to the window and to the token sums of
+:class:`FakeStats`, as a real provider would bill them. A refused request leaves it pending.
+
+Ingress latency: a request can be **held before it is counted** (``FakeEndpoint.ingress`` for
+every request, :meth:`FakeProvider.set_ingress` for all or the next K, the request header
+``x-fake-ingress-ms`` or ``metadata={"fake_ingress_ms": "400"}`` in the body for one request).
+The limits read the clock *after* the hold, as a provider counts a request when it arrives. The
+hold is a real wait, cut short by :meth:`FakeProvider.stop`, unless the provider was given a
+``hold`` hook: then the hook runs instead, e.g. :func:`hold_on_clock` moves a shared
+:class:`~llamux.testing.FakeClock` forward by the hold, so no test sleeps.
+
+Trace: :meth:`FakeProvider.trace` lists, per endpoint and in order, a :class:`FakeAdmission` for
+each chat request it admitted, refused or failed on purpose: when it was counted (the fake's
+clock), its status, the limit that refused it, its tokens, and its hold.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+
+from . import _dialects as dialects
+from ._dialects import Snapshot, go_duration
+from ._endpoint import FakeEndpoint, FakeStats
+from ._ingress import FakeAdmission, FakeHold, _Entry, check_seconds, hold_on_clock
+from ._limits import Block, SlidingLog, build_limits
+from ._server import (
+    CUT,
+    DROP,
+    INGRESS_HEADER,
+    _Chat,
+    _Fault,
+    _Server,
+    _Verdict,
+    count_prompt_tokens,
+    count_text_tokens,
+)
+
+__all__ = [
+    "CUT",
+    "DROP",
+    "INGRESS_HEADER",
+    "FakeAdmission",
+    "FakeEndpoint",
+    "FakeHold",
+    "FakeProvider",
+    "FakeStats",
+    "count_prompt_tokens",
+    "count_text_tokens",
+    "go_duration",
+    "hold_on_clock",
+]
+
+
+def _limiter(ep: FakeEndpoint) -> SlidingLog:
+    counts = [
+        ("requests", "minute", ep.rpm),
+        ("requests", "hour", ep.rph),
+        ("requests", "day", ep.rpd),
+        ("tokens", "minute", ep.tpm),
+        ("tokens", "hour", ep.tph),
+        ("tokens", "day", ep.tpd),
+    ]
+    return SlidingLog(build_limits(counts, ep.day_reset))
+
+
+class _EndpointState:
+    """Mutable state of one endpoint; every field is guarded by ``lock``."""
+
+    def __init__(self, endpoint: FakeEndpoint, trace_limit: int = 100_000) -> None:
+        self.endpoint = endpoint
+        self.lock = threading.Lock()
+        self.limiter = _limiter(endpoint)
+        self.faults: deque[_Fault] = deque()
+        self.delay = endpoint.delay
+        self.stats = FakeStats()
+        self.ingress = endpoint.ingress  # the hold of every request ...
+        self.first: tuple[int, float] = (0, 0.0)  # ... but the next count are held seconds
+        self.trace: deque[FakeAdmission] = deque(maxlen=trace_limit)
+
+    def bump(self, **deltas: int) -> None:
+        s = self.stats
+        self.stats = FakeStats(**{k: getattr(s, k) + deltas.get(k, 0) for k in vars(s)})
+
+    def take_hold(self, asked: float | None) -> float:
+        """The seconds to hold the next chat request (``asked``: its own, if it names one).
+
+        It takes one of the "next K" holds of :meth:`FakeProvider.set_ingress` even when it
+        names its own hold.
+        """
+        with self.lock:
+            seconds = self.ingress
+            count, first = self.first
+            if count > 0:
+                self.first, seconds = (count - 1, first), first
+        return seconds if asked is None else asked
+
+    def take_fault(self, clock: Callable[[], float], entry: _Entry) -> _Fault | None:
+        """Pop the next fault unless there is none or it is a CUT (handled after admission)."""
+        with self.lock:
+            if not self.faults or self.faults[0].status == CUT:
+                return None
+            self.bump(failed=1)
+            fault = self.faults.popleft()
+            self.note(entry, clock(), fault.status, 0)
+            return fault
+
+    def note(
+        self,
+        entry: _Entry,
+        now: float,
+        status: int,
+        tokens: int,
+        *,
+        block: Block | None = None,
+        cut: bool = False,
+    ) -> None:
+        """Add a row to the trace (under ``lock``)."""
+        limit = block.usage.limit.name if block is not None else None
+        retry_in = block.wait if block is not None else None
+        self.trace.append(
+            FakeAdmission(
+                self.endpoint.name,
+                now,
+                status,
+                limit,
+                tokens,
+                entry.entered,
+                entry.held,
+                entry.request_id,
+                cut,
+                retry_in,
+            )
+        )
+
+    def headers(self, now: float, cost: int = 0) -> dict[str, str]:
+        """The dialect's rate-limit headers at ``now`` (``cost``: tokens this request charged)."""
+        if not self.endpoint.rate_headers:
+            return {}
+        snapshot = Snapshot(self.limiter.usages(now), cost)
+        return dialects.headers(self.endpoint.dialect, snapshot)
+
+    def _refuse(self, now: float, chat: _Chat, block: Block) -> tuple[bytes, dict[str, str]]:
+        ep, snapshot = self.endpoint, Snapshot(self.limiter.usages(now), 0)
+        switches = {"rate_headers": ep.rate_headers, "retry_after": ep.retry_after}
+        return dialects.refusal(ep.dialect, snapshot, chat.model, block, **switches)
+
+    def admit(
+        self,
+        clock: Callable[[], float],
+        chat: _Chat,
+        completion: int,
+        entry: _Entry | None = None,
+    ) -> _Verdict:
+        """Check every limit and record the request if admitted, atomically."""
+        entry = entry or _Entry(clock(), 0.0, "")
+        charge = chat.prompt_tokens + (chat.cap if chat.cap is not None else completion)
+        with self.lock:
+            now = clock()  # read under the lock, so the log stays in time order
+            block = self.limiter.check(now, charge)
+            if block is not None:
+                self.bump(refused=1)
+                self.note(entry, now, 429, charge, block=block)
+                body, headers = self._refuse(now, chat, block)
+                return _Verdict(now, headers, body)
+            total = chat.prompt_tokens + completion
+            self.limiter.record(now, total)
+            cut = bool(self.faults) and self.faults[0].status == CUT
+            if cut:
+                self.faults.popleft()
+            tokens = {"prompt_tokens": chat.prompt_tokens, "completion_tokens": completion}
+            self.bump(failed=int(cut), served=int(not cut), total_tokens=total, **tokens)
+            self.note(entry, now, 200, total, cut=cut)
+            return _Verdict(now, self.headers(now, total), cut=cut)
+
+
+class FakeProvider:
+    """A threaded local HTTP server speaking the OpenAI chat API for a set of fake endpoints.
+
+    Use as a context manager or call :meth:`start` / :meth:`stop`. Everything time-dependent
+    (windows, resets, ``created``) reads ``clock``; only ``delay`` and ingress holds really
+    sleep, and a hold runs ``hold`` instead when given (see :func:`hold_on_clock`): a hook may
+    also block, e.g. on an event, until the test has moved its clock. The trace keeps the
+    last ``trace_limit`` rows of each endpoint.
+
+    Example: the first two requests of a window arrive 0.4 s after they were sent::
+
+        clock = FakeClock()
+        fake = FakeProvider([FakeEndpoint("a", rpm=2)], clock=clock.now,
+                            hold=hold_on_clock(clock))
+        fake.set_ingress("a", 0.4, first=2)
+        ...  # drive a Router(..., clock=clock) at fake.base_url("a")
+        assert [row.status for row in fake.trace("a")] == [200, 200]
+        assert fake.trace("a")[0].at == fake.trace("a")[0].entered + 0.4
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[FakeEndpoint],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], float] = time.time,
+        hold: Callable[[FakeHold], None] | None = None,
+        trace_limit: int = 100_000,
+    ) -> None:
+        self._states = {ep.name: _EndpointState(ep, trace_limit) for ep in endpoints}
+        if len(self._states) != len(endpoints):
+            raise ValueError("endpoint names must be unique")
+        self._clock, self._hold = clock, hold
+        self._address = (host, port)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeProvider:
+        if self._server is not None:
+            raise RuntimeError("FakeProvider is already running")
+        self._server = _Server(self._address, self._states, self._clock, self._hold)
+        self._thread = threading.Thread(target=self._server.serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        self._server = self._thread = None
+        server.halt()
+        thread.join()
+        server.close_all()
+        server.server_close()
+
+    def __enter__(self) -> FakeProvider:
+        return self if self._server is not None else self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("FakeProvider is not running")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def base_url(self, name: str) -> str:
+        self._state(name)
+        return f"{self.url}/{name}/v1"
+
+    def _state(self, name: str) -> _EndpointState:
+        try:
+            return self._states[name]
+        except KeyError:
+            raise KeyError(f"no fake endpoint named {name!r}") from None
+
+    def stats(self, name: str) -> FakeStats:
+        state = self._state(name)
+        with state.lock:
+            return state.stats
+
+    def inject(
+        self,
+        name: str,
+        status: int,
+        count: int = 1,
+        *,
+        body: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Make the next ``count`` chat requests fail: an HTTP status, 0 = drop, -1 = cut."""
+        if status < CUT or 0 < status < 100 or status > 599:
+            raise ValueError(f"not an HTTP status, 0 or -1: {status}")
+        state = self._state(name)
+        with state.lock:
+            state.faults.extend([_Fault(status, body, dict(headers or {}))] * count)
+
+    def set_delay(self, name: str, seconds: float) -> None:
+        state = self._state(name)
+        with state.lock:
+            state.delay = seconds
+
+    def set_ingress(self, name: str, seconds: float, *, first: int | None = None) -> None:
+        """Hold chat requests ``seconds`` before counting them: all of them from now on, or
+        only the next ``first`` (then the endpoint's own hold again). A request's own
+        ``x-fake-ingress-ms`` (or ``metadata.fake_ingress_ms``) replaces the hold it gets.
+        """
+        check_seconds("seconds", seconds)
+        if first is not None and (isinstance(first, bool) or first < 0):
+            raise ValueError(f"first must be a count >= 0 or None, not {first!r}")
+        state = self._state(name)
+        with state.lock:
+            if first is None:
+                state.ingress, state.first = seconds, (0, 0.0)
+            else:
+                state.first = (first, seconds)
+
+    def trace(self, name: str | None = None) -> tuple[FakeAdmission, ...]:
+        """What the fake did with each chat request of ``name`` (of all endpoints if None),
+        in the order it counted them."""
+        names = [name] if name is not None else list(self._states)
+        rows: list[FakeAdmission] = []
+        for each in names:
+            state = self._state(each)
+            with state.lock:
+                rows += state.trace
+        return tuple(rows) if name is not None else tuple(sorted(rows, key=lambda r: r.at))
+
+    def reset_stats(self) -> None:
+        """Zero the stats and empty the trace of every endpoint (limits keep their log)."""
+        for state in self._states.values():
+            with state.lock:
+                state.stats = FakeStats()
+                state.trace.clear()

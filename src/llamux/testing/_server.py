@@ -1,0 +1,408 @@
+"""The HTTP side of the fake provider: request parsing, token counting, answers and the server.
+
+Admission, limits and stats live in :mod:`llamux._fake_provider` (its ``_EndpointState``); this
+module only turns requests into calls on an endpoint's state and verdicts into answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import selectors
+import socket
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._dialects import error_body
+from ._ingress import FakeHold, _Entry
+
+if TYPE_CHECKING:
+    import threading
+
+    from ._endpoint import FakeEndpoint
+
+
+class _EndpointState(Protocol):
+    """What the server needs of an endpoint's state (``_fake_provider`` keeps it): its
+    endpoint, its lock and delay, and the atomic steps that admit or fail a request."""
+
+    endpoint: FakeEndpoint
+    lock: threading.Lock
+    delay: float
+
+    def take_hold(self, asked: float | None) -> float: ...
+
+    def take_fault(self, clock: Callable[[], float], entry: _Entry) -> _Fault | None: ...
+
+    def admit(
+        self, clock: Callable[[], float], chat: _Chat, completion: int, entry: _Entry | None = None
+    ) -> _Verdict: ...
+
+
+DROP = 0  # inject(): close the connection without answering
+CUT = -1  # inject(): cut the answer mid-way
+INGRESS_HEADER = "x-fake-ingress-ms"  # hold this request so many milliseconds before counting
+
+
+class _BadRequest(ValueError):
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def count_text_tokens(text: str) -> int:
+    """The fake's token count of a text: one token per started group of 4 UTF-8 bytes."""
+    return math.ceil(len(text.encode("utf-8")) / 4)
+
+
+def _message_text(message: object) -> str:
+    if not isinstance(message, dict):
+        raise _BadRequest("each message must be an object", "messages")
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        return "".join(str(p.get("text") or "") for p in parts)
+    raise _BadRequest("message content must be a string, a list of parts or null", "messages")
+
+
+def count_prompt_tokens(messages: Sequence[Any]) -> int:
+    """Sum over messages of ``4 + count_text_tokens(text)`` (text parts only for lists)."""
+    return sum(4 + count_text_tokens(_message_text(m)) for m in messages)
+
+
+@dataclass(frozen=True)
+class _Chat:
+    model: str
+    prompt_tokens: int
+    cap: int | None
+    stream: bool
+    include_usage: bool
+    ingress: float | None = None  # seconds, from metadata.fake_ingress_ms
+
+
+def _milliseconds(value: object, where: str) -> float | None:
+    """Seconds from a number of milliseconds given as text or a number (None: not given)."""
+    if value is None:
+        return None
+    try:
+        ms = float(value) if isinstance(value, str | int | float) else math.nan
+    except ValueError:
+        ms = math.nan
+    if isinstance(value, bool) or not (math.isfinite(ms) and ms >= 0):
+        raise _BadRequest(f"{where} must be a number of milliseconds >= 0, not {value!r}")
+    return ms / 1000
+
+
+def _metadata_ingress(body: Mapping[str, Any]) -> float | None:
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
+    return _milliseconds(metadata.get("fake_ingress_ms"), "metadata.fake_ingress_ms")
+
+
+def _parse_chat(raw: bytes) -> _Chat:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise _BadRequest("We could not parse the JSON body of your request.")
+    model, messages = body.get("model"), body.get("messages")
+    if not isinstance(model, str) or not model:
+        raise _BadRequest("you must provide a model parameter", "model")
+    if not isinstance(messages, list) or not messages:
+        raise _BadRequest("messages must be a non-empty array", "messages")
+    caps = [_positive_int(body, key) for key in ("max_tokens", "max_completion_tokens")]
+    given = [c for c in caps if c is not None]
+    options = body.get("stream_options")
+    include_usage = isinstance(options, dict) and options.get("include_usage") is True
+    prompt = count_prompt_tokens(messages)
+    cap, stream = min(given) if given else None, body.get("stream") is True
+    return _Chat(model, prompt, cap, stream, include_usage, _metadata_ingress(body))
+
+
+def _positive_int(body: Mapping[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _BadRequest(f"{key} must be a positive integer", key)
+    return value
+
+
+@dataclass(frozen=True)
+class _Fault:
+    status: int
+    body: str | None
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    now: float
+    headers: dict[str, str]
+    refusal: bytes | None = None  # the 429 body
+    cut: bool = False
+
+
+def _completion(endpoint: FakeEndpoint, cap: int | None) -> tuple[str, int, str]:
+    """(reply text, completion tokens, finish reason) for an output cap."""
+    text = endpoint.reply
+    full = endpoint.completion_tokens
+    full = count_text_tokens(text) if full is None else full
+    if cap is not None and cap < full:
+        return text[: len(text) * cap // full], cap, "length"
+    return text, full, "stop"
+
+
+def _chat_body(base: dict[str, Any], text: str, finish: str, usage: dict[str, int] | None) -> str:
+    """A chat.completion answer; without a ``usage`` member when ``usage`` is None."""
+    message = {"role": "assistant", "content": text}
+    choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
+    extra = {"usage": usage} if usage is not None else {}
+    return json.dumps({**base, "object": "chat.completion", "choices": [choice], **extra})
+
+
+def _sse_events(
+    base: dict[str, Any], text: str, finish: str, usage: dict[str, int] | None
+) -> list[str]:
+    """The ``data:`` payloads of a streamed answer: role, a few pieces, finish, usage, [DONE]."""
+    extra = {"usage": None} if usage is not None else {}
+
+    def chunk(delta: dict[str, str], reason: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}
+        return json.dumps({**base, "object": "chat.completion.chunk", "choices": [choice], **extra})
+
+    words = text.split(" ")
+    pieces = [w + " " for w in words[:-1]] + words[-1:]
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": piece}) for piece in pieces if piece]
+    events.append(chunk({}, finish))
+    if usage is not None:
+        last = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+        events.append(json.dumps(last))
+    return [*events, "[DONE]"]
+
+
+class _Server(ThreadingHTTPServer):
+    """Tracks its connections and handler threads so that ``stop()`` can end them cleanly."""
+
+    daemon_threads = True
+    request_queue_size = 1024  # the listen backlog: benchmarks open hundreds of connections
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        states: Mapping[str, _EndpointState],
+        clock: Callable[[], float],
+        hold: Callable[[FakeHold], None] | None = None,
+    ) -> None:
+        self.states, self.clock, self.hold = states, clock, hold
+        self.stopping = threading.Event()
+        self._waker, self._wake = socket.socketpair()  # ends serve() at once, unlike shutdown()
+        self._conns: set[socket.socket] = set()
+        self._workers: list[threading.Thread] = []
+        self._guard = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def serve(self) -> None:
+        """Accept connections until :meth:`halt` (``serve_forever`` would poll for that)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._waker, selectors.EVENT_READ)
+            while not self.stopping.is_set():
+                ready = selector.select()
+                if self.stopping.is_set():
+                    break
+                if any(key.fileobj is self for key, _ in ready):
+                    self.handle_request()  # the listening socket is ready: does not block
+                self.service_actions()
+
+    def halt(self) -> None:
+        """End :meth:`serve` and wake the handlers sleeping on a delay."""
+        self.stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake.send(b"!")
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._waker.close()
+        self._wake.close()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        args = (request, client_address)
+        thread = threading.Thread(target=self.process_request_thread, args=args, daemon=True)
+        with self._guard:
+            self._workers = [t for t in self._workers if t.is_alive()]
+            self._workers.append(thread)
+            self._conns.add(request)
+        thread.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._guard:
+            self._conns.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients that hang up (timeouts, stop()) are business as usual here
+
+    def close_all(self) -> None:
+        """Wake sleeping handlers, end kept-alive connections and join the handler threads."""
+        self.stopping.set()
+        with self._guard:
+            conns, threads = list(self._conns), list(self._workers)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(timeout=5.0)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers then body meet delayed ACKs: 40 ms a call
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _route(self, method: str) -> _EndpointState | None:
+        """The endpoint state of an authorised request, or None once an error is sent."""
+        parts = self.path.split("?")[0].strip("/").split("/")
+        route = (method, "/".join(parts[2:])) if len(parts) > 2 and parts[1] == "v1" else None
+        state = self.server.states.get(parts[0])
+        if route not in (("POST", "chat/completions"), ("GET", "models")) or state is None:
+            msg = f"Invalid URL ({method} {self.path}): no such route or endpoint"
+            self._send(404, error_body(msg, "invalid_request_error", "unknown_url"))
+            return None
+        auth = self.headers.get("Authorization") or ""
+        key = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else ""
+        if not key or (state.endpoint.api_key is not None and key != state.endpoint.api_key):
+            msg = "Incorrect API key provided."
+            self._send(401, error_body(msg, "invalid_request_error", "invalid_api_key"))
+            return None
+        return state
+
+    def _dispatch(self, method: str) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        state = self._route(method)
+        if state is None:
+            return None
+        if method == "GET":
+            model = {"id": state.endpoint.model or "fake-model", "object": "model", "created": 0}
+            body = {"object": "list", "data": [{**model, "owned_by": "llamux-fake"}]}
+            return self._send(200, json.dumps(body).encode())
+        try:
+            chat = _parse_chat(raw)
+            asked = _milliseconds(self.headers.get(INGRESS_HEADER), INGRESS_HEADER)
+        except _BadRequest as exc:
+            return self._send(400, error_body(str(exc), "invalid_request_error", None, exc.param))
+        if state.endpoint.model is not None and chat.model != state.endpoint.model:
+            msg = f"The model `{chat.model}` does not exist or you do not have access to it."
+            return self._send(404, error_body(msg, "invalid_request_error", "model_not_found"))
+        entry = self._hold(state, asked if asked is not None else chat.ingress)
+        if entry is not None:
+            self._chat(state, chat, entry)
+
+    def _hold(self, state: _EndpointState, asked: float | None) -> _Entry | None:
+        """Hold the request before it is counted; None when the server stopped meanwhile."""
+        server, seconds = self.server, state.take_hold(asked)
+        entry = _Entry(server.clock(), seconds, f"req_{uuid.uuid4().hex}")
+        if seconds <= 0:
+            return entry
+        if server.hold is not None:
+            server.hold(FakeHold(state.endpoint.name, seconds, entry.entered))
+        else:
+            server.stopping.wait(seconds)
+        if server.stopping.is_set():  # stopped during the hold: hang up, count nothing
+            self.close_connection = True
+            return None
+        return entry
+
+    def _start(self, status: int, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def _send(
+        self, status: int, body: bytes, headers: Mapping[str, str] = {}, *, cut: bool = False
+    ) -> None:
+        """A JSON answer with Content-Length; ``cut`` sends half the body and hangs up."""
+        json_headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        self._start(status, {**json_headers, **headers})
+        self.wfile.write(body[: len(body) // 2] if cut else body)
+        self.close_connection = self.close_connection or cut
+
+    def _stream(
+        self, events: list[str], headers: Mapping[str, str], *, cut: bool, pause: float = 0.0
+    ) -> None:
+        """Server-sent events in chunked encoding; ``cut`` stops after the first content chunk.
+
+        ``pause`` seconds pass (really, cut short by stop) between one event and the next.
+        """
+        sse = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        self._start(200, {**sse, "Transfer-Encoding": "chunked", **headers})
+        for index, data in enumerate(events[:2] if cut else events):
+            if index and pause > 0 and self.server.stopping.wait(pause):
+                cut = True
+                break
+            payload = f"data: {data}\n\n".encode()
+            self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+        if cut:
+            self.close_connection = True
+        else:
+            self.wfile.write(b"0\r\n\r\n")
+
+    def _fault(self, fault: _Fault) -> None:
+        if fault.status == DROP:
+            self.close_connection = True
+            return
+        type_ = "server_error" if fault.status >= 500 else "invalid_request_error"
+        msg = f"Injected fault: HTTP {fault.status}"
+        body = fault.body.encode() if fault.body is not None else error_body(msg, type_, None)
+        self._send(fault.status, body, fault.headers)
+
+    def _chat(self, state: _EndpointState, chat: _Chat, entry: _Entry) -> None:
+        fault = state.take_fault(self.server.clock, entry)
+        if fault is not None:
+            return self._fault(fault)
+        text, tokens, finish = _completion(state.endpoint, chat.cap)
+        verdict = state.admit(self.server.clock, chat, tokens, entry)
+        headers = {**verdict.headers, "x-request-id": entry.request_id}
+        if verdict.refusal is not None:
+            return self._send(429, verdict.refusal, headers)
+        with state.lock:
+            delay = state.delay
+        if delay > 0 and self.server.stopping.wait(delay):
+            return
+        prompt = chat.prompt_tokens
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": tokens,
+            "total_tokens": prompt + tokens,
+        }
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "created": int(verdict.now),
+            "model": chat.model,
+        }
+        told = usage if state.endpoint.usage else None
+        if chat.stream:
+            events = _sse_events(base, text, finish, told if chat.include_usage else None)
+            pause = state.endpoint.chunk_delay
+            return self._stream(events, headers, cut=verdict.cut, pause=pause)
+        self._send(200, _chat_body(base, text, finish, told).encode(), headers, cut=verdict.cut)
