@@ -1,7 +1,7 @@
 """Soak: mixed traffic over simulated days; memory and state size stay flat.
 
 The default run lasts a few seconds of real time (about two simulated days of traffic);
-``LLAMUX_SOAK_SECONDS=600 pytest tests/test_soak.py`` runs the long form.
+``LLAMUX_SOAK_SECONDS=600 pytest tests/integration/test_soak.py`` runs the long form.
 """
 
 from __future__ import annotations
