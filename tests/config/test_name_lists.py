@@ -25,9 +25,8 @@ from llamux._policy.quota import Rule, rules_from_limits
 from llamux._policy.ratelimits import Hint
 from llamux._policy.window import Window
 from llamux.cli import build_parser
-from llamux.testing import FakeEndpoint
-from llamux.testing import _dialects as _fake_dialects
-from llamux.testing._limits import Limit
+from llamux.testing import DIALECTS as FAKE_DIALECTS
+from llamux.testing import FakeEndpoint, FakeEndpointState
 
 SOURCE = Path(llamux.__file__).parent
 
@@ -85,7 +84,7 @@ def test_each_list_is_spelled_out_once(names: tuple[str, ...], places: list[str]
 
 def test_catalog_and_fake_use_the_one_dialect_list() -> None:
     assert _catalog.DIALECTS is _endpoint.DIALECTS
-    assert _fake_dialects.DIALECTS is _endpoint.DIALECTS
+    assert FAKE_DIALECTS is _endpoint.DIALECTS
 
 
 def test_header_parser_knows_exactly_the_dialects() -> None:
@@ -158,7 +157,8 @@ def test_every_rule_name_agrees(name: str, rule: tuple[str, str]) -> None:
     assert (made.name, made.metric, made.window.unit) == (name, metric, window)
     assert Rule(metric, Window(window), 5).name == name
     assert rule_name(Hint(metric, window, 5, 0, None)) == name
-    assert Limit(metric, window, 5).name == name  # the fake provider's own limits
+    fake = FakeEndpointState(FakeEndpoint("x", **{name: 5}))  # the fake provider's own limits
+    assert [limit.name for limit in fake.limiter.limits] == [name]
     assert _endpoint.limit_name(metric, window) == name
 
 

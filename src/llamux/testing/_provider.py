@@ -40,6 +40,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 
+from .._config.endpoint import LIMIT_RULES
 from . import _dialects as dialects
 from ._dialects import Snapshot, go_duration
 from ._endpoint import FakeEndpoint, FakeStats
@@ -74,14 +75,7 @@ __all__ = [
 
 
 def _limiter(ep: FakeEndpoint) -> SlidingLog:
-    counts = [
-        ("requests", "minute", ep.rpm),
-        ("requests", "hour", ep.rph),
-        ("requests", "day", ep.rpd),
-        ("tokens", "minute", ep.tpm),
-        ("tokens", "hour", ep.tph),
-        ("tokens", "day", ep.tpd),
-    ]
+    counts = [(metric, window, getattr(ep, name)) for name, (metric, window) in LIMIT_RULES.items()]
     return SlidingLog(build_limits(counts, ep.day_reset))
 
 
