@@ -77,8 +77,11 @@ class OpenAITransport:
     """The default transport: the ``openai`` SDK, sync and async, one client per endpoint
     (and, for async, per event loop)."""
 
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT, *, http_transport: Any = None) -> None:
+        """``http_transport``: an HTTP-library transport every client sends through (one
+        that serves both sync and async, such as ``MockTransport``); default: the network."""
         self.timeout = timeout
+        self.http_transport = http_transport
         self._clients: dict[tuple[str, str, str], OpenAI] = {}
         self._async: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, dict[tuple[str, str, str], AsyncOpenAI]
@@ -102,7 +105,11 @@ class OpenAITransport:
                 client = self._clients.get(key)
                 if client is None:
                     client = OpenAI(
-                        api_key=api_key, base_url=url, max_retries=0, timeout=self.timeout
+                        api_key=api_key,
+                        base_url=url,
+                        max_retries=0,
+                        timeout=self.timeout,
+                        http_client=self._http("Client"),
                     )
                     self._clients[key] = client
         return client
@@ -120,10 +127,24 @@ class OpenAITransport:
                 from openai import AsyncOpenAI
 
                 client = AsyncOpenAI(
-                    api_key=api_key, base_url=url, max_retries=0, timeout=self.timeout
+                    api_key=api_key,
+                    base_url=url,
+                    max_retries=0,
+                    timeout=self.timeout,
+                    http_client=self._http("AsyncClient"),
                 )
                 clients[key] = client
         return client
+
+    def _http(self, kind: str) -> Any:
+        """An HTTP client (``Client`` or ``AsyncClient``) on ``http_transport``; None (the
+        SDK builds its own) without one."""
+        if self.http_transport is None:
+            return None
+        made: Any = getattr(httpx_module(), kind)(
+            transport=self.http_transport, timeout=self.timeout
+        )
+        return made
 
     def prepare(
         self,
@@ -224,7 +245,7 @@ class OpenAITransport:
         with self._lock:
             http = self._raw.get(loop)
             if http is None:
-                http = httpx_module().AsyncClient(timeout=self.timeout)
+                http = self._http("AsyncClient") or httpx_module().AsyncClient(timeout=self.timeout)
                 self._raw[loop] = http
         return http
 

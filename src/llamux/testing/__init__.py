@@ -7,6 +7,11 @@ traces what it admitted or refused; ``FakeClock`` moves only when told to, and
 ``hold_on_clock`` lets the provider's holds pass on it. Tests, the demo and the benchmarks use
 them, so nothing needs the network.
 
+``MockTransport(handler)`` is the unit-test twin: the router's real transport (the ``openai``
+SDK, llamux's error boundary) with the HTTP connection replaced by ``handler``, a function
+of a :class:`MockRequest` that returns :func:`mock_reply` or :func:`mock_error` (or raises
+:func:`mock_refused`): no socket, no thread, no port.
+
 Also here, for tests that check the fake itself or expect its exact numbers: the fault codes
 ``DROP`` (close the connection without answering) and ``CUT`` (cut the answer mid-way) for
 ``FakeProvider.inject``; the ``DIALECTS`` it speaks; its token counts
@@ -19,6 +24,7 @@ from .._clock import FakeClock, SystemClock
 from ._dialects import DIALECTS
 from ._ingress import FakeAdmission, FakeHold, hold_on_clock
 from ._limits import day_bounds
+from ._mock import MockRequest, MockTransport, mock_error, mock_refused, mock_reply
 from ._provider import (
     CUT,
     DROP,
@@ -46,10 +52,15 @@ __all__ = [
     "FakeHold",
     "FakeProvider",
     "FakeStats",
+    "MockRequest",
+    "MockTransport",
     "SystemClock",
     "count_prompt_tokens",
     "count_text_tokens",
     "day_bounds",
     "go_duration",
     "hold_on_clock",
+    "mock_error",
+    "mock_refused",
+    "mock_reply",
 ]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._answers import chat_body, sse_events
 from ._dialects import error_body
 from ._ingress import FakeHold, _Entry
 
@@ -160,35 +161,6 @@ def _completion(endpoint: FakeEndpoint, cap: int | None) -> tuple[str, int, str]
     if cap is not None and cap < full:
         return text[: len(text) * cap // full], cap, "length"
     return text, full, "stop"
-
-
-def _chat_body(base: dict[str, Any], text: str, finish: str, usage: dict[str, int] | None) -> str:
-    """A chat.completion answer; without a ``usage`` member when ``usage`` is None."""
-    message = {"role": "assistant", "content": text}
-    choice = {"index": 0, "message": message, "finish_reason": finish, "logprobs": None}
-    extra = {"usage": usage} if usage is not None else {}
-    return json.dumps({**base, "object": "chat.completion", "choices": [choice], **extra})
-
-
-def _sse_events(
-    base: dict[str, Any], text: str, finish: str, usage: dict[str, int] | None
-) -> list[str]:
-    """The ``data:`` payloads of a streamed answer: role, a few pieces, finish, usage, [DONE]."""
-    extra = {"usage": None} if usage is not None else {}
-
-    def chunk(delta: dict[str, str], reason: str | None = None) -> str:
-        choice = {"index": 0, "delta": delta, "finish_reason": reason, "logprobs": None}
-        return json.dumps({**base, "object": "chat.completion.chunk", "choices": [choice], **extra})
-
-    words = text.split(" ")
-    pieces = [w + " " for w in words[:-1]] + words[-1:]
-    events = [chunk({"role": "assistant", "content": ""})]
-    events += [chunk({"content": piece}) for piece in pieces if piece]
-    events.append(chunk({}, finish))
-    if usage is not None:
-        last = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
-        events.append(json.dumps(last))
-    return [*events, "[DONE]"]
 
 
 class _Server(ThreadingHTTPServer):
@@ -402,7 +374,7 @@ class _Handler(BaseHTTPRequestHandler):
         }
         told = usage if state.endpoint.usage else None
         if chat.stream:
-            events = _sse_events(base, text, finish, told if chat.include_usage else None)
+            events = sse_events(base, text, finish, told if chat.include_usage else None)
             pause = state.endpoint.chunk_delay
             return self._stream(events, headers, cut=verdict.cut, pause=pause)
-        self._send(200, _chat_body(base, text, finish, told).encode(), headers, cut=verdict.cut)
+        self._send(200, chat_body(base, text, finish, told).encode(), headers, cut=verdict.cut)
