@@ -17,14 +17,15 @@ from ._clock import Clock, SystemClock
 from ._config.endpoint import DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
-from ._engine.admission import Admission, check_params, skip_reason
+from ._engine.admission import Admission, check_params
 from ._engine.call import Call
+from ._engine.keys import Keys
 from ._engine.served import attach
 from ._engine.settler import Settler
 from ._engine.stream import async_chunk_stream, chunk_stream
 from ._errors import ConfigError, InvalidRequest
 from ._policy.performance import Performance
-from ._policy.quota import Cooldown, Cost, RuleUsage
+from ._policy.quota import Cooldown, RuleUsage
 from ._policy.scoping import scopes_for
 from ._policy.strategies import Strategy, strategy_from
 from ._policy.tokens import usage_tokens
@@ -101,7 +102,7 @@ class Router:
         self._conflicts = declare_limits(self.store, self._scopes.values(), self.clock.now())
         for line in self._conflicts:
             log.warning("%s", line)
-        self._warned: set[str] = set()
+        self._keys = Keys()
         self._lock = threading.Lock()
 
     @classmethod
@@ -243,7 +244,7 @@ class Router:
             scopes = self._scopes[ep.id]
             usage = self.store.usage(scopes, now)
             cool = next((cooling[s.key] for s in scopes if s.key in cooling), None)
-            has_key = self._api_key(ep) is not None
+            has_key = self._keys.get(ep) is not None
             perf = measured.get(ep.id)
             rows.append(EndpointStatus(ep, has_key, tuple(usage), cool, perf, scopes[0].key))
         return rows
@@ -306,8 +307,7 @@ class Router:
             store=self.store,
             strategy=self._strategy(params.get("strategy"), route),
             clock=self.clock,
-            skip_reason=self._skip_reason,
-            api_key=self._api_key,
+            keys=self._keys,
             route=route.name if route else str(params.get("model") or "auto"),
             flight=self._flight if mode is not None else 0.0,
             prepare=prepare,
@@ -324,12 +324,6 @@ class Router:
             if name not in self._strategies:
                 self._strategies[name] = strategy_from(name)
             return self._strategies[name]
-
-    def _skip_reason(self, ep: Endpoint, cost: Cost) -> str | None:
-        has_key = self._api_key(ep) is not None
-        if not has_key:
-            self._warn_no_key(ep)
-        return skip_reason(ep, cost, self._scopes[ep.id], has_key)
 
     def candidates(self, model: Any) -> tuple[list[Endpoint], Route | None]:
         """The endpoints a ``model`` value selects: all (none or ``auto``), an endpoint id,
@@ -352,21 +346,6 @@ class Router:
                 "an upstream model name, or 'auto' for all"
             )
         return chosen, None
-
-    def _api_key(self, ep: Endpoint) -> str | None:
-        return os.environ.get(ep.api_key_env) or None
-
-    def _warn_no_key(self, ep: Endpoint) -> None:
-        with self._lock:
-            if ep.id in self._warned:
-                return
-            self._warned.add(ep.id)
-        log.warning(
-            "endpoint %s is skipped: the environment variable %s is not set; export it "
-            "or remove the endpoint from your table",
-            ep.id,
-            ep.api_key_env,
-        )
 
     def _ids(self) -> str:
         return ", ".join(e.id for e in self.endpoints)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .._clock import Clock
     from .._config.load import Endpoint
     from .._stores import QuotaStore
+    from .keys import Keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +49,7 @@ class Admission:
         store: QuotaStore,
         strategy: Strategy,
         clock: Clock,
-        skip_reason: Callable[[Endpoint, Cost], str | None],
-        api_key: Callable[[Endpoint], str | None],
+        keys: Keys,
         route: str = "auto",
         flight: float = 0.0,
         prepare: Callable[[Endpoint, str], None] | None = None,
@@ -67,8 +67,7 @@ class Admission:
         self.store = store
         self.strategy = strategy
         self.clock = clock
-        self.skip_reason = skip_reason
-        self.api_key = api_key
+        self.keys = keys
         self.flight = flight
         """Seconds a call can take to show its outcome: reservations are charged in flight
         (0 for ``query``: the caller sends, and re-stamps by settling)."""
@@ -91,12 +90,12 @@ class Admission:
             if ep.id in self.tried:
                 continue
             cost = Cost(self.prompt + output_budget(self.params, ep.max_output))
-            skip = self.skip_reason(ep, cost) or self._lacks(ep)
-            if skip is not None:
-                too_large += skip.startswith("too large")
-                self.attempts.append(Attempt(ep.id, "skipped", skip))
+            key = self.keys.lookup(ep)
+            skip = skip_reason(ep, cost, self.scopes[ep.id], key is not None) or self._lacks(ep)
+            if skip is not None or key is None:
+                too_large += bool(skip and skip.startswith("too large"))
+                self.attempts.append(Attempt(ep.id, "skipped", skip or "no key"))
                 continue
-            key = self.api_key(ep) or ""
             if self.prepare is not None:
                 self.prepare(ep, key)
             scopes = self.scopes[ep.id]

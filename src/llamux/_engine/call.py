@@ -97,7 +97,7 @@ class Call:
                 reply = self.transport.complete(got.endpoint, got.api_key, params)
                 first = first_chunk(reply.body, got) if params.get("stream") else None
             except ProviderError as error:
-                if not self.settler.failed(got, error, self.attempts):
+                if not self._failed(self.settler.failed(got, error)):
                     raise
                 continue
             except Exception as exc:
@@ -130,7 +130,7 @@ class Call:
                 reply = await send(got.endpoint, got.api_key, params)
                 first = await first_of(reply.body, got) if params.get("stream") else None
             except ProviderError as error:
-                if not await self.offload(self.settler.failed, got, error, self.attempts):
+                if not self._failed(await self.offload(self.settler.failed, got, error)):
                     raise
                 continue
             except Exception as exc:
@@ -171,7 +171,20 @@ class Call:
         got = answer.got
         self.settler.learn(got, answer.reply.headers)
         self.attempts.append(Attempt(got.endpoint.id, "served", latency=answer.reply.latency))
-        return self.settler.ender(got, self.attempts, answer.started)
+        settle = self.settler.ender(got, answer.started)
+
+        def end(usage: Any, error: ProviderError | None) -> None:
+            failed = settle(usage, error)
+            if failed is not None:
+                self.attempts.append(failed)
+
+        return end
+
+    def _failed(self, verdict: tuple[Attempt, bool]) -> bool:
+        """Note a failed attempt; whether to try the next endpoint."""
+        attempt, failover = verdict
+        self.attempts.append(attempt)
+        return failover
 
     @property
     def hide_usage(self) -> bool:

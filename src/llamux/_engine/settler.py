@@ -125,20 +125,21 @@ class Settler:
             self.store.record(admitted.endpoint.id, sample)
 
     def ender(
-        self, admitted: Admitted, attempts: list[Attempt], started: float
-    ) -> Callable[[Any, ProviderError | None], None]:
+        self, admitted: Admitted, started: float
+    ) -> Callable[[Any, ProviderError | None], Attempt | None]:
         """What to do when a stream ends: settle with its usage, its charge moved to the
         moment of its first chunk (now), and record its speed (``started``: when the call
-        began, by ``time.perf_counter``)."""
+        began, by ``time.perf_counter``); or, cut by ``error``, carry out its verdict and
+        return the failed attempt."""
         ttft = time.perf_counter() - started
         first = self.clock.now()
 
-        def end(usage: Any, error: ProviderError | None) -> None:
+        def end(usage: Any, error: ProviderError | None) -> Attempt | None:
             if error is not None:
-                self.failed(admitted, error, attempts)
-                return
+                return self.failed(admitted, error)[0]
             self.settle(admitted, usage_tokens(usage), known=first)
             self.record(admitted, time.perf_counter() - started, usage, ttft)
+            return None
 
         return end
 
@@ -150,8 +151,9 @@ class Settler:
             return InvalidRequest(f"the request's parameters were refused: {exc}")
         return exc
 
-    def failed(self, admitted: Admitted, error: ProviderError, attempts: list[Attempt]) -> bool:
-        """Carry out the failover verdict for ``error``; True to try the next endpoint."""
+    def failed(self, admitted: Admitted, error: ProviderError) -> tuple[Attempt, bool]:
+        """Carry out the failover verdict for ``error``: the failed attempt, and whether to
+        try the next endpoint."""
         now = self.clock.now()
         ep = admitted.endpoint
         verdict = classify(error, now, dialect=ep.dialect, day_reset_at=day_end(ep, now))
@@ -175,8 +177,7 @@ class Settler:
                 ep.api_key_env,
                 ep.id,
             )
-        attempts.append(Attempt(ep.id, "failed", verdict.reason, error.status))
-        return verdict.failover
+        return Attempt(ep.id, "failed", verdict.reason, error.status), verdict.failover
 
     def learn(self, admitted: Admitted, headers: Mapping[str, str]) -> None:
         """Tighten local state where the provider's headers know better; never loosen it.
