@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._config.base_url import endpoint_url
 from .._config.endpoint import DEFAULT_TIMEOUT
 from .._errors import LlamuxError
-from .boundary import Stage, httpx_module, status_error, translate, unencodable
+from .boundary import Stage, status_error, translate, unencodable
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI, AsyncStream, OpenAI, Stream
@@ -89,6 +89,10 @@ class OpenAITransport:
         self._raw: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
+        """Per event loop, the HTTP client every async call on it shares (SDK and raw)."""
+        self._sync_http: Any = None
+        """The HTTP client every sync call shares: one connection pool and one TLS context
+        for all endpoints (a client of its own costs an endpoint ~25 ms to build)."""
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -101,6 +105,7 @@ class OpenAITransport:
         if client is None:
             from openai import OpenAI
 
+            http = self._sync_client()
             with self._lock:
                 client = self._clients.get(key)
                 if client is None:
@@ -109,7 +114,7 @@ class OpenAITransport:
                         base_url=url,
                         max_retries=0,
                         timeout=self.timeout,
-                        http_client=self._http("Client"),
+                        http_client=http,
                     )
                     self._clients[key] = client
         return client
@@ -120,6 +125,7 @@ class OpenAITransport:
         url = endpoint_url(endpoint)
         key = (endpoint.id, url, api_key)
         loop = loop or asyncio.get_running_loop()
+        http = self._ahttp(loop)
         with self._lock:
             clients = self._async.setdefault(loop, {})
             client = clients.get(key)
@@ -131,20 +137,26 @@ class OpenAITransport:
                     base_url=url,
                     max_retries=0,
                     timeout=self.timeout,
-                    http_client=self._http("AsyncClient"),
+                    http_client=http,
                 )
                 clients[key] = client
         return client
 
     def _http(self, kind: str) -> Any:
-        """An HTTP client (``Client`` or ``AsyncClient``) on ``http_transport``; None (the
-        SDK builds its own) without one."""
-        if self.http_transport is None:
-            return None
-        made: Any = getattr(httpx_module(), kind)(
-            transport=self.http_transport, timeout=self.timeout
-        )
+        """A new HTTP client (``DefaultHttpxClient`` or ``DefaultAsyncHttpxClient``: the SDK's
+        own defaults), on ``http_transport`` if one was given."""
+        import openai
+
+        extra = {} if self.http_transport is None else {"transport": self.http_transport}
+        made: Any = getattr(openai, kind)(timeout=self.timeout, **extra)
         return made
+
+    def _sync_client(self) -> Any:
+        if self._sync_http is None:
+            with self._lock:
+                if self._sync_http is None:
+                    self._sync_http = self._http("DefaultHttpxClient")
+        return self._sync_http
 
     def prepare(
         self,
@@ -240,12 +252,13 @@ class OpenAITransport:
         return RawReply(response, headers, time.perf_counter() - started)
 
     def _ahttp(self, loop: asyncio.AbstractEventLoop | None = None) -> Any:
-        """This event loop's HTTP client for raw calls (connection pool shared by endpoints)."""
+        """This event loop's HTTP client, shared by its SDK clients and raw calls (one
+        connection pool for all endpoints)."""
         loop = loop or asyncio.get_running_loop()
         with self._lock:
             http = self._raw.get(loop)
             if http is None:
-                http = self._http("AsyncClient") or httpx_module().AsyncClient(timeout=self.timeout)
+                http = self._http("DefaultAsyncHttpxClient")
                 self._raw[loop] = http
         return http
 
@@ -264,5 +277,8 @@ class OpenAITransport:
         """Close the sync clients (async ones: :meth:`aclose` in their event loop)."""
         with self._lock:
             clients, self._clients = list(self._clients.values()), {}
+            http, self._sync_http = self._sync_http, None
         for client in clients:
             client.close()
+        if http is not None:
+            http.close()
