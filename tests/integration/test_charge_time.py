@@ -38,9 +38,9 @@ class SpyStore(MemoryStore):
         super().__init__()
         self.spy = spy
 
-    def reserve(self, *args: Any, **kw: Any) -> Any:
+    def reserve_first(self, *args: Any, **kw: Any) -> Any:
         self.spy.events.append("reserve")
-        return super().reserve(*args, **kw)
+        return super().reserve_first(*args, **kw)
 
 
 class SpyTransport(OpenAITransport):

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from llamux._policy.performance import ALPHA, Sample
-from llamux._policy.quota import Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Candidate, Cost, Refusal, Reservation, Scope, rules_from_limits
 from llamux._stores import QuotaStore
 
 from conftest import store_used
@@ -296,3 +296,62 @@ def test_rolling_and_calendar_rules_read_the_same_history(store: QuotaStore) -> 
     # the next UTC day: the calendar rule starts afresh, the rolling one still counts
     assert isinstance(store.reserve("ep", [rolling], Cost(1), T0 + 86400), Refusal)
     assert isinstance(store.reserve("ep", [calendar], Cost(1), T0 + 86400), Reservation)
+
+
+# -- one store step per decision, one after a call -------------------------------------------
+
+
+def test_reserve_first_admits_the_first_that_fits_and_explains_the_ones_passed(
+    store: QuotaStore,
+) -> None:
+    full, cool, free, spare = (
+        scope("full", rpm=1),
+        scope("cool", rpm=5),
+        scope("free", rpm=5),
+        scope("spare", rpm=5),
+    )
+    assert isinstance(store.reserve("full", [full], Cost(1), T0), Reservation)
+    store.cool_down("cool", T0 + 30, "429 from the provider", "cooldown", T0)
+    order = [
+        Candidate("full", [full], Cost(1)),
+        Candidate("cool", [cool], Cost(1)),
+        Candidate("free", [free], Cost(1)),
+        Candidate("spare", [spare], Cost(1)),
+    ]
+    pick = store.reserve_first(order, T0 + 1)
+    assert pick.reservation is not None and pick.reservation.endpoint == "free"
+    assert [(r.endpoint, r.rule) for r in pick.refusals] == [("full", "rpm"), ("cool", None)]
+    assert pick.refusals[0].retry_at == T0 + 61 and pick.refusals[1].retry_at == T0 + 30
+    assert "429 from the provider" in pick.refusals[1].reason
+    assert store_used(store, free, T0 + 1) == {"rpm": 1}
+    assert store_used(store, spare, T0 + 1) == {"rpm": 0}  # nothing charged past the pick
+    assert store_used(store, cool, T0 + 1) == {"rpm": 0}
+
+
+def test_reserve_first_with_none_admitting_charges_nothing(store: QuotaStore) -> None:
+    a, b = scope("a", rpm=1), scope("b", tpm=10)
+    assert isinstance(store.reserve("a", [a], Cost(1), T0), Reservation)
+    pick = store.reserve_first([Candidate("a", [a], Cost(1)), Candidate("b", [b], Cost(50))], T0)
+    assert pick.reservation is None
+    assert [r.endpoint for r in pick.refusals] == ["a", "b"]
+    assert pick.refusals[1].retry_at is None  # 50 tokens never fit a 10-token minute
+    assert store_used(store, a, T0) == {"rpm": 1} and store_used(store, b, T0) == {"tpm": 0}
+
+
+def test_reserve_first_reads_the_clock_inside_its_step(store: QuotaStore) -> None:
+    ep = scope("ep", rpm=1)
+    pick = store.reserve_first([Candidate("ep", [ep], Cost(1))], lambda: T0 + 5)
+    assert pick.reservation is not None and pick.reservation.created == T0 + 5
+
+
+def test_settle_with_a_sample_records_the_speed_in_the_same_step(store: QuotaStore) -> None:
+    ep = scope("ep", tpm=1000)
+    r = store.reserve("ep", [ep], Cost(100), T0)
+    assert isinstance(r, Reservation)
+    assert store.settle(r.id, 80, T0 + 1, Sample(latency=0.5, tokens_per_second=40.0, ttft=None))
+    measured = store.performance(["ep"])["ep"]
+    assert (measured.latency, measured.tokens_per_second, measured.samples) == (0.5, 40.0, 1)
+    assert not store.settle(
+        r.id, 80, T0 + 2, Sample(latency=9.0, tokens_per_second=None, ttft=None)
+    )
+    assert store.performance(["ep"])["ep"].samples == 1  # an unknown reservation records nothing

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._config.load import DEFAULT_MAX_OUTPUT
 from .._errors import InvalidRequest, NoEndpointAvailable, RequestTooLarge
-from .._policy.quota import Cost, Refusal, Reservation, Scope, never_fits
+from .._policy.quota import Candidate, Cost, Pick, Refusal, Reservation, Scope, never_fits
 from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
 from .._policy.tokens import output_budget, prompt_tokens
 from .served import Attempt
@@ -84,8 +84,9 @@ class Admission:
         Raises ``RequestTooLarge`` if nothing could ever fit, else ``NoEndpointAvailable``.
         """
         now = self.clock.now()
-        refusals: list[Refusal] = []
         too_large = 0
+        passable: list[Candidate] = []
+        keys: dict[str, tuple[Endpoint, str]] = {}
         for ep in self.strategy.order(self.candidates, self.request, self._facts(now)):
             if ep.id in self.tried:
                 continue
@@ -96,16 +97,21 @@ class Admission:
                 too_large += bool(skip and skip.startswith("too large"))
                 self.attempts.append(Attempt(ep.id, "skipped", skip or "no key"))
                 continue
-            if self.prepare is not None:
+            if self.prepare is not None:  # before the store step: nothing slow follows it
                 self.prepare(ep, key)
-            scopes = self.scopes[ep.id]
-            outcome = self.store.reserve(ep.id, scopes, cost, self.clock.now, self.flight)
-            if isinstance(outcome, Refusal):
-                refusals.append(outcome)
-                self.attempts.append(Attempt(ep.id, "refused", outcome.reason))
-                continue
+            passable.append(Candidate(ep.id, self.scopes[ep.id], cost))
+            keys[ep.id] = (ep, key)
+        pick = (
+            self.store.reserve_first(passable, self.clock.now, self.flight)
+            if passable
+            else Pick(None, ())
+        )
+        refusals = list(pick.refusals)
+        self.attempts += [Attempt(r.endpoint, "refused", r.reason) for r in refusals]
+        if pick.reservation is not None:
+            ep, key = keys[pick.reservation.endpoint]
             self.tried.add(ep.id)
-            return Admitted(ep, outcome, key)
+            return Admitted(ep, pick.reservation, key)
         retry = _soonest(refusals, now)
         if retry is not None and now + retry <= self.deadline:
             self.attempts[:] = [a for a in self.attempts if a.outcome == "failed"]

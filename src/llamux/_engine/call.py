@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import ProviderError
+from .._policy.performance import measured
 from .._policy.tokens import usage_tokens
 from .._providers.boundary import stream_error
 from .served import Attempt, Served
@@ -145,8 +146,7 @@ class Call:
         got, latency = answer.got, answer.reply.latency
         self.settler.learn(got, answer.reply.headers)
         tokens = usage_tokens(usage)
-        self.settler.settle(got, tokens)
-        self.settler.record(got, latency, usage, None)
+        self.settler.settle(got, tokens, sample=measured(latency, usage, None))
         self.attempts.append(Attempt(got.endpoint.id, "served", latency=latency))
         return self.record(answer, tokens)
 

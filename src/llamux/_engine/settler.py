@@ -5,7 +5,6 @@ Sync store I/O only; the async router runs these methods in a worker thread.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -15,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, ProviderError, StoreError
 from .._policy.feedback import classify, debits, exhausted
-from .._policy.performance import Sample
+from .._policy.performance import Sample, measured
 from .._policy.quota import Scope
-from .._policy.tokens import completion_tokens, usage_tokens
+from .._policy.tokens import usage_tokens
 from .._policy.window import Window
 from .served import Attempt
 
@@ -34,7 +33,7 @@ PENDING_LIMIT = 10_000
 """Reservation updates kept while the store is unreachable; beyond this the oldest are
 dropped (their estimates stay charged: conservative)."""
 
-Pending = tuple[str, str, int, float]
+Pending = tuple[str, str, int, float, Sample | None]
 """A store update to apply later: operation, reservation id, tokens, when it happened."""
 
 
@@ -54,14 +53,21 @@ class Settler:
         self._pending: deque[Pending] = deque()
         self._lock = threading.Lock()
 
-    def settle(self, admitted: Admitted, tokens: int | None, known: float | None = None) -> None:
+    def settle(
+        self,
+        admitted: Admitted,
+        tokens: int | None,
+        known: float | None = None,
+        sample: Sample | None = None,
+    ) -> None:
         """Replace the estimate by the real usage (``None``: keep the estimate); the charge
         moves to ``known``, when the outcome was known (default: now; for a stream, its
-        first chunk: the provider had the request by then)."""
+        first chunk: the provider had the request by then). ``sample``, the call's speed,
+        goes to the store in the same step."""
         reservation = admitted.reservation
         actual = reservation.tokens if tokens is None else tokens
         at = self.clock.now() if known is None else known
-        self._apply(("settle", reservation.id, actual, at))
+        self._apply(("settle", reservation.id, actual, at, sample))
 
     @property
     def pending(self) -> int:
@@ -79,9 +85,9 @@ class Settler:
             self._keep(update, error)
 
     def _run(self, update: Pending) -> None:
-        operation, rid, tokens, now = update
+        operation, rid, tokens, now, sample = update
         if operation == "settle":
-            self.store.settle(rid, tokens, now)
+            self.store.settle(rid, tokens, now, sample)
         else:
             self.store.release(rid, now)
 
@@ -114,16 +120,6 @@ class Settler:
                 PENDING_LIMIT,
             )
 
-    def record(self, admitted: Admitted, elapsed: float, usage: Any, ttft: float | None) -> None:
-        """Fold the call's speed into the endpoint's moving averages (shared by the store);
-        skipped while the store is unreachable."""
-        completion = completion_tokens(usage)
-        generating = elapsed - (ttft or 0.0)
-        tps = completion / generating if completion and generating > 0 else None
-        sample = Sample(latency=elapsed, tokens_per_second=tps, ttft=ttft)
-        with contextlib.suppress(StoreError):
-            self.store.record(admitted.endpoint.id, sample)
-
     def ender(
         self, admitted: Admitted, started: float
     ) -> Callable[[Any, ProviderError | None], Attempt | None]:
@@ -137,8 +133,8 @@ class Settler:
         def end(usage: Any, error: ProviderError | None) -> Attempt | None:
             if error is not None:
                 return self.failed(admitted, error)[0]
-            self.settle(admitted, usage_tokens(usage), known=first)
-            self.record(admitted, time.perf_counter() - started, usage, ttft)
+            elapsed = time.perf_counter() - started
+            self.settle(admitted, usage_tokens(usage), first, measured(elapsed, usage, ttft))
             return None
 
         return end
@@ -146,7 +142,7 @@ class Settler:
     def refused(self, admitted: Admitted, exc: Exception) -> Exception:
         """An exception that is not the provider's (the SDK refusing the parameters, say):
         the call never left, so the reservation is given back. Returns what to raise."""
-        self._apply(("release", admitted.reservation.id, 0, self.clock.now()))
+        self._apply(("release", admitted.reservation.id, 0, self.clock.now(), None))
         if isinstance(exc, TypeError):
             return InvalidRequest(f"the request's parameters were refused: {exc}")
         return exc
@@ -159,11 +155,11 @@ class Settler:
         verdict = classify(error, now, dialect=ep.dialect, day_reset_at=day_end(ep, now))
         rid = admitted.reservation.id
         if verdict.usage == "release":
-            self._apply(("release", rid, 0, now))
+            self._apply(("release", rid, 0, now, None))
         elif verdict.usage == "requests":
-            self._apply(("settle", rid, 0, now))
+            self._apply(("settle", rid, 0, now, None))
         else:
-            self._apply(("settle", rid, admitted.reservation.tokens, now))
+            self._apply(("settle", rid, admitted.reservation.tokens, now, None))
         if verdict.rest > 0:
             own = self.scopes[ep.id][0].key
             self.store.cool_down(own, now + verdict.rest, verdict.reason, verdict.kind, now)

@@ -7,6 +7,9 @@ that shares the store shares what was measured. Pure arithmetic here; stores per
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from .tokens import completion_tokens
 
 ALPHA = 0.3
 """Weight of a new sample in the moving average."""
@@ -49,3 +52,12 @@ def fold(old: Performance | None, sample: Sample) -> Performance:
         ewma(old.ttft, sample.ttft),
         old.samples + 1,
     )
+
+
+def measured(elapsed: float, usage: Any, ttft: float | None) -> Sample:
+    """A call's speed: its latency, time to first token (streams) and output tokens per
+    second of generation, from its usage."""
+    completion = completion_tokens(usage)
+    generating = elapsed - (ttft or 0.0)
+    tps = completion / generating if completion and generating > 0 else None
+    return Sample(latency=elapsed, tokens_per_second=tps, ttft=ttft)

@@ -154,6 +154,24 @@ class Refusal:
 
 
 @dataclass(frozen=True, slots=True)
+class Candidate:
+    """One endpoint a request may be reserved on: its scopes and what it would charge."""
+
+    endpoint: str
+    scopes: Sequence[Scope]
+    cost: Cost
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """What one store step over candidates in order found: the reservation on the first that
+    admitted (``None``: none did) and the refusals of those passed before it."""
+
+    reservation: Reservation | None
+    refusals: tuple[Refusal, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class RuleUsage:
     """One rule's state at a moment: for ``llamux status`` and ``query``'s ``remaining``."""
 
@@ -250,6 +268,19 @@ def decide(
                     rows = counted(buckets, window, now)
                     refusal = _refusal(endpoint, scope.key, rule, rows, cost, now)
                     worst = _later(worst, refusal)
+    return worst
+
+
+def cooling(candidate: Candidate, cooldowns: Mapping[str, Cooldown], now: float) -> Refusal | None:
+    """The refusal of a candidate one of whose scopes is cooling down (or parked, or
+    disabled): decided without reading its buckets. ``retry_at`` is the cool-down's end."""
+    if not cooldowns:
+        return None
+    worst: Refusal | None = None
+    for scope in candidate.scopes:
+        rest = cooldowns.get(scope.key)
+        if rest is not None and rest.until > now:
+            worst = _later(worst, _cooling_refusal(candidate.endpoint, rest, candidate.cost))
     return worst
 
 

@@ -8,6 +8,8 @@ error at the one boundary (``_boundary.translate``), whose messages never carry 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import threading
 import time
 import weakref
@@ -143,19 +145,18 @@ class OpenAITransport:
         return client
 
     def _http(self, kind: str) -> Any:
-        """A new HTTP client (``DefaultHttpxClient`` or ``DefaultAsyncHttpxClient``: the SDK's
-        own defaults), on ``http_transport`` if one was given."""
-        import openai
-
+        """A new HTTP client (sync or async, with the SDK's own defaults), on
+        ``http_transport`` if one was given."""
         extra = {} if self.http_transport is None else {"transport": self.http_transport}
-        made: Any = getattr(openai, kind)(timeout=self.timeout, **extra)
+        sync, asynchronous = _http_classes()
+        made: Any = (sync if kind == "sync" else asynchronous)(timeout=self.timeout, **extra)
         return made
 
     def _sync_client(self) -> Any:
         if self._sync_http is None:
             with self._lock:
                 if self._sync_http is None:
-                    self._sync_http = self._http("DefaultHttpxClient")
+                    self._sync_http = self._http("sync")
         return self._sync_http
 
     def prepare(
@@ -258,7 +259,7 @@ class OpenAITransport:
         with self._lock:
             http = self._raw.get(loop)
             if http is None:
-                http = self._http("DefaultAsyncHttpxClient")
+                http = self._http("async")
                 self._raw[loop] = http
         return http
 
@@ -282,3 +283,24 @@ class OpenAITransport:
             client.close()
         if http is not None:
             http.close()
+
+
+@functools.cache
+def _http_classes() -> tuple[type[Any], type[Any]]:
+    """The SDK's default HTTP clients, closing themselves when collected (as the SDK's own
+    per-client wrappers do), so a router that is never closed leaks no connection."""
+    import openai
+
+    class Http(openai.DefaultHttpxClient):
+        def __del__(self) -> None:
+            with contextlib.suppress(Exception):
+                self.close()
+
+    class AsyncHttp(openai.DefaultAsyncHttpxClient):
+        def __del__(self) -> None:
+            if self.is_closed:
+                return
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().create_task(self.aclose())
+
+    return Http, AsyncHttp

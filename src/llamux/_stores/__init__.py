@@ -13,7 +13,16 @@ from typing import Protocol, runtime_checkable
 
 from .._errors import StoreError
 from .._policy.performance import Performance, Sample
-from .._policy.quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope
+from .._policy.quota import (
+    Candidate,
+    Cooldown,
+    Cost,
+    Pick,
+    Refusal,
+    Reservation,
+    RuleUsage,
+    Scope,
+)
 
 
 @runtime_checkable
@@ -35,10 +44,24 @@ class QuotaStore(Protocol):
         ``now + flight``, until :meth:`settle` tells when the outcome was known."""
         ...
 
-    def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
+    def reserve_first(
+        self,
+        candidates: Sequence[Candidate],
+        now: float | Callable[[], float],
+        flight: float = 0.0,
+    ) -> Pick:
+        """:meth:`reserve` on the first of ``candidates`` (in order) that admits, in one
+        atomic step (Redis: one per candidate, each on its own slot); the refusals of those
+        passed. A candidate cooling down is refused without reading its buckets."""
+        ...
+
+    def settle(
+        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+    ) -> bool:
         """Move the reservation's charges to the buckets of ``now``, the moment its outcome
         was known (a stream's first chunk: maybe before this call), with ``tokens`` in place
-        of the estimate; False if unknown (settled, released or expired)."""
+        of the estimate; False if unknown (settled, released or expired). ``sample``: the
+        call's speed, folded into its endpoint's averages in the same step."""
         ...
 
     def release(self, reservation_id: str, now: float) -> bool:

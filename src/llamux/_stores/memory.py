@@ -9,15 +9,18 @@ from collections.abc import Callable, Mapping, Sequence
 from .._policy.performance import Performance, Sample, fold
 from .._policy.quota import (
     RESERVATION_TTL,
+    Candidate,
     Charge,
     Cooldown,
     Cost,
+    Pick,
     Refusal,
     Reservation,
     RuleUsage,
     Scope,
     Snapshot,
     charges,
+    cooling,
     decide,
     moved,
     read_now,
@@ -59,30 +62,51 @@ class MemoryStore:
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Reservation | Refusal:
+        pick = self.reserve_first([Candidate(endpoint, scopes, cost)], now, flight)
+        return pick.reservation or pick.refusals[0]
+
+    def reserve_first(
+        self,
+        candidates: Sequence[Candidate],
+        now: float | Callable[[], float],
+        flight: float = 0.0,
+    ) -> Pick:
+        refusals: list[Refusal] = []
         with self._lock:
             now = read_now(now)
-            snapshot: Snapshot = {
-                key: self._buckets.get(key, {})
-                for key in ((s.key, w.key) for s in scopes for w in s.windows)
-            }
-            refusal = decide(endpoint, scopes, snapshot, self._cooldowns, cost, now)
-            if refusal is not None:
-                return refusal
-            reservation = Reservation(
-                os.urandom(16).hex(),
-                endpoint,
-                cost.tokens,
-                now,
-                charges(scopes, now, flight),
-                remaining_after(scopes, snapshot, cost, now),
-            )
-            for charge in reservation.charges:
-                self._add(charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens)
-                self._prune(charge.scope, charge.window, now)
-            self._reservations[reservation.id] = reservation
-            if now - self._pruned_at > PRUNE_EVERY:
-                self._prune_reservations(now)
-            return reservation
+            for candidate in candidates:
+                outcome = cooling(candidate, self._cooldowns, now) or self._reserve(
+                    candidate, now, flight
+                )
+                if isinstance(outcome, Reservation):
+                    return Pick(outcome, tuple(refusals))
+                refusals.append(outcome)
+        return Pick(None, tuple(refusals))
+
+    def _reserve(self, candidate: Candidate, now: float, flight: float) -> Reservation | Refusal:
+        endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
+        snapshot: Snapshot = {
+            key: self._buckets.get(key, {})
+            for key in ((s.key, w.key) for s in scopes for w in s.windows)
+        }
+        refusal = decide(endpoint, scopes, snapshot, {}, cost, now)  # cooling: checked
+        if refusal is not None:
+            return refusal
+        reservation = Reservation(
+            os.urandom(16).hex(),
+            endpoint,
+            cost.tokens,
+            now,
+            charges(scopes, now, flight),
+            remaining_after(scopes, snapshot, cost, now),
+        )
+        for charge in reservation.charges:
+            self._add(charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens)
+            self._prune(charge.scope, charge.window, now)
+        self._reservations[reservation.id] = reservation
+        if now - self._pruned_at > PRUNE_EVERY:
+            self._prune_reservations(now)
+        return reservation
 
     def _prune_reservations(self, now: float) -> None:
         self._pruned_at = now
@@ -113,11 +137,16 @@ class MemoryStore:
         if charge.bucket in buckets:
             self._add(charge.scope, charge.window, charge.bucket, requests, tokens)
 
-    def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
+    def settle(
+        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+    ) -> bool:
         with self._lock:
             reservation = self._reservations.pop(reservation_id, None)
             if reservation is None:
                 return False
+            if sample is not None:
+                ep = reservation.endpoint
+                self._performance[ep] = fold(self._performance.get(ep), sample)
             actual, estimate = max(0, tokens), reservation.tokens
             for charge, bucket in moved(reservation.charges, now):  # to the outcome's moment
                 if bucket == charge.bucket:

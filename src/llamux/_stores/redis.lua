@@ -93,7 +93,8 @@ table.insert(sums, 1, 1)
 return sums
 
 --- move
--- Settle (ARGV[1] 'settle', ARGV[2] the real tokens) or release ('release') a reservation.
+-- Settle (ARGV[1] 'settle', ARGV[2] the real tokens) or release ('release') a reservation;
+-- returns its endpoint (0: unknown).
 -- KEYS: the reservation; its record names the bucket hashes it charged (all in its slot),
 -- the bucket and the window unit of each.
 -- ARGV[3..]: per window unit, its name, the bucket of the moment the outcome was known and
@@ -128,7 +129,7 @@ for _, charge in ipairs(res.c) do
     extend(charge[1], target[2])
   end
 end
-return 1
+return res.e or 1
 
 --- absorb
 -- KEYS: one bucket hash. ARGV: bucket, requests, tokens, ttl ms.

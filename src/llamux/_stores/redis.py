@@ -44,9 +44,11 @@ from urllib.parse import urlsplit
 from .._errors import StoreError
 from .._policy.performance import ALPHA, Performance, Sample
 from .._policy.quota import (
+    Candidate,
     Charge,
     Cooldown,
     Cost,
+    Pick,
     Refusal,
     Reservation,
     RuleUsage,
@@ -289,18 +291,43 @@ class RedisStore:
             remaining_of(plan, reply[1:], cost),
         )
 
-    def _move(self, reservation_id: str, mode: str, tokens: int | None, now: float) -> bool:
+    def _move(self, reservation_id: str, mode: str, tokens: int | None, now: float) -> Any:
+        """The move script's answer: the reservation's endpoint, or 0 if it is unknown."""
         rid, _, tag = reservation_id.partition("@")
         if not tag:
-            return False
+            return 0
         args = move_args(mode, tokens, self._on_server(now))
-        return bool(self._script("move", [self._key(tag, "r", rid)], args))
+        return self._script("move", [self._key(tag, "r", rid)], args)
 
-    def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
-        return self._move(reservation_id, "settle", tokens, now)
+    def settle(
+        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+    ) -> bool:
+        endpoint = self._move(reservation_id, "settle", tokens, now)
+        if endpoint and sample is not None:  # its own slot: a second script
+            self.record(str(endpoint), sample)
+        return bool(endpoint)
 
     def release(self, reservation_id: str, now: float) -> bool:
-        return self._move(reservation_id, "release", None, now)
+        return bool(self._move(reservation_id, "release", None, now))
+
+    def reserve_first(
+        self,
+        candidates: Sequence[Candidate],
+        now: float | Callable[[], float],
+        flight: float = 0.0,
+    ) -> Pick:
+        """One script per candidate (each endpoint's keys are on a slot of their own), each
+        reading the server's time; a cooling candidate is refused by the script before it
+        reads its buckets."""
+        refusals: list[Refusal] = []
+        for candidate in candidates:
+            outcome = self.reserve(
+                candidate.endpoint, candidate.scopes, candidate.cost, now, flight
+            )
+            if isinstance(outcome, Reservation):
+                return Pick(outcome, tuple(refusals))
+            refusals.append(outcome)
+        return Pick(None, tuple(refusals))
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         at, _ = self._now(now)

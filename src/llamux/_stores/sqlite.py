@@ -25,14 +25,17 @@ from typing import TypeVar
 from .._policy.performance import Performance, Sample, fold
 from .._policy.quota import (
     RESERVATION_TTL,
+    Candidate,
     Charge,
     Cooldown,
     Cost,
+    Pick,
     Refusal,
     Reservation,
     RuleUsage,
     Scope,
     charges,
+    cooling,
     decide,
     moved,
     read_now,
@@ -168,46 +171,73 @@ class SQLiteStore:
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Reservation | Refusal:
-        keys = [scope.key for scope in scopes]
+        pick = self.reserve_first([Candidate(endpoint, scopes, cost)], now, flight)
+        return pick.reservation or pick.refusals[0]
+
+    def reserve_first(
+        self,
+        candidates: Sequence[Candidate],
+        now: float | Callable[[], float],
+        flight: float = 0.0,
+    ) -> Pick:
+        keys = list({scope.key: None for c in candidates for scope in c.scopes})
+        refusals: list[Refusal] = []
         with self._transaction() as conn:
             now = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
-            cooling = _cooldowns(conn, keys, now)
-            snapshot = _snapshot(conn, keys)
-            refusal = decide(endpoint, scopes, snapshot, cooling, cost, now)
-            if refusal is not None:
-                return refusal
-            reservation = Reservation(
-                os.urandom(16).hex(),
-                endpoint,
-                cost.tokens,
-                now,
-                charges(scopes, now, flight),
-                remaining_after(scopes, snapshot, cost, now),
-            )
-            conn.executemany(
-                _UPSERT,
-                [
-                    (c.scope, c.window, c.bucket, cost.requests, cost.tokens)
-                    for c in reservation.charges
-                ],
-            )
-            conn.execute(
-                "INSERT INTO reservations (id, endpoint, tokens, created, charges) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (reservation.id, endpoint, cost.tokens, now, _dump(reservation.charges)),
-            )
-            _prune_buckets(conn, scopes, snapshot, now)
-            if now - self._pruned_at > PRUNE_EVERY:
-                self._pruned_at = now
-                conn.execute("DELETE FROM reservations WHERE created < ?", (now - RESERVATION_TTL,))
-            return reservation
+            resting = _cooldowns(conn, keys, now)
+            for candidate in candidates:
+                outcome = cooling(candidate, resting, now) or self._reserve(
+                    conn, candidate, now, flight
+                )
+                if isinstance(outcome, Reservation):
+                    return Pick(outcome, tuple(refusals))
+                refusals.append(outcome)
+        return Pick(None, tuple(refusals))
 
-    def settle(self, reservation_id: str, tokens: int, now: float) -> bool:
+    def _reserve(
+        self, conn: sqlite3.Connection, candidate: Candidate, now: float, flight: float
+    ) -> Reservation | Refusal:
+        endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
+        snapshot = _snapshot(conn, [scope.key for scope in scopes])
+        refusal = decide(endpoint, scopes, snapshot, {}, cost, now)  # cooling: checked
+        if refusal is not None:
+            return refusal
+        reservation = Reservation(
+            os.urandom(16).hex(),
+            endpoint,
+            cost.tokens,
+            now,
+            charges(scopes, now, flight),
+            remaining_after(scopes, snapshot, cost, now),
+        )
+        conn.executemany(
+            _UPSERT,
+            [
+                (c.scope, c.window, c.bucket, cost.requests, cost.tokens)
+                for c in reservation.charges
+            ],
+        )
+        conn.execute(
+            "INSERT INTO reservations (id, endpoint, tokens, created, charges) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (reservation.id, endpoint, cost.tokens, now, _dump(reservation.charges)),
+        )
+        _prune_buckets(conn, scopes, snapshot, now)
+        if now - self._pruned_at > PRUNE_EVERY:
+            self._pruned_at = now
+            conn.execute("DELETE FROM reservations WHERE created < ?", (now - RESERVATION_TTL,))
+        return reservation
+
+    def settle(
+        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+    ) -> bool:
         with self._transaction() as conn:
             held = _held(conn, reservation_id)
             if held is None:
                 return False
-            estimate, charged = held
+            estimate, charged, endpoint = held
+            if sample is not None:
+                _record(conn, endpoint, sample)
             actual = max(0, tokens)
             pairs = moved(charged, now)  # to the buckets of the outcome's moment
             stay = [
@@ -229,7 +259,7 @@ class SQLiteStore:
             held = _held(conn, reservation_id)
             if held is None:
                 return False
-            estimate, charged = held
+            estimate, charged, _ = held
             conn.executemany(
                 _CORRECT, [(-1, -estimate, c.scope, c.window, c.bucket) for c in charged]
             )
@@ -294,16 +324,7 @@ class SQLiteStore:
 
     def record(self, endpoint: str, sample: Sample) -> None:
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT latency, tps, ttft, samples FROM performance WHERE endpoint = ?",
-                (endpoint,),
-            ).fetchone()
-            new = fold(Performance(*row) if row else None, sample)
-            conn.execute(
-                "INSERT OR REPLACE INTO performance (endpoint, latency, tps, ttft, samples) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (endpoint, new.latency, new.tokens_per_second, new.ttft, new.samples),
-            )
+            _record(conn, endpoint, sample)
 
     def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
         keys = list(endpoints)
@@ -413,12 +434,25 @@ def _prune_buckets(
                 )
 
 
-def _held(conn: sqlite3.Connection, reservation_id: str) -> tuple[int, list[Charge]] | None:
-    """A reservation's estimate and charges (None: unknown)."""
+def _held(conn: sqlite3.Connection, reservation_id: str) -> tuple[int, list[Charge], str] | None:
+    """A reservation's estimate, charges and endpoint (None: unknown)."""
     row = conn.execute(
-        "SELECT tokens, charges FROM reservations WHERE id = ?", (reservation_id,)
+        "SELECT tokens, charges, endpoint FROM reservations WHERE id = ?", (reservation_id,)
     ).fetchone()
-    return None if row is None else (int(row[0]), _load(str(row[1])))
+    return None if row is None else (int(row[0]), _load(str(row[1])), str(row[2]))
+
+
+def _record(conn: sqlite3.Connection, endpoint: str, sample: Sample) -> None:
+    """Fold ``sample`` into ``endpoint``'s moving averages (inside a transaction)."""
+    row = conn.execute(
+        "SELECT latency, tps, ttft, samples FROM performance WHERE endpoint = ?", (endpoint,)
+    ).fetchone()
+    new = fold(Performance(*row) if row else None, sample)
+    conn.execute(
+        "INSERT OR REPLACE INTO performance (endpoint, latency, tps, ttft, samples) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (endpoint, new.latency, new.tokens_per_second, new.ttft, new.samples),
+    )
 
 
 def _dump(items: Sequence[Charge]) -> str:
