@@ -17,7 +17,7 @@ from typing import Any
 import openai
 import pytest
 
-from llamux import Router
+from llamux import Reservation, Router, served_by
 from llamux._providers.transport import OpenAITransport
 from llamux._stores.memory import MemoryStore
 from llamux.proxy import ProxyThread, create_app
@@ -41,6 +41,11 @@ class SpyStore(MemoryStore):
     def reserve_first(self, *args: Any, **kw: Any) -> Any:
         self.spy.events.append("reserve")
         return super().reserve_first(*args, **kw)
+
+    def _reserve(self, *args: Any) -> Any:
+        outcome = super()._reserve(*args)
+        self.spy.events.append("charge" if isinstance(outcome, Reservation) else "refused")
+        return outcome
 
 
 class SpyTransport(OpenAITransport):
@@ -74,18 +79,35 @@ def test_the_client_is_ready_before_the_charge_and_nothing_sits_between_charge_a
         path.write_text(fake_table(fake, [("a", "| |")]))
         router = Router.from_csv(path, store=SpyStore(spy), transport=SpyTransport(spy))
         router.completion(HI)
-        assert spy.events == ["prepare sync", "client", "reserve", "send", "client"]
+        assert spy.events == ["prepare sync", "client", "reserve", "charge", "send", "client"]
 
         async def main() -> None:
             spy.events.clear()
             await router.acompletion(HI)
-            assert spy.events == ["prepare async", "reserve", "send"]
+            assert spy.events == ["prepare async", "reserve", "charge", "send"]
             await router.aclose()
 
         asyncio.run(main())
         spy.events.clear()
         router.query(HI)  # the caller sends: nothing to ready
-        assert spy.events == ["reserve"]
+        assert spy.events == ["reserve", "charge"]
+
+
+def test_an_endpoint_past_the_first_is_readied_inside_the_step_before_its_charge(
+    tmp_path: Path, keys: str
+) -> None:
+    spy = Spy()
+    with FakeProvider([FakeEndpoint("a"), FakeEndpoint("b")]) as fake:
+        path = tmp_path / "t.md"
+        path.write_text(fake_table(fake, [("a", "1 | |"), ("b", "| |")]))
+        router = Router.from_csv(path, store=SpyStore(spy), transport=SpyTransport(spy))
+        router.completion(HI)
+        spy.events.clear()
+        assert served_by(router.completion(HI)).endpoint.endswith("b")  # a's rpm is spent
+        assert spy.events == [
+            *("prepare sync", "client", "reserve", "refused"),  # a: readied, refused
+            *("prepare sync", "client", "charge", "send", "client"),  # b: readied, charged, sent
+        ]
 
 
 # -- 400 ms ingress latency across a window rollover, on a clock shared with the fake --------

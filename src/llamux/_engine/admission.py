@@ -7,8 +7,10 @@ directly (sync) or from a worker thread (async), so store I/O never blocks an ev
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -84,39 +86,31 @@ class Admission:
         Raises ``RequestTooLarge`` if nothing could ever fit, else ``NoEndpointAvailable``.
         """
         now = self.clock.now()
-        too_large = 0
-        passable: list[Candidate] = []
-        keys: dict[str, tuple[Endpoint, str]] = {}
-        for ep in self.strategy.order(self.candidates, self.request, self._facts(now)):
-            if ep.id in self.tried:
-                continue
-            cost = Cost(self.prompt + output_budget(self.params, ep.max_output))
-            key = self.keys.lookup(ep)
-            skip = skip_reason(ep, cost, self.scopes[ep.id], key is not None) or self._lacks(ep)
-            if skip is not None or key is None:
-                too_large += bool(skip and skip.startswith("too large"))
-                self.attempts.append(Attempt(ep.id, "skipped", skip or "no key"))
-                continue
-            if self.prepare is not None:  # before the store step: nothing slow follows it
-                self.prepare(ep, key)
-            passable.append(Candidate(ep.id, self.scopes[ep.id], cost))
-            keys[ep.id] = (ep, key)
-        pick = (
-            self.store.reserve_first(passable, self.clock.now, self.flight)
-            if passable
-            else Pick(None, ())
-        )
+        order = self.strategy.order(self.candidates, self.request, self._facts(now))
+        found: dict[str, tuple[Endpoint, str]] = {}
+        too_large: list[str] = []
+        walk = self._passable(order, found, too_large)
+        first = next(walk, None)
+        if first is None:
+            pick = Pick(None, ())
+        else:
+            if first.ready is not None:  # the SDK import, the shared HTTP client: not in a step
+                first.ready()
+                first = dataclasses.replace(first, ready=None)
+            pick = self.store.reserve_first(
+                itertools.chain((first,), walk), self.clock.now, self.flight
+            )
         refusals = list(pick.refusals)
         self.attempts += [Attempt(r.endpoint, "refused", r.reason) for r in refusals]
         if pick.reservation is not None:
-            ep, key = keys[pick.reservation.endpoint]
+            ep, key = found[pick.reservation.endpoint]
             self.tried.add(ep.id)
             return Admitted(ep, pick.reservation, key)
         retry = _soonest(refusals, now)
         if retry is not None and now + retry <= self.deadline:
             self.attempts[:] = [a for a in self.attempts if a.outcome == "failed"]
             return retry
-        if too_large == len(self.candidates):
+        if len(too_large) == len(self.candidates):
             raise RequestTooLarge(
                 f"the request needs about {self.prompt} prompt tokens plus its output budget "
                 "and fits no endpoint's context or token limits; shorten it, lower "
@@ -124,6 +118,46 @@ class Admission:
                 tokens=self.prompt,
             )
         raise _exhausted(self.attempts, refusals, self._rested(retry, now))
+
+    def _passable(
+        self,
+        order: Sequence[Endpoint],
+        found: dict[str, tuple[Endpoint, str]],
+        too_large: list[str],
+    ) -> Iterator[Candidate]:
+        """The endpoints of ``order`` this request may be reserved on, made as the store
+        asks for them (it stops at the first that admits); the skipped ones are noted.
+        ``found``: each passed endpoint and its key, by id."""
+        keys: dict[str, str | None] = {}  # one environment read per key variable
+        costs: dict[int, Cost] = {}  # by output default: most endpoints share one
+        for ep in order:
+            if ep.id in self.tried:
+                continue
+            cost = costs.get(ep.max_output)
+            if cost is None:
+                cost = costs[ep.max_output] = Cost(
+                    self.prompt + output_budget(self.params, ep.max_output)
+                )
+            if ep.api_key_env not in keys:
+                keys[ep.api_key_env] = self.keys.get(ep)
+            key = keys[ep.api_key_env] or self.keys.lookup(ep)  # warns once if missing
+            scopes = self.scopes[ep.id]
+            skip = skip_reason(ep, cost, scopes, key is not None) or self._lacks(ep)
+            if skip is not None or key is None:
+                if skip is not None and skip.startswith("too large"):
+                    too_large.append(ep.id)
+                self.attempts.append(Attempt(ep.id, "skipped", skip or "no key"))
+                continue
+            found[ep.id] = (ep, key)
+            yield Candidate(ep.id, scopes, cost, self._ready(ep, key))
+
+    def _ready(self, ep: Endpoint, key: str) -> Callable[[], None] | None:
+        """What readies ``ep``'s client: the store calls it when ``ep`` admits, before the
+        charge is written (nothing slow may sit between the charge and the send)."""
+        prepare = self.prepare
+        if prepare is None:
+            return None
+        return lambda: prepare(ep, key)
 
     def _rested(self, retry: float | None, now: float) -> float | None:
         """``retry``, or sooner if an endpoint that failed this request rests for less (a

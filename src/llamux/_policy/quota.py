@@ -31,16 +31,20 @@ keeps its history.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .._config.endpoint import LIMIT_RULES, limit_name
 from .window import BUCKET_SECONDS, LATENCY_MARGIN, Window
 
+MADE_LIMIT = 10_000
+"""Refusals a store keeps ready for resting endpoints, at most (then it starts over)."""
 RESERVATION_TTL = 86400 + 900 + 60
 """Seconds after which an unsettled reservation is dropped: its buckets no longer count."""
 
 REQUESTS = "requests"
 TOKENS = "tokens"
+METRICS = (REQUESTS, TOKENS)
+UNLIMITED = 2**63 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,10 @@ class Scope:
         init=False, repr=False, compare=False
     )
     """Each window with its rules: a decision reads a window's buckets once."""
+    ceiling: tuple[int, int] = field(init=False, repr=False, compare=False)
+    """The most requests and tokens any one request may cost here (its smallest limits)."""
+    named: Mapping[str, Rule] = field(init=False, repr=False, compare=False)
+    """Its rules by name."""
 
     def __post_init__(self) -> None:
         distinct = tuple(dict.fromkeys(rule.window for rule in self.rules))
@@ -88,6 +96,10 @@ class Scope:
         stored = {w.key: Window(w.unit) for w in distinct}
         object.__setattr__(self, "windows", tuple(stored.values()))
         object.__setattr__(self, "groups", groups)
+        limits = {metric: [r.limit for r in self.rules if r.metric == metric] for metric in METRICS}
+        ceiling = (min(limits[REQUESTS], default=UNLIMITED), min(limits[TOKENS], default=UNLIMITED))
+        object.__setattr__(self, "ceiling", ceiling)
+        object.__setattr__(self, "named", {rule.name: rule for rule in self.rules})
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +167,15 @@ class Refusal:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One endpoint a request may be reserved on: its scopes and what it would charge."""
+    """One endpoint a request may be reserved on: its scopes and what it would charge.
+
+    ``ready``, if given, is called by the store once this candidate admits, before its
+    charge is written: it readies the client the call will use (it must be quick)."""
 
     endpoint: str
     scopes: Sequence[Scope]
     cost: Cost
+    ready: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,17 +287,79 @@ def decide(
     return worst
 
 
-def cooling(candidate: Candidate, cooldowns: Mapping[str, Cooldown], now: float) -> Refusal | None:
+def cooling(
+    candidate: Candidate,
+    cooldowns: Mapping[str, Cooldown],
+    now: float,
+    made: dict[tuple[str, Cooldown], Refusal] | None = None,
+) -> Refusal | None:
     """The refusal of a candidate one of whose scopes is cooling down (or parked, or
-    disabled): decided without reading its buckets. ``retry_at`` is the cool-down's end."""
+    disabled): decided without reading its buckets. ``retry_at`` is the cool-down's end.
+    ``made``: refusals already made, by endpoint and cool-down (a store's cache)."""
     if not cooldowns:
         return None
     worst: Refusal | None = None
     for scope in candidate.scopes:
         rest = cooldowns.get(scope.key)
         if rest is not None and rest.until > now:
-            worst = _later(worst, _cooling_refusal(candidate.endpoint, rest, candidate.cost))
+            refusal = made.get((candidate.endpoint, rest)) if made is not None else None
+            if refusal is None:
+                refusal = _cooling_refusal(candidate.endpoint, rest, candidate.cost)
+                if made is not None:
+                    if len(made) > MADE_LIMIT:
+                        made.clear()
+                    made[(candidate.endpoint, rest)] = refusal
+            worst = _later(worst, refusal)
     return worst
+
+
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """A scope that refused ``cost`` by a rule that frees nothing before ``refusal.retry_at``:
+    until then it refuses any cost at least as large, unless usage in it is given back
+    (a settle or release forgets it). Lets a decision pass a spent endpoint unread."""
+
+    refusal: Refusal
+    window: str
+    """The refusing rule's window (its label: rolling and calendar ones differ)."""
+    requests: int
+    tokens: int
+
+
+def spent(refusal: Refusal, scopes: Sequence[Scope], cost: Cost) -> Spent | None:
+    """What a bucket refusal teaches for later decisions (None: nothing to remember)."""
+    if refusal.rule is None or refusal.retry_at is None:
+        return None
+    for scope in scopes:
+        if scope.key == refusal.scope:
+            rule = scope.named.get(refusal.rule)
+            if rule is not None:
+                return Spent(refusal, rule.window.label, cost.requests, cost.tokens)
+    return None
+
+
+def still_spent(candidate: Candidate, memo: Mapping[str, Spent], now: float) -> Refusal | None:
+    """The remembered refusal of one of ``candidate``'s scopes that still holds: before its
+    ``retry_at``, for a cost at least as large, under the same rule and limit."""
+    if not memo:
+        return None
+    cost = candidate.cost
+    for scope in candidate.scopes:
+        known = memo.get(scope.key)
+        if known is None:
+            continue
+        refusal = known.refusal
+        if refusal.retry_at is None or now >= refusal.retry_at:
+            continue
+        if cost.requests < known.requests or cost.tokens < known.tokens:
+            continue
+        rule = scope.named.get(refusal.rule or "")
+        if rule is None or rule.limit != refusal.limit or rule.window.label != known.window:
+            continue  # another config's limits: decide afresh
+        if refusal.endpoint != candidate.endpoint:  # a pool's, learned through a sibling
+            refusal = replace(refusal, endpoint=candidate.endpoint)
+        return refusal
+    return None
 
 
 def _cooling_refusal(endpoint: str, cooling: Cooldown, cost: Cost) -> Refusal:
@@ -302,6 +380,8 @@ def _later(a: Refusal | None, b: Refusal | None) -> Refusal | None:
 def never_fits(endpoint: str, scopes: Sequence[Scope], cost: Cost) -> Refusal | None:
     """The rule that can never admit ``cost`` however long one waits, if any."""
     for scope in scopes:
+        if cost.requests <= scope.ceiling[0] and cost.tokens <= scope.ceiling[1]:
+            continue
         for rule in scope.rules:
             wanted = cost.of(rule.metric)
             if wanted > rule.limit:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -46,13 +46,15 @@ class QuotaStore(Protocol):
 
     def reserve_first(
         self,
-        candidates: Sequence[Candidate],
+        candidates: Iterable[Candidate],
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Pick:
-        """:meth:`reserve` on the first of ``candidates`` (in order) that admits, in one
-        atomic step (Redis: one per candidate, each on its own slot); the refusals of those
-        passed. A candidate cooling down is refused without reading its buckets."""
+        """:meth:`reserve` on the first of ``candidates`` (in order, taken one at a time: the
+        rest are never made) that admits, in one atomic step (Redis: one per candidate, each
+        on its own slot); the refusals of those passed. A candidate cooling down is refused
+        without reading its buckets. The admitted candidate's ``ready`` is called before its
+        charge is written."""
         ...
 
     def settle(

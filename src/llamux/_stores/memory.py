@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from .._policy.performance import Performance, Sample, fold
 from .._policy.quota import (
@@ -19,6 +19,7 @@ from .._policy.quota import (
     RuleUsage,
     Scope,
     Snapshot,
+    Spent,
     charges,
     cooling,
     decide,
@@ -26,6 +27,8 @@ from .._policy.quota import (
     read_now,
     remaining_after,
     rule_usage,
+    spent,
+    still_spent,
 )
 from .._policy.window import Window
 
@@ -50,6 +53,9 @@ class MemoryStore:
         self._performance: dict[str, Performance] = {}
         self._counters: dict[str, int] = {}
         self._declared: dict[str, str] = {}
+        self._spent: dict[str, Spent] = {}
+        """Scopes known to refuse until a moment (see ``Spent``): one entry per scope."""
+        self._made: dict[tuple[str, Cooldown], Refusal] = {}
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -67,7 +73,7 @@ class MemoryStore:
 
     def reserve_first(
         self,
-        candidates: Sequence[Candidate],
+        candidates: Iterable[Candidate],
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Pick:
@@ -75,8 +81,10 @@ class MemoryStore:
         with self._lock:
             now = read_now(now)
             for candidate in candidates:
-                outcome = cooling(candidate, self._cooldowns, now) or self._reserve(
-                    candidate, now, flight
+                outcome = (
+                    cooling(candidate, self._cooldowns, now, self._made)
+                    or still_spent(candidate, self._spent, now)
+                    or self._reserve(candidate, now, flight)
                 )
                 if isinstance(outcome, Reservation):
                     return Pick(outcome, tuple(refusals))
@@ -91,7 +99,12 @@ class MemoryStore:
         }
         refusal = decide(endpoint, scopes, snapshot, {}, cost, now)  # cooling: checked
         if refusal is not None:
+            memo = spent(refusal, scopes, cost)
+            if memo is not None:
+                self._spent[refusal.scope] = memo
             return refusal
+        if candidate.ready is not None:
+            candidate.ready()
         reservation = Reservation(
             os.urandom(16).hex(),
             endpoint,
@@ -148,6 +161,7 @@ class MemoryStore:
                 ep = reservation.endpoint
                 self._performance[ep] = fold(self._performance.get(ep), sample)
             actual, estimate = max(0, tokens), reservation.tokens
+            self._forget_spent(reservation)
             for charge, bucket in moved(reservation.charges, now):  # to the outcome's moment
                 if bucket == charge.bucket:
                     self._adjust(charge, 0, actual - estimate)
@@ -161,9 +175,16 @@ class MemoryStore:
             reservation = self._reservations.pop(reservation_id, None)
             if reservation is None:
                 return False
+            self._forget_spent(reservation)
             for charge in reservation.charges:
                 self._adjust(charge, -1, -reservation.tokens)
             return True
+
+    def _forget_spent(self, reservation: Reservation) -> None:
+        """Usage in these scopes is given back or moved: what they refused may fit sooner."""
+        if self._spent:
+            for charge in reservation.charges:
+                self._spent.pop(charge.scope, None)
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         bucket = Window.from_key(window).charge_bucket(now)
@@ -224,12 +245,14 @@ class MemoryStore:
                 self._performance.clear()
                 self._counters.clear()
                 self._declared.clear()
+                self._spent.clear()
                 return
             self._declared.pop(scope, None)
             self._performance.pop(scope, None)
             for key in [k for k in self._buckets if k[0] == scope]:
                 del self._buckets[key]
             self._cooldowns.pop(scope, None)
+            self._spent.pop(scope, None)
             for rid in [r.id for r in self._reservations.values() if r.endpoint == scope]:
                 del self._reservations[rid]
 

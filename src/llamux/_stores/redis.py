@@ -35,7 +35,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -312,15 +312,18 @@ class RedisStore:
 
     def reserve_first(
         self,
-        candidates: Sequence[Candidate],
+        candidates: Iterable[Candidate],
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Pick:
         """One script per candidate (each endpoint's keys are on a slot of their own), each
         reading the server's time; a cooling candidate is refused by the script before it
-        reads its buckets."""
+        reads its buckets. ``ready`` runs before each script: the script decides and
+        charges in one step."""
         refusals: list[Refusal] = []
         for candidate in candidates:
+            if candidate.ready is not None:
+                candidate.ready()
             outcome = self.reserve(
                 candidate.endpoint, candidate.scopes, candidate.cost, now, flight
             )

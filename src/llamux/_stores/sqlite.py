@@ -17,13 +17,14 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .._policy.performance import Performance, Sample, fold
 from .._policy.quota import (
+    MADE_LIMIT,
     RESERVATION_TTL,
     Candidate,
     Charge,
@@ -34,6 +35,7 @@ from .._policy.quota import (
     Reservation,
     RuleUsage,
     Scope,
+    Spent,
     charges,
     cooling,
     decide,
@@ -41,18 +43,22 @@ from .._policy.quota import (
     read_now,
     remaining_after,
     rule_usage,
+    spent,
+    still_spent,
 )
 from .._policy.window import Window
 from .sqlite_schema import migrate, store_error
 
 PRUNE_EVERY = 60.0
-TABLES = ("buckets", "reservations", "cooldowns", "performance", "counters", "quotas")
+TABLES = ("buckets", "reservations", "cooldowns", "performance", "counters", "quotas", "spent")
 
 _UPSERT = (
     "INSERT INTO buckets (scope, win, bucket, requests, tokens) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (scope, win, bucket) DO UPDATE SET "
     "requests = requests + excluded.requests, tokens = tokens + excluded.tokens"
 )
+_SPENT_COLUMNS = "scope, until, endpoint, rule, used, lim, requested, reason, win, requests, tokens"
+_REMEMBER = f"INSERT OR REPLACE INTO spent ({_SPENT_COLUMNS}) VALUES ({','.join('?' * 11)})"
 _CORRECT = (
     "UPDATE buckets SET requests = max(0, requests + ?), tokens = max(0, tokens + ?) "
     "WHERE scope = ? AND win = ? AND bucket = ?"
@@ -71,6 +77,8 @@ class SQLiteStore:
         self._connections: list[sqlite3.Connection] = []
         self._pid = os.getpid()
         self._pruned_at = 0.0
+        self._made: dict[tuple[str, Cooldown], Refusal] = {}  # refusals of resting scopes
+        self._parsed: dict[tuple[Any, ...], Spent] = {}  # rows of the spent table, parsed
         # ":memory:" is one database per connection: share one connection, one at a time
         self._shared: sqlite3.Connection | None = None
         self._serial = contextlib.nullcontext() if self.path != ":memory:" else threading.RLock()
@@ -176,23 +184,37 @@ class SQLiteStore:
 
     def reserve_first(
         self,
-        candidates: Sequence[Candidate],
+        candidates: Iterable[Candidate],
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Pick:
-        keys = list({scope.key: None for c in candidates for scope in c.scopes})
         refusals: list[Refusal] = []
         with self._transaction() as conn:
             now = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
-            resting = _cooldowns(conn, keys, now)
+            resting = _cooldowns(conn, None, now)  # all of them: a row per resting scope
+            known = self._known_spent(conn, now)
             for candidate in candidates:
-                outcome = cooling(candidate, resting, now) or self._reserve(
-                    conn, candidate, now, flight
+                outcome = (
+                    cooling(candidate, resting, now, self._made)
+                    or still_spent(candidate, known, now)
+                    or self._reserve(conn, candidate, now, flight)
                 )
                 if isinstance(outcome, Reservation):
                     return Pick(outcome, tuple(refusals))
                 refusals.append(outcome)
         return Pick(None, tuple(refusals))
+
+    def _known_spent(self, conn: sqlite3.Connection, now: float) -> dict[str, Spent]:
+        """The remembered refusals still in force, each row parsed once per process."""
+        known: dict[str, Spent] = {}
+        for row in conn.execute(f"SELECT {_SPENT_COLUMNS} FROM spent WHERE until > ?", (now,)):
+            memo = self._parsed.get(row)
+            if memo is None:
+                if len(self._parsed) > MADE_LIMIT:
+                    self._parsed.clear()
+                memo = self._parsed[row] = _spent_of(row)
+            known[row[0]] = memo
+        return known
 
     def _reserve(
         self, conn: sqlite3.Connection, candidate: Candidate, now: float, flight: float
@@ -201,7 +223,12 @@ class SQLiteStore:
         snapshot = _snapshot(conn, [scope.key for scope in scopes])
         refusal = decide(endpoint, scopes, snapshot, {}, cost, now)  # cooling: checked
         if refusal is not None:
+            memo = spent(refusal, scopes, cost)
+            if memo is not None:
+                conn.execute(_REMEMBER, _spent_row(memo))
             return refusal
+        if candidate.ready is not None:
+            candidate.ready()
         reservation = Reservation(
             os.urandom(16).hex(),
             endpoint,
@@ -236,6 +263,7 @@ class SQLiteStore:
             if held is None:
                 return False
             estimate, charged, endpoint = held
+            _forget_spent(conn, charged)
             if sample is not None:
                 _record(conn, endpoint, sample)
             actual = max(0, tokens)
@@ -260,6 +288,7 @@ class SQLiteStore:
             if held is None:
                 return False
             estimate, charged, _ = held
+            _forget_spent(conn, charged)
             conn.executemany(
                 _CORRECT, [(-1, -estimate, c.scope, c.window, c.bucket) for c in charged]
             )
@@ -360,6 +389,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM buckets WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM cooldowns WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM quotas WHERE scope = ?", (scope,))
+            conn.execute("DELETE FROM spent WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
 
     def stats(self) -> dict[str, int]:
@@ -394,12 +424,18 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-def _cooldowns(conn: sqlite3.Connection, keys: list[str], now: float) -> dict[str, Cooldown]:
-    rows = conn.execute(
-        f"SELECT scope, until, reason, kind FROM cooldowns "
-        f"WHERE scope IN ({_placeholders(len(keys))}) AND until > ?",
-        (*keys, now),
-    ).fetchall()
+def _cooldowns(conn: sqlite3.Connection, keys: list[str] | None, now: float) -> dict[str, Cooldown]:
+    """The cool-downs in force at ``now`` of ``keys`` (None: of every scope)."""
+    if keys is None:
+        query = "SELECT scope, until, reason, kind FROM cooldowns WHERE until > ?"
+        args: list[object] = [now]
+    else:
+        query = (
+            "SELECT scope, until, reason, kind FROM cooldowns "
+            f"WHERE scope IN ({_placeholders(len(keys))}) AND until > ?"
+        )
+        args = [*keys, now]
+    rows = conn.execute(query, args).fetchall()
     return {r[0]: Cooldown(r[0], float(r[1]), r[2], r[3]) for r in rows}
 
 
@@ -461,3 +497,21 @@ def _dump(items: Sequence[Charge]) -> str:
 
 def _load(text: str) -> list[Charge]:
     return [Charge(str(s), str(w), int(b)) for s, w, b in json.loads(text)]
+
+
+def _spent_row(memo: Spent) -> tuple[object, ...]:
+    r = memo.refusal
+    fields = (r.scope, r.retry_at, r.endpoint, r.rule, r.used, r.limit, r.requested, r.reason)
+    return (*fields, memo.window, memo.requests, memo.tokens)
+
+
+def _spent_of(row: tuple[Any, ...]) -> Spent:
+    scope, until, endpoint, rule, used, limit, requested, reason, window, requests, tokens = row
+    refusal = Refusal(endpoint, scope, rule, used, limit, requested, float(until), reason)
+    return Spent(refusal, window, int(requests), int(tokens))
+
+
+def _forget_spent(conn: sqlite3.Connection, charged: Sequence[Charge]) -> None:
+    """Usage in these scopes is given back or moved: what they refused may fit sooner."""
+    scopes = list({c.scope: None for c in charged})
+    conn.execute(f"DELETE FROM spent WHERE scope IN ({_placeholders(len(scopes))})", scopes)

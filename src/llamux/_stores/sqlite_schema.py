@@ -41,6 +41,15 @@ MIGRATIONS: tuple[str, ...] = (
         scope TEXT PRIMARY KEY, limits TEXT NOT NULL, seen REAL NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 4: scopes known to refuse until a moment (a decision passes them without their buckets)
+    """
+    CREATE TABLE spent (
+        scope TEXT PRIMARY KEY, until REAL NOT NULL, endpoint TEXT NOT NULL,
+        rule TEXT NOT NULL, used INTEGER NOT NULL, lim INTEGER NOT NULL,
+        requested INTEGER NOT NULL, reason TEXT NOT NULL, win TEXT NOT NULL,
+        requests INTEGER NOT NULL, tokens INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
 
