@@ -355,3 +355,52 @@ def test_settle_with_a_sample_records_the_speed_in_the_same_step(store: QuotaSto
         r.id, 80, T0 + 2, Sample(latency=9.0, tokens_per_second=None, ttft=None)
     )
     assert store.performance(["ep"])["ep"].samples == 1  # an unknown reservation records nothing
+
+
+# -- a spent scope is remembered, and forgotten when usage in it is given back -------------
+
+
+def test_a_spent_scope_admits_again_once_usage_in_it_is_released(store: QuotaStore) -> None:
+    ep = scope("ep", rpd=2)
+    first = store.reserve("ep", [ep], Cost(1), T0)
+    assert isinstance(first, Reservation)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 1), Reservation)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 2), Refusal)  # remembered
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 3), Refusal)
+    assert store.release(first.id, T0 + 4)
+    assert isinstance(store.reserve("ep", [ep], Cost(1), T0 + 5), Reservation)
+
+
+def test_a_settle_below_the_estimate_frees_what_was_remembered(store: QuotaStore) -> None:
+    ep = scope("ep", tpm=100)
+    held = store.reserve("ep", [ep], Cost(80), T0)
+    assert isinstance(held, Reservation)
+    assert isinstance(store.reserve("ep", [ep], Cost(50), T0 + 1), Refusal)  # remembered
+    assert store.settle(held.id, 10, T0 + 2)  # the answer used 10 tokens, not 80
+    assert isinstance(store.reserve("ep", [ep], Cost(50), T0 + 3), Reservation)
+
+
+def test_a_remembered_refusal_holds_only_for_costs_at_least_as_large(store: QuotaStore) -> None:
+    ep = scope("ep", tpm=100)
+    assert isinstance(store.reserve("ep", [ep], Cost(60), T0), Reservation)
+    assert isinstance(store.reserve("ep", [ep], Cost(50), T0 + 1), Refusal)
+    assert isinstance(store.reserve("ep", [ep], Cost(70), T0 + 2), Refusal)
+    assert isinstance(store.reserve("ep", [ep], Cost(40), T0 + 3), Reservation)
+
+
+def test_a_remembered_refusal_does_not_bind_other_limits(store: QuotaStore) -> None:
+    tight, loose = scope("ep", rpm=1), scope("ep", rpm=5)  # two configs, one quota
+    assert isinstance(store.reserve("ep", [tight], Cost(1), T0), Reservation)
+    assert isinstance(store.reserve("ep", [tight], Cost(1), T0 + 1), Refusal)
+    assert isinstance(store.reserve("ep", [loose], Cost(1), T0 + 2), Reservation)
+
+
+def test_a_spent_pool_refuses_its_other_endpoints_by_name(store: QuotaStore) -> None:
+    pool = scope("pool:p", rpm=1)
+    a, b = scope("a", rpm=10), scope("b", rpm=10)
+    assert isinstance(store.reserve("a", [a, pool], Cost(1), T0), Reservation)
+    assert isinstance(store.reserve("a", [a, pool], Cost(1), T0 + 1), Refusal)
+    refusal = store.reserve("b", [b, pool], Cost(1), T0 + 2)
+    assert isinstance(refusal, Refusal)
+    assert (refusal.endpoint, refusal.scope, refusal.retry_at) == ("b", "pool:p", T0 + 61)
+    assert isinstance(store.reserve("b", [b, pool], Cost(1), T0 + 61), Reservation)

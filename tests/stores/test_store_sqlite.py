@@ -201,3 +201,20 @@ def test_a_thread_per_request_program_never_piles_up_connections(tmp_path: Path)
     assert open_files() - before <= 6  # about what one live connection holds, not 600
     assert store.stats()["reservations"] == 300  # every reservation was made
     store.close()
+
+
+def test_a_refusal_remembered_by_one_process_is_forgotten_by_anothers_release(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.db"
+    one, other = SQLiteStore(path), SQLiteStore(path)  # two processes' views of one file
+    day = Scope("ep", rules_from_limits([("rpd", 1)], {}))
+    held = other.reserve("ep", [day], Cost(1), T0)
+    assert isinstance(held, Reservation)
+    assert not isinstance(one.reserve("ep", [day], Cost(1), T0 + 1), Reservation)
+    assert one.stats()["spent"] == 1  # remembered in the file, for every process
+    assert other.release(held.id, T0 + 2)
+    assert one.stats()["spent"] == 0
+    assert isinstance(one.reserve("ep", [day], Cost(1), T0 + 3), Reservation)
+    one.close()
+    other.close()
