@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 import statistics
@@ -56,7 +57,7 @@ def fake_provider() -> Iterator[str]:
 
 
 @contextmanager
-def llamux_proxy(base_url: str, workdir: Path) -> Iterator[str]:
+def llamux_proxy(base_url: str, workdir: Path, store: str = "memory://") -> Iterator[str]:
     table = workdir / "endpoints.md"
     table.write_text(
         "| name | provider | model | base_url | api_key_env | rpm | tpm |\n"
@@ -65,7 +66,7 @@ def llamux_proxy(base_url: str, workdir: Path) -> Iterator[str]:
     )
     port = free_port()
     command = [sys.executable, "-m", "llamux", "serve", "--config", str(table), "--port", str(port)]
-    env = {**os.environ, KEY_VAR: "bench-key", "LLAMUX_STORE": "memory://"}
+    env = {**os.environ, KEY_VAR: "bench-key", "LLAMUX_STORE": store}
     env.pop("LLAMUX_PROXY_KEY", None)
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -136,22 +137,30 @@ def main() -> None:
     args = parser.parse_args()
     runs, total = (100, 400) if args.quick else (400, 2000)
     rows = []
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        fake_provider() as upstream,
-        llamux_proxy(upstream, Path(tmp)) as proxied,
-    ):
-        for stream in (False, True):
-            mode = "stream" if stream else "json"
-            d50, d90, drate = measure(upstream, stream, runs, total)
-            p50, p90, prate = measure(proxied, stream, runs, total)
-            rows.append((f"{mode}, direct to the fake provider", d50, d90, drate, ""))
-            added = f"+{p50 - d50:.2f} ms p50, {prate / drate:.0%} of direct req/s"
-            rows.append((f"{mode}, through llamux serve", p50, p90, prate, added))
-    print(f"{'path':<40} {'p50 ms':>8} {'p90 ms':>8} {'req/s':>8}  added")
-    print(f"{'-' * 40} {'-' * 8} {'-' * 8} {'-' * 8}  {'-' * 36}")
+    with tempfile.TemporaryDirectory() as tmp, fake_provider() as upstream:
+        stores = {"memory": "memory://", "SQLite": f"sqlite:///{tmp}/proxy.db"}
+        with contextlib.ExitStack() as stack:
+            proxies = {
+                name: stack.enter_context(llamux_proxy(upstream, Path(tmp), url))
+                for name, url in stores.items()
+            }
+            for stream in (False, True):
+                mode = "stream" if stream else "json"
+                d50, d90, drate = measure(upstream, stream, runs, total)
+                rows.append((f"{mode}, direct to the fake provider", d50, d90, drate, ""))
+                rates: dict[str, float] = {}
+                for name, proxied in proxies.items():
+                    p50, p90, rates[name] = measure(proxied, stream, runs, total)
+                    added = f"+{p50 - d50:.2f} ms p50, {rates[name] / drate:.0%} of direct req/s"
+                    if name != "memory":
+                        added += f", {rates[name] / rates['memory']:.0%} of memory's"
+                    rows.append(
+                        (f"{mode}, through llamux serve ({name})", p50, p90, rates[name], added)
+                    )
+    print(f"{'path':<44} {'p50 ms':>8} {'p90 ms':>8} {'req/s':>8}  added")
+    print(f"{'-' * 44} {'-' * 8} {'-' * 8} {'-' * 8}  {'-' * 36}")
     for name, p50, p90, rate, added in rows:
-        print(f"{name:<40} {p50:>8.2f} {p90:>8.2f} {rate:>8.0f}  {added}")
+        print(f"{name:<44} {p50:>8.2f} {p90:>8.2f} {rate:>8.0f}  {added}")
     print(
         f"\n{runs} sequential requests per latency row, {total} with 16 in flight per req/s "
         f"row; machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}"
