@@ -17,7 +17,7 @@ from ._clock import Clock, SystemClock
 from ._config.endpoint import DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
-from ._engine.admission import Admission, check_params
+from ._engine.admission import Admission, check_params, reach
 from ._engine.call import Call
 from ._engine.keys import Keys
 from ._engine.served import attach
@@ -86,6 +86,7 @@ class Router:
         if not self.endpoints:
             raise ConfigError("a Router needs at least one endpoint; add rows to your table")
         self._scopes = scopes_for(self.endpoints, {pool.name: pool for pool in pools})
+        self._reach = {ep.id: reach(ep, self._scopes[ep.id]) for ep in self.endpoints}
         self.routes = {route.name: route for route in routes}
         self.strategy = strategy_from(strategy)
         self._strategies: dict[str, Strategy] = {}
@@ -103,6 +104,7 @@ class Router:
         for line in self._conflicts:
             log.warning("%s", line)
         self._keys = Keys()
+        self._chosen: dict[str, tuple[tuple[Endpoint, ...], Route | None]] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -304,6 +306,7 @@ class Router:
             params=params,
             candidates=candidates,
             scopes=self._scopes,
+            reach=self._reach,
             store=self.store,
             strategy=self._strategy(params.get("strategy"), route),
             clock=self.clock,
@@ -325,27 +328,35 @@ class Router:
                 self._strategies[name] = strategy_from(name)
             return self._strategies[name]
 
-    def candidates(self, model: Any) -> tuple[list[Endpoint], Route | None]:
+    def candidates(self, model: Any) -> tuple[tuple[Endpoint, ...], Route | None]:
         """The endpoints a ``model`` value selects: all (none or ``auto``), an endpoint id,
-        a route name, or every endpoint serving that upstream model."""
+        a route name, or every endpoint serving that upstream model. The same tuple each
+        time for the same model (strategies keep their order for it)."""
         if model is None or model == "auto":
-            return list(self.endpoints), None
+            return self.endpoints, None
         if not isinstance(model, str):
             raise InvalidRequest(f"model must be a string, not {type(model).__name__}")
+        known = self._chosen.get(model)
+        if known is not None:
+            return known
         route = self.routes.get(model)
+        found: tuple[tuple[Endpoint, ...], Route | None]
         if route is not None:
             by_id = {e.id: e for e in self.endpoints}
-            return [by_id[i] for i in route.endpoints if i in by_id], route
-        chosen = [e for e in self.endpoints if e.id == model] or [
-            e for e in self.endpoints if e.model == model
-        ]
-        if not chosen:
-            names = ", ".join([*self.routes, *(e.id for e in self.endpoints)])
-            raise ConfigError(
-                f"no endpoint or route serves model {model!r}; pass one of: {names}, "
-                "an upstream model name, or 'auto' for all"
+            found = tuple(by_id[i] for i in route.endpoints if i in by_id), route
+        else:
+            chosen = tuple(e for e in self.endpoints if e.id == model) or tuple(
+                e for e in self.endpoints if e.model == model
             )
-        return chosen, None
+            if not chosen:
+                names = ", ".join([*self.routes, *(e.id for e in self.endpoints)])
+                raise ConfigError(
+                    f"no endpoint or route serves model {model!r}; pass one of: {names}, "
+                    "an upstream model name, or 'auto' for all"
+                )
+            found = chosen, None
+        self._chosen[model] = found  # bounded: only names the config knows succeed
+        return found
 
     def _ids(self) -> str:
         return ", ".join(e.id for e in self.endpoints)

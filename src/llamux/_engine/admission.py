@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._config.load import DEFAULT_MAX_OUTPUT
 from .._errors import InvalidRequest, NoEndpointAvailable, RequestTooLarge
-from .._policy.quota import Candidate, Cost, Pick, Refusal, Reservation, Scope, never_fits
+from .._policy.quota import (
+    UNLIMITED,
+    Candidate,
+    Cost,
+    Pick,
+    Refusal,
+    Reservation,
+    Scope,
+    never_fits,
+)
 from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
 from .._policy.tokens import output_budget, prompt_tokens
 from .served import Attempt
@@ -52,6 +61,7 @@ class Admission:
         strategy: Strategy,
         clock: Clock,
         keys: Keys,
+        reach: Mapping[str, tuple[int, int]] | None = None,
         route: str = "auto",
         flight: float = 0.0,
         prepare: Callable[[Endpoint, str], None] | None = None,
@@ -64,8 +74,10 @@ class Admission:
         self.needs = capabilities_needed(messages, params)
         self.params = params
         self.route = route
-        self.candidates = list(candidates)
+        self.candidates = candidates
         self.scopes = scopes
+        self.reach = reach if reach is not None else {}
+        """Per endpoint, the most requests and tokens one request may cost (:func:`reach`)."""
         self.store = store
         self.strategy = strategy
         self.clock = clock
@@ -142,7 +154,12 @@ class Admission:
                 keys[ep.api_key_env] = self.keys.get(ep)
             key = keys[ep.api_key_env] or self.keys.lookup(ep)  # warns once if missing
             scopes = self.scopes[ep.id]
-            skip = skip_reason(ep, cost, scopes, key is not None) or self._lacks(ep)
+            most = self.reach.get(ep.id)
+            plain = most is not None and cost.tokens <= most[1] and cost.requests <= most[0]
+            if plain and key is not None and "{" not in ep.base_url and not self.needs:
+                skip = None  # the common case, without building a reason
+            else:
+                skip = skip_reason(ep, cost, scopes, key is not None) or self._lacks(ep)
             if skip is not None or key is None:
                 if skip is not None and skip.startswith("too large"):
                     too_large.append(ep.id)
@@ -376,6 +393,14 @@ def capabilities_needed(
         ):
             needed.add("vision")
     return frozenset(needed)
+
+
+def reach(ep: Endpoint, scopes: Sequence[Scope]) -> tuple[int, int]:
+    """The most requests and tokens one request may ever cost on ``ep``: its scopes'
+    smallest limits and its context."""
+    requests = min((scope.ceiling[0] for scope in scopes), default=UNLIMITED)
+    tokens = min((scope.ceiling[1] for scope in scopes), default=UNLIMITED)
+    return requests, tokens if ep.context is None else min(tokens, ep.context)
 
 
 def skip_reason(ep: Endpoint, cost: Cost, scopes: Sequence[Scope], has_key: bool) -> str | None:

@@ -62,6 +62,10 @@ class Strategy(Protocol):
     ) -> Sequence[Endpoint]: ...
 
 
+RANKED_LIMIT = 256
+"""Candidate tuples whose preference order a strategy keeps, at most."""
+
+
 def _by_preference(endpoints: Sequence[Endpoint]) -> list[Endpoint]:
     ranked = sorted(
         enumerate(endpoints), key=lambda p: (p[1].priority is None, p[1].priority or 0, p[0])
@@ -75,10 +79,24 @@ class Preference:
     name = "preference"
     needs: frozenset[str] = frozenset()
 
+    def __init__(self) -> None:
+        self._ranked: dict[int, tuple[Sequence[Endpoint], list[Endpoint]]] = {}
+        """Orders already made, by the identity of the sequence ranked (a router hands the
+        same tuple for the same model): a decision among 100 endpoints sorts nothing."""
+
     def order(
         self, endpoints: Sequence[Endpoint], request: Request, facts: Facts
     ) -> Sequence[Endpoint]:
-        return _by_preference(endpoints)
+        if not isinstance(endpoints, tuple):  # a list may change: rank it afresh
+            return _by_preference(endpoints)
+        known = self._ranked.get(id(endpoints))
+        if known is not None and known[0] is endpoints:
+            return known[1]
+        ranked = _by_preference(endpoints)
+        if len(self._ranked) >= RANKED_LIMIT:
+            self._ranked.clear()
+        self._ranked[id(endpoints)] = (endpoints, ranked)  # kept alive: its id stays its own
+        return ranked
 
 
 def price(endpoint: Endpoint, request: Request) -> float:
