@@ -7,7 +7,6 @@ directly (sync) or from a worker thread (async), so store I/O never blocks an ev
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -108,7 +107,7 @@ class Admission:
         else:
             if first.ready is not None:  # the SDK import, the shared HTTP client: not in a step
                 first.ready()
-                first = dataclasses.replace(first, ready=None)
+                first = first._replace(ready=None)
             pick = self.store.reserve_first(
                 itertools.chain((first,), walk), self.clock.now, self.flight
             )

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 from .._config.endpoint import LIMIT_RULES, limit_name
 from .window import BUCKET_SECONDS, LATENCY_MARGIN, Window
@@ -165,17 +166,18 @@ class Refusal:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """One endpoint a request may be reserved on: its scopes and what it would charge.
 
     ``ready``, if given, is called by the store once this candidate admits, before its
-    charge is written: it readies the client the call will use (it must be quick)."""
+    charge is written: it readies the client the call will use (it must be quick). (A
+    named tuple, not a dataclass: a decision makes one per endpoint it passes, and a tuple
+    is made in a third of the time.)"""
 
     endpoint: str
     scopes: Sequence[Scope]
     cost: Cost
-    ready: Callable[[], None] | None = field(default=None, repr=False, compare=False)
+    ready: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

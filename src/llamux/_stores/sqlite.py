@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._policy.performance import Performance, Sample, fold
+from .._policy.performance import ALPHA, Performance, Sample
 from .._policy.quota import (
     MADE_LIMIT,
     RESERVATION_TTL,
@@ -58,7 +58,24 @@ _UPSERT = (
     "requests = requests + excluded.requests, tokens = tokens + excluded.tokens"
 )
 _SPENT_COLUMNS = "scope, until, endpoint, rule, used, lim, requested, reason, win, requests, tokens"
+_PASSING = (
+    "SELECT 'c', scope, until, reason, kind, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+    "FROM cooldowns WHERE until > ? "
+    f"UNION ALL SELECT 's', {_SPENT_COLUMNS} FROM spent WHERE until > ?"
+)
+"""What a decision passes without reading buckets: cool-downs ('c') and spent scopes ('s')."""
 _REMEMBER = f"INSERT OR REPLACE INTO spent ({_SPENT_COLUMNS}) VALUES ({','.join('?' * 11)})"
+_EWMA = (
+    "CASE WHEN excluded.{0} IS NULL THEN {0} WHEN {0} IS NULL THEN excluded.{0} "
+    "ELSE {0} + ?5 * (excluded.{0} - {0}) END"
+)
+_FOLD = (
+    "INSERT INTO performance (endpoint, latency, tps, ttft, samples) VALUES (?1, ?2, ?3, ?4, 1) "
+    "ON CONFLICT (endpoint) DO UPDATE SET "
+    + ", ".join(f"{c} = {_EWMA.format(c)}" for c in ("latency", "tps", "ttft"))
+    + ", samples = samples + 1"
+)
+"""Fold a sample into an endpoint's moving averages (``performance.ewma``), ?5 the weight."""
 _CORRECT = (
     "UPDATE buckets SET requests = max(0, requests + ?), tokens = max(0, tokens + ?) "
     "WHERE scope = ? AND win = ? AND bucket = ?"
@@ -191,8 +208,7 @@ class SQLiteStore:
         refusals: list[Refusal] = []
         with self._transaction() as conn:
             now = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
-            resting = _cooldowns(conn, None, now)  # all of them: a row per resting scope
-            known = self._known_spent(conn, now)
+            resting, known = self._passing(conn, now)
             for candidate in candidates:
                 outcome = (
                     cooling(candidate, resting, now, self._made)
@@ -204,17 +220,24 @@ class SQLiteStore:
                 refusals.append(outcome)
         return Pick(None, tuple(refusals))
 
-    def _known_spent(self, conn: sqlite3.Connection, now: float) -> dict[str, Spent]:
-        """The remembered refusals still in force, each row parsed once per process."""
+    def _passing(
+        self, conn: sqlite3.Connection, now: float
+    ) -> tuple[dict[str, Cooldown], dict[str, Spent]]:
+        """Every scope resting at ``now`` and every refusal remembered until later, in one
+        read (a row per such scope); each remembered row is parsed once per process."""
+        resting: dict[str, Cooldown] = {}
         known: dict[str, Spent] = {}
-        for row in conn.execute(f"SELECT {_SPENT_COLUMNS} FROM spent WHERE until > ?", (now,)):
+        for row in conn.execute(_PASSING, (now, now)):
+            if row[0] == "c":
+                resting[row[1]] = Cooldown(row[1], float(row[2]), row[3], row[4])
+                continue
             memo = self._parsed.get(row)
             if memo is None:
                 if len(self._parsed) > MADE_LIMIT:
                     self._parsed.clear()
-                memo = self._parsed[row] = _spent_of(row)
-            known[row[0]] = memo
-        return known
+                memo = self._parsed[row] = _spent_of(row[1:])
+            known[row[1]] = memo
+        return resting, known
 
     def _reserve(
         self, conn: sqlite3.Connection, candidate: Candidate, now: float, flight: float
@@ -259,7 +282,7 @@ class SQLiteStore:
         self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
     ) -> bool:
         with self._transaction() as conn:
-            held = _held(conn, reservation_id)
+            held = _take(conn, reservation_id)
             if held is None:
                 return False
             estimate, charged, endpoint = held
@@ -279,12 +302,11 @@ class SQLiteStore:
             )
             if go:
                 conn.executemany(_UPSERT, [(c.scope, c.window, b, 1, actual) for c, b in go])
-            conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
             return True
 
     def release(self, reservation_id: str, now: float) -> bool:
         with self._transaction() as conn:
-            held = _held(conn, reservation_id)
+            held = _take(conn, reservation_id)
             if held is None:
                 return False
             estimate, charged, _ = held
@@ -292,7 +314,6 @@ class SQLiteStore:
             conn.executemany(
                 _CORRECT, [(-1, -estimate, c.scope, c.window, c.bucket) for c in charged]
             )
-            conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,))
             return True
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
@@ -424,21 +445,6 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-def _cooldowns(conn: sqlite3.Connection, keys: list[str] | None, now: float) -> dict[str, Cooldown]:
-    """The cool-downs in force at ``now`` of ``keys`` (None: of every scope)."""
-    if keys is None:
-        query = "SELECT scope, until, reason, kind FROM cooldowns WHERE until > ?"
-        args: list[object] = [now]
-    else:
-        query = (
-            "SELECT scope, until, reason, kind FROM cooldowns "
-            f"WHERE scope IN ({_placeholders(len(keys))}) AND until > ?"
-        )
-        args = [*keys, now]
-    rows = conn.execute(query, args).fetchall()
-    return {r[0]: Cooldown(r[0], float(r[1]), r[2], r[3]) for r in rows}
-
-
 def _snapshot(
     conn: sqlite3.Connection, keys: list[str]
 ) -> dict[tuple[str, str], dict[int, tuple[int, int]]]:
@@ -470,25 +476,20 @@ def _prune_buckets(
                 )
 
 
-def _held(conn: sqlite3.Connection, reservation_id: str) -> tuple[int, list[Charge], str] | None:
-    """A reservation's estimate, charges and endpoint (None: unknown)."""
+def _take(conn: sqlite3.Connection, reservation_id: str) -> tuple[int, list[Charge], str] | None:
+    """Remove a reservation; its estimate, charges and endpoint (None: unknown)."""
     row = conn.execute(
-        "SELECT tokens, charges, endpoint FROM reservations WHERE id = ?", (reservation_id,)
+        "DELETE FROM reservations WHERE id = ? RETURNING tokens, charges, endpoint",
+        (reservation_id,),
     ).fetchone()
     return None if row is None else (int(row[0]), _load(str(row[1])), str(row[2]))
 
 
 def _record(conn: sqlite3.Connection, endpoint: str, sample: Sample) -> None:
-    """Fold ``sample`` into ``endpoint``'s moving averages (inside a transaction)."""
-    row = conn.execute(
-        "SELECT latency, tps, ttft, samples FROM performance WHERE endpoint = ?", (endpoint,)
-    ).fetchone()
-    new = fold(Performance(*row) if row else None, sample)
-    conn.execute(
-        "INSERT OR REPLACE INTO performance (endpoint, latency, tps, ttft, samples) "
-        "VALUES (?, ?, ?, ?, ?)",
-        (endpoint, new.latency, new.tokens_per_second, new.ttft, new.samples),
-    )
+    """Fold ``sample`` into ``endpoint``'s moving averages (inside a transaction): in one
+    statement, the arithmetic of ``performance.fold``."""
+    values = (sample.latency, sample.tokens_per_second, sample.ttft)
+    conn.execute(_FOLD, (endpoint, *values, ALPHA))
 
 
 def _dump(items: Sequence[Charge]) -> str:
