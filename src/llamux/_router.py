@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import threading
@@ -104,6 +105,7 @@ class Router:
         for line in self._conflicts:
             log.warning("%s", line)
         self._keys = Keys()
+        self._sdk_imported = False
         self._chosen: dict[str, tuple[tuple[Endpoint, ...], Route | None]] = {}
         self._lock = threading.Lock()
 
@@ -230,11 +232,21 @@ class Router:
         worker thread, or inline for a store whose operations never block."""
         import asyncio
 
+        if not self._sdk_imported:  # ~0.4 s the first time: not on the event loop
+            await asyncio.to_thread(importlib.import_module, "openai")
+            self._sdk_imported = True
         mode, loop = ("raw" if raw else "async"), asyncio.get_running_loop()
         return Call(self._admission(messages, params, mode=mode, loop=loop), *self._engine())
 
-    def _engine(self) -> tuple[Settler, Transport, Clock, bool]:
-        return self._settler, self.transport, self.clock, bool(getattr(self.store, "inline", False))
+    def _engine(self) -> tuple[Settler, Transport, Clock, bool, Any]:
+        inline = bool(getattr(self.store, "inline", False))
+        return (
+            self._settler,
+            self.transport,
+            self.clock,
+            inline,
+            getattr(self.store, "nowait", None),
+        )
 
     def status(self) -> list[EndpointStatus]:
         """Every endpoint's usage per rule, key presence and cool-down, now."""

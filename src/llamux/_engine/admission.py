@@ -27,6 +27,7 @@ from .._policy.quota import (
 )
 from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
 from .._policy.tokens import output_budget, prompt_tokens
+from .._stores.waiting import WouldBlock
 from .served import Attempt
 
 if TYPE_CHECKING:
@@ -96,6 +97,14 @@ class Admission:
 
         Raises ``RequestTooLarge`` if nothing could ever fit, else ``NoEndpointAvailable``.
         """
+        mark = len(self.attempts)
+        try:
+            return self._next()
+        except WouldBlock:  # nothing reserved: forget what this try noted, it is repeated
+            del self.attempts[mark:]
+            raise
+
+    def _next(self) -> Admitted | float:
         now = self.clock.now()
         order = self.strategy.order(self.candidates, self.request, self._facts(now))
         found: dict[str, tuple[Endpoint, str]] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -18,6 +19,7 @@ from .._errors import ProviderError
 from .._policy.performance import measured
 from .._policy.tokens import usage_tokens
 from .._providers.boundary import stream_error
+from .._stores.waiting import WouldBlock
 from .served import Attempt, Served
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ class Call:
         transport: Transport,
         clock: Clock,
         inline: bool = False,
+        nowait: Callable[[], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.admission = admission
         self.settler = settler
@@ -69,12 +72,23 @@ class Call:
         self.inline = inline
         """Whether the store's operations never block (the memory store): the async path
         then runs them on the event loop instead of in a worker thread."""
+        self.nowait = nowait
+        """The store's ``nowait()``, if it has one (SQLite): the async path tries store work
+        on the event loop first and moves it to a thread only if the store is busy."""
 
     async def offload(self, function: Callable[..., T], *args: Any) -> T:
-        """Run store work off the event loop (a worker thread), unless the store never
-        blocks: the one policy of every async path (the library's, the proxy's)."""
+        """Run store work without blocking the event loop: the one policy of every async
+        path (the library's, the proxy's). Inline for a store that never blocks; on the
+        loop for one that can say it would have to wait (``WouldBlock``: nothing was done,
+        and the work is repeated in a worker thread); else in a worker thread."""
         if self.inline:
             return function(*args)
+        if self.nowait is not None:
+            try:
+                with self.nowait():
+                    return function(*args)
+            except WouldBlock:
+                pass
         import asyncio
 
         return await asyncio.to_thread(function, *args)
@@ -144,9 +158,9 @@ class Call:
         settle it, record its speed; the record of how it was served. Store work only: an
         async driver runs it off the event loop in one hop."""
         got, latency = answer.got, answer.reply.latency
-        self.settler.learn(got, answer.reply.headers)
         tokens = usage_tokens(usage)
         self.settler.settle(got, tokens, sample=measured(latency, usage, None))
+        self.settler.learn(got, answer.reply.headers)  # after: repeated, a settle is a no-op
         self.attempts.append(Attempt(got.endpoint.id, "served", latency=latency))
         return self.record(answer, tokens)
 

@@ -18,6 +18,7 @@ from .._policy.performance import Sample, measured
 from .._policy.quota import Scope
 from .._policy.tokens import usage_tokens
 from .._policy.window import Window
+from .._stores.waiting import WouldBlock
 from .served import Attempt
 
 if TYPE_CHECKING:
@@ -100,9 +101,11 @@ class Settler:
                 update = self._pending.popleft()
             try:
                 self._run(update)
-            except StoreError:
+            except (StoreError, WouldBlock) as error:
                 with self._lock:
                     self._pending.appendleft(update)
+                if isinstance(error, WouldBlock):
+                    raise  # kept: applied when the work is repeated off the loop
                 return False
 
     def _keep(self, update: Pending, error: StoreError | None = None) -> None:

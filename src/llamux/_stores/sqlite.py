@@ -48,7 +48,10 @@ from .._policy.quota import (
 )
 from .._policy.window import Window
 from .sqlite_schema import migrate, store_error
+from .waiting import WouldBlock
 
+BUSY_MS = 60_000
+"""How long a step waits for another writer before it fails (milliseconds)."""
 PRUNE_EVERY = 60.0
 TABLES = ("buckets", "reservations", "cooldowns", "performance", "counters", "quotas", "spent")
 
@@ -116,7 +119,7 @@ class SQLiteStore:
         held: _Held | None = getattr(self._local, "held", None)
         conn: sqlite3.Connection | None = self._shared or (held.conn if held else None)
         if conn is None:
-            conn = self._guard(self._open)
+            conn = self._guard(self._open_nowait if self._waitless() else self._open)
             with self._lock:
                 self._connections.append(conn)
             if self.path == ":memory:":
@@ -148,12 +151,26 @@ class SQLiteStore:
                     raise
                 time.sleep(random.uniform(0.005, 0.05))
 
-    def _open_once(self) -> sqlite3.Connection:
-        path = str(Path(self.path).expanduser()) if self.path != ":memory:" else self.path
-        conn = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    def _open_nowait(self) -> sqlite3.Connection:
+        """A connection for this thread, or ``WouldBlock`` if opening it would wait."""
         try:
-            conn.execute("PRAGMA busy_timeout = 60000")
-            conn.execute("PRAGMA journal_mode = WAL")
+            return self._open_once(timeout=0)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise WouldBlock(str(exc)) from None
+            raise
+
+    def _waitless(self) -> bool:
+        return bool(getattr(self._local, "nowait", False))
+
+    def _open_once(self, timeout: float = BUSY_MS / 1000) -> sqlite3.Connection:
+        path = str(Path(self.path).expanduser()) if self.path != ":memory:" else self.path
+        conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":  # once per file: WAL is kept in it
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn, self.path)
         except BaseException:
@@ -169,14 +186,35 @@ class SQLiteStore:
             raise store_error(self.path, exc) from exc
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._serial:
-            yield from self._transaction_body()
+    def nowait(self) -> Iterator[None]:
+        """Within it, on this thread, a step that would wait for another writer raises
+        ``WouldBlock`` at once, before it changes anything (see ``waiting``)."""
+        self._local.nowait = True
+        try:
+            yield
+        finally:
+            self._local.nowait = False
 
-    def _transaction_body(self) -> Iterator[sqlite3.Connection]:
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        if not self._waitless():
+            with self._serial:
+                yield from self._transaction_body(False)
+            return
+        if isinstance(self._serial, contextlib.nullcontext):
+            yield from self._transaction_body(True)
+            return
+        if not self._serial.acquire(blocking=False):
+            raise WouldBlock("another thread holds the in-memory database")
+        try:
+            yield from self._transaction_body(True)
+        finally:
+            self._serial.release()
+
+    def _transaction_body(self, nowait: bool) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn, nowait)
             try:
                 yield conn
             except BaseException:
@@ -185,6 +223,21 @@ class SQLiteStore:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from exc
+
+    def _begin(self, conn: sqlite3.Connection, nowait: bool) -> None:
+        """``BEGIN IMMEDIATE``: wait for the write lock, or with ``nowait`` give up at once."""
+        if not nowait:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise WouldBlock(str(exc)) from None
+            raise
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
 
     # -- operations --------------------------------------------------------------------
 
