@@ -24,6 +24,7 @@ from ._engine.keys import Keys
 from ._engine.served import attach
 from ._engine.settler import Settler
 from ._engine.stream import async_chunk_stream, chunk_stream
+from ._engine.walk import Prefix
 from ._errors import ConfigError, InvalidRequest
 from ._policy.performance import Performance
 from ._policy.quota import Cooldown, RuleUsage
@@ -106,6 +107,8 @@ class Router:
             log.warning("%s", line)
         self._keys = Keys()
         self._sdk_imported = False
+        self._prefixes: dict[tuple[object, ...], Prefix] = {}
+        """Refused prefixes learned by decisions, for the next ones (see ``_engine/walk``)."""
         self._chosen: dict[str, tuple[tuple[Endpoint, ...], Route | None]] = {}
         self._lock = threading.Lock()
 
@@ -319,6 +322,7 @@ class Router:
             candidates=candidates,
             scopes=self._scopes,
             reach=self._reach,
+            prefixes=self._prefixes,
             store=self.store,
             strategy=self._strategy(params.get("strategy"), route),
             clock=self.clock,

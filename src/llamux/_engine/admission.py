@@ -7,7 +7,6 @@ directly (sync) or from a worker thread (async), so store I/O never blocks an ev
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, St
 from .._policy.tokens import output_budget, prompt_tokens
 from .._stores.waiting import WouldBlock
 from .served import Attempt
+from .walk import PREFIXES_KEPT, Prefix, Walk, learned, prefix_key
 
 if TYPE_CHECKING:
     from .._clock import Clock
@@ -62,6 +62,7 @@ class Admission:
         clock: Clock,
         keys: Keys,
         reach: Mapping[str, tuple[int, int]] | None = None,
+        prefixes: dict[tuple[object, ...], Prefix] | None = None,
         route: str = "auto",
         flight: float = 0.0,
         prepare: Callable[[Endpoint, str], None] | None = None,
@@ -78,6 +79,8 @@ class Admission:
         self.scopes = scopes
         self.reach = reach if reach is not None else {}
         """Per endpoint, the most requests and tokens one request may cost (:func:`reach`)."""
+        self.prefixes = prefixes
+        """Refused prefixes learned by earlier decisions (the router's, shared): see ``walk``."""
         self.store = store
         self.strategy = strategy
         self.clock = clock
@@ -109,23 +112,61 @@ class Admission:
         order = self.strategy.order(self.candidates, self.request, self._facts(now))
         found: dict[str, tuple[Endpoint, str]] = {}
         too_large: list[str] = []
-        walk = self._passable(order, found, too_large)
-        first = next(walk, None)
+        skip: set[str] = set()
+        key = self._prefix_key()
+        mark = len(self.attempts)
+        rest = self._passable(order, found, too_large, skip)
+        first = next(rest, None)
         if first is None:
-            pick = Pick(None, ())
+            return self._nothing_admits(Pick(None, ()), now, too_large)
+        if first.ready is not None:  # the SDK import, the shared HTTP client: not in a step
+            first.ready()
+            first = first._replace(ready=None)
+        walk = Walk(first, rest, self._prefix(key), skip)
+        pick = self.store.reserve_first(walk, self.clock.now, self.flight)
+        skipped = len(self.attempts) - mark
+        known = walk.used
+        if known is not None:  # passed at once: its attempts are made already
+            self.attempts += known.attempts
+            fresh = pick.refusals[len(known.refusals) :]
         else:
-            if first.ready is not None:  # the SDK import, the shared HTTP client: not in a step
-                first.ready()
-                first = first._replace(ready=None)
-            pick = self.store.reserve_first(
-                itertools.chain((first,), walk), self.clock.now, self.flight
-            )
-        refusals = list(pick.refusals)
-        self.attempts += [Attempt(r.endpoint, "refused", r.reason) for r in refusals]
+            fresh = pick.refusals
+        self.attempts += [Attempt(r.endpoint, "refused", r.reason) for r in fresh]
+        if key is not None and not skipped and self.prefixes is not None:
+            self._learn(key, pick)
         if pick.reservation is not None:
-            ep, key = found[pick.reservation.endpoint]
+            ep, api_key = found[pick.reservation.endpoint]
             self.tried.add(ep.id)
-            return Admitted(ep, pick.reservation, key)
+            return Admitted(ep, pick.reservation, api_key)
+        return self._nothing_admits(pick, now, too_large)
+
+    def _prefix_key(self) -> tuple[object, ...] | None:
+        """Where this decision's refused prefix is kept: only for a first round (nothing
+        tried yet) under a strategy whose order depends on nothing that changes."""
+        if self.prefixes is None or self.tried or not getattr(self.strategy, "static", False):
+            return None
+        return prefix_key(self.candidates, self.strategy, self.params, self.needs)
+
+    def _prefix(self, key: tuple[object, ...] | None) -> Prefix | None:
+        known = self.prefixes.get(key) if key is not None and self.prefixes else None
+        if known is None or known.candidates is not self.candidates or self.prompt < known.prompt:
+            return None
+        return known
+
+    def _learn(self, key: tuple[object, ...], pick: Pick) -> None:
+        assert self.prefixes is not None
+        count = len(pick.refusals)
+        made = learned(pick, self.candidates, self.prompt, self.attempts[-count:] if count else [])
+        if made is None:
+            self.prefixes.pop(key, None)
+            return
+        if len(self.prefixes) >= PREFIXES_KEPT:
+            self.prefixes.clear()
+        self.prefixes[key] = made
+
+    def _nothing_admits(self, pick: Pick, now: float, too_large: list[str]) -> float:
+        """Seconds to wait for capacity (within ``wait``), else raise why nothing admits."""
+        refusals = list(pick.refusals)
         retry = _soonest(refusals, now)
         if retry is not None and now + retry <= self.deadline:
             self.attempts[:] = [a for a in self.attempts if a.outcome == "failed"]
@@ -144,6 +185,7 @@ class Admission:
         order: Sequence[Endpoint],
         found: dict[str, tuple[Endpoint, str]],
         too_large: list[str],
+        skip: set[str],
     ) -> Iterator[Candidate]:
         """The endpoints of ``order`` this request may be reserved on, made as the store
         asks for them (it stops at the first that admits); the skipped ones are noted.
@@ -151,7 +193,7 @@ class Admission:
         keys: dict[str, str | None] = {}  # one environment read per key variable
         costs: dict[int, Cost] = {}  # by output default: most endpoints share one
         for ep in order:
-            if ep.id in self.tried:
+            if ep.id in self.tried or ep.id in skip:
                 continue
             cost = costs.get(ep.max_output)
             if cost is None:
@@ -165,13 +207,13 @@ class Admission:
             most = self.reach.get(ep.id)
             plain = most is not None and cost.tokens <= most[1] and cost.requests <= most[0]
             if plain and key is not None and "{" not in ep.base_url and not self.needs:
-                skip = None  # the common case, without building a reason
+                reason = None  # the common case, without building a reason
             else:
-                skip = skip_reason(ep, cost, scopes, key is not None) or self._lacks(ep)
-            if skip is not None or key is None:
-                if skip is not None and skip.startswith("too large"):
+                reason = skip_reason(ep, cost, scopes, key is not None) or self._lacks(ep)
+            if reason is not None or key is None:
+                if reason is not None and reason.startswith("too large"):
                     too_large.append(ep.id)
-                self.attempts.append(Attempt(ep.id, "skipped", skip or "no key"))
+                self.attempts.append(Attempt(ep.id, "skipped", reason or "no key"))
                 continue
             found[ep.id] = (ep, key)
             yield Candidate(ep.id, scopes, cost, self._ready(ep, key))

@@ -30,9 +30,9 @@ keeps its history.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from .._config.endpoint import LIMIT_RULES, limit_name
 from .window import BUCKET_SECONDS, LATENCY_MARGIN, Window
@@ -187,6 +187,20 @@ class Pick:
 
     reservation: Reservation | None
     refusals: tuple[Refusal, ...]
+    generation: int = 0
+    """The store's count of moments when something it refused could fit sooner (usage
+    given back where a refusal was remembered, a reset), as this step saw it."""
+
+
+@runtime_checkable
+class Walk(Protocol):
+    """Candidates that may know a prefix of themselves refused: a store that keeps a
+    generation calls ``begin`` first in its step; the refusals it returns count as passed,
+    and iterating then starts after that prefix."""
+
+    def __iter__(self) -> Iterator[Candidate]: ...
+
+    def begin(self, generation: int, now: float) -> tuple[Refusal, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)

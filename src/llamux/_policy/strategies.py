@@ -78,6 +78,8 @@ class Preference:
 
     name = "preference"
     needs: frozenset[str] = frozenset()
+    static = True
+    """Its order depends on the endpoints alone (not on the request, the time or the store)."""
 
     def __init__(self) -> None:
         self._ranked: dict[int, tuple[Sequence[Endpoint], list[Endpoint]]] = {}

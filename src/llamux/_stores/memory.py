@@ -56,6 +56,8 @@ class MemoryStore:
         self._spent: dict[str, Spent] = {}
         """Scopes known to refuse until a moment (see ``Spent``): one entry per scope."""
         self._made: dict[tuple[str, Cooldown], Refusal] = {}
+        self._generation = 0
+        """Bumped whenever something refused until a known moment could fit sooner."""
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -80,6 +82,9 @@ class MemoryStore:
         refusals: list[Refusal] = []
         with self._lock:
             now = read_now(now)
+            begin = getattr(candidates, "begin", None)  # a Walk: it may know a refused prefix
+            if begin is not None:
+                refusals += begin(self._generation, now)
             for candidate in candidates:
                 outcome = (
                     cooling(candidate, self._cooldowns, now, self._made)
@@ -87,9 +92,9 @@ class MemoryStore:
                     or self._reserve(candidate, now, flight)
                 )
                 if isinstance(outcome, Reservation):
-                    return Pick(outcome, tuple(refusals))
+                    return Pick(outcome, tuple(refusals), self._generation)
                 refusals.append(outcome)
-        return Pick(None, tuple(refusals))
+            return Pick(None, tuple(refusals), self._generation)
 
     def _reserve(self, candidate: Candidate, now: float, flight: float) -> Reservation | Refusal:
         endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
@@ -184,7 +189,8 @@ class MemoryStore:
         """Usage in these scopes is given back or moved: what they refused may fit sooner."""
         if self._spent:
             for charge in reservation.charges:
-                self._spent.pop(charge.scope, None)
+                if self._spent.pop(charge.scope, None) is not None:
+                    self._generation += 1
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         bucket = Window.from_key(window).charge_bucket(now)
@@ -211,6 +217,8 @@ class MemoryStore:
         with self._lock:
             current = self._cooldowns.get(scope)
             if current is None or current.until <= now or until >= current.until:
+                if current is not None and until < current.until:  # ends sooner than it did
+                    self._generation += 1
                 self._cooldowns[scope] = Cooldown(scope, until, reason, kind)
 
     def cooldowns(self, now: float) -> dict[str, Cooldown]:
@@ -246,6 +254,7 @@ class MemoryStore:
                 self._counters.clear()
                 self._declared.clear()
                 self._spent.clear()
+                self._generation += 1
                 return
             self._declared.pop(scope, None)
             self._performance.pop(scope, None)
@@ -253,6 +262,7 @@ class MemoryStore:
                 del self._buckets[key]
             self._cooldowns.pop(scope, None)
             self._spent.pop(scope, None)
+            self._generation += 1
             for rid in [r.id for r in self._reservations.values() if r.endpoint == scope]:
                 del self._reservations[rid]
 

@@ -67,6 +67,12 @@ _PASSING = (
     f"UNION ALL SELECT 's', {_SPENT_COLUMNS} FROM spent WHERE until > ?"
 )
 """What a decision passes without reading buckets: cool-downs ('c') and spent scopes ('s')."""
+GENERATION = "llamux:generation"
+"""The counter bumped whenever something refused until a known moment could fit sooner."""
+_BUMP = (
+    "INSERT INTO counters (key, value) VALUES (?, 1) "
+    "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+)
 _REMEMBER = f"INSERT OR REPLACE INTO spent ({_SPENT_COLUMNS}) VALUES ({','.join('?' * 11)})"
 _EWMA = (
     "CASE WHEN excluded.{0} IS NULL THEN {0} WHEN {0} IS NULL THEN excluded.{0} "
@@ -261,26 +267,44 @@ class SQLiteStore:
         refusals: list[Refusal] = []
         with self._transaction() as conn:
             now = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
-            resting, known = self._passing(conn, now)
+            row = conn.execute("SELECT value FROM counters WHERE key = ?", (GENERATION,))
+            found = row.fetchone()
+            generation = int(found[0]) if found else 0
+            begin = getattr(candidates, "begin", None)  # a Walk: it may know a refused prefix
+            passed = begin(generation, now) if begin is not None else ()
+            refusals += passed
+            # past a known prefix few candidates are left: read what rests for each of them;
+            # else read it for all scopes at once
+            resting, known = ({}, {}) if passed else self._passing(conn, now)
             for candidate in candidates:
+                if passed:
+                    resting, known = self._passing(conn, now, candidate.scopes)
                 outcome = (
                     cooling(candidate, resting, now, self._made)
                     or still_spent(candidate, known, now)
                     or self._reserve(conn, candidate, now, flight)
                 )
                 if isinstance(outcome, Reservation):
-                    return Pick(outcome, tuple(refusals))
+                    return Pick(outcome, tuple(refusals), generation)
                 refusals.append(outcome)
-        return Pick(None, tuple(refusals))
+        return Pick(None, tuple(refusals), generation)
 
     def _passing(
-        self, conn: sqlite3.Connection, now: float
+        self, conn: sqlite3.Connection, now: float, scopes: Sequence[Scope] | None = None
     ) -> tuple[dict[str, Cooldown], dict[str, Spent]]:
-        """Every scope resting at ``now`` and every refusal remembered until later, in one
-        read (a row per such scope); each remembered row is parsed once per process."""
+        """Every scope (of ``scopes``, default all) resting at ``now`` and every refusal
+        remembered until later, in one read (a row per such scope); each remembered row is
+        parsed once per process."""
         resting: dict[str, Cooldown] = {}
         known: dict[str, Spent] = {}
-        for row in conn.execute(_PASSING, (now, now)):
+        if scopes is None:
+            rows = conn.execute(_PASSING, (now, now))
+        else:
+            keys = [scope.key for scope in scopes]
+            marks = _placeholders(len(keys))
+            query = _PASSING.replace("until > ?", f"until > ? AND scope IN ({marks})")
+            rows = conn.execute(query, (now, *keys, now, *keys))
+        for row in rows:
             if row[0] == "c":
                 resting[row[1]] = Cooldown(row[1], float(row[2]), row[3], row[4])
                 continue
@@ -456,8 +480,14 @@ class SQLiteStore:
     def reset(self, scope: str | None = None) -> None:
         with self._transaction() as conn:
             if scope is None:
+                row = conn.execute("SELECT value FROM counters WHERE key = ?", (GENERATION,))
+                last = row.fetchone()
                 for table in TABLES:
                     conn.execute(f"DELETE FROM {table}")
+                conn.execute(  # never back to a value a decision may have seen
+                    "INSERT INTO counters (key, value) VALUES (?, ?)",
+                    (GENERATION, (int(last[0]) if last else 0) + 1),
+                )
                 return
             conn.execute("DELETE FROM performance WHERE endpoint = ?", (scope,))
             conn.execute("DELETE FROM buckets WHERE scope = ?", (scope,))
@@ -465,6 +495,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM quotas WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM spent WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
+            conn.execute(_BUMP, (GENERATION,))
 
     def stats(self) -> dict[str, int]:
         """Row counts per table: state size is bounded by endpoints, not by requests."""
@@ -568,4 +599,6 @@ def _spent_of(row: tuple[Any, ...]) -> Spent:
 def _forget_spent(conn: sqlite3.Connection, charged: Sequence[Charge]) -> None:
     """Usage in these scopes is given back or moved: what they refused may fit sooner."""
     scopes = list({c.scope: None for c in charged})
-    conn.execute(f"DELETE FROM spent WHERE scope IN ({_placeholders(len(scopes))})", scopes)
+    gone = conn.execute(f"DELETE FROM spent WHERE scope IN ({_placeholders(len(scopes))})", scopes)
+    if gone.rowcount > 0:
+        conn.execute(_BUMP, (GENERATION,))
