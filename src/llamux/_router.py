@@ -18,8 +18,9 @@ from ._clock import Clock, SystemClock
 from ._config.endpoint import DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
-from ._engine.admission import Admission, check_params, reach
+from ._engine.admission import Admission, reach
 from ._engine.call import Call
+from ._engine.inputs import check_params
 from ._engine.keys import Keys
 from ._engine.served import attach
 from ._engine.settler import Settler

@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
+from llamux._policy.passing import Candidate
 from llamux._policy.performance import ALPHA, Sample
-from llamux._policy.quota import Candidate, Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Refusal, Reservation, Scope, rules_from_limits
 from llamux._stores import QuotaStore
 
 from conftest import store_used

@@ -18,7 +18,8 @@ from .served import Attempt
 
 if TYPE_CHECKING:
     from .._config.load import Endpoint
-    from .._policy.quota import Candidate, Pick, Refusal
+    from .._policy.passing import Candidate, Pick
+    from .._policy.quota import Refusal
 
 PREFIXES_KEPT = 256
 """Prefixes a router keeps (one per candidate set, strategy and output budget), at most."""

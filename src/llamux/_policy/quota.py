@@ -30,15 +30,12 @@ keeps its history.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from .._config.endpoint import LIMIT_RULES, limit_name
 from .window import BUCKET_SECONDS, LATENCY_MARGIN, Window
 
-MADE_LIMIT = 10_000
-"""Refusals a store keeps ready for resting endpoints, at most (then it starts over)."""
 RESERVATION_TTL = 86400 + 900 + 60
 """Seconds after which an unsettled reservation is dropped: its buckets no longer count."""
 
@@ -166,43 +163,6 @@ class Refusal:
     reason: str
 
 
-class Candidate(NamedTuple):
-    """One endpoint a request may be reserved on: its scopes and what it would charge.
-
-    ``ready``, if given, is called by the store once this candidate admits, before its
-    charge is written: it readies the client the call will use (it must be quick). (A
-    named tuple, not a dataclass: a decision makes one per endpoint it passes, and a tuple
-    is made in a third of the time.)"""
-
-    endpoint: str
-    scopes: Sequence[Scope]
-    cost: Cost
-    ready: Callable[[], None] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pick:
-    """What one store step over candidates in order found: the reservation on the first that
-    admitted (``None``: none did) and the refusals of those passed before it."""
-
-    reservation: Reservation | None
-    refusals: tuple[Refusal, ...]
-    generation: int = 0
-    """The store's count of moments when something it refused could fit sooner (usage
-    given back where a refusal was remembered, a reset), as this step saw it."""
-
-
-@runtime_checkable
-class Walk(Protocol):
-    """Candidates that may know a prefix of themselves refused: a store that keeps a
-    generation calls ``begin`` first in its step; the refusals it returns count as passed,
-    and iterating then starts after that prefix."""
-
-    def __iter__(self) -> Iterator[Candidate]: ...
-
-    def begin(self, generation: int, now: float) -> tuple[Refusal, ...]: ...
-
-
 @dataclass(frozen=True, slots=True)
 class RuleUsage:
     """One rule's state at a moment: for ``llamux status`` and ``query``'s ``remaining``."""
@@ -290,7 +250,7 @@ def decide(
     for scope in scopes:
         cooling = cooldowns.get(scope.key) if cooldowns else None
         if cooling is not None and cooling.until > now:
-            worst = _later(worst, _cooling_refusal(endpoint, cooling, cost))
+            worst = later(worst, cooling_refusal(endpoint, cooling, cost))
         for window, rules in scope.groups:
             buckets = snapshot.get((scope.key, window.key)) or {}
             used = _totals(buckets, window.oldest_counted(now))
@@ -299,91 +259,16 @@ def decide(
                 if used[metric] + (cost.tokens if metric else cost.requests) > rule.limit:
                     rows = counted(buckets, window, now)
                     refusal = _refusal(endpoint, scope.key, rule, rows, cost, now)
-                    worst = _later(worst, refusal)
+                    worst = later(worst, refusal)
     return worst
 
 
-def cooling(
-    candidate: Candidate,
-    cooldowns: Mapping[str, Cooldown],
-    now: float,
-    made: dict[tuple[str, Cooldown], Refusal] | None = None,
-) -> Refusal | None:
-    """The refusal of a candidate one of whose scopes is cooling down (or parked, or
-    disabled): decided without reading its buckets. ``retry_at`` is the cool-down's end.
-    ``made``: refusals already made, by endpoint and cool-down (a store's cache)."""
-    if not cooldowns:
-        return None
-    worst: Refusal | None = None
-    for scope in candidate.scopes:
-        rest = cooldowns.get(scope.key)
-        if rest is not None and rest.until > now:
-            refusal = made.get((candidate.endpoint, rest)) if made is not None else None
-            if refusal is None:
-                refusal = _cooling_refusal(candidate.endpoint, rest, candidate.cost)
-                if made is not None:
-                    if len(made) > MADE_LIMIT:
-                        made.clear()
-                    made[(candidate.endpoint, rest)] = refusal
-            worst = _later(worst, refusal)
-    return worst
-
-
-@dataclass(frozen=True, slots=True)
-class Spent:
-    """A scope that refused ``cost`` by a rule that frees nothing before ``refusal.retry_at``:
-    until then it refuses any cost at least as large, unless usage in it is given back
-    (a settle or release forgets it). Lets a decision pass a spent endpoint unread."""
-
-    refusal: Refusal
-    window: str
-    """The refusing rule's window (its label: rolling and calendar ones differ)."""
-    requests: int
-    tokens: int
-
-
-def spent(refusal: Refusal, scopes: Sequence[Scope], cost: Cost) -> Spent | None:
-    """What a bucket refusal teaches for later decisions (None: nothing to remember)."""
-    if refusal.rule is None or refusal.retry_at is None:
-        return None
-    for scope in scopes:
-        if scope.key == refusal.scope:
-            rule = scope.named.get(refusal.rule)
-            if rule is not None:
-                return Spent(refusal, rule.window.label, cost.requests, cost.tokens)
-    return None
-
-
-def still_spent(candidate: Candidate, memo: Mapping[str, Spent], now: float) -> Refusal | None:
-    """The remembered refusal of one of ``candidate``'s scopes that still holds: before its
-    ``retry_at``, for a cost at least as large, under the same rule and limit."""
-    if not memo:
-        return None
-    cost = candidate.cost
-    for scope in candidate.scopes:
-        known = memo.get(scope.key)
-        if known is None:
-            continue
-        refusal = known.refusal
-        if refusal.retry_at is None or now >= refusal.retry_at:
-            continue
-        if cost.requests < known.requests or cost.tokens < known.tokens:
-            continue
-        rule = scope.named.get(refusal.rule or "")
-        if rule is None or rule.limit != refusal.limit or rule.window.label != known.window:
-            continue  # another config's limits: decide afresh
-        if refusal.endpoint != candidate.endpoint:  # a pool's, learned through a sibling
-            refusal = replace(refusal, endpoint=candidate.endpoint)
-        return refusal
-    return None
-
-
-def _cooling_refusal(endpoint: str, cooling: Cooldown, cost: Cost) -> Refusal:
+def cooling_refusal(endpoint: str, cooling: Cooldown, cost: Cost) -> Refusal:
     reason = f"{cooling.kind}: {cooling.reason}"
     return Refusal(endpoint, cooling.scope, None, 0, 0, cost.requests, cooling.until, reason)
 
 
-def _later(a: Refusal | None, b: Refusal | None) -> Refusal | None:
+def later(a: Refusal | None, b: Refusal | None) -> Refusal | None:
     if a is None or b is None:
         return a or b
     if a.retry_at is None:

@@ -12,17 +12,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .._errors import StoreError
+from .._policy.passing import Candidate, Pick
 from .._policy.performance import Performance, Sample
-from .._policy.quota import (
-    Candidate,
-    Cooldown,
-    Cost,
-    Pick,
-    Refusal,
-    Reservation,
-    RuleUsage,
-    Scope,
-)
+from .._policy.quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope
 
 
 @runtime_checkable

@@ -6,29 +6,24 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from .._policy.passing import Candidate, Pick, Spent, cooling, spent, still_spent
 from .._policy.performance import Performance, Sample, fold
 from .._policy.quota import (
     RESERVATION_TTL,
-    Candidate,
     Charge,
     Cooldown,
     Cost,
-    Pick,
     Refusal,
     Reservation,
     RuleUsage,
     Scope,
     Snapshot,
-    Spent,
     charges,
-    cooling,
     decide,
     moved,
     read_now,
     remaining_after,
     rule_usage,
-    spent,
-    still_spent,
 )
 from .._policy.window import Window
 

@@ -42,13 +42,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import StoreError
+from .._policy.passing import Candidate, Pick
 from .._policy.performance import ALPHA, Performance, Sample
 from .._policy.quota import (
-    Candidate,
     Charge,
     Cooldown,
     Cost,
-    Pick,
     Refusal,
     Reservation,
     RuleUsage,

@@ -22,29 +22,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._policy.passing import MADE_LIMIT, Candidate, Pick, Spent, cooling, spent, still_spent
 from .._policy.performance import ALPHA, Performance, Sample
 from .._policy.quota import (
-    MADE_LIMIT,
     RESERVATION_TTL,
-    Candidate,
     Charge,
     Cooldown,
     Cost,
-    Pick,
     Refusal,
     Reservation,
     RuleUsage,
     Scope,
-    Spent,
     charges,
-    cooling,
     decide,
     moved,
     read_now,
     remaining_after,
     rule_usage,
-    spent,
-    still_spent,
 )
 from .._policy.window import Window
 from .sqlite_schema import migrate, store_error

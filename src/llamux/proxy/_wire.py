@@ -8,8 +8,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .._engine.admission import MAX_DEPTH, check_params
 from .._engine.call import ROUTER_PARAMS
+from .._engine.inputs import MAX_DEPTH, check_params
 from .._errors import (
     InvalidRequest,
     LlamuxError,
