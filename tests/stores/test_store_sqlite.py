@@ -107,7 +107,7 @@ def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
 def test_read_only_database_via_uri_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     store = SQLiteStore(path)
-    conn = store._conn()
+    conn = store._db.conn()
     conn.execute("PRAGMA query_only = ON")  # what a read-only file looks like to SQLite
     with pytest.raises(StoreError, match=r"failed|cannot be written"):
         store.reserve("ep", [EP], Cost(1), T0)

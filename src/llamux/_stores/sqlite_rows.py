@@ -1,0 +1,128 @@
+"""The SQL of the SQLite store's tables, and the conversions of their rows."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from .._policy.passing import Spent
+from .._policy.performance import ALPHA, Sample
+from .._policy.quota import Charge, Refusal, Scope
+
+UPSERT = (
+    "INSERT INTO buckets (scope, win, bucket, requests, tokens) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (scope, win, bucket) DO UPDATE SET "
+    "requests = requests + excluded.requests, tokens = tokens + excluded.tokens"
+)
+SPENT_COLUMNS = "scope, until, endpoint, rule, used, lim, requested, reason, win, requests, tokens"
+PASSING = (
+    "SELECT 'c', scope, until, reason, kind, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+    "FROM cooldowns WHERE until > ? "
+    f"UNION ALL SELECT 's', {SPENT_COLUMNS} FROM spent WHERE until > ?"
+)
+"""What a decision passes without reading buckets: cool-downs ('c') and spent scopes ('s')."""
+GENERATION = "llamux:generation"
+"""The counter bumped whenever something refused until a known moment could fit sooner."""
+BUMP = (
+    "INSERT INTO counters (key, value) VALUES (?, 1) "
+    "ON CONFLICT (key) DO UPDATE SET value = value + 1"
+)
+REMEMBER = f"INSERT OR REPLACE INTO spent ({SPENT_COLUMNS}) VALUES ({','.join('?' * 11)})"
+EWMA = (
+    "CASE WHEN excluded.{0} IS NULL THEN {0} WHEN {0} IS NULL THEN excluded.{0} "
+    "ELSE {0} + ?5 * (excluded.{0} - {0}) END"
+)
+FOLD = (
+    "INSERT INTO performance (endpoint, latency, tps, ttft, samples) VALUES (?1, ?2, ?3, ?4, 1) "
+    "ON CONFLICT (endpoint) DO UPDATE SET "
+    + ", ".join(f"{c} = {EWMA.format(c)}" for c in ("latency", "tps", "ttft"))
+    + ", samples = samples + 1"
+)
+"""Fold a sample into an endpoint's moving averages (``performance.ewma``), ?5 the weight."""
+CORRECT = (
+    "UPDATE buckets SET requests = max(0, requests + ?), tokens = max(0, tokens + ?) "
+    "WHERE scope = ? AND win = ? AND bucket = ?"
+)
+
+
+def placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def read_snapshot(
+    conn: sqlite3.Connection, keys: list[str]
+) -> dict[tuple[str, str], dict[int, tuple[int, int]]]:
+    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+    rows = conn.execute(
+        f"SELECT scope, win, bucket, requests, tokens FROM buckets "
+        f"WHERE scope IN ({placeholders(len(keys))})",
+        keys,
+    )
+    for scope, win, bucket, requests, tokens in rows:
+        snapshot.setdefault((scope, win), {})[bucket] = (requests, tokens)
+    return snapshot
+
+
+def prune_buckets(
+    conn: sqlite3.Connection,
+    scopes: Sequence[Scope],
+    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]],
+    now: float,
+) -> None:
+    for scope in scopes:
+        for window in scope.windows:
+            oldest = window.keep_from(now)
+            buckets = snapshot.get((scope.key, window.key), {})
+            if any(b < oldest for b in buckets):
+                conn.execute(
+                    "DELETE FROM buckets WHERE scope = ? AND win = ? AND bucket < ?",
+                    (scope.key, window.key, oldest),
+                )
+
+
+def take_reservation(
+    conn: sqlite3.Connection, reservation_id: str
+) -> tuple[int, list[Charge], str] | None:
+    """Remove a reservation; its estimate, charges and endpoint (None: unknown)."""
+    row = conn.execute(
+        "DELETE FROM reservations WHERE id = ? RETURNING tokens, charges, endpoint",
+        (reservation_id,),
+    ).fetchone()
+    return None if row is None else (int(row[0]), load_charges(str(row[1])), str(row[2]))
+
+
+def fold_sample(conn: sqlite3.Connection, endpoint: str, sample: Sample) -> None:
+    """Fold ``sample`` into ``endpoint``'s moving averages (inside a transaction): in one
+    statement, the arithmetic of ``performance.fold``."""
+    values = (sample.latency, sample.tokens_per_second, sample.ttft)
+    conn.execute(FOLD, (endpoint, *values, ALPHA))
+
+
+def dump_charges(items: Sequence[Charge]) -> str:
+    return json.dumps([[c.scope, c.window, c.bucket] for c in items], separators=(",", ":"))
+
+
+def load_charges(text: str) -> list[Charge]:
+    return [Charge(str(s), str(w), int(b)) for s, w, b in json.loads(text)]
+
+
+def spent_row(memo: Spent) -> tuple[object, ...]:
+    r = memo.refusal
+    fields = (r.scope, r.retry_at, r.endpoint, r.rule, r.used, r.limit, r.requested, r.reason)
+    return (*fields, memo.window, memo.requests, memo.tokens)
+
+
+def spent_of(row: tuple[Any, ...]) -> Spent:
+    scope, until, endpoint, rule, used, limit, requested, reason, window, requests, tokens = row
+    refusal = Refusal(endpoint, scope, rule, used, limit, requested, float(until), reason)
+    return Spent(refusal, window, int(requests), int(tokens))
+
+
+def forget_spent(conn: sqlite3.Connection, charged: Sequence[Charge]) -> None:
+    """Usage in these scopes is given back or moved: what they refused may fit sooner."""
+    scopes = list({c.scope: None for c in charged})
+    gone = conn.execute(f"DELETE FROM spent WHERE scope IN ({placeholders(len(scopes))})", scopes)
+    if gone.rowcount > 0:
+        conn.execute(BUMP, (GENERATION,))
