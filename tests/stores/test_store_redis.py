@@ -61,22 +61,22 @@ def test_server_clock_makes_skewed_machines_agree(
     ep = Scope("ep", rules_from_limits([("rpm", 2)], {}))
     a = RedisStore(redis_server.url, namespace=namespace)
     b = RedisStore(redis_server.url, namespace=namespace)
-    b._wall = lambda: time.time() + 3600  # machine b's clock is an hour fast
-    b._measured_at = -math.inf  # its next call measures the offset again
+    b._clock.wall = lambda: time.time() + 3600  # machine b's clock is an hour fast
+    b._clock.measured_at = -math.inf  # its next call measures the offset again
     assert isinstance(a.reserve("ep", [ep], Cost(1), time.time()), Reservation)
-    assert isinstance(b.reserve("ep", [ep], Cost(1), b._wall()), Reservation)
-    assert abs(b._offset + 3600) < 1
+    assert isinstance(b.reserve("ep", [ep], Cost(1), b._clock.wall()), Reservation)
+    assert abs(b._clock.offset + 3600) < 1
     # both count the same minute; each is told when to retry in its own clock
     for store in (a, b):
-        refusal = store.reserve("ep", [ep], Cost(1), store._wall())
+        refusal = store.reserve("ep", [ep], Cost(1), store._clock.wall())
         assert isinstance(refusal, Refusal) and refusal.used == 2
         assert refusal.retry_at is not None
-        assert 59 < refusal.retry_at - store._wall() <= 62
-        (row,) = store.usage([ep], store._wall())
+        assert 59 < refusal.retry_at - store._clock.wall() <= 62
+        (row,) = store.usage([ep], store._clock.wall())
         assert row.used == 2 and row.next_free_at is not None
-        assert 58 < row.next_free_at - store._wall() <= 62
+        assert 58 < row.next_free_at - store._clock.wall() <= 62
     # a cool-down set by b in its clock ends at the same moment in a's
-    b.cool_down("ep", b._wall() + 30, "429", "cooldown", b._wall())
+    b.cool_down("ep", b._clock.wall() + 30, "429", "cooldown", b._clock.wall())
     until = a.cooldowns(time.time())["ep"].until
     assert 28 < until - time.time() <= 30.5
     a.close()

@@ -30,10 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -56,6 +53,7 @@ from .._policy.quota import (
     rule_usage,
 )
 from .._policy.window import Window
+from .redis_clock import ServerClock
 from .redis_plan import (
     BUCKET_MARGIN,
     Plan,
@@ -79,8 +77,6 @@ from .redis_plan import (
 
 log = logging.getLogger("llamux")
 
-OFFSET_REFRESH = 30.0
-"""Seconds between measurements of the offset between the server's clock and ours."""
 CONNECT_TIMEOUT = 3.0
 SOCKET_TIMEOUT = 10.0
 KEEP_SECONDS = 30 * 86400
@@ -131,15 +127,12 @@ class RedisStore:
         self._shas: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._plans: dict[tuple[str, tuple[Scope, ...]], Plan] = {}
-        self._wall: Callable[[], float] = time.time
-        self._offset = 0.0
-        self._measured_at = -math.inf
-        self._offset_lock = threading.Lock()
         self._checked = False
+        self._clock = ServerClock(self._client.time, self._guard, self._seen)
         with self._guard():
             self._load()
             if server_time:
-                self._measure_offset()
+                self._clock.measure()
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r}, namespace={self.namespace!r})"
@@ -185,35 +178,18 @@ class RedisStore:
     def _error(self, exc: Exception) -> StoreError:
         return store_error(self._redis, self.url, self._secrets, exc)
 
-    def _measure_offset(self) -> None:
+    def _seen(self) -> None:
+        """Called at each clock measurement: a chance to notice lost data."""
         if self._checked:
             self._check_memory()
-        before = self._wall()
-        seconds, micros = self._client.time()
-        after = self._wall()
-        self._offset = seconds + micros / 1e6 - (before + after) / 2
-        self._measured_at = time.monotonic()
 
     def _now(self, now: float) -> tuple[float, float]:
         """The time to compute with, and what to add to it to get back to the caller's."""
-        if not self.server_time:
-            return now, 0.0
-        stale = time.monotonic() - self._measured_at > OFFSET_REFRESH
-        if stale and self._offset_lock.acquire(blocking=False):  # one thread measures
-            try:
-                with self._guard():
-                    self._measure_offset()
-            finally:
-                self._offset_lock.release()
-        server = self._wall() + self._offset
-        return server, now - server
+        return self._clock.now(now) if self.server_time else (now, 0.0)
 
     def _on_server(self, moment: float) -> float:
         """A moment of the caller's (wall) clock, maybe past, on the clock we compute with."""
-        if not self.server_time:
-            return moment
-        self._now(moment)  # refreshes the offset when it is stale
-        return moment + self._offset
+        return self._clock.on_server(moment) if self.server_time else moment
 
     # -- keys ----------------------------------------------------------------------------
 
