@@ -10,7 +10,7 @@ store forgets it then). Pure: the stores keep the state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -130,3 +130,28 @@ def still_spent(candidate: Candidate, memo: Mapping[str, Spent], now: float) -> 
             refusal = replace(refusal, endpoint=candidate.endpoint)
         return refusal
     return None
+
+
+def walk(
+    candidates: Iterable[Candidate],
+    generation: int | None,
+    now: float,
+    one: Callable[[Candidate, bool], Reservation | Refusal],
+) -> Pick:
+    """A store's step over ``candidates``: a prefix they know refused first (``Walk.begin``,
+    for a store that keeps a ``generation``; None: it keeps none), then each in order until
+    ``one`` (told whether a prefix was passed) admits one."""
+    begin = getattr(candidates, "begin", None) if generation is not None else None
+    refusals: list[Refusal] = list(begin(generation, now)) if begin is not None else []
+    passed = bool(refusals)
+    for candidate in candidates:
+        outcome = one(candidate, passed)
+        if isinstance(outcome, Reservation):
+            return Pick(outcome, tuple(refusals), generation or 0)
+        refusals.append(outcome)
+    return Pick(None, tuple(refusals), generation or 0)
+
+
+def single(pick: Pick) -> Reservation | Refusal:
+    """The outcome of a step over one candidate."""
+    return pick.reservation or pick.refusals[0]

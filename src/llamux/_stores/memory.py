@@ -6,7 +6,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from .._policy.passing import Candidate, Pick, Spent, cooling, spent, still_spent
+from .._policy.passing import Candidate, Pick, Spent, cooling, single, spent, still_spent, walk
 from .._policy.performance import Performance, Sample, fold
 from .._policy.quota import (
     RESERVATION_TTL,
@@ -65,8 +65,7 @@ class MemoryStore:
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Reservation | Refusal:
-        pick = self.reserve_first([Candidate(endpoint, scopes, cost)], now, flight)
-        return pick.reservation or pick.refusals[0]
+        return single(self.reserve_first([Candidate(endpoint, scopes, cost)], now, flight))
 
     def reserve_first(
         self,
@@ -74,22 +73,17 @@ class MemoryStore:
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Pick:
-        refusals: list[Refusal] = []
         with self._lock:
-            now = read_now(now)
-            begin = getattr(candidates, "begin", None)  # a Walk: it may know a refused prefix
-            if begin is not None:
-                refusals += begin(self._generation, now)
-            for candidate in candidates:
-                outcome = (
-                    cooling(candidate, self._cooldowns, now, self._made)
-                    or still_spent(candidate, self._spent, now)
-                    or self._reserve(candidate, now, flight)
+            at = read_now(now)
+
+            def one(candidate: Candidate, _: bool) -> Reservation | Refusal:
+                return (
+                    cooling(candidate, self._cooldowns, at, self._made)
+                    or still_spent(candidate, self._spent, at)
+                    or self._reserve(candidate, at, flight)
                 )
-                if isinstance(outcome, Reservation):
-                    return Pick(outcome, tuple(refusals), self._generation)
-                refusals.append(outcome)
-            return Pick(None, tuple(refusals), self._generation)
+
+            return walk(candidates, self._generation, at, one)
 
     def _reserve(self, candidate: Candidate, now: float, flight: float) -> Reservation | Refusal:
         endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost

@@ -39,7 +39,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import StoreError
-from .._policy.passing import Candidate, Pick
+from .._policy.passing import Candidate, Pick, walk
 from .._policy.performance import ALPHA, Performance, Sample
 from .._policy.quota import (
     Charge,
@@ -295,17 +295,13 @@ class RedisStore:
         reading the server's time; a cooling candidate is refused by the script before it
         reads its buckets. ``ready`` runs before each script: the script decides and
         charges in one step."""
-        refusals: list[Refusal] = []
-        for candidate in candidates:
+
+        def one(candidate: Candidate, _: bool) -> Reservation | Refusal:
             if candidate.ready is not None:
                 candidate.ready()
-            outcome = self.reserve(
-                candidate.endpoint, candidate.scopes, candidate.cost, now, flight
-            )
-            if isinstance(outcome, Reservation):
-                return Pick(outcome, tuple(refusals))
-            refusals.append(outcome)
-        return Pick(None, tuple(refusals))
+            return self.reserve(candidate.endpoint, candidate.scopes, candidate.cost, now, flight)
+
+        return walk(candidates, None, 0.0, one)  # no generation: a prefix never applies
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         at, _ = self._now(now)

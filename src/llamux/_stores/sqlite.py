@@ -15,7 +15,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
-from .._policy.passing import MADE_LIMIT, Candidate, Pick, Spent, cooling, spent, still_spent
+from .._policy.passing import (
+    MADE_LIMIT,
+    Candidate,
+    Pick,
+    Spent,
+    cooling,
+    single,
+    spent,
+    still_spent,
+    walk,
+)
 from .._policy.performance import Performance, Sample
 from .._policy.quota import (
     RESERVATION_TTL,
@@ -84,8 +94,7 @@ class SQLiteStore:
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Reservation | Refusal:
-        pick = self.reserve_first([Candidate(endpoint, scopes, cost)], now, flight)
-        return pick.reservation or pick.refusals[0]
+        return single(self.reserve_first([Candidate(endpoint, scopes, cost)], now, flight))
 
     def reserve_first(
         self,
@@ -93,30 +102,28 @@ class SQLiteStore:
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Pick:
-        refusals: list[Refusal] = []
         with self._db.transaction() as conn:
-            now = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
+            at = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
             row = conn.execute("SELECT value FROM counters WHERE key = ?", (GENERATION,))
             found = row.fetchone()
-            generation = int(found[0]) if found else 0
-            begin = getattr(candidates, "begin", None)  # a Walk: it may know a refused prefix
-            passed = begin(generation, now) if begin is not None else ()
-            refusals += passed
-            # past a known prefix few candidates are left: read what rests for each of them;
-            # else read it for all scopes at once
-            resting, known = ({}, {}) if passed else self._passing(conn, now)
-            for candidate in candidates:
+            resting: dict[str, Cooldown] | None = None
+            known: dict[str, Spent] = {}
+
+            def one(candidate: Candidate, passed: bool) -> Reservation | Refusal:
+                # past a known prefix few candidates are left: read what rests for each;
+                # else read it for all scopes at once
+                nonlocal resting, known
                 if passed:
-                    resting, known = self._passing(conn, now, candidate.scopes)
-                outcome = (
-                    cooling(candidate, resting, now, self._made)
-                    or still_spent(candidate, known, now)
-                    or self._reserve(conn, candidate, now, flight)
+                    resting, known = self._passing(conn, at, candidate.scopes)
+                elif resting is None:
+                    resting, known = self._passing(conn, at)
+                return (
+                    cooling(candidate, resting, at, self._made)
+                    or still_spent(candidate, known, at)
+                    or self._reserve(conn, candidate, at, flight)
                 )
-                if isinstance(outcome, Reservation):
-                    return Pick(outcome, tuple(refusals), generation)
-                refusals.append(outcome)
-        return Pick(None, tuple(refusals), generation)
+
+            return walk(candidates, int(found[0]) if found else 0, at, one)
 
     def _passing(
         self, conn: sqlite3.Connection, now: float, scopes: Sequence[Scope] | None = None
