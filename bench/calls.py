@@ -14,12 +14,10 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import openai
@@ -27,15 +25,8 @@ import openai
 from llamux import Router
 from llamux._config.load import parse_table
 
-HELLO = [{"role": "user", "content": "Hello, how are you?"}]
-KEY_VAR = "BENCH_API_KEY"
-FAKE = """
-import sys
-from llamux.testing import FakeEndpoint, FakeProvider
-with FakeProvider([FakeEndpoint("a", model="m")]) as fake:
-    print(fake.base_url("a"), flush=True)
-    sys.stdin.read()
-"""
+from common import HELLO, KEY_VAR, fake_provider, print_table
+
 LIMITS = "| 10000000 | 10000000000 | 10000000 | 10000000000 | 100000000 | 10000000000 |"
 USAGE = {"include_usage": True}  # what llamux asks for in a stream
 
@@ -45,18 +36,6 @@ def table(base_url: str) -> str:
         "| name | provider | model | base_url | api_key_env | rpm | tpm | rph | tph | rpd | tpd |"
     )
     return f"{head}\n|{'---|' * 11}\n| a | bench | m | {base_url} | {KEY_VAR} {LIMITS}\n"
-
-
-@contextmanager
-def fake_provider() -> Iterator[str]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", FAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert child.stdout is not None
-        yield child.stdout.readline().strip()
-    finally:
-        child.communicate("")
 
 
 def timed(fn: Callable[[], object], n: int) -> list[float]:
@@ -175,16 +154,7 @@ def main() -> None:
     os.environ[KEY_VAR] = "bench-key"
     rounds, per_chunk = (4, 15) if args.quick else (10, 30)
     rows = run(rounds, per_chunk)
-    header = ["row", "median per call", "over the bare SDK call (per round)"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
-
-    print(line(header))
-    print(line(["-" * w for w in widths]))
-    for row in rows:
-        print(line(row))
+    print_table(["row", "median per call", "over the bare SDK call (per round)"], rows)
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {rounds} rounds")
 
 

@@ -21,8 +21,8 @@ import time
 from llamux import Router
 from llamux._config.load import parse_table
 
-HELLO = [{"role": "user", "content": "Hello, how are you?"}]
-KEY_VAR = "BENCH_API_KEY"
+from common import HELLO, KEY_VAR, print_table
+
 SIZES = (1, 3, 10, 30, 100)
 SITUATIONS = {"a": "first admits", "b": "all but last exhausted", "c": "all but last cooling"}
 BIG = "| 10000000 | 10000000000 | 10000000 | 10000000000 | 100000000 | 10000000000 |"
@@ -103,16 +103,7 @@ def main() -> None:
     stores = {"memory": "memory://", "SQLite": f"sqlite:///{tmp}/d{{n}}{{k}}.db"}
     rounds, per_chunk = (3, 50) if args.quick else (7, 150)
     rows = run(stores, rounds, per_chunk)
-    header = ["store", "situation", "N", "median per decision", "vs N=1 (per round)"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
-
-    print(line(header))
-    print(line(["-" * w for w in widths]))
-    for row in rows:
-        print(line(row))
+    print_table(["store", "situation", "N", "median per decision", "vs N=1 (per round)"], rows)
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {rounds} rounds")
 
 

@@ -25,15 +25,8 @@ from typing import Any
 
 import httpx2 as httpx
 
-HELLO = [{"role": "user", "content": "Hello, how are you?"}]
-KEY_VAR = "BENCH_API_KEY"
-FAKE = """
-import sys
-from llamux.testing import FakeEndpoint, FakeProvider
-with FakeProvider([FakeEndpoint("a", model="m")]) as fake:
-    print(fake.base_url("a"), flush=True)
-    sys.stdin.read()
-"""
+from common import HELLO, KEY_VAR, fake_provider
+
 BIG = "10000000 | 10000000000"
 
 
@@ -42,18 +35,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@contextmanager
-def fake_provider() -> Iterator[str]:
-    child = subprocess.Popen(
-        [sys.executable, "-c", FAKE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert child.stdout is not None
-        yield child.stdout.readline().strip()
-    finally:
-        child.communicate("")
 
 
 @contextmanager

@@ -23,8 +23,7 @@ from llamux import Router
 from llamux._config.load import parse_table
 from llamux.testing import FakeEndpoint, FakeProvider
 
-HELLO = [{"role": "user", "content": "Hello, how are you?"}]
-KEY_VAR = "BENCH_API_KEY"
+from common import HELLO, KEY_VAR
 
 
 def sample(fn: Callable[[], object], runs: int) -> list[float]:
