@@ -14,7 +14,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from .quota import Cooldown, Cost, Refusal, Reservation, Scope, cooling_refusal, later
+from .quota import (
+    Cooldown,
+    Cost,
+    Refusal,
+    Reservation,
+    Scope,
+    Snapshot,
+    charges,
+    cooling_refusal,
+    decide,
+    later,
+    remaining_after,
+)
 
 MADE_LIMIT = 10_000
 """Refusals a store keeps ready for resting endpoints, at most (then it starts over)."""
@@ -155,3 +167,26 @@ def walk(
 def single(pick: Pick) -> Reservation | Refusal:
     """The outcome of a step over one candidate."""
     return pick.reservation or pick.refusals[0]
+
+
+def judge(
+    candidate: Candidate, snapshot: Snapshot, now: float, flight: float, new_id: Callable[[], str]
+) -> tuple[Reservation | Refusal, Spent | None]:
+    """The decision on one candidate from its buckets (its cool-downs already checked): a
+    reservation to record (its client readied first, ``Candidate.ready``), or a refusal and
+    what to remember of it."""
+    endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
+    refusal = decide(endpoint, scopes, snapshot, {}, cost, now)
+    if refusal is not None:
+        return refusal, spent(refusal, scopes, cost)
+    if candidate.ready is not None:
+        candidate.ready()
+    made = Reservation(
+        new_id(),
+        endpoint,
+        cost.tokens,
+        now,
+        charges(scopes, now, flight),
+        remaining_after(scopes, snapshot, cost, now),
+    )
+    return made, None

@@ -6,7 +6,16 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from .._policy.passing import Candidate, Pick, Spent, cooling, single, spent, still_spent, walk
+from .._policy.passing import (
+    Candidate,
+    Pick,
+    Spent,
+    cooling,
+    judge,
+    single,
+    still_spent,
+    walk,
+)
 from .._policy.performance import Performance, Sample, fold
 from .._policy.quota import (
     RESERVATION_TTL,
@@ -18,11 +27,8 @@ from .._policy.quota import (
     RuleUsage,
     Scope,
     Snapshot,
-    charges,
-    decide,
     moved,
     read_now,
-    remaining_after,
     rule_usage,
 )
 from .._policy.window import Window
@@ -86,27 +92,16 @@ class MemoryStore:
             return walk(candidates, self._generation, at, one)
 
     def _reserve(self, candidate: Candidate, now: float, flight: float) -> Reservation | Refusal:
-        endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
         snapshot: Snapshot = {
             key: self._buckets.get(key, {})
-            for key in ((s.key, w.key) for s in scopes for w in s.windows)
+            for key in ((s.key, w.key) for s in candidate.scopes for w in s.windows)
         }
-        refusal = decide(endpoint, scopes, snapshot, {}, cost, now)  # cooling: checked
-        if refusal is not None:
-            memo = spent(refusal, scopes, cost)
+        reservation, memo = judge(candidate, snapshot, now, flight, _new_id)
+        if not isinstance(reservation, Reservation):
             if memo is not None:
-                self._spent[refusal.scope] = memo
-            return refusal
-        if candidate.ready is not None:
-            candidate.ready()
-        reservation = Reservation(
-            os.urandom(16).hex(),
-            endpoint,
-            cost.tokens,
-            now,
-            charges(scopes, now, flight),
-            remaining_after(scopes, snapshot, cost, now),
-        )
+                self._spent[reservation.scope] = memo
+            return reservation
+        cost = candidate.cost
         for charge in reservation.charges:
             self._add(charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens)
             self._prune(charge.scope, charge.window, now)
@@ -257,3 +252,7 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+
+def _new_id() -> str:
+    return os.urandom(16).hex()

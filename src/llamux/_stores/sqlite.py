@@ -21,8 +21,8 @@ from .._policy.passing import (
     Pick,
     Spent,
     cooling,
+    judge,
     single,
-    spent,
     still_spent,
     walk,
 )
@@ -35,11 +35,8 @@ from .._policy.quota import (
     Reservation,
     RuleUsage,
     Scope,
-    charges,
-    decide,
     moved,
     read_now,
-    remaining_after,
     rule_usage,
 )
 from .._policy.window import Window
@@ -157,22 +154,11 @@ class SQLiteStore:
     ) -> Reservation | Refusal:
         endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
         snapshot = read_snapshot(conn, [scope.key for scope in scopes])
-        refusal = decide(endpoint, scopes, snapshot, {}, cost, now)  # cooling: checked
-        if refusal is not None:
-            memo = spent(refusal, scopes, cost)
+        reservation, memo = judge(candidate, snapshot, now, flight, lambda: os.urandom(16).hex())
+        if not isinstance(reservation, Reservation):
             if memo is not None:
                 conn.execute(REMEMBER, spent_row(memo))
-            return refusal
-        if candidate.ready is not None:
-            candidate.ready()
-        reservation = Reservation(
-            os.urandom(16).hex(),
-            endpoint,
-            cost.tokens,
-            now,
-            charges(scopes, now, flight),
-            remaining_after(scopes, snapshot, cost, now),
-        )
+            return reservation
         conn.executemany(
             UPSERT,
             [
