@@ -12,12 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llamux._config.endpoint import DIALECTS as KNOWN_DIALECTS
+from llamux._policy.rate_limited import RateLimited, classify_429
 from llamux._policy.ratelimits import (
     DIALECTS,
     WINDOWS,
     Hint,
-    RateLimited,
-    classify_429,
     parse_headers,
     parse_reset,
     retry_after,

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llamux._policy.ratelimits import classify_429
+from llamux._policy.rate_limited import classify_429
 from llamux.testing import (
     CUT,
     DIALECTS,

@@ -79,7 +79,7 @@ def _unknown_model(error: ProviderError) -> bool:
 def _rate_limited(
     error: ProviderError, now: float, dialect: str, day_reset_at: float | None
 ) -> Verdict:
-    from .ratelimits import classify_429
+    from .rate_limited import classify_429
 
     info = classify_429(dialect, error.headers, error.body, now)
     if info.window in ("day", "month"):
