@@ -7,7 +7,8 @@ notebooks). The routes, the key and the checks against web pages are described i
 """
 
 from .._config.proxy_defaults import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, KEY_VARIABLE
-from ._app import COOKIE, ProxyThread, create_app, is_loopback, require_key, serve
+from ._app import ProxyThread, create_app, serve
+from ._auth import COOKIE, is_loopback, require_key
 
 __all__ = [
     "COOKIE",

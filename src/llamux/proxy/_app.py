@@ -25,19 +25,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
-import ipaddress
 import os
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -45,7 +40,6 @@ from starlette.responses import (
     HTMLResponse,
     JSONResponse,
     PlainTextResponse,
-    RedirectResponse,
     Response,
     StreamingResponse,
 )
@@ -54,21 +48,16 @@ from starlette.routing import Route
 from .._config.proxy_defaults import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, KEY_VARIABLE
 from .._errors import ConfigError, LlamuxError, NoEndpointAvailable
 from .._status import status_data
-from ._gate import Gate, http_problem, server_problem
+from ._auth import CSP, Guard, login, require_key
+from ._gate import Gate, http_problem, read_body, respond, server_problem
 from ._metrics import Metrics
 from ._relay import ByteStream, Done, Relayed, arelay
-from ._wire import Problem, failure, parse_chat, too_large
+from ._wire import Problem, failure, parse_chat
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
 
     from .._router import Router
-
-DRAIN = 64 * 1024 * 1024
-"""Bytes of an oversized body still read (and dropped) so the client sees the 413 cleanly."""
-OPEN_PATHS = frozenset({"/healthz", "/login"})
-COOKIE = "llamux_dashboard"
-CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self'"
 
 
 def create_app(
@@ -103,8 +92,8 @@ def create_app(
         Middleware(Gate, bound_host=bound_host, allow_hosts=allow_hosts, cors_origins=cors_origins)
     ]
     if proxy_key:
-        routes.append(Route("/login", _login(proxy_key), methods=["POST"]))
-        middleware.append(Middleware(_Guard, key=proxy_key))
+        routes.append(Route("/login", login(proxy_key), methods=["POST"]))
+        middleware.append(Middleware(Guard, key=proxy_key))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -133,15 +122,15 @@ class _Proxy:
     async def chat(self, request: Request) -> Response:
         started = time.perf_counter()
         try:
-            messages, params = parse_chat(await _read_body(request, self.max_body))
+            messages, params = parse_chat(await read_body(request, self.max_body))
             self._check_model(params.get("model"))
             relayed = await arelay(self.router, messages, params, self._observer(started))
         except Problem as problem:
-            return _problem(problem)
+            return respond(problem)
         except LlamuxError as error:
             if isinstance(error, NoEndpointAvailable):
                 self.counters.no_endpoint()
-            return _problem(failure(error, self._secrets()))
+            return respond(failure(error, self._secrets()))
         return _respond(relayed)
 
     def _check_model(self, model: Any) -> None:
@@ -196,28 +185,7 @@ def _model(name: str, owner: str, **extra: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------ the request
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, or 413 past ``limit`` bytes (read on, dropped, so the client hears it)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + DRAIN:
-        raise too_large(limit)
-    parts, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size <= limit:
-            parts.append(chunk)
-        elif size > limit + DRAIN:
-            break
-    if size > limit:
-        raise too_large(limit)
-    return b"".join(parts)
-
-
 # ------------------------------------------------------------------ the answer
-
-
-def _problem(problem: Problem) -> JSONResponse:
-    return JSONResponse(problem.body, problem.status, headers=problem.headers)
 
 
 def _respond(relayed: Relayed) -> Response:
@@ -240,94 +208,6 @@ class _Streaming(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             await self._relay.aclose()
-
-
-# ------------------------------------------------------------------ the proxy key
-
-
-def _cookie_token(key: str) -> str:
-    """The dashboard cookie's value: derived from the key, never the key itself."""
-    return hmac.new(key.encode(), b"llamux dashboard", hashlib.sha256).hexdigest()
-
-
-class _Guard:
-    """Answers 401 unless the request carries the proxy key (``/healthz`` is open)."""
-
-    def __init__(self, app: ASGIApp, key: str) -> None:
-        self.app = app
-        self.key = key.encode()
-        self.token = _cookie_token(key).encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or self._allows(scope):
-            await self.app(scope, receive, send)
-            return
-        if scope["path"] == "/" and scope["method"] == "GET":
-            response: Response = HTMLResponse(_LOGIN, 401, headers={"content-security-policy": CSP})
-        else:
-            response = _problem(
-                Problem(
-                    401,
-                    f"this llamux proxy needs its key: send Authorization: Bearer ${KEY_VARIABLE}",
-                    "invalid_api_key",
-                    headers={"www-authenticate": "Bearer"},
-                )
-            )
-        await response(scope, receive, send)
-
-    def _allows(self, scope: Scope) -> bool:
-        headers = Headers(scope=scope)
-        auth = headers.get("authorization", "")
-        given = auth[7:].strip() if auth[:7].lower() == "bearer " else headers.get("x-api-key")
-        if given and hmac.compare_digest(given.encode(), self.key):
-            return True
-        if scope["method"] not in ("GET", "HEAD"):
-            return False  # the cookie only reads: no cross-site request spends quota
-        cookie = Request(scope).cookies.get(COOKIE, "")
-        return bool(cookie) and hmac.compare_digest(cookie.encode(), self.token)
-
-
-_LOGIN = """<!doctype html><meta charset="utf-8"><title>llamux: sign in</title>
-<style>body{font:15px system-ui,sans-serif;display:grid;place-items:center;height:90vh}
-form{display:flex;gap:8px}input{padding:6px 8px}</style>
-<form method="post" action="/login"><input type="password" name="key" autofocus
-placeholder="{key}"><button>Open the dashboard</button></form>""".replace("{key}", KEY_VARIABLE)
-
-
-def _login(key: str) -> Any:
-    async def login(request: Request) -> Response:
-        form = parse_qs((await _read_body(request, 4096)).decode("utf-8", "replace"))
-        given = (form.get("key") or [""])[0]
-        if not hmac.compare_digest(given.encode(), key.encode()):
-            return HTMLResponse(_LOGIN, 401, headers={"content-security-policy": CSP})
-        response = RedirectResponse("/", 303)
-        response.set_cookie(COOKIE, _cookie_token(key), httponly=True, samesite="strict")
-        return response
-
-    return login
-
-
-# ------------------------------------------------------------------ running it
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is only reachable from this machine (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def require_key(host: str, key: str | None) -> None:
-    """Raise ``ConfigError`` if ``host`` is not a loopback address and there is no key."""
-    if key is None and not is_loopback(host):
-        raise ConfigError(
-            f"refusing to serve on {host} without a proxy key: anyone who reaches it could "
-            f"spend your quotas; set {KEY_VARIABLE} (clients then send it as their API key), "
-            "or bind 127.0.0.1"
-        )
 
 
 def serve(

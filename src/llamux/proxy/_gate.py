@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ._wire import Problem
+from ._wire import Problem, too_large
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -228,4 +228,30 @@ async def server_problem(request: Request, exc: Exception) -> Response:
 
 def _problem(status: int, message: str, code: str) -> JSONResponse:
     """The OpenAI error shape (as the rest of the proxy answers)."""
-    return JSONResponse(Problem(status, message, code).body, status)
+    return respond(Problem(status, message, code))
+
+
+def respond(problem: Problem) -> JSONResponse:
+    """A problem as the answer: the OpenAI error shape, its status and headers."""
+    return JSONResponse(problem.body, problem.status, headers=problem.headers)
+
+
+DRAIN = 64 * 1024 * 1024
+"""Bytes of an oversized body still read (and dropped) so the client sees the 413 cleanly."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 past ``limit`` bytes (read on, dropped, so the client hears it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + DRAIN:
+        raise too_large(limit)
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= limit:
+            parts.append(chunk)
+        elif size > limit + DRAIN:
+            break
+    if size > limit:
+        raise too_large(limit)
+    return b"".join(parts)
