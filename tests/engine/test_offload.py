@@ -86,3 +86,18 @@ def test_a_busy_store_moves_the_work_off_the_loop_and_notes_each_attempt_once(
         attempts = served_by(response).attempts
         assert [(a.endpoint, a.outcome) for a in attempts] == [("a", "skipped"), ("b", "served")]
         other.close()
+
+
+def test_a_step_outside_nowait_waits_again_on_the_same_thread(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    store = SQLiteStore(path)
+    with store.nowait():  # this thread's connection gives up at once in here...
+        assert store.reserve_first([Candidate("ep", [EP], Cost(1))], T0).reservation is not None
+    other = hold_the_lock(path)
+    threading.Timer(0.3, other.execute, ("COMMIT",)).start()
+    started = time.monotonic()
+    assert store.reserve_first([Candidate("ep", [EP], Cost(1))], T0).reservation is not None
+    assert time.monotonic() - started >= 0.25  # ...and outside it waits for the writer
+    assert store_used(store, EP, T0) == {"rpm": 2}
+    store.close()
+    other.close()

@@ -34,6 +34,8 @@ class Connections:
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._pid = os.getpid()
+        self._impatient: set[int] = set()
+        """The connections (by id) whose busy timeout is 0 (see ``_patience``)."""
         # ":memory:" is one database per connection: share one connection, one at a time
         self._shared: sqlite3.Connection | None = None
         self._serial = contextlib.nullcontext() if path != ":memory:" else threading.RLock()
@@ -45,6 +47,7 @@ class Connections:
         if os.getpid() != self._pid:  # forked: never reuse the parent's connections
             self._local = threading.local()
             self._connections = []
+            self._impatient = set()
             self._pid = os.getpid()
         held: _Held | None = getattr(self._local, "held", None)
         conn: sqlite3.Connection | None = self._shared or (held.conn if held else None)
@@ -65,6 +68,7 @@ class Connections:
             if conn not in self._connections:
                 return  # closed by close() already
             self._connections.remove(conn)
+            self._impatient.discard(id(conn))
         with contextlib.suppress(sqlite3.Error):
             conn.close()
 
@@ -109,9 +113,20 @@ class Connections:
         return conn
 
     def guard(self, action: Callable[[], T]) -> T:
+        """Run a read; like a step, it gives up at once within ``nowait``."""
+        nowait = self._waitless()
+        if self._impatient and not nowait:
+            held: _Held | None = getattr(self._local, "held", None)
+            existing = self._shared or (held.conn if held else None)
+            if existing is not None:  # (none yet: this call opens it, patient)
+                self._patience(existing, True)
         try:
             with self._serial:
                 return action()
+        except sqlite3.OperationalError as exc:
+            if nowait and exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise WouldBlock(str(exc)) from None
+            raise store_error(self.path, exc) from exc
         except sqlite3.Error as exc:
             raise store_error(self.path, exc) from exc
 
@@ -156,22 +171,29 @@ class Connections:
 
     def _begin(self, conn: sqlite3.Connection, nowait: bool) -> None:
         """``BEGIN IMMEDIATE``: wait for the write lock, or with ``nowait`` give up at once."""
-        if not nowait:
-            conn.execute("BEGIN IMMEDIATE")
-            return
-        conn.execute("PRAGMA busy_timeout = 0")
+        self._patience(conn, not nowait)
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if nowait and exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                 raise WouldBlock(str(exc)) from None
             raise
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
+
+    def _patience(self, conn: sqlite3.Connection, wait: bool) -> None:
+        """Make ``conn`` wait for other writers (``BUSY_MS``) or not at all. Changed only when
+        it must: an event loop's connection stays impatient between its steps."""
+        impatient = id(conn) in self._impatient
+        if impatient == wait:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_MS if wait else 0}")
+            if wait:
+                self._impatient.discard(id(conn))
+            else:
+                self._impatient.add(id(conn))
 
     def close(self) -> None:
         with self._lock:
             connections, self._connections = self._connections, []
+            self._impatient = set()
         for conn in connections:
             conn.close()
         self._local = threading.local()
