@@ -218,3 +218,43 @@ def test_a_refusal_remembered_by_one_process_is_forgotten_by_anothers_release(
     assert isinstance(one.reserve("ep", [day], Cost(1), T0 + 3), Reservation)
     one.close()
     other.close()
+
+
+def test_a_reservation_held_in_flight_is_settled_by_its_own_process_without_a_row(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "q.db"
+    mine, other = SQLiteStore(path), SQLiteStore(path)
+    held = mine.reserve("ep", [EP], Cost(40), T0, 120.0)  # a call llamux makes itself
+    assert isinstance(held, Reservation)
+    assert mine.stats()["reservations"] == 0  # its record stays in this process
+    assert not other.settle(held.id, 10, T0 + 1)  # no other process can settle it
+    assert store_used(mine, EP, T0 + 1)["tpm"] == 40
+    assert mine.settle(held.id, 10, T0 + 1)
+    assert store_used(mine, EP, T0 + 1)["tpm"] == 10
+    assert not mine.settle(held.id, 10, T0 + 2)  # once
+    asked = mine.reserve("ep", [EP], Cost(5), T0 + 3)  # query's: settled from anywhere
+    assert isinstance(asked, Reservation) and mine.stats()["reservations"] == 1
+    assert other.settle(asked.id, 5, T0 + 4)
+    mine.close()
+    other.close()
+
+
+def test_a_failed_settle_keeps_the_in_flight_record_for_the_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SQLiteStore(tmp_path / "q.db")
+    held = store.reserve("ep", [EP], Cost(40), T0, 120.0)
+    assert isinstance(held, Reservation)
+
+    def broken(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("llamux._stores.sqlite.forget_spent", broken)
+        with pytest.raises(StoreError):
+            store.settle(held.id, 10, T0 + 1)
+    assert store_used(store, EP, T0 + 1)["tpm"] == 40  # rolled back
+    assert store.settle(held.id, 10, T0 + 1)  # the retry finds the record
+    assert store_used(store, EP, T0 + 1)["tpm"] == 10
+    store.close()

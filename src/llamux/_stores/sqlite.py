@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from .._policy.passing import (
@@ -29,6 +29,7 @@ from .._policy.passing import (
 from .._policy.performance import Performance, Sample
 from .._policy.quota import (
     RESERVATION_TTL,
+    Charge,
     Cooldown,
     Cost,
     Refusal,
@@ -72,6 +73,11 @@ class SQLiteStore:
         self._pruned_at = 0.0
         self._made: dict[tuple[str, Cooldown], Refusal] = {}  # refusals of resting scopes
         self._parsed: dict[tuple[Any, ...], Spent] = {}  # rows of the spent table, parsed
+        self._flying: dict[str, tuple[int, list[Charge], str, float]] = {}
+        """Reservations held in flight (``flight > 0``: a call llamux makes itself, settled by
+        this process and no other), by id: estimate, charges, endpoint, made at. Kept here, not in
+        the table: one write and one delete fewer per call. If the process dies, its
+        in-flight charges lapse as documented; nothing else could have settled them."""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -166,22 +172,43 @@ class SQLiteStore:
                 for c in reservation.charges
             ],
         )
-        conn.execute(
-            "INSERT INTO reservations (id, endpoint, tokens, created, charges) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (reservation.id, endpoint, cost.tokens, now, dump_charges(reservation.charges)),
-        )
+        if flight > 0:  # held in flight: this process settles it (see ``_flying``)
+            self._flying[reservation.id] = (cost.tokens, list(reservation.charges), endpoint, now)
+        else:
+            conn.execute(
+                "INSERT INTO reservations (id, endpoint, tokens, created, charges) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (reservation.id, endpoint, cost.tokens, now, dump_charges(reservation.charges)),
+            )
         prune_buckets(conn, scopes, snapshot, now)
         if now - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = now
             conn.execute("DELETE FROM reservations WHERE created < ?", (now - RESERVATION_TTL,))
+            stale = [r for r, held in self._flying.items() if held[3] < now - RESERVATION_TTL]
+            for rid in stale:  # never settled (a stream dropped unread): as the table's rows
+                self._flying.pop(rid, None)
         return reservation
+
+    @contextmanager
+    def _held(
+        self, reservation_id: str
+    ) -> Iterator[tuple[sqlite3.Connection, tuple[int, list[Charge], str] | None]]:
+        """A step on a reservation: its record (from this process if it is held in flight,
+        else from the table, removed there), kept if the step fails."""
+        flying = self._flying.pop(reservation_id, None)
+        try:
+            with self._db.transaction() as conn:
+                held = flying[:3] if flying is not None else take_reservation(conn, reservation_id)
+                yield conn, held
+        except BaseException:
+            if flying is not None:
+                self._flying[reservation_id] = flying
+            raise
 
     def settle(
         self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
     ) -> bool:
-        with self._db.transaction() as conn:
-            held = take_reservation(conn, reservation_id)
+        with self._held(reservation_id) as (conn, held):
             if held is None:
                 return False
             estimate, charged, endpoint = held
@@ -204,8 +231,7 @@ class SQLiteStore:
             return True
 
     def release(self, reservation_id: str, now: float) -> bool:
-        with self._db.transaction() as conn:
-            held = take_reservation(conn, reservation_id)
+        with self._held(reservation_id) as (conn, held):
             if held is None:
                 return False
             estimate, charged, _ = held
@@ -306,6 +332,7 @@ class SQLiteStore:
                 last = row.fetchone()
                 for table in TABLES:
                     conn.execute(f"DELETE FROM {table}")
+                self._flying.clear()
                 conn.execute(  # never back to a value a decision may have seen
                     "INSERT INTO counters (key, value) VALUES (?, ?)",
                     (GENERATION, (int(last[0]) if last else 0) + 1),
@@ -317,6 +344,8 @@ class SQLiteStore:
             conn.execute("DELETE FROM quotas WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM spent WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
+            for rid in [r for r, held in self._flying.items() if held[2] == scope]:
+                self._flying.pop(rid, None)
             conn.execute(BUMP, (GENERATION,))
 
     def stats(self) -> dict[str, int]:
