@@ -77,3 +77,10 @@ def test_what_is_not_the_providers_is_not_made_the_providers(endpoint: Endpoint)
     assert isinstance(cut, ProviderConnectionError) and cut.accepted
     mine = InvalidRequest("already ours")
     assert translate(mine, endpoint, KEY, Stage.STREAM) is mine
+
+
+def test_the_http_library_is_the_one_the_sdk_runs_on() -> None:
+    from llamux._providers.boundary import httpx_module
+
+    assert issubclass(openai.DefaultHttpxClient, httpx_module().Client)
+    assert httpx_module() is httpx  # openai 3.x here: httpx2

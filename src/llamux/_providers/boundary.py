@@ -20,6 +20,8 @@ the key (:class:`ProviderError` scrubs it from every field).
 from __future__ import annotations
 
 import enum
+import functools
+import importlib
 import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -47,16 +49,14 @@ class Stage(enum.Enum):
     STREAM = "stream"
 
 
+@functools.cache
 def httpx_module() -> Any:
-    """The HTTP library the openai SDK runs on: httpx2 (openai 3.x) or httpx (2.x)."""
-    try:
-        import httpx2
+    """The HTTP library the installed openai SDK runs on: httpx2 (openai 3.x) or httpx (2.x),
+    read from the SDK's own client class (both may be installed)."""
+    import openai
 
-        return httpx2
-    except ImportError:  # pragma: no cover - openai 2.x
-        import httpx  # type: ignore[import-not-found, unused-ignore]
-
-        return httpx
+    base = openai.DefaultHttpxClient.__mro__[1]  # httpx2.Client or httpx.Client
+    return importlib.import_module(base.__module__.split(".")[0])
 
 
 def translate(exc: Exception, endpoint: Endpoint, api_key: str, stage: Stage) -> LlamuxError:
