@@ -10,9 +10,10 @@ store forgets it then). Pure: the stores keep the state.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple
 
 from .quota import (
     Cooldown,
@@ -56,17 +57,6 @@ class Pick:
     generation: int = 0
     """The store's count of moments when something it refused could fit sooner (usage
     given back where a refusal was remembered, a reset), as this step saw it."""
-
-
-@runtime_checkable
-class Walk(Protocol):
-    """Candidates that may know a prefix of themselves refused: a store that keeps a
-    generation calls ``begin`` first in its step; the refusals it returns count as passed,
-    and iterating then starts after that prefix."""
-
-    def __iter__(self) -> Iterator[Candidate]: ...
-
-    def begin(self, generation: int, now: float) -> tuple[Refusal, ...]: ...
 
 
 def cooling(
@@ -150,9 +140,11 @@ def walk(
     now: float,
     one: Callable[[Candidate, bool], Reservation | Refusal],
 ) -> Pick:
-    """A store's step over ``candidates``: a prefix they know refused first (``Walk.begin``,
-    for a store that keeps a ``generation``; None: it keeps none), then each in order until
-    ``one`` (told whether a prefix was passed) admits one."""
+    """A store's step over ``candidates``: a prefix they know refused first (for a store that
+    keeps a ``generation``; None: it keeps none), then each in order until ``one`` (told
+    whether a prefix was passed) admits one. Candidates that may know a refused prefix of
+    themselves (``_engine/walk.Walk``) have ``begin(generation, now)``: it returns that
+    prefix's refusals if it still holds, and iterating them then starts after it."""
     begin = getattr(candidates, "begin", None) if generation is not None else None
     refusals: list[Refusal] = list(begin(generation, now)) if begin is not None else []
     passed = bool(refusals)
@@ -170,7 +162,7 @@ def single(pick: Pick) -> Reservation | Refusal:
 
 
 def judge(
-    candidate: Candidate, snapshot: Snapshot, now: float, flight: float, new_id: Callable[[], str]
+    candidate: Candidate, snapshot: Snapshot, now: float, flight: float
 ) -> tuple[Reservation | Refusal, Spent | None]:
     """The decision on one candidate from its buckets (its cool-downs already checked): a
     reservation to record (its client readied first, ``Candidate.ready``), or a refusal and
@@ -182,7 +174,7 @@ def judge(
     if candidate.ready is not None:
         candidate.ready()
     made = Reservation(
-        new_id(),
+        os.urandom(16).hex(),
         endpoint,
         cost.tokens,
         now,

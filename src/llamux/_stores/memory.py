@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -96,7 +95,7 @@ class MemoryStore:
             key: self._buckets.get(key, {})
             for key in ((s.key, w.key) for s in candidate.scopes for w in s.windows)
         }
-        reservation, memo = judge(candidate, snapshot, now, flight, _new_id)
+        reservation, memo = judge(candidate, snapshot, now, flight)
         if not isinstance(reservation, Reservation):
             if memo is not None:
                 self._spent[reservation.scope] = memo
@@ -252,7 +251,3 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
-
-
-def _new_id() -> str:
-    return os.urandom(16).hex()

@@ -52,6 +52,7 @@ from .sqlite_rows import (
     dump_charges,
     fold_sample,
     forget_spent,
+    generation_of,
     placeholders,
     prune_buckets,
     read_snapshot,
@@ -107,8 +108,6 @@ class SQLiteStore:
     ) -> Pick:
         with self._db.transaction() as conn:
             at = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
-            row = conn.execute("SELECT value FROM counters WHERE key = ?", (GENERATION,))
-            found = row.fetchone()
             resting: dict[str, Cooldown] | None = None
             known: dict[str, Spent] = {}
 
@@ -126,7 +125,7 @@ class SQLiteStore:
                     or self._reserve(conn, candidate, at, flight)
                 )
 
-            return walk(candidates, int(found[0]) if found else 0, at, one)
+            return walk(candidates, generation_of(conn), at, one)
 
     def _passing(
         self, conn: sqlite3.Connection, now: float, scopes: Sequence[Scope] | None = None
@@ -160,7 +159,7 @@ class SQLiteStore:
     ) -> Reservation | Refusal:
         endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
         snapshot = read_snapshot(conn, [scope.key for scope in scopes])
-        reservation, memo = judge(candidate, snapshot, now, flight, lambda: os.urandom(16).hex())
+        reservation, memo = judge(candidate, snapshot, now, flight)
         if not isinstance(reservation, Reservation):
             if memo is not None:
                 conn.execute(REMEMBER, spent_row(memo))
@@ -328,14 +327,13 @@ class SQLiteStore:
     def reset(self, scope: str | None = None) -> None:
         with self._db.transaction() as conn:
             if scope is None:
-                row = conn.execute("SELECT value FROM counters WHERE key = ?", (GENERATION,))
-                last = row.fetchone()
+                last = generation_of(conn)
                 for table in TABLES:
                     conn.execute(f"DELETE FROM {table}")
                 self._flying.clear()
                 conn.execute(  # never back to a value a decision may have seen
                     "INSERT INTO counters (key, value) VALUES (?, ?)",
-                    (GENERATION, (int(last[0]) if last else 0) + 1),
+                    (GENERATION, last + 1),
                 )
                 return
             conn.execute("DELETE FROM performance WHERE endpoint = ?", (scope,))

@@ -90,7 +90,7 @@ class Connections:
         try:
             return self._open_once(timeout=0)
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if _busy(exc):
                 raise WouldBlock(str(exc)) from None
             raise
 
@@ -124,7 +124,7 @@ class Connections:
             with self._serial:
                 return action()
         except sqlite3.OperationalError as exc:
-            if nowait and exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if nowait and _busy(exc):
                 raise WouldBlock(str(exc)) from None
             raise store_error(self.path, exc) from exc
         except sqlite3.Error as exc:
@@ -175,7 +175,7 @@ class Connections:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if nowait and exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+            if nowait and _busy(exc):
                 raise WouldBlock(str(exc)) from None
             raise
 
@@ -208,3 +208,8 @@ class _Held:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` means another connection holds the lock."""
+    return exc.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)

@@ -126,3 +126,9 @@ def forget_spent(conn: sqlite3.Connection, charged: Sequence[Charge]) -> None:
     gone = conn.execute(f"DELETE FROM spent WHERE scope IN ({placeholders(len(scopes))})", scopes)
     if gone.rowcount > 0:
         conn.execute(BUMP, (GENERATION,))
+
+
+def generation_of(conn: sqlite3.Connection) -> int:
+    """The store's generation (see ``Pick``): 0 before anything bumped it."""
+    row = conn.execute("SELECT value FROM counters WHERE key = ?", (GENERATION,)).fetchone()
+    return int(row[0]) if row else 0
