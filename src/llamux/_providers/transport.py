@@ -127,13 +127,17 @@ class OpenAITransport:
         url = endpoint_url(endpoint)
         key = (endpoint.id, url, api_key)
         loop = loop or asyncio.get_running_loop()
-        http = self._ahttp(loop)
+        with self._lock:
+            client = self._async.setdefault(loop, {}).get(key)
+        if client is not None:
+            return client
+        from openai import AsyncOpenAI
+
+        http = self._ahttp(loop)  # the shared pool: looked up only when a client is made
         with self._lock:
             clients = self._async.setdefault(loop, {})
             client = clients.get(key)
             if client is None:
-                from openai import AsyncOpenAI
-
                 client = AsyncOpenAI(
                     api_key=api_key,
                     base_url=url,
