@@ -5,12 +5,15 @@ smaller request, another process. On every store."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llamux import Router
 from llamux._config.load import parse_table
+from llamux._engine.walk import Walk
 from llamux._stores import QuotaStore
+from llamux._stores.redis import RedisStore
 from llamux._stores.sqlite import SQLiteStore
 from llamux.testing import FakeClock
 
@@ -42,9 +45,24 @@ def spent_two(store: QuotaStore, clock: FakeClock | None = None) -> tuple[Router
     return router, [props["reservation"] for *_, props in ids]
 
 
-def test_the_prefix_is_passed_and_the_attempts_stay_the_same(store: QuotaStore, keys: str) -> None:
+def test_the_prefix_is_passed_and_the_attempts_stay_the_same(
+    store: QuotaStore, keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passed: list[int] = []
+    begin = Walk.begin
+
+    def counting(self: Walk, generation: int, now: float) -> Any:
+        refusals = begin(self, generation, now)
+        passed.append(len(refusals))
+        return refusals
+
+    monkeypatch.setattr(Walk, "begin", counting)
     router, _ = spent_two(store)
     assert [ask(router) for _ in range(3)] == ["c", "c", "c"]  # learned, then used
+    if isinstance(store, RedisStore):  # one script per endpoint: no prefix, none learned
+        assert passed == [] and router._prefixes == {}
+    else:
+        assert passed[-2:] == [2, 2]
     call = router.call([{"role": "user", "content": "word word"}], {"max_tokens": 5})
     got = call.admission.next()
     assert not isinstance(got, float) and got.endpoint.id == "c"

@@ -56,6 +56,8 @@ def learned(
     """The prefix a decision's refusals make (``attempts``: theirs, in order), if every one
     has a moment when it may admit again."""
     refusals = pick.refusals
+    if pick.generation is None:  # a store that keeps none can never let a prefix pass
+        return None
     if not refusals or any(r.retry_at is None for r in refusals):
         return None
     until = min(r.retry_at for r in refusals if r.retry_at is not None)

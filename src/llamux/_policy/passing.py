@@ -54,9 +54,10 @@ class Pick:
 
     reservation: Reservation | None
     refusals: tuple[Refusal, ...]
-    generation: int = 0
+    generation: int | None = None
     """The store's count of moments when something it refused could fit sooner (usage
-    given back where a refusal was remembered, a reset), as this step saw it."""
+    given back where a refusal was remembered, a reset), as this step saw it; None for a
+    store that keeps none (Redis): no prefix is learned from its steps."""
 
 
 def cooling(
@@ -151,9 +152,9 @@ def walk(
     for candidate in candidates:
         outcome = one(candidate, passed)
         if isinstance(outcome, Reservation):
-            return Pick(outcome, tuple(refusals), generation or 0)
+            return Pick(outcome, tuple(refusals), generation)
         refusals.append(outcome)
-    return Pick(None, tuple(refusals), generation or 0)
+    return Pick(None, tuple(refusals), generation)
 
 
 def single(pick: Pick) -> Reservation | Refusal:
