@@ -137,7 +137,8 @@ def _subparser(name: str) -> argparse.ArgumentParser:
 
 
 def test_limits_fields_are_the_limit_names() -> None:
-    assert tuple(f.name for f in fields(llamux.Limits)) == _endpoint.LIMIT_NAMES
+    names = tuple(f.name for f in fields(llamux.Limits))
+    assert names == (*_endpoint.LIMIT_NAMES, "auto")  # the limits, then which are auto
     assert tuple(_endpoint.LIMIT_RULES) == _endpoint.LIMIT_NAMES
 
 

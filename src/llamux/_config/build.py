@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from .._errors import ConfigError
 from . import catalog as _catalog
 from .endpoint import (
+    AUTO,
     CAPABILITIES,
     DEFAULT_MAX_OUTPUT,
     LIMIT_NAMES,
@@ -93,7 +94,8 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INTEGERS: Mapping[str, tuple[int | None, str]] = {
     **{
         name: (0, "write a non-negative integer such as 30 (14.4K and 1_000_000 work too; "
-               "0 means never use this metric), or {empty} for no limit")
+               "0 means never use this metric), auto for the provider's own limit, "
+               "or {empty} for no limit")
         for name in LIMIT_NAMES
     },
     "priority": (None, "write an integer such as 1 (lower is preferred), "
@@ -195,9 +197,21 @@ def _zones() -> dict[str, str]:
 # ---------------------------------------------------------------- building
 
 
-def build_limits(place: Place, row: Mapping[str, object]) -> Limits:
-    """The six limit columns of ``row``."""
-    return Limits(**{name: integer(place, name, row.get(name)) for name in LIMIT_NAMES})
+def build_limits(place: Place, row: Mapping[str, object], *, auto: bool = True) -> Limits:
+    """The six limit columns of ``row``; ``auto`` cells are allowed unless ``auto=False``."""
+    numbers: dict[str, int | None] = {}
+    automatic: set[str] = set()
+    for name in LIMIT_NAMES:
+        value = row.get(name)
+        if isinstance(value, str) and value.strip().lower() == AUTO:
+            if not auto:
+                fix = f"write {name} as a number, or {place.empty} for no limit"
+                raise place.error(f"a pool's limits cannot be auto; {fix}", name)
+            automatic.add(name)
+            numbers[name] = None
+        else:
+            numbers[name] = integer(place, name, value)
+    return Limits(**numbers, auto=frozenset(automatic))
 
 
 def build_resets(
@@ -222,7 +236,7 @@ def build_resets(
     elif value is not None:
         fix = "write a timezone such as UTC, rolling, or a table such as { rpd = 'UTC' }"
         raise place.error(f"reset must be a string or a table; {fix}", key)
-    return tuple((name, chosen[name]) for name, _ in limits.items() if name in chosen)
+    return tuple((name, chosen[name]) for name in limits.named() if name in chosen)
 
 
 def _reset_items(
@@ -243,7 +257,7 @@ def _reset_items(
             )
         if not isinstance(tz, str) or not tz.strip():
             raise place.error(f"{limit} has no timezone; write {limit}=UTC or {limit}=rolling", key)
-        if limits.get(limit) is None:
+        if limit not in limits.named():
             fix = f"set a {limit} limit, or remove {limit} from reset"
             raise place.error(f"reset names {limit} but no {limit} limit is set; {fix}", key)
         found.append((limit, tz.strip()))

@@ -60,9 +60,15 @@ DEFAULT_TIMEOUT = 120.0
 DEFAULT_MAX_OUTPUT = 1024
 
 
+AUTO = "auto"
+"""A limit cell's value meaning "the limit the provider has, as best llamux knows"."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Up to six limits; None means no limit, 0 means never use that metric."""
+    """Up to six limits; None means no limit, 0 means never use that metric. A name in
+    ``auto`` (its value None) is the provider's own limit, as best llamux knows: learned
+    from the provider, else the catalog's, else unknown (see ``_policy/known_limits``)."""
 
     rpm: int | None = None
     tpm: int | None = None
@@ -70,11 +76,22 @@ class Limits:
     tph: int | None = None
     rpd: int | None = None
     tpd: int | None = None
+    auto: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        wrong = [name for name in self.auto if name not in LIMIT_RULES]
+        clash = [name for name in self.auto if name in LIMIT_RULES and self.get(name) is not None]
+        if wrong or clash:
+            raise ValueError(f"auto names unknown or numeric limits: {sorted(wrong + clash)}")
 
     def items(self) -> tuple[tuple[str, int], ...]:
-        """The limits that are set, as (name, limit), in ``LIMIT_NAMES`` order."""
+        """The limits that are set to numbers, as (name, limit), in ``LIMIT_NAMES`` order."""
         pairs = ((name, getattr(self, name)) for name in LIMIT_NAMES)
         return tuple((name, value) for name, value in pairs if value is not None)
+
+    def named(self) -> tuple[str, ...]:
+        """Every limit that is set, to a number or to ``auto``, in ``LIMIT_NAMES`` order."""
+        return tuple(n for n in LIMIT_NAMES if n in self.auto or getattr(self, n) is not None)
 
     def get(self, name: str) -> int | None:
         """The limit called ``name`` (``rpm`` ... ``tpd``), or None if unset."""

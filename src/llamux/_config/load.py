@@ -10,8 +10,9 @@ The table is a markdown pipe table (prose around it is ignored) or a CSV file (`
 
 Column names are case-insensitive. ``provider`` and ``model`` are required; the limit
 columns ``rpm, tpm, rph, tph, rpd, tpd`` (requests / tokens per minute, hour, day) take a
-non-negative integer (``1_000_000``, ``14.4K`` and ``1M`` work too), an empty cell meaning no
-limit. Optional columns: ``name`` (the endpoint id, default ``provider:model``), ``base_url``,
+non-negative integer (``1_000_000``, ``14.4K`` and ``1M`` work too) or ``auto`` (the limit the
+provider has, as best llamux knows: learned from its answers, else the catalog's), an empty
+cell meaning no limit. In a CSV file, lines that start with ``#`` are comments. Optional columns: ``name`` (the endpoint id, default ``provider:model``), ``base_url``,
 ``api_key_env``, ``priority``, ``weight``, ``input_cost`` and ``output_cost`` (USD per
 million tokens), ``context``, ``max_output``, ``pool``, ``reset`` and ``capabilities``
 (``tools``, ``vision``, ``json``).
@@ -170,14 +171,16 @@ def _markdown_rows(lines: list[str], file: str) -> tuple[_Row, list[_Row]]:
 
 
 def _csv_rows(text: str, file: str) -> tuple[_Row, list[_Row]]:
-    first = next(line for line in re.split(r"\r\n|\r|\n", text) if line.strip())
+    lines = re.split(r"\r\n|\r|\n", text)
+    first = next((ln for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), "")
     delimiter = max(",;\t", key=first.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows: list[_Row] = []
     line = 1
     try:
         for cells in reader:
-            if any(cell.strip() for cell in cells):
+            comment = bool(cells) and cells[0].lstrip().startswith("#")
+            if not comment and any(cell.strip() for cell in cells):
                 rows.append(_Row(line, [cell.strip() for cell in cells]))
             line = reader.line_num + 1
     except csv.Error as exc:

@@ -181,7 +181,7 @@ def _pools(top: Place, value: object, lines: _Lines) -> list[Pool]:
         place = _section(top, lines, f"pools.{name}", "pools")
         row = _table(place, entry)
         check_keys(place, row, POOL_KEYS, "pool key")
-        limits = build_limits(place, row)
+        limits = build_limits(place, row, auto=False)
         if not limits.items():
             fix = f"add at least one of {', '.join(LIMIT_NAMES)}, or remove the pool"
             raise place.error(f"pool {show(name)} sets no limit; {fix}")
