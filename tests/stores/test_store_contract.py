@@ -405,3 +405,33 @@ def test_a_spent_pool_refuses_its_other_endpoints_by_name(store: QuotaStore) -> 
     assert isinstance(refusal, Refusal)
     assert (refusal.endpoint, refusal.scope, refusal.retry_at) == ("b", "pool:p", T0 + 61)
     assert isinstance(store.reserve("b", [b, pool], Cost(1), T0 + 61), Reservation)
+
+
+# -- limits the providers stated ------------------------------------------------------------
+
+
+def test_learned_limits_are_kept_per_scope_and_rule_the_latest_winning(store: QuotaStore) -> None:
+    assert store.learned(["ep", "other"]) == {}
+    store.learn("ep", {"rpd": 1000, "tpm": 8000}, T0, "headers")
+    store.learn("ep", {"tpd": 200000}, T0 + 5, "429")
+    store.learn("other", {"rpm": 30}, T0 + 6, "probe")
+    store.learn("ep", {"rpd": 1400}, T0 + 9, "headers")  # the provider raised it
+    got = store.learned(["ep", "other", "unknown"])
+    assert set(got) == {"ep", "other"}
+    ep = {rule: (k.limit, k.at, k.source) for rule, k in got["ep"].items()}
+    assert ep == {
+        "rpd": (1400, T0 + 9, "headers"),
+        "tpm": (8000, T0, "headers"),
+        "tpd": (200000, T0 + 5, "429"),
+    }
+    assert got["other"]["rpm"].limit == 30
+    assert store.learned([]) == {}
+
+
+def test_reset_forgets_learned_limits_of_that_scope_or_of_all(store: QuotaStore) -> None:
+    store.learn("ep", {"rpm": 5}, T0, "headers")
+    store.learn("other", {"rpm": 6}, T0, "headers")
+    store.reset("ep")
+    assert set(store.learned(["ep", "other"])) == {"other"}
+    store.reset()
+    assert store.learned(["ep", "other"]) == {}

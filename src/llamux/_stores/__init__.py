@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from .._errors import StoreError
+from .._policy.known_limits import Learned
 from .._policy.passing import Candidate, Pick
 from .._policy.performance import Performance, Sample
 from .._policy.quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope
@@ -100,8 +101,18 @@ class QuotaStore(Protocol):
         """Atomically increment the counter ``key`` and return its new value (first: 1)."""
         ...
 
+    def learn(self, scope: str, limits: Mapping[str, int], now: float, source: str) -> None:
+        """Record limits the provider stated for ``scope`` (by rule name: rpm ... tpd), each
+        replacing what was learned before, with ``now`` and ``source`` (headers, 429, ...)."""
+        ...
+
+    def learned(self, scopes: Sequence[str]) -> dict[str, dict[str, Learned]]:
+        """What was learned for each of ``scopes`` that has anything: scope -> rule -> it."""
+        ...
+
     def reset(self, scope: str | None = None) -> None:
-        """Forget usage, reservations, cool-downs and measurements of ``scope`` (or of all)."""
+        """Forget usage, reservations, cool-downs, measurements and learned limits of
+        ``scope`` (or of all)."""
         ...
 
     def close(self) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from .._policy.known_limits import Learned
 from .._policy.passing import (
     Candidate,
     Pick,
@@ -53,6 +54,7 @@ class MemoryStore:
         self._performance: dict[str, Performance] = {}
         self._counters: dict[str, int] = {}
         self._declared: dict[str, str] = {}
+        self._learned: dict[str, dict[str, Learned]] = {}
         self._spent: dict[str, Spent] = {}
         """Scopes known to refuse until a moment (see ``Spent``): one entry per scope."""
         self._made: dict[tuple[str, Cooldown], Refusal] = {}
@@ -227,9 +229,20 @@ class MemoryStore:
             self._counters[key] = self._counters.get(key, 0) + 1
             return self._counters[key]
 
+    def learn(self, scope: str, limits: Mapping[str, int], now: float, source: str) -> None:
+        with self._lock:
+            known = self._learned.setdefault(scope, {})
+            for name, limit in limits.items():
+                known[name] = Learned(max(0, int(limit)), now, source)
+
+    def learned(self, scopes: Sequence[str]) -> dict[str, dict[str, Learned]]:
+        with self._lock:
+            return {s: dict(self._learned[s]) for s in scopes if self._learned.get(s)}
+
     def reset(self, scope: str | None = None) -> None:
         with self._lock:
             if scope is None:
+                self._learned.clear()
                 self._buckets.clear()
                 self._reservations.clear()
                 self._cooldowns.clear()
@@ -240,6 +253,7 @@ class MemoryStore:
                 self._generation += 1
                 return
             self._declared.pop(scope, None)
+            self._learned.pop(scope, None)
             self._performance.pop(scope, None)
             for key in [k for k in self._buckets if k[0] == scope]:
                 del self._buckets[key]

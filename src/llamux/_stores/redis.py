@@ -17,6 +17,8 @@ endpoint's own quota key, so that everything one reservation touches lives in on
     P:{T}:r:UUID           str   a reservation (JSON: endpoint, tokens, [hash, bucket, unit]
                                  charged); expires after RESERVATION_TTL
     P:{ENDPOINT}:p         hash  measured performance (moving averages); expires after 30 days
+    P:{SCOPE}:l            hash  rule -> a limit the provider stated (JSON: limit, when, source);
+                                 expires 30 days after the last one learned
     P:{KEY}:n              str   a counter (round robin); expires after 30 days unused
     P:scopes               hash  scope -> its tag (to find a scope named alone, and cool-downs)
     P:quotas               hash  scope -> the limits a config last gave it (to warn of others)
@@ -39,6 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .._errors import StoreError
+from .._policy.known_limits import Learned
 from .._policy.passing import Candidate, Pick, walk
 from .._policy.performance import ALPHA, Performance, Sample
 from .._policy.quota import (
@@ -392,6 +395,34 @@ class RedisStore:
         reply = self._script("turn", [f"{self.namespace}:{{{key}}}:n"], [ms(KEEP_SECONDS)])
         return int(reply)
 
+    def learn(self, scope: str, limits: Mapping[str, int], now: float, source: str) -> None:
+        if not limits:
+            return
+        key = f"{self.namespace}:{{{scope}}}:l"  # when: the caller's clock (it is shown)
+        rows = {name: json.dumps([max(0, int(v)), now, source]) for name, v in limits.items()}
+        with self._guard():
+            pipe = self._client.pipeline(transaction=True)
+            pipe.hset(key, mapping=rows)
+            pipe.pexpire(key, ms(KEEP_SECONDS))
+            pipe.execute()
+
+    def learned(self, scopes: Sequence[str]) -> dict[str, dict[str, Learned]]:
+        names = list(scopes)
+        with self._guard():
+            pipe = self._client.pipeline(transaction=False)
+            for name in names:
+                pipe.hgetall(f"{self.namespace}:{{{name}}}:l")
+            rows: list[dict[str, str]] = pipe.execute()
+        found: dict[str, dict[str, Learned]] = {}
+        for name, row in zip(names, rows, strict=True):
+            for rule, text in row.items():
+                try:
+                    limit, at, source = json.loads(text)
+                    found.setdefault(name, {})[rule] = Learned(int(limit), float(at), str(source))
+                except (ValueError, TypeError):
+                    continue  # not written by llamux: ignored
+        return found
+
     def reset(self, scope: str | None = None) -> None:
         pattern = self._glob("*")
         with self._guard():
@@ -407,7 +438,7 @@ class RedisStore:
     def _keys_of(self, scope: str, keys: list[str]) -> list[str]:
         """The keys among ``keys`` that hold ``scope``'s state, whatever their tag."""
         prefix, name = re.escape(self.namespace), re.escape(scope)
-        own = re.compile(rf"{prefix}:\{{.*\}}:(?:b:[^:]+|c):{name}|{prefix}:\{{{name}\}}:p")
+        own = re.compile(rf"{prefix}:\{{.*\}}:(?:b:[^:]+|c):{name}|{prefix}:\{{{name}\}}:[pl]")
         reservation = re.compile(rf"{prefix}:\{{.*\}}:r:[0-9a-f]{{32}}")
         found = [key for key in keys if own.fullmatch(key)]
         held = [key for key in keys if reservation.fullmatch(key)]

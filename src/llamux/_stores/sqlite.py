@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from .._policy.known_limits import Learned
 from .._policy.passing import (
     MADE_LIMIT,
     Candidate,
@@ -62,7 +63,10 @@ from .sqlite_rows import (
 )
 
 PRUNE_EVERY = 60.0
-TABLES = ("buckets", "reservations", "cooldowns", "performance", "counters", "quotas", "spent")
+TABLES = (
+    *("buckets", "reservations", "cooldowns", "performance", "counters", "quotas", "spent"),
+    "learned",
+)
 
 
 class SQLiteStore:
@@ -324,6 +328,32 @@ class SQLiteStore:
             ).fetchone()
             return int(row[0])
 
+    def learn(self, scope: str, limits: Mapping[str, int], now: float, source: str) -> None:
+        rows = [(scope, name, max(0, int(lim)), now, source) for name, lim in limits.items()]
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO learned (scope, rule, lim, at, source) "
+                "VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def learned(self, scopes: Sequence[str]) -> dict[str, dict[str, Learned]]:
+        keys = list(scopes)
+        if not keys:
+            return {}
+
+        def read() -> list[Any]:
+            query = (
+                "SELECT scope, rule, lim, at, source FROM learned "
+                f"WHERE scope IN ({placeholders(len(keys))})"
+            )
+            return self._db.conn().execute(query, keys).fetchall()
+
+        found: dict[str, dict[str, Learned]] = {}
+        for scope, rule, lim, at, source in self._db.guard(read):
+            found.setdefault(str(scope), {})[str(rule)] = Learned(int(lim), float(at), str(source))
+        return found
+
     def reset(self, scope: str | None = None) -> None:
         with self._db.transaction() as conn:
             if scope is None:
@@ -340,6 +370,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM buckets WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM cooldowns WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM quotas WHERE scope = ?", (scope,))
+            conn.execute("DELETE FROM learned WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM spent WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
             for rid in [r for r, held in self._flying.items() if held[2] == scope]:

@@ -50,6 +50,13 @@ MIGRATIONS: tuple[str, ...] = (
         requests INTEGER NOT NULL, tokens INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 5: limits the providers stated (headers, 429 bodies, probes), per scope and rule
+    """
+    CREATE TABLE learned (
+        scope TEXT NOT NULL, rule TEXT NOT NULL, lim INTEGER NOT NULL, at REAL NOT NULL,
+        source TEXT NOT NULL, PRIMARY KEY (scope, rule)
+    ) WITHOUT ROWID;
+    """,
 )
 
 
