@@ -3,10 +3,9 @@ owns, and quotas another config (or this one before an edit) gave other limits."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ._policy.scoping import limits_text
 from ._policy.window import BUCKET_SECONDS, WINDOW_SECONDS
 
 if TYPE_CHECKING:
@@ -14,10 +13,10 @@ if TYPE_CHECKING:
     from ._stores import QuotaStore
 
 
-def declare_limits(store: QuotaStore, scopes: Iterable[Sequence[Scope]], now: float) -> list[str]:
-    """Record this config's limits of each quota; a line for each quota whose recorded
-    limits differed (two processes admitting one quota by different limits)."""
-    limits = {scope.key: limits_text(scope) for group in scopes for scope in group}
+def declare_limits(store: QuotaStore, limits: Mapping[str, str], now: float) -> list[str]:
+    """Record this config's limits of each quota (``limits``: scope -> its configured limits
+    as one line); a line for each quota whose recorded limits differed (two processes
+    admitting one quota by different limits)."""
     differing = store.declare(limits, now)
     return [
         f"quota {key!r} was last configured with limits {old!r} (by another config on this "

@@ -18,17 +18,18 @@ from ._clock import Clock, SystemClock
 from ._config.endpoint import DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
-from ._engine.admission import Admission, reach
+from ._engine.admission import Admission
 from ._engine.call import Call
 from ._engine.inputs import check_params
 from ._engine.keys import Keys
+from ._engine.quotas import Quotas
 from ._engine.served import attach
 from ._engine.settler import Settler
 from ._engine.stream import async_chunk_stream, chunk_stream
 from ._engine.walk import Prefix
 from ._errors import ConfigError, InvalidRequest
 from ._policy.performance import Performance
-from ._policy.quota import Cooldown, RuleUsage
+from ._policy.quota import UNLIMITED, Cooldown, RuleUsage
 from ._policy.scoping import scopes_for
 from ._policy.strategies import Strategy, strategy_from
 from ._policy.tokens import usage_tokens
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llamux")
 
+QUERIED_KEPT = 10_000
+"""``query`` reservations on gated endpoints remembered for their settle, at most."""
 WARNINGS_EVERY = 30.0
 """Seconds between two reads of what the store holds that the config disagrees with."""
 T = TypeVar("T")
@@ -88,8 +91,7 @@ class Router:
         self.endpoints: tuple[Endpoint, ...] = tuple(endpoints)
         if not self.endpoints:
             raise ConfigError("a Router needs at least one endpoint; add rows to your table")
-        self._scopes = scopes_for(self.endpoints, {pool.name: pool for pool in pools})
-        self._reach = {ep.id: reach(ep, self._scopes[ep.id]) for ep in self.endpoints}
+        scopes_for(self.endpoints, {pool.name: pool for pool in pools})  # config errors first
         self.routes = {route.name: route for route in routes}
         self.strategy = strategy_from(strategy)
         self._strategies: dict[str, Strategy] = {}
@@ -101,9 +103,12 @@ class Router:
         self._flight = 2 * (timeout or DEFAULT_TIMEOUT)
         """The longest a call can take to show its outcome (the connect and the read phase
         are each bounded by the timeout): how far ahead an in-flight charge is recorded."""
-        self._settler = Settler(self.store, self.clock, self._scopes)
+        pooled = {pool.name: pool for pool in pools}
+        self.quotas = Quotas(self.endpoints, pooled, self.store, self.clock.now())
+        """Each endpoint's scopes, with the limits known now (configured, learned, catalog)."""
+        self._settler = Settler(self.store, self.clock, self.quotas)
         self._unowned: tuple[float, list[str]] | None = None
-        self._conflicts = declare_limits(self.store, self._scopes.values(), self.clock.now())
+        self._conflicts = declare_limits(self.store, self.quotas.declared(), self.clock.now())
         for line in self._conflicts:
             log.warning("%s", line)
         self._keys = Keys()
@@ -111,6 +116,8 @@ class Router:
         self._prefixes: dict[tuple[object, ...], Prefix] = {}
         """Refused prefixes learned by decisions, for the next ones (see ``_engine/walk``)."""
         self._chosen: dict[str, tuple[tuple[Endpoint, ...], Route | None]] = {}
+        self._queried: dict[str, str] = {}
+        """``query`` reservations on gated endpoints: reservation id -> endpoint id."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -167,11 +174,15 @@ class Router:
         while isinstance(got := admission.next(), float):
             self.clock.sleep(got)
         ep, reservation = got.endpoint, got.reservation
-        own = self._scopes[ep.id][0]
+        if ep.id in self.quotas.gated:  # its lease is given back by settle() or release()
+            if len(self._queried) >= QUERIED_KEPT:
+                self._queried.clear()
+            self._queried[reservation.id] = ep.id
+        own = self.quotas.scopes[ep.id][0]
         props: dict[str, Any] = {
             "base_url": ep.base_url,
             "api_key_env": ep.api_key_env,
-            "limits": {rule.name: rule.limit for rule in own.rules},
+            "limits": {rule.name: rule.limit for rule in own.rules if rule.limit != UNLIMITED},
             "remaining": {
                 rule: left for scope, rule, left in reservation.remaining if scope == own.key
             },
@@ -188,11 +199,19 @@ class Router:
         tokens = usage_tokens(usage)
         if tokens is None:
             raise TypeError("settle() needs a token count or a response/usage with total_tokens")
+        self._unlease(reservation)
         return self.store.settle(reservation, tokens, self.clock.now())
 
     def release(self, reservation: str) -> bool:
         """Give a reservation back entirely: the call never reached the provider."""
+        self._unlease(reservation)
         return self.store.release(reservation, self.clock.now())
+
+    def _unlease(self, reservation: str) -> None:
+        """A ``query`` reservation on a gated endpoint gives its lease back when settled."""
+        endpoint = self._queried.pop(reservation, None)
+        if endpoint is not None:
+            self.quotas.unlease(endpoint)
 
     def completion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """Serve a chat completion from the best endpoint with quota, failing over on errors.
@@ -259,7 +278,7 @@ class Router:
         measured = self.store.performance([ep.id for ep in self.endpoints])
         rows = []
         for ep in self.endpoints:
-            scopes = self._scopes[ep.id]
+            scopes = self.quotas.scopes[ep.id]
             usage = self.store.usage(scopes, now)
             cool = next((cooling[s.key] for s in scopes if s.key in cooling), None)
             has_key = self._keys.get(ep) is not None
@@ -274,7 +293,8 @@ class Router:
         Read from the store at most every ``WARNINGS_EVERY`` seconds (the dashboard polls)."""
         now = self.clock.now()
         if self._unowned is None or now - self._unowned[0] >= WARNINGS_EVERY:
-            self._unowned = (now, unowned_usage(self.store, self._scopes.values(), now))
+            scopes = self.quotas.scopes.values()
+            self._unowned = (now, unowned_usage(self.store, scopes, now))
         return [*self._unowned[1], *self._conflicts]
 
     def reset(self, endpoint: str | None = None) -> None:
@@ -282,9 +302,10 @@ class Router:
         if endpoint is None:
             self.store.reset(None)
             return
-        if endpoint not in self._scopes:
+        if endpoint not in self.quotas.scopes:
             raise ConfigError(f"no endpoint is named {endpoint!r}; use one of: {self._ids()}")
-        self.store.reset(self._scopes[endpoint][0].key)
+        self.store.reset(self.quotas.scopes[endpoint][0].key)
+        self.quotas.refresh(float("inf"))  # what it had learned is forgotten too
         self.store.reset(endpoint)  # its measured speed and its reservations
 
     @property
@@ -321,8 +342,7 @@ class Router:
             messages=messages,
             params=params,
             candidates=candidates,
-            scopes=self._scopes,
-            reach=self._reach,
+            quotas=self.quotas,
             prefixes=self._prefixes,
             store=self.store,
             strategy=self._strategy(params.get("strategy"), route),

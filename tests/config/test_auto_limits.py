@@ -34,14 +34,12 @@ def test_a_reset_may_name_an_auto_limit_but_not_an_empty_one() -> None:
 
 
 def test_a_misspelt_auto_is_a_clear_error_that_names_auto() -> None:
-    with pytest.raises(ConfigError, match="'autp' is not a whole number.*auto for the provider"):
+    with pytest.raises(ConfigError, match=r"'autp' is not a whole number.*auto for the provider"):
         parse_table(TABLE.replace("| auto | AUTO |", "| autp | AUTO |"))
 
 
 def test_auto_in_toml_endpoints_and_not_in_pools() -> None:
-    config = parse_toml(
-        '[[endpoints]]\nprovider = "groq"\nmodel = "m"\nrpm = "auto"\ntpd = 5\n'
-    )
+    config = parse_toml('[[endpoints]]\nprovider = "groq"\nmodel = "m"\nrpm = "auto"\ntpd = 5\n')
     assert config.endpoints[0].limits == Limits(tpd=5, auto=frozenset({"rpm"}))
     with pytest.raises(ConfigError, match="a pool's limits cannot be auto"):
         parse_toml('[pools.p]\nrpm = "auto"\n[[endpoints]]\nprovider = "groq"\nmodel = "m"\n')

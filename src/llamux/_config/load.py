@@ -13,9 +13,10 @@ columns ``rpm, tpm, rph, tph, rpd, tpd`` (requests / tokens per minute, hour, da
 non-negative integer (``1_000_000``, ``14.4K`` and ``1M`` work too) or ``auto`` (the limit the
 provider has, as best llamux knows: learned from its answers, else the catalog's), an empty
 cell meaning no limit. In a CSV file, lines that start with ``#`` are comments. Optional
-columns: ``name`` (the endpoint id, default ``provider:model``), ``base_url``, ``api_key_env``, ``priority``, ``weight``, ``input_cost`` and ``output_cost`` (USD per
-million tokens), ``context``, ``max_output``, ``pool``, ``reset`` and ``capabilities``
-(``tools``, ``vision``, ``json``).
+columns: ``name`` (the endpoint id, default ``provider:model``), ``base_url``, ``api_key_env``,
+``priority``, ``weight``, ``input_cost`` and ``output_cost`` (USD per million tokens),
+``context``, ``max_output``, ``pool``, ``reset`` and ``capabilities`` (``tools``, ``vision``,
+``json``).
 
 ``reset`` says which limits count calendar periods instead of rolling windows: empty means
 the catalog's defaults for the provider (Gemini's daily limits reset at midnight Pacific

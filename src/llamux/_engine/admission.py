@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from .._config.load import DEFAULT_MAX_OUTPUT
 from .._errors import NoEndpointAvailable, RequestTooLarge
 from .._policy.passing import Candidate, Pick
-from .._policy.quota import UNLIMITED, Cost, Refusal, Reservation, Scope, never_fits
+from .._policy.quota import Cost, Refusal, Reservation, Scope, never_fits
 from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
 from .._policy.tokens import output_budget, prompt_tokens
 from .._stores.waiting import WouldBlock
 from .inputs import capabilities_needed
+from .quotas import LEASE_POLL
 from .served import Attempt
 from .walk import PREFIXES_KEPT, Prefix, Walk, learned, prefix_key
 
@@ -27,6 +28,10 @@ if TYPE_CHECKING:
     from .._config.load import Endpoint
     from .._stores import QuotaStore
     from .keys import Keys
+    from .quotas import Quotas
+
+QUERY_LEASE = 60.0
+"""Seconds a ``query`` holds a gated endpoint's lease if it is never settled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +53,11 @@ class Admission:
         messages: Sequence[Mapping[str, Any]],
         params: Mapping[str, Any],
         candidates: Sequence[Endpoint],
-        scopes: Mapping[str, Sequence[Scope]],
+        quotas: Quotas,
         store: QuotaStore,
         strategy: Strategy,
         clock: Clock,
         keys: Keys,
-        reach: Mapping[str, tuple[int, int]] | None = None,
         prefixes: dict[tuple[object, ...], Prefix] | None = None,
         route: str = "auto",
         flight: float = 0.0,
@@ -68,9 +72,8 @@ class Admission:
         self.params = params
         self.route = route
         self.candidates = candidates
-        self.scopes = scopes
-        self.reach = reach if reach is not None else {}
-        """Per endpoint, the most requests and tokens one request may cost (:func:`reach`)."""
+        self.quotas = quotas
+        """Each endpoint's scopes and reach, with the limits known now (``Quotas``)."""
         self.prefixes = prefixes
         """Refused prefixes learned by earlier decisions (the router's, shared): see ``walk``."""
         self.store = store
@@ -86,6 +89,13 @@ class Admission:
         self.deadline = clock.now() + float(params.get("wait") or 0)
         self.tried: set[str] = set()
         self.attempts: list[Attempt] = []
+        self._leased: set[str] = set()
+        self._waiting_lease = False
+        """Gated endpoints whose lease this decision took (see ``Quotas.lease``)."""
+
+    @property
+    def scopes(self) -> Mapping[str, Sequence[Scope]]:
+        return self.quotas.scopes
 
     def next(self) -> Admitted | float:
         """Reserve the next endpoint, or return seconds to sleep before calling again.
@@ -93,6 +103,7 @@ class Admission:
         Raises ``RequestTooLarge`` if nothing could ever fit, else ``NoEndpointAvailable``.
         """
         mark = len(self.attempts)
+        self._waiting_lease = False
         try:
             return self._next()
         except WouldBlock:  # nothing reserved: forget what this try noted, it is repeated
@@ -101,6 +112,7 @@ class Admission:
 
     def _next(self) -> Admitted | float:
         now = self.clock.now()
+        self.quotas.refresh(now)
         order = self.strategy.order(self.candidates, self.request, self._facts(now))
         found: dict[str, tuple[Endpoint, str]] = {}
         too_large: list[str] = []
@@ -115,7 +127,12 @@ class Admission:
             first.ready()
             first = first._replace(ready=None)
         walk = Walk(first, rest, self._prefix(key), skip)
-        pick = self.store.reserve_first(walk, self.clock.now, self.flight)
+        try:
+            pick = self.store.reserve_first(walk, self.clock.now, self.flight)
+        except BaseException:
+            self._give_back_leases(None)
+            raise
+        self._give_back_leases(pick.reservation.endpoint if pick.reservation else None)
         skipped = len(self.attempts) - mark
         known = walk.used
         if known is not None:  # passed at once: its attempts are made already
@@ -132,12 +149,21 @@ class Admission:
             return Admitted(ep, pick.reservation, api_key)
         return self._nothing_admits(pick, now, too_large)
 
+    def _give_back_leases(self, keep: str | None) -> None:
+        """Give back the leases this decision took, but the admitted endpoint's (``keep``;
+        None: a failed step keeps none)."""
+        for endpoint in self._leased:
+            if endpoint != keep:
+                self.quotas.unlease(endpoint)
+        self._leased.clear()
+
     def _prefix_key(self) -> tuple[object, ...] | None:
         """Where this decision's refused prefix is kept: only for a first round (nothing
         tried yet) under a strategy whose order depends on nothing that changes."""
         if self.prefixes is None or self.tried or not getattr(self.strategy, "static", False):
             return None
-        return prefix_key(self.candidates, self.strategy, self.params, self.needs)
+        made = prefix_key(self.candidates, self.strategy, self.params, self.needs)
+        return (*made, self.quotas.version)  # learned limits rebuild the scopes
 
     def _prefix(self, key: tuple[object, ...] | None) -> Prefix | None:
         known = self.prefixes.get(key) if key is not None and self.prefixes else None
@@ -160,6 +186,8 @@ class Admission:
         """Seconds to wait for capacity (within ``wait``), else raise why nothing admits."""
         refusals = list(pick.refusals)
         retry = _soonest(refusals, now)
+        if self._waiting_lease:  # a gated endpoint may be free again soon
+            retry = LEASE_POLL if retry is None else min(retry, LEASE_POLL)
         if retry is not None and now + retry <= self.deadline:
             self.attempts[:] = [a for a in self.attempts if a.outcome == "failed"]
             return retry
@@ -196,7 +224,7 @@ class Admission:
                 keys[ep.api_key_env] = self.keys.get(ep)
             key = keys[ep.api_key_env] or self.keys.lookup(ep)  # warns once if missing
             scopes = self.scopes[ep.id]
-            most = self.reach.get(ep.id)
+            most = self.quotas.reach.get(ep.id)
             plain = most is not None and cost.tokens <= most[1] and cost.requests <= most[0]
             if plain and key is not None and "{" not in ep.base_url and not self.needs:
                 reason = None  # the common case, without building a reason
@@ -207,8 +235,22 @@ class Admission:
                     too_large.append(ep.id)
                 self.attempts.append(Attempt(ep.id, "skipped", reason or "no key"))
                 continue
+            if ep.id in self.quotas.gated and not self._lease(ep):
+                continue
             found[ep.id] = (ep, key)
             yield Candidate(ep.id, scopes, cost, self._ready(ep, key))
+
+    def _lease(self, ep: Endpoint) -> bool:
+        """Take a gated endpoint's lease for this decision, or note that it is held."""
+        now = self.clock.now()
+        until = now + (self.flight or QUERY_LEASE)
+        if self.quotas.lease(ep.id, now, until):
+            self._leased.add(ep.id)
+            return True
+        self._waiting_lease = True
+        reason = "limits unknown: one request at a time until the provider states them"
+        self.attempts.append(Attempt(ep.id, "skipped", reason))
+        return False
 
     def _ready(self, ep: Endpoint, key: str) -> Callable[[], None] | None:
         """What readies ``ep``'s client: the store calls it when ``ep`` admits, before the
@@ -249,14 +291,6 @@ class Admission:
             fraction = usage.remaining / usage.limit if usage.limit else 0.0
             left[usage.scope] = min(left.get(usage.scope, 1.0), fraction)
         return {key: min(left.get(s.key, 1.0) for s in self.scopes[key]) for key in ids}
-
-
-def reach(ep: Endpoint, scopes: Sequence[Scope]) -> tuple[int, int]:
-    """The most requests and tokens one request may ever cost on ``ep``: its scopes'
-    smallest limits and its context."""
-    requests = min((scope.ceiling[0] for scope in scopes), default=UNLIMITED)
-    tokens = min((scope.ceiling[1] for scope in scopes), default=UNLIMITED)
-    return requests, tokens if ep.context is None else min(tokens, ep.context)
 
 
 def skip_reason(ep: Endpoint, cost: Cost, scopes: Sequence[Scope], has_key: bool) -> str | None:

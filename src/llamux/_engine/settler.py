@@ -9,13 +9,12 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, ProviderError, StoreError
-from .._policy.feedback import classify, debits, exhausted
+from .._policy.feedback import classify, debits, exhausted, rule_name
 from .._policy.performance import Sample, measured
-from .._policy.quota import Scope
 from .._policy.tokens import usage_tokens
 from .._policy.window import Window
 from .._stores.waiting import WouldBlock
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from .._config.load import Endpoint
     from .._stores import QuotaStore
     from .admission import Admitted
+    from .quotas import Quotas
 
 log = logging.getLogger("llamux")
 
@@ -45,12 +45,10 @@ class Settler:
     to settle it (Redis down, say), the update is kept (bounded) and applied, once, when the
     store answers again; each is idempotent in the store (a reservation settles once)."""
 
-    def __init__(
-        self, store: QuotaStore, clock: Clock, scopes: Mapping[str, Sequence[Scope]]
-    ) -> None:
+    def __init__(self, store: QuotaStore, clock: Clock, quotas: Quotas) -> None:
         self.store = store
         self.clock = clock
-        self.scopes = scopes
+        self.quotas = quotas
         self._pending: deque[Pending] = deque()
         self._lock = threading.Lock()
 
@@ -68,6 +66,7 @@ class Settler:
         reservation = admitted.reservation
         actual = reservation.tokens if tokens is None else tokens
         at = self.clock.now() if known is None else known
+        self.quotas.unlease(admitted.endpoint.id)
         self._apply(("settle", reservation.id, actual, at, sample))
 
     @property
@@ -145,6 +144,7 @@ class Settler:
     def refused(self, admitted: Admitted, exc: Exception) -> Exception:
         """An exception that is not the provider's (the SDK refusing the parameters, say):
         the call never left, so the reservation is given back. Returns what to raise."""
+        self.quotas.unlease(admitted.endpoint.id)
         self._apply(("release", admitted.reservation.id, 0, self.clock.now(), None))
         if isinstance(exc, TypeError):
             return InvalidRequest(f"the request's parameters were refused: {exc}")
@@ -155,7 +155,10 @@ class Settler:
         try the next endpoint."""
         now = self.clock.now()
         ep = admitted.endpoint
+        self.quotas.unlease(ep.id)
         verdict = classify(error, now, dialect=ep.dialect, day_reset_at=day_end(ep, now))
+        if error.status == 429:
+            self._stated(admitted, error, now)
         rid = admitted.reservation.id
         if verdict.usage == "release":
             self._apply(("release", rid, 0, now, None))
@@ -164,7 +167,7 @@ class Settler:
         else:
             self._apply(("settle", rid, admitted.reservation.tokens, now, None))
         if verdict.rest > 0:
-            own = self.scopes[ep.id][0].key
+            own = self.quotas.scopes[ep.id][0].key
             self.store.cool_down(own, now + verdict.rest, verdict.reason, verdict.kind, now)
         if verdict.kind == "disabled":
             log.warning(
@@ -192,9 +195,11 @@ class Settler:
         ep = admitted.endpoint
         now = self.clock.now()
         hints = parse_headers(ep.dialect, headers, now)
+        self.quotas.unlease(ep.id)
         if not hints:
             return
-        own = self.scopes[ep.id][0]
+        self.quotas.learn(ep, hints, now, "headers")
+        own = self.quotas.scopes[ep.id][0]
         believed = {
             rule: left for scope, rule, left in admitted.reservation.remaining if scope == own.key
         }
@@ -207,6 +212,32 @@ class Settler:
             window = next(r.window for r in own.rules if r.name == name)
             requests, tokens = (amount, 0) if name.startswith("r") else (0, amount)
             self.store.absorb(own.key, window.key, requests, tokens, now)
+
+    def _stated(self, admitted: Admitted, error: ProviderError, now: float) -> None:
+        """Learn the limits a 429 states, and absorb the usage it states ("Used 197204")
+        where llamux counted less. Never fails the failover: a store error is logged."""
+        from .._policy.rate_limited import stated_limits
+
+        ep = admitted.endpoint
+        try:
+            hints = stated_limits(ep.dialect, error.headers, error.body, now)
+            if not hints:
+                return
+            self.quotas.learn(ep, hints, now, "429")
+            own = self.quotas.scopes[ep.id][0]
+            used = {u.rule.name: u.used for u in self.store.usage([own], now)}
+            for hint in hints:
+                if hint.used is None or hint.window not in ("minute", "hour", "day"):
+                    continue
+                name = rule_name(hint)
+                rule = own.named.get(name)
+                if rule is None or hint.used <= used.get(name, 0):
+                    continue
+                amount = hint.used - used.get(name, 0)
+                requests, tokens = (amount, 0) if hint.metric == "requests" else (0, amount)
+                self.store.absorb(own.key, rule.window.key, requests, tokens, now)
+        except StoreError as exc:
+            log.warning("could not record what the provider's 429 states: %s", exc)
 
 
 def day_end(ep: Endpoint, now: float) -> float | None:

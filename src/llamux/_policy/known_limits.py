@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .._config.endpoint import LIMIT_NAMES, Limits
+from .._config.endpoint import Limits
 
 CONFIGURED = "configured"
 TIGHTENED = "tightened"
@@ -98,13 +98,12 @@ def enforced(known: tuple[Known, ...]) -> tuple[tuple[str, int | None], ...]:
     return tuple((k.name, k.limit) for k in known)
 
 
-def declared(limits: Limits) -> str:
-    """The configured limits as one line (``rpm=auto tpd=100000``): what a config says,
-    whatever was learned since (other processes with the same config say the same)."""
+def declared(limits: Limits, resets: Mapping[str, str]) -> str:
+    """The configured limits as one line (``rpm=auto rpd=1000@UTC``): what a config says,
+    whatever was learned since (other processes with the same config say the same);
+    ``resets``: the timezone of each limit counted in calendar periods."""
     parts = []
-    for name in LIMIT_NAMES:
-        if name in limits.auto:
-            parts.append(f"{name}=auto")
-        elif (value := limits.get(name)) is not None:
-            parts.append(f"{name}={value}")
+    for name in limits.named():
+        value = "auto" if name in limits.auto else limits.get(name)
+        parts.append(f"{name}={value}" + (f"@{resets[name]}" if name in resets else ""))
     return " ".join(parts)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from .._config.load import Endpoint, Pool
 from .._errors import ConfigError
-from .quota import Scope
+from .quota import UNLIMITED, Scope
 from .quota import rules_from_limits as _rules
 
 
@@ -23,13 +23,21 @@ def quota_key(ep: Endpoint) -> str:
     return f"q:{server}|{ep.model}|{ep.api_key_env}"
 
 
-def scopes_for(endpoints: Sequence[Endpoint], pools: Mapping[str, Pool]) -> dict[str, list[Scope]]:
-    """Each endpoint id's scopes: its own quota first, then its pool's."""
+def scopes_for(
+    endpoints: Sequence[Endpoint],
+    pools: Mapping[str, Pool],
+    limits: Mapping[str, Sequence[tuple[str, int | None]]] | None = None,
+) -> dict[str, list[Scope]]:
+    """Each endpoint id's scopes: its own quota first, then its pool's. ``limits``: the rules
+    each endpoint's own quota enforces, by id (default: its numeric limits); a rule of None
+    limit is counted, not limited (an ``auto`` limit not known yet)."""
     scopes: dict[str, list[Scope]] = {}
     for ep in endpoints:
         if ep.id in scopes:
             raise ConfigError(f"two endpoints are named {ep.id!r}; give each a unique name")
-        own = [Scope(quota_key(ep), _rules(ep.limits.items(), dict(ep.resets)))]
+        pairs = limits[ep.id] if limits is not None else ep.limits.items()
+        rules = [(name, UNLIMITED if limit is None else limit) for name, limit in pairs]
+        own = [Scope(quota_key(ep), _rules(rules, dict(ep.resets)))]
         if ep.pool:
             pool = pools.get(ep.pool) or catalog_pool(ep.pool)
             if pool is None:

@@ -1,0 +1,207 @@
+"""The quotas of a router's endpoints, with each limit as best llamux knows it now.
+
+A limit cell is a number, ``auto`` or empty (see ``_policy/known_limits``). What a provider
+states (its answers' headers, a 429 that names a limit, a probe) is recorded in the store,
+shared by every process and machine on it; each router reads it back at most every
+``REFRESH`` seconds and at once when it learns something itself. The scopes a decision uses
+are rebuilt whenever what is known changes (``version`` counts the changes).
+
+An endpoint whose ``auto`` limits are all still unknown is *gated*: this router sends it at
+most one request at a time (a lease, given back when the outcome is known) until an answer
+states something, so an unknown endpoint is never hit with a burst. The lease is per router
+(one process); other processes each hold their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from .._config.endpoint import Limits, limit_name
+from .._errors import StoreError
+from .._policy.known_limits import (
+    TIGHTENED,
+    Known,
+    Learned,
+    declared,
+    enforced,
+    gated,
+    known_limits,
+)
+from .._policy.quota import UNLIMITED, Scope
+from .._policy.scoping import limits_text, quota_key, scopes_for
+
+if TYPE_CHECKING:
+    from .._config.load import Endpoint, Pool
+    from .._policy.ratelimits import Hint
+    from .._stores import QuotaStore
+
+log = logging.getLogger("llamux")
+
+REFRESH = 5.0
+"""Seconds between two reads of what other processes learned."""
+LEASE_POLL = 0.25
+"""Seconds after which a request waiting for a gated endpoint's lease looks again."""
+WINDOWS = ("minute", "hour", "day")
+
+
+def catalog_limits(ep: Endpoint) -> Limits | None:
+    """The catalog's limits for ``ep``'s provider and model (None: no entry, or its numbers
+    are not published)."""
+    from .._config import catalog
+
+    find = getattr(catalog, "model_limits", None)
+    entry = find(ep.provider, ep.model) if find is not None else None
+    if entry is None or not getattr(entry, "published", True):
+        return None
+    limits: Limits = entry.limits
+    return limits
+
+
+class Quotas:
+    """Each endpoint's scopes (its own quota, then its pool's) with the limits known now."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        pools: Mapping[str, Pool],
+        store: QuotaStore,
+        now: float,
+        catalog: Callable[[Endpoint], Limits | None] = catalog_limits,
+    ) -> None:
+        self.endpoints = tuple(endpoints)
+        self.pools = dict(pools)
+        self.store = store
+        self.catalog = {ep.id: catalog(ep) for ep in self.endpoints}
+        self.own = {ep.id: quota_key(ep) for ep in self.endpoints}
+        self._lock = threading.Lock()
+        self._leases: dict[str, float] = {}
+        """Gated endpoints with a request in flight, by id: until when the lease holds."""
+        self.version = 0
+        self._learned: dict[str, dict[str, Learned]] = {}
+        self._read_at = now
+        self.scopes: dict[str, list[Scope]] = {}
+        self.reach: dict[str, tuple[int, int]] = {}
+        self.known: dict[str, tuple[Known, ...]] = {}
+        self.gated: frozenset[str] = frozenset()
+        self._told: set[tuple[str, str, int]] = set()
+        self._build(self._read())
+
+    # -- what is known --------------------------------------------------------------
+
+    def learned(self, endpoint: str) -> dict[str, Learned]:
+        """What the provider stated for ``endpoint``'s own quota, by rule name."""
+        return dict(self._learned.get(self.own[endpoint], {}))
+
+    def declared(self) -> dict[str, str]:
+        """Each scope's configured limits as one line (``auto`` kept as such): what every
+        process with this config declares, whatever each has learned."""
+        texts = {scope.key: limits_text(scope) for group in self.scopes.values() for scope in group}
+        for ep in self.endpoints:
+            texts[self.own[ep.id]] = declared(ep.limits, dict(ep.resets))
+        return texts
+
+    def refresh(self, now: float) -> None:
+        """Read what other processes learned, if ``REFRESH`` seconds have passed."""
+        if now - self._read_at < REFRESH:
+            return
+        self._read_at = now
+        try:
+            fresh = self._read()
+        except StoreError:
+            return  # the decision's own store step says what is wrong
+        if fresh != self._learned:
+            self._build(fresh)
+
+    def learn(self, ep: Endpoint, hints: Iterable[Hint], now: float, source: str) -> None:
+        """Record the limits ``hints`` state for ``ep`` (the first hint per rule wins: the
+        dialects list the binding one first); only what changed is written."""
+        stated: dict[str, int] = {}
+        for hint in hints:
+            if hint.limit is not None and hint.window in WINDOWS:
+                stated.setdefault(limit_name(hint.metric, hint.window), hint.limit)
+        own = self.own[ep.id]
+        have = self._learned.get(own, {})
+        changed = {n: v for n, v in stated.items() if n not in have or have[n].limit != v}
+        if not changed:
+            return
+        self.store.learn(own, changed, now, source)
+        fresh = {key: dict(rules) for key, rules in self._learned.items()}
+        rules = fresh.setdefault(own, {})
+        for name, limit in changed.items():
+            rules[name] = Learned(limit, now, source)
+        self._build(fresh)
+        self._report(ep)
+
+    # -- one request at a time while nothing is known ------------------------------------
+
+    def lease(self, endpoint: str, now: float, until: float) -> bool:
+        """Whether a request may go to ``endpoint`` now: always, unless it is gated and
+        another request holds its lease (one that lapsed at ``until`` is taken over)."""
+        if endpoint not in self.gated:
+            return True
+        with self._lock:
+            held = self._leases.get(endpoint)
+            if held is not None and held > now:
+                return False
+            self._leases[endpoint] = until
+            return True
+
+    def unlease(self, endpoint: str) -> None:
+        """The request holding ``endpoint``'s lease (if any) has its outcome."""
+        if self._leases:
+            with self._lock:
+                self._leases.pop(endpoint, None)
+
+    # -- building ------------------------------------------------------------------------
+
+    def _read(self) -> dict[str, dict[str, Learned]]:
+        return self.store.learned(sorted(set(self.own.values())))
+
+    def _build(self, learned: dict[str, dict[str, Learned]]) -> None:
+        known = {
+            ep.id: known_limits(ep.limits, self.catalog[ep.id], learned.get(self.own[ep.id], {}))
+            for ep in self.endpoints
+        }
+        limits = {key: enforced(rows) for key, rows in known.items()}
+        scopes = scopes_for(self.endpoints, self.pools, limits)
+        gates = frozenset(
+            ep.id for ep in self.endpoints if gated(known[ep.id], learned.get(self.own[ep.id], {}))
+        )
+        with self._lock:
+            self._learned = learned
+            self.known = known
+            self.scopes = scopes
+            self.reach = {ep.id: reach_of(ep, scopes[ep.id]) for ep in self.endpoints}
+            self.gated = gates
+            self.version += 1
+
+    def _report(self, ep: Endpoint) -> None:
+        """Say once per value when the provider states less than the table allows."""
+        for row in self.known[ep.id]:
+            if row.origin != TIGHTENED or row.learned is None:
+                continue
+            told = (ep.id, row.name, row.learned.limit)
+            if told in self._told:
+                continue
+            self._told.add(told)
+            log.warning(
+                "endpoint %s: your table says %s %s; the provider states %d (%s): llamux keeps "
+                "to %d. Lower the table's value, or write auto",
+                ep.id,
+                row.name,
+                row.configured,
+                row.learned.limit,
+                row.learned.source,
+                row.learned.limit,
+            )
+
+
+def reach_of(ep: Endpoint, scopes: Sequence[Scope]) -> tuple[int, int]:
+    """The most requests and tokens one request may ever cost on ``ep``: its scopes'
+    smallest limits and its context."""
+    requests = min((scope.ceiling[0] for scope in scopes), default=UNLIMITED)
+    tokens = min((scope.ceiling[1] for scope in scopes), default=UNLIMITED)
+    return requests, tokens if ep.context is None else min(tokens, ep.context)
