@@ -50,14 +50,10 @@ WINDOWS = ("minute", "hour", "day")
 def catalog_limits(ep: Endpoint) -> Limits | None:
     """The catalog's limits for ``ep``'s provider and model (None: no entry, or its numbers
     are not published)."""
-    from .._config import catalog
+    from .._config.catalog import model_limits
 
-    find = getattr(catalog, "model_limits", None)
-    entry = find(ep.provider, ep.model) if find is not None else None
-    if entry is None or not getattr(entry, "published", True):
-        return None
-    limits: Limits = entry.limits
-    return limits
+    entry = model_limits(ep.provider, ep.model)
+    return entry.known if entry is not None else None
 
 
 class Quotas:
