@@ -45,6 +45,8 @@ from ._commands import (
     cmd_status,
     say_error,
 )
+from ._init import add_arguments as _add_init
+from ._init import cmd_init
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_, run, add in _COMMANDS:
         sub = commands.add_parser(name, help=help_, description=help_)
-        if name != "demo":  # the demo brings its own endpoints and an in-memory store
+        if name not in ("demo", "init"):  # they read no config and open no store
             _add_globals(sub, argparse.SUPPRESS)
         add(sub)
         sub.set_defaults(run=run)
@@ -261,6 +263,7 @@ _COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Any], ...]
     ("check", "validate the config and show each endpoint", cmd_check, _add_nothing),
     ("demo", "live demo against local fake providers (no keys, no files)", cmd_demo, _add_demo),
     ("serve", "run the OpenAI-compatible proxy with a live dashboard", cmd_serve, _add_serve),
+    ("init", "write a starting endpoints table from the catalog", cmd_init, _add_init),
 )
 
 
