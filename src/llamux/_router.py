@@ -10,6 +10,7 @@ import importlib
 import logging
 import os
 import threading
+from datetime import UTC, datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -18,6 +19,7 @@ from ._clock import Clock, SystemClock
 from ._config.endpoint import DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
+from ._limit_notes import limit_warnings
 from ._engine.admission import Admission
 from ._engine.call import Call
 from ._engine.inputs import check_params
@@ -28,6 +30,7 @@ from ._engine.settler import Settler
 from ._engine.stream import async_chunk_stream, chunk_stream
 from ._engine.walk import Prefix
 from ._errors import ConfigError, InvalidRequest
+from ._policy.known_limits import Known
 from ._policy.performance import Performance
 from ._policy.quota import UNLIMITED, Cooldown, RuleUsage
 from ._policy.scoping import scopes_for
@@ -60,6 +63,8 @@ class EndpointStatus:
     """Measured latency, tokens/s and time to first token (moving averages), if any."""
     quota: str = ""
     """The key its own quota is counted by in the store (``q:SERVER|MODEL|KEY_VARIABLE``)."""
+    known: tuple[Known, ...] = ()
+    """Each configured rule and where its limit comes from (configured, learned, catalog)."""
 
 
 class Router:
@@ -184,7 +189,9 @@ class Router:
             "api_key_env": ep.api_key_env,
             "limits": {rule.name: rule.limit for rule in own.rules if rule.limit != UNLIMITED},
             "remaining": {
-                rule: left for scope, rule, left in reservation.remaining if scope == own.key
+                rule: left
+                for scope, rule, left in reservation.remaining
+                if scope == own.key and own.named[rule].limit != UNLIMITED
             },
             "reservation": reservation.id,
             "tokens": reservation.tokens,
@@ -283,19 +290,23 @@ class Router:
             cool = next((cooling[s.key] for s in scopes if s.key in cooling), None)
             has_key = self._keys.get(ep) is not None
             perf = measured.get(ep.id)
-            rows.append(EndpointStatus(ep, has_key, tuple(usage), cool, perf, scopes[0].key))
+            known = self.quotas.known.get(ep.id, ())
+            row = EndpointStatus(ep, has_key, tuple(usage), cool, perf, scopes[0].key, known)
+            rows.append(row)
         return rows
 
     def warnings(self) -> list[str]:
         """What the store holds that this config disagrees with: usage no configured
         endpoint or pool owns (a quota renamed or removed, a file shared with another
-        config), and quotas another config gave other limits (each process keeps its own).
+        config), quotas another config gave other limits (each process keeps its own), and
+        limits the table sets above what the provider reported or the catalog says.
         Read from the store at most every ``WARNINGS_EVERY`` seconds (the dashboard polls)."""
         now = self.clock.now()
         if self._unowned is None or now - self._unowned[0] >= WARNINGS_EVERY:
             scopes = self.quotas.scopes.values()
             self._unowned = (now, unowned_usage(self.store, scopes, now))
-        return [*self._unowned[1], *self._conflicts]
+        limits = limit_warnings(self.quotas, datetime.fromtimestamp(now, UTC).date())
+        return [*self._unowned[1], *self._conflicts, *limits]
 
     def reset(self, endpoint: str | None = None) -> None:
         """Forget recorded usage and cool-downs of one endpoint (by id) or of all."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypedDict
 
+from ._policy.quota import UNLIMITED
+
 if TYPE_CHECKING:
     from ._policy.quota import Cooldown, RuleUsage
     from ._router import EndpointStatus, Router
@@ -18,11 +20,15 @@ class RuleData(TypedDict):
     rule: str
     metric: str
     window: str
-    limit: int
+    limit: int | None
+    """None: an ``auto`` limit with no value known (usage is counted, nothing limited)."""
     used: int
-    remaining: int
+    remaining: int | None
     next_free_at: float | None
     frees_in: float | None
+    origin: str
+    """Where the limit comes from: configured, tightened (the provider stated less),
+    learned, catalog, none (the catalog lists no such limit) or unknown."""
 
 
 class CooldownData(TypedDict):
@@ -90,7 +96,13 @@ def status_data(router: Router) -> StatusData:
 def _endpoint(row: EndpointStatus, now: float) -> EndpointData:
     ep = row.endpoint
     # an endpoint's own quota is shown by its id; a pool's by ``pool:NAME``
-    rules = [_rule(u, now, ep.id if u.scope == row.quota else u.scope) for u in row.usage]
+    origins = {known.name: known.origin for known in row.known}
+    rules = [
+        _rule(u, now, ep.id, origins.get(u.rule.name, "configured"))
+        if u.scope == row.quota
+        else _rule(u, now, u.scope)
+        for u in row.usage
+    ]
     cooling = _cooldown(row.cooldown, now)
     if not row.has_key:
         state = "no_key"
@@ -128,18 +140,22 @@ def _performance(row: EndpointStatus) -> PerformanceData | None:
     )
 
 
-def _rule(usage: RuleUsage, now: float, scope: str | None = None) -> RuleData:
+def _rule(
+    usage: RuleUsage, now: float, scope: str | None = None, origin: str = "configured"
+) -> RuleData:
     free = usage.next_free_at
+    limited = usage.limit != UNLIMITED
     return RuleData(
         scope=usage.scope if scope is None else scope,
         rule=usage.rule.name,
         metric=usage.rule.metric,
         window=usage.rule.window.label,
-        limit=usage.limit,
+        limit=usage.limit if limited else None,
         used=usage.used,
-        remaining=usage.remaining,
-        next_free_at=free,
-        frees_in=None if free is None else max(0.0, free - now),
+        remaining=usage.remaining if limited else None,
+        next_free_at=free if limited else None,
+        frees_in=None if free is None or not limited else max(0.0, free - now),
+        origin=origin,
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llamux import __version__
+from llamux import Router, __version__
 from llamux.cli import main
 from llamux.testing import FakeEndpoint, FakeProvider
 
@@ -74,7 +74,37 @@ def test_check_shows_each_endpoint_without_the_key(
     assert "cerebras:llama3.3-70b" in out and "https://api.cerebras.ai/v1" in out
     assert "$CEREBRAS_API_KEY (set)" in out
     assert "$GROQ_API_KEY (NOT set" in out
-    assert "rpm 30 · tpm 60000 · rph 900" in out
+    assert "limits    rpm 30\n               tpm 60000\n               rph 900" in out
+    # the table against the catalog: groq's tier allows 1000 requests a day, not 14400
+    assert "rpd 14400 (catalog 1000, checked " in out
+    assert "warning: endpoint groq:llama-3.3-70b-versatile: your table says rpd 14400" in out
+
+
+def test_check_compares_the_table_with_what_the_provider_reported(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, keys: str
+) -> None:
+    table = tmp_path / "endpoints.md"
+    table.write_text(
+        "| provider | model | base_url | rpm | tpm | rpd |\n|---|---|---|---|---|---|\n"
+        "| groq | llama-3.3-70b-versatile | | 30 | auto | 14400 |\n"
+        "| fake | m | http://127.0.0.1:9/v1 | auto | | |\n"
+    )
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    with Router.from_csv(table, store=store) as router:  # as if answers had said so
+        router.store.learn(
+            router.quotas.own["groq:llama-3.3-70b-versatile"],
+            {"rpd": 1000, "tpm": 8000},
+            1_796_083_200.0,
+            "headers",
+        )
+    code, out, _ = run(capsys, "check", "--config", str(table), "--store", store)
+    assert code == 0
+    assert "tpm auto = 8000 (learned 2026-12-01 from headers)" in out
+    assert "rpd 14400, but the provider reported 1000 on 2026-12-01 (headers)" in out
+    assert "your table says rpd 14400; groq reported 1000 on 2026-12-01" in out
+    assert "rpm auto = not known yet" in out
+    assert "endpoint fake:m: no limit of it is known yet" in out
+    assert KEY not in out
 
 
 def test_check_a_bad_table_exits_1_naming_file_and_line(
@@ -143,8 +173,12 @@ def test_status_json_parses(capsys: pytest.CaptureFixture[str], seed_config: str
         "remaining": 30,
         "next_free_at": None,
         "frees_in": None,
+        "origin": "configured",
     }
-    assert data["pools"] == [] and data["warnings"] == []
+    assert data["pools"] == []
+    # the seed's groq row allows 14400 requests a day; the catalog's tier, 1000
+    (warning,) = data["warnings"]
+    assert "your table says rpd 14400; the catalog says groq's tier allows 1000" in warning
 
 
 def test_status_warns_of_usage_no_endpoint_owns_and_of_other_limits(
@@ -160,7 +194,8 @@ def test_status_warns_of_usage_no_endpoint_owns_and_of_other_limits(
     assert "warning: the store holds usage of 'q:api.cerebras.ai/v1|llama3.3-70b|" in text
     assert "last configured with limits 'rpm=30 tpm=6000 rph=14400 rpd=14400'" in text
     code, out, _ = run(capsys, "--config", str(edited), "status", "--json")
-    assert len(json.loads(out)["warnings"]) == 1  # the new limits are recorded now
+    warnings = json.loads(out)["warnings"]  # the new limits are recorded now
+    assert len(warnings) == 2 and "the catalog says groq's tier allows 1000" in warnings[1]
 
 
 def test_query_twice_then_status_shows_used_2(

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from .._config.endpoint import Limits, limit_name
+from .._config.endpoint import limit_name
 from .._errors import StoreError
 from .._policy.known_limits import (
     TIGHTENED,
@@ -34,6 +34,7 @@ from .._policy.quota import UNLIMITED, Scope
 from .._policy.scoping import limits_text, quota_key, scopes_for
 
 if TYPE_CHECKING:
+    from .._config.catalog import ModelLimits
     from .._config.load import Endpoint, Pool
     from .._policy.ratelimits import Hint
     from .._stores import QuotaStore
@@ -47,13 +48,11 @@ LEASE_POLL = 0.25
 WINDOWS = ("minute", "hour", "day")
 
 
-def catalog_limits(ep: Endpoint) -> Limits | None:
-    """The catalog's limits for ``ep``'s provider and model (None: no entry, or its numbers
-    are not published)."""
+def catalog_entry(ep: Endpoint) -> ModelLimits | None:
+    """The catalog's entry for ``ep``'s provider and model, if it has one."""
     from .._config.catalog import model_limits
 
-    entry = model_limits(ep.provider, ep.model)
-    return entry.known if entry is not None else None
+    return model_limits(ep.provider, ep.model)
 
 
 class Quotas:
@@ -65,12 +64,14 @@ class Quotas:
         pools: Mapping[str, Pool],
         store: QuotaStore,
         now: float,
-        catalog: Callable[[Endpoint], Limits | None] = catalog_limits,
+        catalog: Callable[[Endpoint], ModelLimits | None] = catalog_entry,
     ) -> None:
         self.endpoints = tuple(endpoints)
         self.pools = dict(pools)
         self.store = store
-        self.catalog = {ep.id: catalog(ep) for ep in self.endpoints}
+        self.entries = {ep.id: catalog(ep) for ep in self.endpoints}
+        """Each endpoint's catalog entry (its provider's and model's), if any."""
+        self.catalog = {k: e.known if e is not None else None for k, e in self.entries.items()}
         self.own = {ep.id: quota_key(ep) for ep in self.endpoints}
         self._lock = threading.Lock()
         self._leases: dict[str, float] = {}

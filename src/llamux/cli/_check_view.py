@@ -6,17 +6,27 @@ import os
 import re
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from .._config.load import Config, Endpoint
+from .._limit_notes import rule_line
+
+if TYPE_CHECKING:
+    from .._engine.quotas import Quotas
 
 
-def config_report(path: Path, config: Config) -> str:
-    """The whole report: summary, endpoints, pools and routes."""
+def config_report(path: Path, config: Config, quotas: Quotas, warnings: list[str]) -> str:
+    """The whole report: summary, endpoints (each limit configured vs catalog vs learned),
+    pools, routes, then the warnings."""
     lines = [_config_summary(path, config)]
-    lines += [_endpoint_lines(n, endpoint) for n, endpoint in enumerate(config.endpoints, 1)]
+    lines += [
+        _endpoint_lines(n, endpoint, quotas) for n, endpoint in enumerate(config.endpoints, 1)
+    ]
     for pool in config.pools:
         limits = " · ".join(f"{n} {v}" for n, v in pool.limits.items()) or "no limits"
         lines.append(f"pool {pool.name}: {limits}")
     lines += [f"route {r.name}: {', '.join(r.endpoints)}" for r in config.routes]
+    lines += [f"warning: {line}" for line in warnings]
     return "\n".join(lines)
 
 
@@ -28,10 +38,12 @@ def _config_summary(path: Path, config: Config) -> str:
     return line
 
 
-def _endpoint_lines(number: int, endpoint: Endpoint) -> str:
+def _endpoint_lines(number: int, endpoint: Endpoint, quotas: Quotas) -> str:
     has_key = bool(os.environ.get(endpoint.api_key_env))
     key = "set" if has_key else "NOT set: export it, or the endpoint is skipped"
-    limits = " · ".join(f"{n} {v}" for n, v in endpoint.limits.items()) or "no limits"
+    entry = quotas.entries.get(endpoint.id)
+    rows = [rule_line(row, entry) for row in quotas.known.get(endpoint.id, ())]
+    limits = "\n               ".join(rows) or "no limits"
     extra = f"\n     pool      {endpoint.pool}" if endpoint.pool else ""
     return (
         f"{number:>2}. {endpoint.id}\n"
@@ -48,7 +60,7 @@ def _resets(endpoint: Endpoint) -> str:
     for name, tz in endpoint.resets:
         zones.setdefault(tz, []).append(name)
     parts = [f"{', '.join(names)}: calendar periods in {tz}" for tz, names in zones.items()]
-    rolling = [name for name, _ in endpoint.limits.items() if name not in dict(endpoint.resets)]
+    rolling = [name for name in endpoint.limits.named() if name not in dict(endpoint.resets)]
     if rolling:
         parts.append(f"{', '.join(rolling)}: rolling windows")
     return "; ".join(parts) or "-"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._config.proxy_defaults import KEY_VARIABLE
-from .._errors import ConfigError
+from .._errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
     from .._router import Router
@@ -155,7 +155,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     config = load(path)
     Router(config, store="memory://").close()  # duplicate names, undefined pools
-    print(config_report(path, config))
+    try:  # what the providers stated is in the store: compare the table with it
+        router = Router(config, store=args.store)
+    except StoreError as error:
+        router = Router(config, store="memory://")
+        print(f"(the store could not be opened, so learned limits are not shown: {error})")
+    with router:
+        print(config_report(path, config, router.quotas, router.warnings()))
     return EXIT_OK
 
 

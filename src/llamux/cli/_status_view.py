@@ -90,11 +90,18 @@ def _full_rules(rules: Sequence[RuleData]) -> str:
 
 
 def usage_text(rule: RuleData) -> Text:
-    """``████░░░░░░ 12/30`` with the bar coloured by how full it is."""
+    """``████░░░░░░ 12/30`` with the bar coloured by how full it is; an ``auto`` limit
+    not known yet shows its usage and ``auto?``."""
     from rich.text import Text
 
-    text = Text(bar(rule["used"], rule["limit"]), style=bar_style(rule["used"], rule["limit"]))
-    text.append(f" {rule['used']}/{rule['limit']}")
+    limit = rule["limit"]
+    if limit is None:
+        shown = "no limit" if rule["origin"] == "none" else "auto?"
+        return Text(f"{rule['used']} used, {shown}", style="dim")
+    text = Text(bar(rule["used"], limit), style=bar_style(rule["used"], limit))
+    text.append(f" {rule['used']}/{limit}")
+    if rule["origin"] in ("learned", "tightened"):
+        text.append(" (provider)", style="dim")
     return text
 
 
@@ -146,7 +153,7 @@ def _add_rows(
             heads[index] if index < len(heads) else "",
             rule["rule"],
             usage_text(rule),
-            str(rule["remaining"]),
+            "" if rule["remaining"] is None else str(rule["remaining"]),
             "" if frees is None or rule["used"] == 0 else span(frees),
             speed if index == 0 else "",
             state_cell if index == 0 else "",

@@ -147,7 +147,11 @@ def _quota_lines(status: StatusData) -> list[str]:
     lines = [f"# HELP {used} Quota used in the rule's window, now.", f"# TYPE {used} gauge"]
     lines += [f"{used}{{{_rule_labels(scope, r['rule'])}}} {r['used']}" for scope, r in rules]
     lines += [f"# HELP {limit} The rule's limit.", f"# TYPE {limit} gauge"]
-    lines += [f"{limit}{{{_rule_labels(scope, r['rule'])}}} {r['limit']}" for scope, r in rules]
+    lines += [
+        f"{limit}{{{_rule_labels(scope, r['rule'])}}} {r['limit']}"
+        for scope, r in rules
+        if r["limit"] is not None  # an auto limit not known yet has none to show
+    ]
     return lines
 
 
