@@ -87,14 +87,14 @@ def _row_warnings(ep: Endpoint, row: Known, entry: ModelLimits | None) -> list[s
             f"{told.limit} on {day_of(told.at)} ({told.source}): your table allows more than "
             f"the provider does (llamux keeps to {told.limit}); lower it, or write auto"
         ]
-    if row.origin == CONFIGURED and told is None and row.catalog is not None and entry:
-        if said > row.catalog:
-            return [
-                f"endpoint {ep.id}: your table says {row.name} {said}; the catalog says "
-                f"{ep.provider}'s tier allows {row.catalog} ({_checked(entry)}): your table "
-                "may allow more than the provider does; lower it, write auto, or run "
-                f"`llamux probe {ep.id}`"
-            ]
+    listed = row.catalog
+    if row.origin == CONFIGURED and told is None and listed is not None and entry and said > listed:
+        return [
+            f"endpoint {ep.id}: your table says {row.name} {said}; the catalog says "
+            f"{ep.provider}'s tier allows {listed} ({_checked(entry)}): your table "
+            "may allow more than the provider does; lower it, write auto, or run "
+            f"`llamux probe {ep.id}`"
+        ]
     return []
 
 

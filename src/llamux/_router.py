@@ -10,16 +10,15 @@ import importlib
 import logging
 import os
 import threading
-from datetime import UTC, datetime
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._clock import Clock, SystemClock
 from ._config.endpoint import DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
-from ._limit_notes import limit_warnings
 from ._engine.admission import Admission
 from ._engine.call import Call
 from ._engine.inputs import check_params
@@ -30,6 +29,7 @@ from ._engine.settler import Settler
 from ._engine.stream import async_chunk_stream, chunk_stream
 from ._engine.walk import Prefix
 from ._errors import ConfigError, InvalidRequest
+from ._limit_notes import limit_warnings
 from ._policy.known_limits import Known
 from ._policy.performance import Performance
 from ._policy.quota import UNLIMITED, Cooldown, RuleUsage
