@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llamux._config.endpoint import DIALECTS as KNOWN_DIALECTS
-from llamux._policy.rate_limited import RateLimited, classify_429
+from llamux._policy.ietf_fields import FIELD_NAMES
+from llamux._policy.rate_limited import RateLimited, classify_429, stated_limits
 from llamux._policy.ratelimits import (
     DIALECTS,
     WINDOWS,
@@ -20,6 +21,7 @@ from llamux._policy.ratelimits import (
     parse_headers,
     parse_reset,
     retry_after,
+    window_by_reset,
 )
 from llamux.testing import go_duration
 
@@ -319,7 +321,37 @@ HEADER_CASES: list[tuple[str, dict[str, str], float, list[Hint]]] = [
             Hint("tokens", "minute", 8000, 0, ANTHROPIC_RESET),
         ],
     ),
-    ("openrouter", OPENROUTER, NOW, [Hint("requests", "minute", 50, 0, OPENROUTER_RESET)]),
+    # OpenRouter names no window: a reset on a UTC midnight is the day's ...
+    ("openrouter", OPENROUTER, NOW, [Hint("requests", "day", 50, 0, OPENROUTER_RESET)]),
+    (
+        "openrouter",
+        OPENROUTER,
+        OPENROUTER_RESET - 600,  # ... however near
+        [Hint("requests", "day", 50, 0, OPENROUTER_RESET)],
+    ),
+    # ... otherwise the reset's distance tells: within 2 minutes, a minute's
+    (
+        "openrouter",
+        {
+            **OPENROUTER,
+            "x-ratelimit-limit": "20",
+            "x-ratelimit-reset": str(int(NOW * 1000) + 42_500),
+        },
+        NOW + 0.5,
+        [Hint("requests", "minute", 20, 0, NOW + 42.5)],
+    ),
+    (
+        "openrouter",
+        {**OPENROUTER, "x-ratelimit-reset": str(int(NOW * 1000) + 1_800_000 + 123)},
+        NOW - 86400 + 1,  # a reset a day and half an hour away, not on a midnight
+        [Hint("requests", "day", 50, 0, NOW + 1800.123)],
+    ),
+    (
+        "openrouter",
+        {**OPENROUTER, "x-ratelimit-reset": str(int(NOW * 1000) + 1_800_123)},
+        NOW,
+        [Hint("requests", "hour", 50, 0, NOW + 1800.123)],
+    ),
     (
         "sambanova",
         SAMBANOVA,
@@ -354,6 +386,24 @@ def test_parse_headers(
             assert hint.reset_at is None
         else:
             assert hint.reset_at == pytest.approx(want.reset_at)
+
+
+@pytest.mark.parametrize(
+    ("reset_in", "window"),
+    [
+        (None, "minute"),  # no reset: a count applied where it frees soonest
+        (-5, "minute"),
+        (0, "minute"),
+        (60, "minute"),
+        (120, "minute"),  # a minute plus a minute of slack
+        (120.5, "hour"),
+        (3660, "hour"),
+        (3661, "day"),
+        (30 * 86400, "day"),
+    ],
+)
+def test_window_by_reset(reset_in: float | None, window: str) -> None:
+    assert window_by_reset(None if reset_in is None else NOW + reset_in, NOW) == window
 
 
 def test_groq_and_openai_read_the_same_names_differently() -> None:
@@ -652,10 +702,28 @@ CLASSIFY_CASES: list[tuple[str, str, dict[str, str], object, str | None, float |
         "OpenRouter requests per minute exhausted",
     ),
     (
-        "openrouter headers only",
+        "openrouter headers only: a reset at UTC midnight is the day's",
         "openrouter",
         OPENROUTER,
         None,
+        "day",
+        OPENROUTER_RESET,
+        "OpenRouter requests per day exhausted",
+    ),
+    (
+        "openrouter headers only, reset within the minute",
+        "openrouter",
+        {**OPENROUTER, "x-ratelimit-reset": str(int(NOW * 1000) + 30_000)},
+        None,
+        "minute",
+        NOW + 30,
+        "OpenRouter requests per minute exhausted",
+    ),
+    (
+        "openrouter: the body's window beats the reset's distance",
+        "openrouter",
+        {},
+        {"error": openrouter_error("free-models-per-min", OPENROUTER_RESET_MS)},
         "minute",
         OPENROUTER_RESET,
         "OpenRouter requests per minute exhausted",
@@ -895,9 +963,27 @@ def test_the_body_rules_apply_whatever_the_dialect() -> None:
 KNOWN_NAMES = sorted(
     {name for specs in DIALECTS.values() for spec in specs for name in spec[2:]}
     | {"retry-after", "retry-after-ms", "x-ratelimit-type", "X-RateLimit-Reset"}
+    | set(FIELD_NAMES)
+    | {"RateLimit-Policy"}
 )
+STRUCTURED = st.lists(
+    st.sampled_from(
+        ['"a"', '"b"', "c", "10", "-3", "1.5", ":AA==:", "?1", "@12", "(1 2)", ""]
+    ).flatmap(
+        lambda item: st.lists(
+            st.sampled_from(["q", "w", "r", "t", "qu", "pk", "Q", "limit"]).flatmap(
+                lambda key: st.sampled_from(
+                    ["=60", "=0", "=-1", '="requests"', '="tokens"', '="content-bytes"', "", "=x"]
+                ).map(lambda value: f";{key}{value}")
+            ),
+            max_size=4,
+        ).map(lambda params: item + "".join(params))
+    ),
+    max_size=3,
+).map(", ".join)
 VALUES = st.one_of(
     st.text(max_size=30),
+    STRUCTURED,
     st.sampled_from(["0", "-1", "nan", "inf", "1e400", "", "0s", "2m59.56s", OPENROUTER_RESET_MS]),
     st.floats(allow_nan=True, allow_infinity=True).map(str),
     st.integers().map(str),
@@ -910,7 +996,19 @@ JSON = st.recursive(
     | st.integers()
     | st.floats()
     | st.text(max_size=40)
-    | st.sampled_from([GEMINI_DAY, GEMINI_MINUTE, "free-models-per-day", "duration_s: 60"]),
+    | st.sampled_from(
+        [
+            GEMINI_DAY,
+            GEMINI_MINUTE,
+            "free-models-per-day",
+            "duration_s: 60",
+            SAMBANOVA_DAY,
+            GROQ_TPD,
+            "on requests per min (RPM): Limit 99999999999999999999999, Used 1",
+            "rate limit for your organization of 1,000,000 output tokens per day",
+            "Violated duration_s: 0, current usage: 5, limit: 1",
+        ]
+    ),
     lambda children: (
         st.lists(children, max_size=4)
         | st.dictionaries(
@@ -923,6 +1021,7 @@ JSON = st.recursive(
                     "details",
                     "violations",
                     "quotaId",
+                    "quotaValue",
                     "retryDelay",
                     "seconds",
                     "nanos",
@@ -945,11 +1044,15 @@ def assert_time(value: float | None) -> None:
 
 @given(DIALECT_NAMES, HEADERS, BODIES, st.floats(min_value=0, max_value=4e9))
 def test_never_raises(dialect: str, headers: dict[str, str], body: object, now: float) -> None:
-    for hint in parse_headers(dialect, headers, now):
+    for hint in (
+        *parse_headers(dialect, headers, now),
+        *stated_limits(dialect, headers, body, now),
+    ):
         assert hint.metric in ("requests", "tokens")
         assert hint.window in WINDOWS
         assert hint.limit is None or hint.limit >= 0
         assert hint.remaining is None or hint.remaining >= 0
+        assert hint.used is None or hint.used >= 0
         assert_time(hint.reset_at)
     assert_time(retry_after(headers, now))
     for value in headers.values():

@@ -1,6 +1,22 @@
-"""What a 429 says: which window ran out and when to come back, from its headers and
-wherever its body nests them (providers.md section 4). Pure, ``now`` as an argument; never
-raises on provider input."""
+"""What a 429 says: which window ran out and when to come back (``classify_429``), and every
+limit it states (``stated_limits``), from its headers and wherever its body nests them
+(providers.md sections 2, 4 and 5). Pure, ``now`` as an argument; never raises on provider
+input.
+
+The limits a 429 body states, with the providers' own wording:
+
+- OpenAI and Groq: "... on tokens per day (TPD): Limit 200000, Used 197204, Requested 3000.
+  Please try again in 5m12s." (also "requests per minute (RPM)", OpenAI's "per min", and the
+  older "on requests per min. Limit: 3 / min. Current: 2 / min."); "Request too large ...
+  on tokens per minute (TPM): Limit 6000, Requested 9000" states the limit alone;
+- SambaNova: "Request would exceed rate limit. Violated duration_s: 86400, current usage: 20,
+  limit: 20" (the window mapped from ``duration_s`` as ``ietf_fields.conservative_window``
+  maps a standard window; requests unless the sentence says tokens);
+- Gemini: ``QuotaFailure.violations[]`` with ``quotaId`` (``GenerateRequestsPerDayPer...``,
+  ``GenerateContentInputTokensPerModelPerMinute-FreeTier``) and ``quotaValue`` ("20");
+- Anthropic: "This request would exceed the rate limit for your organization (<id>) of 50,000
+  input tokens per minute" (input and output token limits read as tokens, as the headers).
+"""
 
 from __future__ import annotations
 
@@ -10,17 +26,18 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
+from .ietf_fields import conservative_window
 from .ratelimits import (
-    DIALECTS,
     WINDOWS,
     Hint,
     as_number,
     count,
+    dialect_hints,
     dialect_of,
-    hints_of,
     lowered,
     parse_reset,
     retry_after,
+    standard_hints,
     within_reach,
 )
 
@@ -40,10 +57,19 @@ class _Evidence:
 
     dialect: str
     headers: dict[str, str]  # the real headers over the body's copy (OpenRouter)
-    hints: tuple[Hint, ...]
+    own: tuple[Hint, ...]  # what the dialect's headers state
+    standard: tuple[Hint, ...]  # what the IETF RateLimit fields state
     text: str  # every string value of the body, lower-cased
-    quota_ids: tuple[str, ...]  # Gemini QuotaFailure.violations[].quotaId
+    quotas: tuple[tuple[str, object], ...]  # Gemini violations[]: (quotaId, quotaValue)
     delays: tuple[object, ...]  # Gemini RetryInfo.retryDelay
+
+    @property
+    def hints(self) -> tuple[Hint, ...]:
+        return self.own + self.standard
+
+    @property
+    def quota_ids(self) -> tuple[str, ...]:
+        return tuple(quota_id for quota_id, _ in self.quotas)
 
 
 def _decode(body: object) -> object:
@@ -64,10 +90,13 @@ def _walk(node: object, depth: int = 0) -> Iterator[object]:
             yield from _walk(child, depth + 1)
 
 
-def _read_body(body: object) -> tuple[str, tuple[str, ...], tuple[object, ...], dict[str, str]]:
-    """The body's text, quota ids, retry delays and ``error.metadata.headers``."""
+_Body = tuple[str, tuple[tuple[str, object], ...], tuple[object, ...], dict[str, str]]
+
+
+def _read_body(body: object) -> _Body:
+    """The body's text, Gemini quotas, retry delays and ``error.metadata.headers``."""
     texts: list[str] = []
-    quota_ids: list[str] = []
+    quotas: list[tuple[str, object]] = []
     delays: list[object] = []
     headers: dict[str, str] = {}
     for node in itertools.islice(_walk(_decode(body)), 10_000):
@@ -75,13 +104,21 @@ def _read_body(body: object) -> tuple[str, tuple[str, ...], tuple[object, ...], 
             texts.append(node.lower())
         elif isinstance(node, dict):
             if isinstance(quota := node.get("quotaId"), str):
-                quota_ids.append(quota)
+                quotas.append((quota, node.get("quotaValue")))
             if "retryDelay" in node:
                 delays.append(node["retryDelay"])
             metadata = node.get("metadata")
             if isinstance(metadata, dict):
                 headers.update(lowered(metadata.get("headers")))
-    return "\n".join(texts), tuple(quota_ids), tuple(delays), headers
+    return "\n".join(texts), tuple(quotas), tuple(delays), headers
+
+
+def _evidence(dialect: str, headers: Mapping[str, str], body: object, now: float) -> _Evidence:
+    key = dialect_of(dialect)
+    text, quotas, delays, copied = _read_body(body)
+    merged = {**copied, **lowered(headers)}
+    own, standard = dialect_hints(key, merged, now), standard_hints(merged, now)
+    return _Evidence(key, merged, own, standard, text, quotas, delays)
 
 
 # --- Classifying a 429 --------------------------------------------------------------------
@@ -206,6 +243,17 @@ def _reason(dialect: object, window: str | None, metric: str | None) -> str:
     return f"{who} {metric} per {window} exhausted"
 
 
+def _window(ev: _Evidence) -> str | None:
+    return next((w for rule in _WINDOW_RULES if (w := rule(ev)) is not None), None)
+
+
+def _relabeled(ev: _Evidence, window: str | None) -> _Evidence:
+    """OpenRouter's headers name no window: the one the 429 names is theirs."""
+    if ev.dialect != "openrouter" or window is None:
+        return ev
+    return replace(ev, own=tuple(dict.fromkeys(replace(h, window=window) for h in ev.own)))
+
+
 def classify_429(dialect: str, headers: Mapping[str, str], body: object, now: float) -> RateLimited:
     """What a 429 means: which window ran out and when to come back.
 
@@ -213,14 +261,123 @@ def classify_429(dialect: str, headers: Mapping[str, str], body: object, now: fl
     ``{"error": ...}`` or not), a list of them, a JSON string, or None. Headers copied into
     the body (OpenRouter's ``error.metadata.headers``) count when the real ones lack them.
     """
-    key = dialect_of(dialect)
-    text, quota_ids, delays, copied = _read_body(body)
-    merged = {**copied, **lowered(headers)}
-    ev = _Evidence(key, merged, hints_of(DIALECTS[key], merged, now), text, quota_ids, delays)
-    window = next((w for rule in _WINDOW_RULES if (w := rule(ev)) is not None), None)
-    if key == "openrouter" and window is not None:
-        ev = replace(ev, hints=tuple(replace(h, window=window) for h in ev.hints))
+    ev = _evidence(dialect, headers, body, now)
+    window = _window(ev)
+    ev = _relabeled(ev, window)
     retry_at = next(
         (t for t in _retry_candidates(ev, window, now) if t is not None and t >= now), None
     )
     return RateLimited(window, retry_at, _reason(dialect, window, _metric(ev, window)))
+
+
+# --- The limits a 429 states --------------------------------------------------------------
+
+_N = r"([0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,18})"  # 50,000 or 200000
+_PERIODS = {"min": "minute", "minute": "minute", "hour": "hour", "day": "day"}
+_OPENAI_LIMIT = re.compile(
+    rf"on (tokens|requests) per (min|minute|hour|day)\b(?: \([rt]p[mhd]\))?: "
+    rf"limit {_N}(?:, used {_N})?"
+)
+_OPENAI_OLD = re.compile(
+    rf"on (tokens|requests) per (min|hour|day)\. limit: {_N} / \w+\.(?: current: {_N} / )?"
+)
+_SAMBANOVA = re.compile(
+    rf"duration_s:\s*([0-9]{{1,9}}(?:\.[0-9]{{1,6}})?)\s*,\s*current usage:\s*{_N}\s*,"
+    rf"\s*limit:\s*{_N}"
+)
+_ANTHROPIC = re.compile(
+    rf"rate limit for your organization(?: \([^)]{{0,100}}\))? of {_N} "
+    r"((?:input |output )?tokens|requests) per (minute|hour|day)"
+)
+
+
+def _count_text(text: str) -> int:
+    """A count as the patterns match it: digits, perhaps grouped by commas."""
+    return int(text.replace(",", ""))
+
+
+def _number(text: str | None) -> int | None:
+    return None if text is None else _count_text(text)
+
+
+def _left(limit: int, used: int | None) -> int | None:
+    return None if used is None else max(0, limit - used)
+
+
+def _line_after(text: str, end: int) -> str:
+    stop = text.find("\n", end)
+    return text[end : stop if stop >= 0 else len(text)]
+
+
+def _try_again(text: str, end: int, now: float) -> float | None:
+    """When the sentence after ``end`` says to try again, if it does."""
+    found = _TRY_AGAIN.search(_line_after(text, end))
+    return None if found is None else parse_reset(found[1].rstrip("."), now)
+
+
+def _openai_limits(text: str, now: float) -> list[Hint]:
+    found = []
+    for match in itertools.chain(_OPENAI_LIMIT.finditer(text), _OPENAI_OLD.finditer(text)):
+        limit, used = _count_text(match[3]), _number(match[4])
+        at = _try_again(text, match.end(), now)
+        found.append(Hint(match[1], _PERIODS[match[2]], limit, _left(limit, used), at, used))
+    return found
+
+
+def _sambanova_limits(text: str) -> list[Hint]:
+    found = []
+    for match in _SAMBANOVA.finditer(text):
+        used, stated = _count_text(match[2]), _count_text(match[3])
+        mapped = conservative_window(float(match[1]), stated)
+        if mapped is None:
+            continue
+        window, limit = mapped
+        start = text.rfind("\n", 0, match.start()) + 1
+        metric = "tokens" if "token" in text[start : match.end()] else "requests"
+        found.append(Hint(metric, window, limit, min(limit, max(0, stated - used)), None, used))
+    return found
+
+
+def _anthropic_limits(text: str) -> list[Hint]:
+    found = []
+    for match in _ANTHROPIC.finditer(text):
+        limit = _count_text(match[1])
+        metric = "requests" if match[2] == "requests" else "tokens"
+        found.append(Hint(metric, match[3], limit, None, None))
+    return found
+
+
+_QUOTA_VALUE = re.compile(r"[0-9]{1,18}")
+
+
+def _gemini_limits(ev: _Evidence) -> list[Hint]:
+    found = []
+    for quota_id, value in ev.quotas:
+        text = str(value).strip() if isinstance(value, str | int) else ""
+        window = _longest([w for cue, w in _QUOTA_ID_WINDOWS if cue in quota_id])
+        lowered_id = quota_id.lower()
+        metric = next((m for m in ("tokens", "requests") if m in lowered_id), None)
+        if _QUOTA_VALUE.fullmatch(text) and window is not None and metric is not None:
+            found.append(Hint(metric, window, int(text), None, None))
+    return found
+
+
+def stated_limits(
+    dialect: str, headers: Mapping[str, str], body: object, now: float
+) -> tuple[Hint, ...]:
+    """Every limit a 429 states: its headers' hints (the dialect's, then the IETF fields', as
+    ``parse_headers`` reads them, with the body's copy of OpenRouter's headers and their window
+    named by the 429), then the limits its body states (see the module's docstring), without
+    repeats. A body hint has ``used`` when the body says it; its ``reset_at`` is the body's
+    "try again in" when it says one. Garbage gives nothing.
+    """
+    ev = _evidence(dialect, headers, body, now)
+    ev = _relabeled(ev, _window(ev))
+    text = ev.text
+    body_hints = [
+        *_openai_limits(text, now),
+        *_sambanova_limits(text),
+        *_anthropic_limits(text),
+        *_gemini_limits(ev),
+    ]
+    return tuple(dict.fromkeys([*ev.hints, *body_hints]))

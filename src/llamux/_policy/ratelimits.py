@@ -4,6 +4,12 @@ Pure: no I/O and no clock; every function takes ``now`` (epoch seconds). Never r
 provider input: a garbage value becomes ``None`` or is skipped. The facts (header names per
 dialect, window meanings, reset formats) are in providers.md sections 2-4; what a 429 says
 is read in ``rate_limited``.
+
+Every dialect also reads the IETF ``RateLimit-Policy`` / ``RateLimit`` fields (and the older
+drafts' ``RateLimit-Limit`` / ``-Remaining`` / ``-Reset``), so an API that adopts the
+standard needs no new dialect; how their windows map onto llamux's, conservatively, is in
+``ietf_fields``. OpenRouter's ``X-RateLimit-*`` headers name no window: it is read from the
+reset (see ``window_by_reset``).
 """
 
 from __future__ import annotations
@@ -12,8 +18,10 @@ import email.utils
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+
+from .ietf_fields import LLAMUX_WINDOWS, standard_quotas
 
 MAX_DISTANCE = 400 * 86400.0
 """A reset or retry time further than this from now, either way, is garbage: no window is that
@@ -36,6 +44,7 @@ class Hint:
     limit: int | None
     remaining: int | None
     reset_at: float | None  # epoch seconds at which it is fully replenished / resets
+    used: int | None = None  # usage the provider states (a 429 body: "Used 197204")
 
 
 # --- Reset values -------------------------------------------------------------------------
@@ -215,6 +224,64 @@ def hints_of(specs: tuple[_Spec, ...], headers: Mapping[str, str], now: float) -
     return tuple(found)
 
 
+WINDOW_SLACK = 60.0
+"""Seconds a reset may lie beyond its window's length (clock skew, rounding) and still be
+read as that window by ``window_by_reset``."""
+
+
+def window_by_reset(reset_at: float | None, now: float) -> str:
+    """The window of a limit that names none, from how far away its reset is.
+
+    A reset at most a minute away (plus ``WINDOW_SLACK``) is a minute's, at most an hour away
+    an hour's, further a day's; no reset reads as a minute (a count that names no window is
+    applied where it frees soonest).
+    """
+    if reset_at is None:
+        return "minute"
+    distance = reset_at - now
+    return next((w for w, s in LLAMUX_WINDOWS if distance <= s + WINDOW_SLACK), "day")
+
+
+def _at_utc_midnight(at: float | None) -> bool:
+    return at is not None and abs(at - round(at / 86400) * 86400) < 1
+
+
+def openrouter_window(reset_at: float | None, now: float) -> str:
+    """The window of OpenRouter's ``X-RateLimit-*`` headers, which name none.
+
+    Its free-model day ends at UTC midnight, so a reset exactly on one is the day's,
+    however near; otherwise ``window_by_reset``.
+    """
+    return "day" if _at_utc_midnight(reset_at) else window_by_reset(reset_at, now)
+
+
+def dialect_hints(key: str, headers: Mapping[str, str], now: float) -> tuple[Hint, ...]:
+    """The limits the dialect's own headers state (``key`` a known dialect, names lowered)."""
+    hints = hints_of(DIALECTS[key], headers, now)
+    if key != "openrouter":
+        return hints
+    found = (replace(h, window=openrouter_window(h.reset_at, now)) for h in hints)
+    return tuple(dict.fromkeys(found))
+
+
+def standard_hints(headers: Mapping[str, str], now: float) -> tuple[Hint, ...]:
+    """The limits the IETF RateLimit fields state (names lower-cased), whatever the dialect.
+
+    A quota whose policy names no window gets one from its reset (``window_by_reset``).
+    """
+    found: dict[Hint, None] = {}
+    for quota in standard_quotas(headers):
+        reset_at = None if quota.reset is None else parse_reset(quota.reset, now)
+        window = quota.window or window_by_reset(reset_at, now)
+        hint = Hint(quota.metric, window, quota.limit, quota.remaining, reset_at)
+        if (hint.limit, hint.remaining, hint.reset_at) != (None, None, None):
+            found[hint] = None
+    return tuple(found)
+
+
 def parse_headers(dialect: str, headers: Mapping[str, str], now: float) -> tuple[Hint, ...]:
-    """Every limit the response headers state, in ``dialect`` (see ``DIALECTS``)."""
-    return hints_of(DIALECTS[dialect_of(dialect)], lowered(headers), now)
+    """Every limit the response headers state: in ``dialect`` (see ``DIALECTS``), then in the
+    IETF RateLimit fields (see ``ietf_fields``), without repeats."""
+    named = lowered(headers)
+    own = dialect_hints(dialect_of(dialect), named, now)
+    return tuple(dict.fromkeys(own + standard_hints(named, now)))
