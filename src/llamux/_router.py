@@ -39,6 +39,7 @@ from ._policy.tokens import usage_tokens
 from ._stores import open_store
 
 if TYPE_CHECKING:
+    from ._engine.probe import Probe
     from ._providers.transport import Transport
     from ._stores import QuotaStore
 
@@ -277,6 +278,26 @@ class Router:
             inline,
             getattr(self.store, "nowait", None),
         )
+
+    def probe(self, endpoint: str) -> Probe:
+        """Ask ``endpoint``'s provider for its limits at the least cost: its key endpoint
+        where it has one (OpenRouter), else one chat request of one output token (reserved
+        and settled like any other). What it states is learned; see ``Probe``."""
+        if endpoint not in self.quotas.scopes:
+            raise ConfigError(f"no endpoint is named {endpoint!r}; use one of: {self._ids()}")
+        from ._engine.probe import probe
+
+        by_id = {ep.id: ep for ep in self.endpoints}
+        return probe(self, by_id[endpoint])
+
+    def key_of(self, ep: Endpoint) -> str | None:
+        """``ep``'s API key from the environment (None if unset); never shown anywhere."""
+        return self._keys.get(ep)
+
+    @property
+    def settler(self) -> Settler:
+        """What turns provider answers into store updates (settles, learned limits)."""
+        return self._settler
 
     def status(self) -> list[EndpointStatus]:
         """Every endpoint's usage per rule, key presence and cool-down, now."""

@@ -17,9 +17,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
-from .._config.endpoint import limit_name
+from .._config.endpoint import Limits, limit_name
 from .._errors import StoreError
 from .._policy.known_limits import (
     TIGHTENED,
@@ -31,7 +32,7 @@ from .._policy.known_limits import (
     known_limits,
 )
 from .._policy.quota import UNLIMITED, Scope
-from .._policy.scoping import limits_text, quota_key, scopes_for
+from .._policy.scoping import catalog_pool, limits_text, quota_key, scopes_for
 
 if TYPE_CHECKING:
     from .._config.catalog import ModelLimits
@@ -95,7 +96,8 @@ class Quotas:
     def declared(self) -> dict[str, str]:
         """Each scope's configured limits as one line (``auto`` kept as such): what every
         process with this config declares, whatever each has learned."""
-        texts = {scope.key: limits_text(scope) for group in self.scopes.values() for scope in group}
+        configured = scopes_for(self.endpoints, self.pools)
+        texts = {scope.key: limits_text(scope) for group in configured.values() for scope in group}
         for ep in self.endpoints:
             texts[self.own[ep.id]] = declared(ep.limits, dict(ep.resets))
         return texts
@@ -112,14 +114,18 @@ class Quotas:
         if fresh != self._learned:
             self._build(fresh)
 
-    def learn(self, ep: Endpoint, hints: Iterable[Hint], now: float, source: str) -> None:
-        """Record the limits ``hints`` state for ``ep`` (the first hint per rule wins: the
-        dialects list the binding one first); only what changed is written."""
+    def learn(
+        self, ep: Endpoint, hints: Iterable[Hint], now: float, source: str, pool: bool = False
+    ) -> None:
+        """Record the limits ``hints`` state for ``ep``'s own quota, or with ``pool`` for its
+        pool's (an account-wide limit, such as OpenRouter's daily ``:free`` requests); the
+        first hint per rule wins (the dialects list the binding one first). Only what
+        changed is written."""
         stated: dict[str, int] = {}
         for hint in hints:
             if hint.limit is not None and hint.window in WINDOWS:
                 stated.setdefault(limit_name(hint.metric, hint.window), hint.limit)
-        own = self.own[ep.id]
+        own = f"pool:{ep.pool}" if pool and ep.pool else self.own[ep.id]
         have = self._learned.get(own, {})
         changed = {n: v for n, v in stated.items() if n not in have or have[n].limit != v}
         if not changed:
@@ -155,7 +161,25 @@ class Quotas:
     # -- building ------------------------------------------------------------------------
 
     def _read(self) -> dict[str, dict[str, Learned]]:
-        return self.store.learned(sorted(set(self.own.values())))
+        pools = {f"pool:{ep.pool}" for ep in self.endpoints if ep.pool}
+        return self.store.learned(sorted({*self.own.values(), *pools}))
+
+    def _pools(self, learned: dict[str, dict[str, Learned]]) -> dict[str, Pool]:
+        """The pools the endpoints draw on, each limit lowered to what the provider stated."""
+        found: dict[str, Pool] = {}
+        for ep in self.endpoints:
+            if not ep.pool or ep.pool in found:
+                continue
+            pool = self.pools.get(ep.pool) or catalog_pool(ep.pool)
+            if pool is None:
+                continue  # scopes_for says what is wrong
+            told = learned.get(f"pool:{pool.name}", {})
+            lowered: dict[str, Any] = {
+                name: min(limit, told[name].limit) if name in told else limit
+                for name, limit in pool.limits.items()
+            }
+            found[ep.pool] = replace(pool, limits=Limits(**lowered))
+        return found
 
     def _build(self, learned: dict[str, dict[str, Learned]]) -> None:
         known = {
@@ -163,7 +187,7 @@ class Quotas:
             for ep in self.endpoints
         }
         limits = {key: enforced(rows) for key, rows in known.items()}
-        scopes = scopes_for(self.endpoints, self.pools, limits)
+        scopes = scopes_for(self.endpoints, {**self.pools, **self._pools(learned)}, limits)
         gates = frozenset(
             ep.id for ep in self.endpoints if gated(known[ep.id], learned.get(self.own[ep.id], {}))
         )

@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, ProviderError, StoreError
@@ -23,6 +23,7 @@ from .served import Attempt
 if TYPE_CHECKING:
     from .._clock import Clock
     from .._config.load import Endpoint
+    from .._policy.ratelimits import Hint
     from .._stores import QuotaStore
     from .admission import Admitted
     from .quotas import Quotas
@@ -214,30 +215,38 @@ class Settler:
             self.store.absorb(own.key, window.key, requests, tokens, now)
 
     def _stated(self, admitted: Admitted, error: ProviderError, now: float) -> None:
-        """Learn the limits a 429 states, and absorb the usage it states ("Used 197204")
-        where llamux counted less. Never fails the failover: a store error is logged."""
+        """Learn the limits a 429 states, and the usage it states ("Used 197204")."""
         from .._policy.rate_limited import stated_limits
 
         ep = admitted.endpoint
+        hints = stated_limits(ep.dialect, error.headers, error.body, now)
+        self.stated(ep, hints, now, "429")
+
+    def stated(
+        self, ep: Endpoint, hints: Sequence[Hint], now: float, source: str, pool: bool = False
+    ) -> None:
+        """Record the limits ``hints`` state (``pool``: of ``ep``'s pool), and absorb the
+        usage they state where llamux counted less. Never fails the caller: a store error
+        is logged."""
+        if not hints:
+            return
         try:
-            hints = stated_limits(ep.dialect, error.headers, error.body, now)
-            if not hints:
-                return
-            self.quotas.learn(ep, hints, now, "429")
-            own = self.quotas.scopes[ep.id][0]
-            used = {u.rule.name: u.used for u in self.store.usage([own], now)}
+            self.quotas.learn(ep, hints, now, source, pool)
+            scopes = self.quotas.scopes[ep.id]
+            scope = scopes[-1] if pool and len(scopes) > 1 else scopes[0]
+            used = {u.rule.name: u.used for u in self.store.usage([scope], now)}
             for hint in hints:
                 if hint.used is None or hint.window not in ("minute", "hour", "day"):
                     continue
                 name = rule_name(hint)
-                rule = own.named.get(name)
+                rule = scope.named.get(name)
                 if rule is None or hint.used <= used.get(name, 0):
                     continue
                 amount = hint.used - used.get(name, 0)
                 requests, tokens = (amount, 0) if hint.metric == "requests" else (0, amount)
-                self.store.absorb(own.key, rule.window.key, requests, tokens, now)
+                self.store.absorb(scope.key, rule.window.key, requests, tokens, now)
         except StoreError as exc:
-            log.warning("could not record what the provider's 429 states: %s", exc)
+            log.warning("could not record the limits %s stated: %s", ep.id, exc)
 
 
 def day_end(ep: Endpoint, now: float) -> float | None:

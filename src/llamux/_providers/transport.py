@@ -199,6 +199,19 @@ class OpenAITransport:
         headers = {k.lower(): v for k, v in raw.headers.items()}
         return Reply(body, headers, time.perf_counter() - started)
 
+    def get_json(self, endpoint: Endpoint, api_key: str, path: str) -> object:
+        """``GET`` a path under the endpoint's base URL (a provider's key endpoint, say),
+        its JSON answer decoded; raises :class:`ProviderError` as a call does."""
+        client = self._client(endpoint, api_key)
+        failure: LlamuxError | None = None
+        try:
+            answer: object = client.get(path, cast_to=object)
+        except Exception as exc:
+            failure = translate(exc, endpoint, api_key, Stage.SEND)
+        if failure is not None:  # raised here, outside the except: no SDK exception chained
+            raise failure
+        return answer
+
     async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
         client = self._aclient(endpoint, api_key)
         started = time.perf_counter()

@@ -1,9 +1,9 @@
-"""The ``llamux`` command line: status, query, chat, reset, check, demo and serve.
+"""The ``llamux`` command line: status, query, chat, reset, check, probe, init, demo, serve.
 
 Every command returns an exit code: 0 ok, 1 config or usage error, 2 no endpoint available,
 3 provider error, 4 store error. A :class:`LlamuxError` prints one line
 (``llamux: error: ...``) on stderr, never a traceback. ``rich`` is imported only by the
-commands that render, the ``openai`` SDK only by ``chat`` and ``demo``, Starlette and uvicorn
+commands that render, the ``openai`` SDK only by ``chat``, ``probe`` and ``demo``, Starlette and uvicorn
 only by ``serve``.
 """
 
@@ -47,6 +47,7 @@ from ._commands import (
 )
 from ._init import add_arguments as _add_init
 from ._init import cmd_init
+from ._probe import add_probe, cmd_probe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -261,6 +262,7 @@ _COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Any], ...]
     ("chat", "run a completion and print the answer", cmd_chat, _add_chat),
     ("reset", "forget recorded usage and cool-downs", cmd_reset, _add_reset),
     ("check", "validate the config and show each endpoint", cmd_check, _add_nothing),
+    ("probe", "ask the providers for their limits and learn them", cmd_probe, add_probe),
     ("demo", "live demo against local fake providers (no keys, no files)", cmd_demo, _add_demo),
     ("serve", "run the OpenAI-compatible proxy with a live dashboard", cmd_serve, _add_serve),
     ("init", "write a starting endpoints table from the catalog", cmd_init, _add_init),

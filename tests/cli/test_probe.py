@@ -1,0 +1,99 @@
+"""``llamux probe``: asks before spending, learns what the providers report, and shows it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from llamux import Router
+from llamux.cli import main
+from llamux.testing import FakeEndpoint, FakeProvider
+
+from conftest import KEY
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert KEY not in out and KEY not in err
+    return code, out, err
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider([FakeEndpoint("a", rpm=30, tpm=9000), FakeEndpoint("b", rpm=5)]) as fake:
+        yield fake
+
+
+@pytest.fixture
+def config(fake: FakeProvider, tmp_path: Path, keys: str) -> list[str]:
+    table = tmp_path / "endpoints.md"
+    table.write_text(
+        "| name | provider | model | base_url | api_key_env | rpm | tpm |\n|---|---|---|---|---|---|---|\n"
+        f"| a | fake | m-a | {fake.base_url('a')} | FAKE_API_KEY | auto | auto |\n"
+        f"| b | fake | m-b | {fake.base_url('b')} | FAKE_API_KEY | 50 |  |\n"
+        f"| c | fake | m-c | {fake.base_url('a')} | UNSET_API_KEY | auto |  |\n"
+    )
+    return ["--config", str(table), "--store", f"sqlite:///{tmp_path / 'state.db'}"]
+
+
+def test_probe_learns_what_each_provider_reports_and_shows_it(
+    capsys: pytest.CaptureFixture[str], fake: FakeProvider, config: list[str]
+) -> None:
+    code, out, _ = run(capsys, *config, "probe", "--yes")
+    assert code == 0
+    assert "a: ok, 1 request, " in out
+    assert "provider reports  requests per minute 30 (29 left" in out
+    assert "rpm auto = 30 (learned " in out and "tpm auto = 9000 (learned " in out
+    # b's table allows 50 a minute; the provider says 5: tightened, and said so
+    assert "rpm 50, but the provider reported 5 on " in out
+    assert "c" not in [line.split(":")[0] for line in out.splitlines()]  # no key: not probed
+    assert fake.stats("a").served == 1 and fake.stats("b").served == 1
+    with Router.from_config(config[1], store=config[3]) as router:  # kept in the store
+        rows = {k.name: (k.limit, k.origin) for k in router.quotas.known["a"]}
+        assert rows == {"rpm": (30, "learned"), "tpm": (9000, "learned")}
+
+
+def test_probe_asks_before_spending_and_needs_yes_without_a_terminal(
+    capsys: pytest.CaptureFixture[str], fake: FakeProvider, config: list[str]
+) -> None:
+    code, out, err = run(capsys, *config, "probe", "a")
+    assert code == 1 and out == ""
+    assert (
+        "sends one chat request (1 output token) to each of 1 endpoint (a); it costs quota" in err
+    )
+    assert "pass --yes" in err
+    assert fake.stats("a").served == 0
+
+
+def test_probe_a_named_endpoint_as_json(
+    capsys: pytest.CaptureFixture[str], fake: FakeProvider, config: list[str]
+) -> None:
+    code, out, _ = run(capsys, *config, "probe", "b", "c", "--yes", "--json")
+    assert code == 0
+    b, c = json.loads(out)
+    assert (b["endpoint"], b["outcome"], b["via"]) == ("b", "ok", "request")
+    assert {"metric": "requests", "window": "minute", "limit": 5}.items() <= b["reported"][
+        0
+    ].items()
+    assert b["enforced"] == [
+        {
+            "rule": "rpm",
+            "limit": 5,
+            "origin": "tightened",
+            "configured": 50,
+            "catalog": None,
+            "learned": 5,
+        }
+    ]
+    assert (c["outcome"], c["detail"]) == ("skipped", "no key: set UNSET_API_KEY")
+
+
+def test_probe_an_unknown_endpoint_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], config: list[str]
+) -> None:
+    code, _, err = run(capsys, *config, "probe", "zz", "--yes")
+    assert code == 1 and "no endpoint is named 'zz'; use one of: a, b, c" in err
