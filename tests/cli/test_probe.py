@@ -32,7 +32,8 @@ def fake() -> Iterator[FakeProvider]:
 def config(fake: FakeProvider, tmp_path: Path, keys: str) -> list[str]:
     table = tmp_path / "endpoints.md"
     table.write_text(
-        "| name | provider | model | base_url | api_key_env | rpm | tpm |\n|---|---|---|---|---|---|---|\n"
+        "| name | provider | model | base_url | api_key_env | rpm | tpm |\n"
+        "|---|---|---|---|---|---|---|\n"
         f"| a | fake | m-a | {fake.base_url('a')} | FAKE_API_KEY | auto | auto |\n"
         f"| b | fake | m-b | {fake.base_url('b')} | FAKE_API_KEY | 50 |  |\n"
         f"| c | fake | m-c | {fake.base_url('a')} | UNSET_API_KEY | auto |  |\n"

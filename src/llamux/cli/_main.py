@@ -3,8 +3,8 @@
 Every command returns an exit code: 0 ok, 1 config or usage error, 2 no endpoint available,
 3 provider error, 4 store error. A :class:`LlamuxError` prints one line
 (``llamux: error: ...``) on stderr, never a traceback. ``rich`` is imported only by the
-commands that render, the ``openai`` SDK only by ``chat``, ``probe`` and ``demo``, Starlette and uvicorn
-only by ``serve``.
+commands that render, the ``openai`` SDK only by ``chat``, ``probe`` and ``demo``, Starlette
+and uvicorn only by ``serve``.
 """
 
 from __future__ import annotations
