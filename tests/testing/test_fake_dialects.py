@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llamux._policy.ratelimits import Hint, parse_headers
 from llamux.testing import (
     DIALECTS,
     FakeChat,
@@ -524,6 +525,63 @@ def test_a_request_just_before_midnight_is_yesterdays(make: Any) -> None:
     r = make(local(LA, 2026, 7, 4, 23, 59, 59), rpd=1, day_reset=LA, dialect="openrouter")
     r.ok()
     assert r.at(local(LA, 2026, 7, 5)).ok()["x-ratelimit-remaining"] == "0"
+
+
+# -- the IETF RateLimit fields ------------------------------------------------------------------
+
+
+def standard_only(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k in ("ratelimit-policy", "ratelimit")}
+
+
+def test_standard_fields_beside_the_dialects(make: Any) -> None:
+    r = make(rpm=30, tpm=6000, rpd=1000, dialect="groq", standard_headers=True)
+    headers = r.ok()
+    assert headers["x-ratelimit-limit-requests"] == "1000"  # the dialect's, unchanged
+    assert headers["x-ratelimit-limit-tokens"] == "6000"
+    assert standard_only(headers) == {
+        "ratelimit-policy": '"rpm";q=30;w=60, "tpm";q=6000;qu="tokens";w=60, "rpd";q=1000;w=86400',
+        "ratelimit": '"rpm";r=29;t=60, "tpm";r=5987;t=60, "rpd";r=999;t=86400',
+    }
+
+
+def test_standard_fields_alone(make: Any) -> None:
+    r = make(rpm=2, tph=100, rate_headers=False, standard_headers=True)
+    assert r.ok() == {
+        "ratelimit-policy": '"rpm";q=2;w=60, "tph";q=100;qu="tokens";w=3600',
+        "ratelimit": '"rpm";r=1;t=60, "tph";r=87;t=3600',
+    }
+    r.at(1010).ok()
+    err = r.at(1020).refused()
+    assert limit_headers(err.response.headers) == {
+        "ratelimit-policy": '"rpm";q=2;w=60, "tph";q=100;qu="tokens";w=3600',
+        "ratelimit": '"rpm";r=0;t=40, "tph";r=74;t=3580',  # until the oldest request leaves
+        "retry-after": "40",
+    }
+    assert parse_headers("openai", dict(err.response.headers), 1020.0) == (
+        Hint("requests", "minute", 2, 0, 1060.0),
+        Hint("tokens", "hour", 100, 74, 4600.0),
+    )
+
+
+def test_standard_fields_on_a_calendar_day(make: Any) -> None:
+    r = make(utc(2026, 2, 1, 23), rpd=5, day_reset="UTC", rate_headers=False, standard_headers=True)
+    assert r.ok()["ratelimit"] == '"rpd";r=4;t=3600'  # a calendar day frees at midnight
+    assert make(rpd=5, standard_headers=True).ok()["ratelimit"] == '"rpd";r=4;t=86400'
+
+
+def test_standard_fields_only_for_limits_set(make: Any) -> None:
+    assert make(standard_headers=True).ok() == {}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_dialect_reads_the_fakes_standard_fields(make: Any, dialect: str) -> None:
+    r = make(rpm=3, tpd=1000, dialect=dialect, rate_headers=False, standard_headers=True)
+    response = r.client.chat.completions.with_raw_response.create(model="m", messages=HI)
+    assert parse_headers(dialect, dict(response.headers), 1000.0) == (
+        Hint("requests", "minute", 3, 2, 1060.0),
+        Hint("tokens", "day", 1000, 987, 1000.0 + 86400),
+    )
 
 
 # -- the limiter against a reference, with hours, days and calendar days ----------------------

@@ -18,7 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llamux._policy.rate_limited import classify_429
+from llamux._policy.key_info import key_hints
+from llamux._policy.rate_limited import classify_429, stated_limits
+from llamux._policy.ratelimits import Hint
 from llamux.testing import (
     CUT,
     DIALECTS,
@@ -818,6 +820,156 @@ def test_limits_only_in_429_bodies(fclock: FakeClock, dialect: str) -> None:
     assert ("retry-after" in headers) == has_retry_after
     if dialect in {"openai", "groq"}:
         assert "Limit 1, Used 1, Requested 1." in info.value.message
+
+
+NOON = 1_767_268_800.0  # 2026-01-01T12:00:00Z: OpenRouter's epoch-ms resets need a real date
+BODY_LIMITS = {  # what stated_limits reads in the fake's 429 bodies (rpm=1, used 1)
+    "openai": [Hint("requests", "minute", 1, 0, NOON + 60, 1)],
+    "groq": [Hint("requests", "minute", 1, 0, NOON + 60, 1)],
+    "sambanova": [Hint("requests", "minute", 1, 0, None, 1)],
+    "gemini": [Hint("requests", "minute", 1, None, None)],
+    "anthropic": [Hint("requests", "minute", 1, None, None)],
+    "openrouter": [Hint("requests", "minute", 1, 0, NOON + 60)],  # its body copies its headers
+    "cerebras": [],  # "Requests per minute limit exceeded": no number
+    "mistral": [],
+}
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_fakes_429_bodies_state_their_limits(dialect: str) -> None:
+    clock = FakeClock(NOON)
+    ep = FakeEndpoint("e", rpm=1, dialect=dialect, rate_headers=False)
+    with FakeProvider([ep], clock=clock.now) as fp, client_for(fp, "e") as c:
+        ask(c)
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(c)
+    headers, body = dict(info.value.response.headers), info.value.body
+    assert list(stated_limits(dialect, headers, body, clock.now())) == BODY_LIMITS[dialect]
+
+
+def test_the_fakes_groq_tpd_429_states_limit_and_usage(fclock: FakeClock) -> None:
+    ep = FakeEndpoint("g", tpd=200, dialect="groq", rate_headers=False)
+    with FakeProvider([ep], clock=fclock.now) as fp, client_for(fp, "g") as c:
+        ask(c, max_tokens=190)
+        fclock.advance(60)
+        with pytest.raises(openai.RateLimitError) as info:
+            ask(c, max_tokens=190)
+    got = stated_limits("groq", dict(info.value.response.headers), info.value.body, fclock.now())
+    assert got == (Hint("tokens", "day", 200, 187, 1000.0 + 86400, 13),)
+
+
+# -- OpenRouter's key endpoint ---------------------------------------------------------------
+
+OR_KEY = "sk-or-v1-0123456789abcdef"
+
+
+def key_path(fp: FakeProvider, name: str) -> str:
+    """Where a client finds the key endpoint: beside its base URL, as OpenRouter's."""
+    return urlsplit(fp.base_url(name)).path + "/key"
+
+
+@pytest.fixture
+def openrouter(fclock: FakeClock) -> Iterator[FakeProvider]:
+    endpoints = [
+        FakeEndpoint("or", dialect="openrouter", rpm=20, rpd=50, day_reset="UTC", api_key=OR_KEY),
+        FakeEndpoint("rich", dialect="openrouter", rpm=20, rpd=1000),
+        FakeEndpoint("minute", dialect="openrouter", rpm=20),
+        FakeEndpoint("plain", rpd=50),
+    ]
+    with FakeProvider(endpoints, clock=fclock.now) as fp:
+        yield fp
+
+
+def test_openrouter_key_endpoint_has_the_real_shape(openrouter: FakeProvider) -> None:
+    status, body = raw(openrouter, "GET", "/or/v1/key", Authorization=f"Bearer {OR_KEY}")
+    assert status == 200
+    assert body == {
+        "data": {
+            "label": "sk-or-v1-012...def",
+            "limit": None,
+            "limit_remaining": None,
+            "limit_reset": None,
+            "include_byok_in_limit": False,
+            "usage": 0,
+            "usage_daily": 0,
+            "usage_weekly": 0,
+            "usage_monthly": 0,
+            "byok_usage": 0,
+            "byok_usage_daily": 0,
+            "byok_usage_weekly": 0,
+            "byok_usage_monthly": 0,
+            "is_free_tier": True,
+            "is_management_key": False,
+            "is_provisioning_key": False,
+            "creator_user_id": None,
+            "expires_at": None,
+            "free_model_daily_requests": {"limit": 50, "remaining": 50, "used": 0},
+            "rate_limit": {
+                "requests": -1,
+                "interval": "10s",
+                "note": "This field is deprecated and safe to ignore.",
+            },
+        }
+    }
+    assert key_path(openrouter, "or") == "/or/v1/key"
+
+
+def test_openrouter_key_endpoint_counts_from_the_fakes_own_counters(
+    openrouter: FakeProvider, fclock: FakeClock
+) -> None:
+    auth = {"Authorization": f"Bearer {OR_KEY}"}
+    with client_for(openrouter, "or", api_key=OR_KEY) as c:
+        ask(c)
+        ask(c)
+    daily = raw(openrouter, "GET", "/or/v1/key", **auth)[1]["data"]["free_model_daily_requests"]
+    assert daily == {"limit": 50, "remaining": 48, "used": 2}
+    fclock.set(86400.0 * math.ceil(fclock.now() / 86400))  # the next UTC midnight
+    daily = raw(openrouter, "GET", "/or/v1/key", **auth)[1]["data"]["free_model_daily_requests"]
+    assert daily == {"limit": 50, "remaining": 50, "used": 0}
+
+
+def test_openrouter_key_endpoint_reads_as_llamux_reads_the_real_one(
+    openrouter: FakeProvider, fclock: FakeClock
+) -> None:
+    with client_for(openrouter, "or", api_key=OR_KEY) as c:
+        ask(c)
+    body = raw(openrouter, "GET", "/or/v1/key", Authorization=f"Bearer {OR_KEY}")[1]
+    assert key_hints(body, fclock.now()) == (Hint("requests", "day", 50, 49, 86400.0, 1),)
+
+
+def test_openrouter_key_endpoint_is_not_a_request(openrouter: FakeProvider) -> None:
+    openrouter.inject("or", 500)
+    for _ in range(25):  # more than its rpm
+        assert raw(openrouter, "GET", "/or/v1/key", Authorization=f"Bearer {OR_KEY}")[0] == 200
+    assert openrouter.stats("or") == FakeStats()
+    assert openrouter.trace("or") == ()
+    with client_for(openrouter, "or", api_key=OR_KEY) as c:
+        with pytest.raises(openai.InternalServerError):
+            ask(c)  # the injected fault was left for a chat request
+        ask(c)
+    assert openrouter.stats("or").served == 1
+
+
+def test_openrouter_key_endpoint_is_authenticated(openrouter: FakeProvider) -> None:
+    assert raw(openrouter, "GET", "/or/v1/key")[0] == 401
+    status, body = raw(openrouter, "GET", "/or/v1/key", Authorization="Bearer wrong")
+    assert (status, body["error"]["code"]) == (401, "invalid_api_key")
+    assert raw(openrouter, "GET", "/rich/v1/key", Authorization="Bearer any")[0] == 200
+
+
+def test_openrouter_key_endpoint_tiers_and_no_daily_limit(openrouter: FakeProvider) -> None:
+    rich = raw(openrouter, "GET", "/rich/v1/key", Authorization="Bearer k")[1]["data"]
+    assert rich["is_free_tier"] is False
+    assert rich["free_model_daily_requests"] == {"limit": 1000, "remaining": 1000, "used": 0}
+    assert rich["label"] == "..."  # a short key is not shown, even in part
+    minute = raw(openrouter, "GET", "/minute/v1/key", Authorization="Bearer k")[1]["data"]
+    assert (minute["free_model_daily_requests"], minute["is_free_tier"]) == (None, False)
+
+
+def test_only_openrouter_has_a_key_endpoint(openrouter: FakeProvider) -> None:
+    status, body = raw(openrouter, "GET", "/plain/v1/key", Authorization="Bearer k")
+    assert (status, body["error"]["code"]) == (404, "unknown_url")
+    assert raw(openrouter, "POST", "/or/v1/key", Authorization=f"Bearer {OR_KEY}")[0] == 404
 
 
 # -- exact rolling windows, counted at arrival ----------------------------------------------

@@ -2,8 +2,10 @@
 
 ``FakeProvider`` is a real HTTP server on 127.0.0.1 that enforces its own limits like a
 strict provider (exact rolling windows counted when a request arrives), speaks the rate-limit
-header dialects, injects faults, can hold a request before counting it (ingress latency) and
-traces what it admitted or refused; ``FakeClock`` moves only when told to, and
+header dialects (and, with ``FakeEndpoint(standard_headers=True)``, the IETF
+``RateLimit-Policy`` / ``RateLimit`` fields), answers OpenRouter's ``GET /{name}/v1/key``
+for an ``openrouter`` endpoint, injects faults, can hold a request before counting it
+(ingress latency) and traces what it admitted or refused; ``FakeClock`` moves only when told to, and
 ``hold_on_clock`` lets the provider's holds pass on it. Tests, the demo and the benchmarks use
 them, so nothing needs the network.
 

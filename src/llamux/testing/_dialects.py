@@ -20,6 +20,14 @@ the endpoint sets, as the real providers send them:
 
 ``retry-after`` (whole seconds, rounded up) comes with the 429s of openai, groq, anthropic,
 cerebras and mistral, unless the request could never fit.
+
+Any dialect can also send the IETF fields (draft-ietf-httpapi-ratelimit-headers, current
+form) for every limit the endpoint sets, on answers and 429s (:func:`standard`), named by the
+limit's short name: ``RateLimit-Policy: "rpm";q=30;w=60, "tpd";q=100000;qu="tokens";w=86400``
+and ``RateLimit: "rpm";r=29;t=60, "tpd";r=99000;t=86400``. ``w`` is the window (a calendar
+day is 86400 too); ``t`` is whole seconds, rounded up, until more quota is free (the oldest
+counted request leaves a rolling window; a calendar day ends), 0 when none is used. Token
+limits say ``qu="tokens"``, a unit no draft registers (there is none for tokens).
 """
 
 from __future__ import annotations
@@ -308,9 +316,24 @@ _TABLE: dict[str, _Dialect] = {
 assert set(_TABLE) == set(DIALECTS)
 
 
-def headers(dialect: str, snapshot: Snapshot) -> Headers:
-    """The rate-limit headers of a successful answer."""
-    return _TABLE[dialect][0](snapshot)
+def standard(snapshot: Snapshot) -> Headers:
+    """The IETF ``RateLimit-Policy`` and ``RateLimit`` fields for every limit (none: no field)."""
+    policies, limits = [], []
+    for u in snapshot.usages:
+        lim = u.limit
+        unit = ';qu="tokens"' if lim.kind == "tokens" else ""
+        policies.append(f'"{lim.name}";q={lim.limit}{unit};w={round(lim.window)}')
+        limits.append(f'"{lim.name}";r={u.remaining};t={math.ceil(u.frees)}')
+    if not policies:
+        return {}
+    return {"RateLimit-Policy": ", ".join(policies), "RateLimit": ", ".join(limits)}
+
+
+def headers(dialect: str, snapshot: Snapshot, *, own: bool = True, std: bool = False) -> Headers:
+    """The rate-limit headers of a successful answer: the dialect's (``own``), then the IETF
+    fields (``std``)."""
+    out = _TABLE[dialect][0](snapshot) if own else {}
+    return {**out, **standard(snapshot)} if std else out
 
 
 def refusal(
@@ -321,15 +344,19 @@ def refusal(
     *,
     rate_headers: bool = True,
     retry_after: bool = True,
+    standard_headers: bool = False,
 ) -> tuple[bytes, Headers]:
     """The body and headers of a 429 for a request refused by ``block``.
 
     ``rate_headers=False`` sends none of the dialect's rate-limit headers (the body still
-    states what it states); ``retry_after=False`` sends no ``retry-after``.
+    states what it states); ``retry_after=False`` sends no ``retry-after``;
+    ``standard_headers=True`` adds the IETF fields (:func:`standard`).
     """
     header_fn, body_fn = _TABLE[dialect]
     body, extra = body_fn(snapshot, model, block)
     out = {**header_fn(snapshot), **extra} if rate_headers else {}
+    if standard_headers:
+        out.update(standard(snapshot))
     if retry_after and dialect in _RETRY_AFTER and block.wait is not None:
         out["retry-after"] = str(max(1, math.ceil(block.wait)))
     return json.dumps(body).encode(), out

@@ -12,7 +12,8 @@ from ._ingress import check_seconds
 
 @dataclass(frozen=True)
 class FakeEndpoint:
-    """One fake endpoint, served under ``/{name}/v1``.
+    """One fake endpoint, served under ``/{name}/v1`` (an ``openrouter`` one also answers
+    ``GET /{name}/v1/key``, see :mod:`llamux.testing._provider`).
 
     Limits of None are unlimited: ``rpm`` / ``rph`` / ``rpd`` requests and ``tpm`` / ``tph`` /
     ``tpd`` tokens per minute, hour and day. ``dialect`` is one of ``DIALECTS`` and picks the
@@ -28,6 +29,9 @@ class FakeEndpoint:
     sends no rate-limit headers at all, on answers or 429s, so the limits are stated only in
     the 429 bodies (openai, groq: "Limit 200000, Used 197204, Requested 3000"; gemini;
     sambanova). The groq dialect never sends its per-day token limit in a header anyway.
+    ``standard_headers=True`` also sends the IETF ``RateLimit-Policy`` / ``RateLimit`` fields
+    for every limit, on answers and 429s, beside the dialect's headers (or alone, with
+    ``rate_headers=False``), as an API that adopted the draft would (see ``_dialects``).
     ``usage=False`` answers without usage: no ``usage`` in a JSON answer and no usage chunk
     in a stream, even when ``stream_options.include_usage`` asks for it (some servers); the
     tokens are still charged to the windows and counted in :class:`FakeStats`.
@@ -53,6 +57,7 @@ class FakeEndpoint:
     rate_headers: bool = True
     usage: bool = True
     chunk_delay: float = 0.0
+    standard_headers: bool = False
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:

@@ -49,12 +49,14 @@ class Limit:
 
 @dataclass(frozen=True)
 class Usage:
-    """How much of a limit is used at ``now``, and when it is whole again (``reset_at``)."""
+    """How much of a limit is used at ``now``, when more of it is free (``frees_at``) and when
+    it is whole again (``reset_at``)."""
 
     limit: Limit
     used: int
     now: float
     reset_at: float  # rolling: the newest event leaves the window; calendar: the period ends
+    frees_at: float  # rolling: the oldest event leaves; calendar: the period ends; now if unused
 
     @property
     def remaining(self) -> int:
@@ -64,6 +66,11 @@ class Usage:
     def reset(self) -> float:
         """Seconds until ``reset_at``."""
         return max(0.0, self.reset_at - self.now)
+
+    @property
+    def frees(self) -> float:
+        """Seconds until more of the limit is free (``frees_at``; 0 when none is used)."""
+        return max(0.0, self.frees_at - self.now)
 
 
 @dataclass(frozen=True)
@@ -128,11 +135,13 @@ class SlidingLog:
         start = self._start(now, lim)
         if lim.tz is not None:
             reset_at = day_bounds(now, lim.tz)[1]
+            frees_at = reset_at if start < len(self.log) else now
         elif start < len(self.log):
             reset_at = self.log[-1][0] + lim.window
+            frees_at = self.log[start][0] + lim.window
         else:
-            reset_at = now
-        return Usage(lim, self._used(start, lim), now, reset_at)
+            reset_at = frees_at = now
+        return Usage(lim, self._used(start, lim), now, reset_at, frees_at)
 
     def usages(self, now: float) -> tuple[Usage, ...]:
         return tuple(self.usage(now, lim) for lim in self.limits)

@@ -2,10 +2,22 @@
 
 It serves ``POST /{name}/v1/chat/completions`` and ``GET /{name}/v1/models`` for each
 :class:`FakeEndpoint`, enforces its request and token limits per minute, hour and day exactly
-(a sliding log read from the injected ``clock``, see :mod:`llamux._fake_limits`), and answers
-with the rate-limit headers and 429 bodies of a real provider's dialect (see
-:mod:`llamux._fake_dialects`). Per-day limits are rolling 24 h windows unless ``day_reset``
-names a timezone: then they are calendar days that end at local midnight there.
+(a sliding log read from the injected ``clock``, see :mod:`llamux.testing._limits`), and
+answers with the rate-limit headers and 429 bodies of a real provider's dialect (see
+:mod:`llamux.testing._dialects`), and with the IETF ``RateLimit-Policy`` / ``RateLimit``
+fields when the endpoint sets ``standard_headers``. Per-day limits are rolling 24 h windows
+unless ``day_reset`` names a timezone: then they are calendar days that end at local
+midnight there.
+
+OpenRouter's key endpoint: an endpoint of dialect ``openrouter`` also answers
+``GET /{name}/v1/key``, the path a client derives from the base URL as it derives
+``https://openrouter.ai/api/v1/key`` from ``https://openrouter.ai/api/v1``, with the real
+answer's JSON shape, ``{"data": {"label", "limit", "usage", "is_free_tier",
+"limit_remaining", "free_model_daily_requests": {"limit", "remaining", "used"}, ...}}``,
+computed from the endpoint's own per-day request counter at the clock's now (null when it
+sets no ``rpd``). It is authenticated like a chat request (401 for a wrong key) and is not a
+request: it charges nothing, is not held, traced or counted in :class:`FakeStats`, and takes
+no injected fault.
 
 Token counting is the fake's own and deterministic: a message costs ``4 + ceil(utf8_bytes / 4)``
 (see :func:`count_prompt_tokens`); the reply costs ``ceil(utf8_bytes / 4)`` unless the endpoint
@@ -39,6 +51,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .._config.endpoint import LIMIT_RULES
 from . import _dialects as dialects
@@ -46,6 +59,7 @@ from ._dialects import Snapshot, go_duration
 from ._endpoint import FakeEndpoint, FakeStats
 from ._ingress import FakeAdmission, FakeHold, _Entry, check_seconds, hold_on_clock
 from ._limits import Block, SlidingLog, build_limits
+from ._openrouter_key import openrouter_key
 from ._server import (
     CUT,
     DROP,
@@ -149,16 +163,29 @@ class _EndpointState:
         )
 
     def headers(self, now: float, cost: int = 0) -> dict[str, str]:
-        """The dialect's rate-limit headers at ``now`` (``cost``: tokens this request charged)."""
-        if not self.endpoint.rate_headers:
+        """The rate-limit headers at ``now`` (``cost``: tokens this request charged)."""
+        ep = self.endpoint
+        if not (ep.rate_headers or ep.standard_headers):
             return {}
         snapshot = Snapshot(self.limiter.usages(now), cost)
-        return dialects.headers(self.endpoint.dialect, snapshot)
+        return dialects.headers(ep.dialect, snapshot, own=ep.rate_headers, std=ep.standard_headers)
 
     def _refuse(self, now: float, chat: _Chat, block: Block) -> tuple[bytes, dict[str, str]]:
         ep, snapshot = self.endpoint, Snapshot(self.limiter.usages(now), 0)
-        switches = {"rate_headers": ep.rate_headers, "retry_after": ep.retry_after}
+        switches = {
+            "rate_headers": ep.rate_headers,
+            "retry_after": ep.retry_after,
+            "standard_headers": ep.standard_headers,
+        }
         return dialects.refusal(ep.dialect, snapshot, chat.model, block, **switches)
+
+    def key_info(self, clock: Callable[[], float], key: str) -> dict[str, Any]:
+        """OpenRouter's ``GET /api/v1/key`` for this endpoint, from its own counters at the
+        clock's now; counts nothing."""
+        with self.lock:
+            now = clock()
+            day = next((u for u in self.limiter.usages(now) if u.limit.name == "rpd"), None)
+        return openrouter_key(key, day)
 
     def admit(
         self,

@@ -1,7 +1,9 @@
 """The HTTP side of the fake provider: request parsing, token counting, answers and the server.
 
-Admission, limits and stats live in :mod:`llamux._fake_provider` (its ``_EndpointState``); this
-module only turns requests into calls on an endpoint's state and verdicts into answers.
+Admission, limits and stats live in :mod:`llamux.testing._provider` (its ``_EndpointState``);
+this module only turns requests into calls on an endpoint's state and verdicts into answers.
+Routes under ``/{name}/v1``: ``POST chat/completions``, ``GET models`` and, for an
+``openrouter`` endpoint, ``GET key``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ class _EndpointState(Protocol):
     def admit(
         self, clock: Callable[[], float], chat: _Chat, completion: int, entry: _Entry | None = None
     ) -> _Verdict: ...
+
+    def key_info(self, clock: Callable[[], float], key: str) -> dict[str, Any]: ...
 
 
 DROP = 0  # inject(): close the connection without answering
@@ -251,12 +255,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._dispatch("POST")
 
-    def _route(self, method: str) -> _EndpointState | None:
-        """The endpoint state of an authorised request, or None once an error is sent."""
+    def _route(self, method: str) -> tuple[_EndpointState, str, str] | None:
+        """The endpoint state, route and key of an authorised request, or None once an error
+        is sent. ``GET key`` is OpenRouter's: only an ``openrouter`` endpoint has it."""
         parts = self.path.split("?")[0].strip("/").split("/")
         route = (method, "/".join(parts[2:])) if len(parts) > 2 and parts[1] == "v1" else None
         state = self.server.states.get(parts[0])
-        if route not in (("POST", "chat/completions"), ("GET", "models")) or state is None:
+        routes = [("POST", "chat/completions"), ("GET", "models")]
+        if state is not None and state.endpoint.dialect == "openrouter":
+            routes.append(("GET", "key"))
+        if route not in routes or state is None or route is None:
             msg = f"Invalid URL ({method} {self.path}): no such route or endpoint"
             self._send(404, error_body(msg, "invalid_request_error", "unknown_url"))
             return None
@@ -266,13 +274,17 @@ class _Handler(BaseHTTPRequestHandler):
             msg = "Incorrect API key provided."
             self._send(401, error_body(msg, "invalid_request_error", "invalid_api_key"))
             return None
-        return state
+        return state, route[1], key
 
     def _dispatch(self, method: str) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        state = self._route(method)
-        if state is None:
+        routed = self._route(method)
+        if routed is None:
             return None
+        state, route, key = routed
+        if route == "key":  # not a request: nothing is counted, held or traced
+            body = state.key_info(self.server.clock, key)
+            return self._send(200, json.dumps(body).encode())
         if method == "GET":
             model = {"id": state.endpoint.model or "fake-model", "object": "model", "created": 0}
             body = {"object": "list", "data": [{**model, "owned_by": "llamux-fake"}]}
