@@ -177,7 +177,9 @@ DIALECTS: dict[str, tuple[_Spec, ...]] = {
         _spec("requests", "minute", "anthropic-ratelimit-requests-{}"),
         *(_spec("tokens", "minute", f"anthropic-ratelimit-{k}-{{}}") for k in _ANTHROPIC_TOKENS),
     ),
-    "openrouter": (_spec("requests", "minute", "x-ratelimit-{}"),),
+    "openrouter": (  # names no window: dialect_hints reads it from the reset
+        _spec("requests", "minute", "x-ratelimit-{}"),
+    ),
     "sambanova": (
         _spec("requests", "minute", "x-ratelimit-{}-requests"),
         _spec("requests", "day", "x-ratelimit-{}-requests-day"),
