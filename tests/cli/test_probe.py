@@ -98,3 +98,47 @@ def test_probe_an_unknown_endpoint_is_a_one_line_error(
 ) -> None:
     code, _, err = run(capsys, *config, "probe", "zz", "--yes")
     assert code == 1 and "no endpoint is named 'zz'; use one of: a, b, c" in err
+
+
+def test_probe_asks_openrouters_key_endpoint_without_spending_a_request(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, keys: str
+) -> None:
+    endpoints = [FakeEndpoint("or", rpm=20, rpd=50, dialect="openrouter")]
+    with FakeProvider(endpoints) as fake:
+        table = tmp_path / "llamux.toml"
+        table.write_text(
+            "[[endpoints]]\n"
+            'provider = "openrouter"\n'
+            'model = "m:free"\n'
+            f'base_url = "{fake.base_url("or")}"\n'
+            'api_key_env = "FAKE_API_KEY"\n'
+            'pool = "free"\n'
+            "[pools.free]\nrpm = 20\nrpd = 1000\n"  # as if 10 credits had been bought
+        )
+        store = f"sqlite:///{tmp_path / 'state.db'}"
+        # no --yes needed: nothing is spent
+        code, out, _ = run(capsys, "--config", str(table), "--store", store, "probe")
+        assert code == 0
+        assert "openrouter:m:free: ok, asked the key endpoint: no request spent" in out
+        assert "provider reports  requests per day 50 (50 left" in out
+        assert fake.stats("or").served == 0 and fake.stats("or").refused == 0
+        with Router.from_config(table, store=store) as router:
+            pool = router.quotas.scopes["openrouter:m:free"][1]
+            assert pool.named["rpd"].limit == 50  # the account's real tier: 50 a day
+            assert router.quotas.learned("openrouter:m:free") == {}  # learned for the pool
+
+
+def test_an_api_that_speaks_only_the_standard_fields_is_understood(
+    tmp_path: Path, keys: str
+) -> None:
+    endpoint = FakeEndpoint("s", rpm=4, rate_headers=False, standard_headers=True)
+    with FakeProvider([endpoint]) as fake:
+        table = tmp_path / "endpoints.md"
+        table.write_text(
+            "| name | provider | model | base_url | api_key_env | rpm |\n|---|---|---|---|---|---|\n"
+            f"| s | someapi | m | {fake.base_url('s')} | FAKE_API_KEY | auto |\n"
+        )
+        with Router.from_csv(table, store="memory://") as router:
+            result = router.probe("s")
+            assert result.outcome == "ok"
+            assert [(k.name, k.limit, k.origin) for k in result.known] == [("rpm", 4, "learned")]
