@@ -135,7 +135,8 @@ def test_an_api_that_speaks_only_the_standard_fields_is_understood(
     with FakeProvider([endpoint]) as fake:
         table = tmp_path / "endpoints.md"
         table.write_text(
-            "| name | provider | model | base_url | api_key_env | rpm |\n|---|---|---|---|---|---|\n"
+            "| name | provider | model | base_url | api_key_env | rpm |\n"
+            "|---|---|---|---|---|---|\n"
             f"| s | someapi | m | {fake.base_url('s')} | FAKE_API_KEY | auto |\n"
         )
         with Router.from_csv(table, store="memory://") as router:
