@@ -260,6 +260,16 @@ def run_workers(
     return total
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run ``llamux argv``; (exit code, stdout, stderr). No output may hold the key."""
+    from llamux.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert KEY not in out and KEY not in err
+    return code, out, err
+
+
 def status_of(router: Router, endpoint: str) -> EndpointStatus:
     """One endpoint's row of ``router.status()``."""
     return next(row for row in router.status() if row.endpoint.id == endpoint)

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from llamux import Router, __version__
-from llamux.cli import main
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import KEY, SEED_TABLE, fake_table
+from conftest import KEY, SEED_TABLE, fake_table, run_cli
 
 ONE_RPM = """\
 | provider | model        | rpm | tpm   |
@@ -34,12 +33,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """Run ``llamux argv``; (exit code, stdout, stderr). No output may hold the key."""
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert KEY not in out and KEY not in err
-    return code, out, err
+run = run_cli
 
 
 @pytest.fixture

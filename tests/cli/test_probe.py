@@ -9,17 +9,11 @@ from pathlib import Path
 import pytest
 
 from llamux import Router
-from llamux.cli import main
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import KEY
+from conftest import run_cli
 
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert KEY not in out and KEY not in err
-    return code, out, err
+run = run_cli
 
 
 @pytest.fixture

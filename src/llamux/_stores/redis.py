@@ -383,13 +383,18 @@ class RedisStore:
         self._script("record", [key], [*args, repr(ALPHA), ms(KEEP_SECONDS)])
 
     def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
-        names = list(endpoints)
+        rows = self._hashes(endpoints, "p")
+        return {name: performance_of(row) for name, row in rows.items() if row}
+
+    def _hashes(self, names: Sequence[str], kind: str) -> dict[str, dict[str, str]]:
+        """The hash ``P:{NAME}:KIND`` of each of ``names``, in one round trip."""
+        listed = list(names)
         with self._guard():
             pipe = self._client.pipeline(transaction=False)
-            for name in names:
-                pipe.hgetall(f"{self.namespace}:{{{name}}}:p")
+            for name in listed:
+                pipe.hgetall(f"{self.namespace}:{{{name}}}:{kind}")
             rows: list[dict[str, str]] = pipe.execute()
-        return {name: performance_of(row) for name, row in zip(names, rows, strict=True) if row}
+        return dict(zip(listed, rows, strict=True))
 
     def turn(self, key: str) -> int:
         reply = self._script("turn", [f"{self.namespace}:{{{key}}}:n"], [ms(KEEP_SECONDS)])
@@ -407,14 +412,8 @@ class RedisStore:
             pipe.execute()
 
     def learned(self, scopes: Sequence[str]) -> dict[str, dict[str, Learned]]:
-        names = list(scopes)
-        with self._guard():
-            pipe = self._client.pipeline(transaction=False)
-            for name in names:
-                pipe.hgetall(f"{self.namespace}:{{{name}}}:l")
-            rows: list[dict[str, str]] = pipe.execute()
         found: dict[str, dict[str, Learned]] = {}
-        for name, row in zip(names, rows, strict=True):
+        for name, row in self._hashes(scopes, "l").items():
             for rule, text in row.items():
                 try:
                     limit, at, source = json.loads(text)
