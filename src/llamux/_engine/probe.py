@@ -9,17 +9,22 @@ What the provider stated is recorded in the store (see ``Quotas``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import LlamuxError, NoEndpointAvailable
 from .._policy.key_info import key_hints
 from .._policy.ratelimits import Hint, parse_headers
 
 if TYPE_CHECKING:
+    from .._clock import Clock
     from .._config.load import Endpoint
     from .._policy.known_limits import Known
-    from .._router import Router
+    from .._providers.transport import Transport
+    from .call import Call
+    from .quotas import Quotas
+    from .settler import Settler
 
 PROBE_MESSAGES = ({"role": "user", "content": "Hi"},)
 KEY_PATH = "key"
@@ -42,12 +47,29 @@ class Probe:
     """What llamux enforces for the endpoint's rules after the probe."""
 
 
+class Prober(Protocol):
+    """What probing needs of a router."""
+
+    clock: Clock
+    quotas: Quotas
+
+    @property
+    def settler(self) -> Settler: ...
+
+    @property
+    def transport(self) -> Transport: ...
+
+    def key_of(self, ep: Endpoint) -> str | None: ...
+
+    def call(self, messages: Any, params: Mapping[str, Any]) -> Call: ...
+
+
 def spends_request(ep: Endpoint) -> bool:
     """Whether probing ``ep`` costs a request (its provider has no key endpoint)."""
     return ep.dialect != "openrouter"
 
 
-def probe(router: Router, ep: Endpoint) -> Probe:
+def probe(router: Prober, ep: Endpoint) -> Probe:
     """Probe ``ep`` through ``router``; never raises for what the provider answers."""
     key = router.key_of(ep)
     if key is None:
@@ -62,7 +84,7 @@ def probe(router: Router, ep: Endpoint) -> Probe:
         return _done(router, ep, "failed", str(error), "request")
 
 
-def _by_key_endpoint(router: Router, ep: Endpoint, key: str) -> Probe:
+def _by_key_endpoint(router: Prober, ep: Endpoint, key: str) -> Probe:
     body: Any = router.transport.get_json(ep, key, KEY_PATH)  # type: ignore[attr-defined]
     now = router.clock.now()
     hints = key_hints(body, now)
@@ -71,7 +93,7 @@ def _by_key_endpoint(router: Router, ep: Endpoint, key: str) -> Probe:
     return _done(router, ep, "ok", detail, "key endpoint", hints)
 
 
-def _by_request(router: Router, ep: Endpoint) -> Probe:
+def _by_request(router: Prober, ep: Endpoint) -> Probe:
     call = router.call(list(PROBE_MESSAGES), {"model": ep.id, "max_tokens": 1})
     answer = call.answer()
     headers = answer.reply.headers
@@ -83,6 +105,6 @@ def _by_request(router: Router, ep: Endpoint) -> Probe:
 
 
 def _done(
-    router: Router, ep: Endpoint, outcome: str, detail: str, via: str, hints: tuple[Hint, ...] = ()
+    router: Prober, ep: Endpoint, outcome: str, detail: str, via: str, hints: tuple[Hint, ...] = ()
 ) -> Probe:
     return Probe(ep.id, outcome, detail, via, hints, router.quotas.known.get(ep.id, ()))
