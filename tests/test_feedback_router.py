@@ -147,3 +147,32 @@ def test_no_key_in_any_feedback_state(tmp_path: Path, keys: str) -> None:
             router.completion(HI)
         assert KEY not in repr(router.store.cooldowns(clock.now()))
         router.close()
+
+
+def test_a_provider_at_zero_that_llamux_counts_full_itself_needs_no_rest(
+    tmp_path: Path, keys: str
+) -> None:
+    """Concurrent calls: the first answer comes back after the others were reserved, so its
+    reservation's view (2 left) is older than the provider's count (0 left). llamux counts
+    the rule full itself, and frees each slot as the window lets it go: no cool-down, which
+    would keep the endpoint idle until the provider's full reset."""
+    clock = FakeClock(T0)
+    with FakeProvider([FakeEndpoint("x"), FakeEndpoint("spare")], clock=clock.now) as fake:
+        router = two_endpoint_router(fake, tmp_path, "openai", "3 | ", clock)
+        first, *others = [router.call(HI, {"model": "x"}).admission.next() for _ in range(3)]
+        assert not isinstance(first, float)
+        assert dict((rule, left) for _, rule, left in first.reservation.remaining)["rpm"] == 2
+        zero = {
+            "x-ratelimit-limit-requests": "3",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "59s",
+        }
+        router.settler.learn(first, zero)
+        assert status_of(router, "x").cooldown is None
+        # but the provider at 0 while llamux counts one left (someone else uses the key): rest
+        for held in others:
+            assert not isinstance(held, float)
+            router.release(held.reservation.id)
+        router.settler.learn(first, zero)
+        assert cooling_of(router, "x").kind == "cooldown"
+        router.close()

@@ -204,11 +204,17 @@ class Settler:
         believed = {
             rule: left for scope, rule, left in admitted.reservation.remaining if scope == own.key
         }
-        for until, kind, reason in exhausted(hints, now, believed):
+        rests = exhausted(hints, now, believed)
+        fresh: dict[str, int] | None = None
+        if rests:  # the reservation's view is older than the answer: ask the store now
+            fresh = {u.rule.name: u.remaining for u in self.store.usage([own], now)}
+            rests = exhausted(hints, now, fresh)
+        for until, kind, reason in rests:
             self.store.cool_down(own.key, until, reason, kind, now)
         if not debits(hints, believed):
             return  # the common case: the provider has at least what llamux counted
-        fresh = {u.rule.name: u.remaining for u in self.store.usage([own], now)}
+        if fresh is None:
+            fresh = {u.rule.name: u.remaining for u in self.store.usage([own], now)}
         for name, amount in debits(hints, fresh):
             window = next(r.window for r in own.rules if r.name == name)
             requests, tokens = (amount, 0) if name.startswith("r") else (0, amount)

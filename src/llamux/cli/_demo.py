@@ -1,8 +1,9 @@
 """``llamux demo``: a real Router routes a burst of requests to local fake providers, live.
 
 Three fake endpoints on 127.0.0.1 enforce their limits strictly (any request over a limit
-gets an HTTP 429). The router is configured with the same limits and an in-memory store, so
-it fills them in order of preference and never draws a 429. Nothing is written to disk; the
+gets an HTTP 429). The router is configured with the same limits for the first two and
+``auto`` for the third (learned from its first answer's headers), and an in-memory store,
+so it fills them in order of preference and never draws a 429. Nothing is written to disk; the
 only change to the environment is a dummy key variable, set for the demo and restored after.
 """
 
@@ -44,6 +45,8 @@ ENDPOINTS = (
     FakeEndpoint("slow-c", model="slow-model", rpm=20, tpm=4000, delay=0.3),
 )
 """In order of preference. Capacity: 40 requests a minute in all."""
+LEARNED = "slow-c"
+"""The endpoint whose limits the demo's table leaves to llamux (``auto``)."""
 
 
 def _fakes() -> list[FakeEndpoint]:
@@ -157,8 +160,11 @@ def run_demo(requests: int = 40, seconds: float = 20.0, console: Console | None 
             else:
                 _run_plain(console, burst)
             wall = time.monotonic() - burst.started
+            learned = _learned_line(router)
         stats = {e.name: fake.stats(e.name) for e in ENDPOINTS}
-    return _summary(console, stats, burst.outcomes(), requests, wall)
+    code = _summary(console, stats, burst.outcomes(), requests, wall)
+    console.print(f"{LEARNED}'s limits, not typed in the table: learned {learned}")
+    return code
 
 
 @contextlib.contextmanager
@@ -176,11 +182,13 @@ def _demo_key() -> Iterator[None]:
 
 
 def _table(fake: FakeProvider) -> str:
-    """The endpoints table the router reads: the same limits as the fake provider's."""
+    """The endpoints table the router reads: the fake provider's limits, typed out for the
+    first two endpoints, ``auto`` for the third."""
     lines = ["| name | provider | model | base_url | api_key_env | rpm | tpm |", "|-|-|-|-|-|-|-|"]
     for e in ENDPOINTS:
         url = fake.base_url(e.name)
-        lines.append(f"| {e.name} | fake | {e.model} | {url} | {KEY_ENV} | {e.rpm} | {e.tpm} |")
+        rpm, tpm = ("auto", "auto") if e.name == LEARNED else (e.rpm, e.tpm)
+        lines.append(f"| {e.name} | fake | {e.model} | {url} | {KEY_ENV} | {rpm} | {tpm} |")
     return "\n".join(lines) + "\n"
 
 
@@ -188,12 +196,22 @@ def _limits(e: FakeEndpoint) -> str:
     return f"rpm {e.rpm} · tpm {e.tpm}"
 
 
+def _learned_line(router: Router) -> str:
+    """What llamux learned of the ``auto`` endpoint: ``rpm 20 · tpm 4000``."""
+    rows = router.quotas.known.get(LEARNED, ())
+    told = " · ".join(f"{k.name} {k.limit}" for k in rows if k.limit is not None)
+    return told or "nothing yet"
+
+
 def _intro(console: Console, fake: FakeProvider, requests: int, seconds: float) -> None:
     console.print(f"[bold]llamux demo[/]: a fake OpenAI-compatible provider at {fake.url}")
     console.print("as strict as a real one (over a limit: HTTP 429). Endpoints, by preference:")
     for number, e in enumerate(ENDPOINTS, 1):
         console.print(f"  {number}. {e.name:<7} {_limits(e):<18} answers in {e.delay:.2f} s")
-    console.print(f"A Router with the same limits (store memory://) routes {requests} requests")
+    console.print(
+        f"A Router with the same limits (for {LEARNED}: auto, learned from its answers; "
+        f"store memory://) routes {requests} requests"
+    )
     console.print(
         f"from {THREADS} threads, waiting for capacity if all is spent, up to {seconds:g} s."
     )
