@@ -75,6 +75,8 @@ class Quotas:
         self.catalog = {k: e.known if e is not None else None for k, e in self.entries.items()}
         self.own = {ep.id: quota_key(ep) for ep in self.endpoints}
         self._lock = threading.Lock()
+        self._changing = threading.Lock()
+        """Held while what is known is read, merged and rebuilt."""
         self._leases: dict[str, float] = {}
         """Gated endpoints with a request in flight, by id: until when the lease holds."""
         self.version = 0
@@ -111,8 +113,9 @@ class Quotas:
             fresh = self._read()
         except StoreError:
             return  # the decision's own store step says what is wrong
-        if fresh != self._learned:
-            self._build(fresh)
+        with self._changing:
+            if fresh != self._learned:
+                self._build(fresh)
 
     def learn(
         self, ep: Endpoint, hints: Iterable[Hint], now: float, source: str, pool: bool = False
@@ -131,11 +134,12 @@ class Quotas:
         if not changed:
             return
         self.store.learn(own, changed, now, source)
-        fresh = {key: dict(rules) for key, rules in self._learned.items()}
-        rules = fresh.setdefault(own, {})
-        for name, limit in changed.items():
-            rules[name] = Learned(limit, now, source)
-        self._build(fresh)
+        with self._changing:  # one change at a time: none is lost to another thread's
+            fresh = {key: dict(rules) for key, rules in self._learned.items()}
+            rules = fresh.setdefault(own, {})
+            for name, limit in changed.items():
+                rules[name] = Learned(limit, now, source)
+            self._build(fresh)
         self._report(ep)
 
     # -- one request at a time while nothing is known ------------------------------------
