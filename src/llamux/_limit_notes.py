@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from ._policy.known_limits import CATALOG, CONFIGURED, LEARNED, NONE, TIGHTENED, UNKNOWN, Known
+from ._policy.ratelimits import DIALECTS
 
 if TYPE_CHECKING:
     from ._config.catalog import ModelLimits
@@ -34,7 +35,7 @@ def rule_line(row: Known, entry: ModelLimits | None) -> str:
     if row.origin == NONE:
         return f"{row.name} auto = no limit (the catalog lists none for this tier)"
     if row.origin == UNKNOWN:
-        return f"{row.name} auto = not known yet (learned from the provider's first answers)"
+        return f"{row.name} auto = not known yet (learned when the provider states it)"
     if row.origin == TIGHTENED and told is not None:
         return (
             f"{row.name} {said}, but the provider reported {told.limit} on {day_of(told.at)} "
@@ -68,10 +69,17 @@ def limit_warnings(quotas: Quotas, today: date) -> list[str]:
                 f"run `llamux probe {ep.id}` to learn the provider's own, or write numbers"
             )
         if ep.id in quotas.gated:
+            silent = not DIALECTS.get(ep.dialect, DIALECTS["openai"])
+            how = (
+                f"{ep.provider} states its limits only in 429 answers: write them in the "
+                "table if you know them"
+                if silent
+                else f"`llamux probe {ep.id}` asks now"
+            )
             lines.append(
-                f"endpoint {ep.id}: no limit of it is known yet (auto, no catalog entry, "
-                "nothing stated by the provider): llamux sends it one request at a time until "
-                f"an answer states one; `llamux probe {ep.id}` asks now"
+                f"endpoint {ep.id}: none of its auto limits is known yet (the catalog has no "
+                "numbers for it and the provider has stated none): llamux sends it one "
+                f"request at a time until the provider states one; {how}"
             )
     return lines
 

@@ -97,7 +97,8 @@ def test_check_compares_the_table_with_what_the_provider_reported(
     assert "rpd 14400, but the provider reported 1000 on 2026-12-01 (headers)" in out
     assert "your table says rpd 14400; groq reported 1000 on 2026-12-01" in out
     assert "rpm auto = not known yet" in out
-    assert "endpoint fake:m: no limit of it is known yet" in out
+    assert "endpoint fake:m: none of its auto limits is known yet" in out
+    assert "`llamux probe fake:m` asks now" in out
     assert KEY not in out
 
 

@@ -33,7 +33,7 @@ def test_an_old_catalog_entry_in_use_is_a_warning_and_unknown_endpoints_are_said
     assert any(
         "limits for p m-old were checked on 2026-01-15, over 90 days ago" in x for x in lines
     )
-    assert any("endpoint none: no limit of it is known yet" in x for x in lines)
+    assert any("endpoint none: none of its auto limits is known yet" in x for x in lines)
     assert quotas.gated == frozenset({"none"})
     fresh = {"old": entry("2026-11-20", rpm=30)}
     quotas = Quotas([old], {}, MemoryStore(), T0, lambda ep: fresh.get(ep.id))
@@ -80,3 +80,10 @@ def test_a_limit_learned_for_a_pool_lowers_the_pools_rule() -> None:
     assert quotas.scopes["a"][1].named["rpd"].limit == 50
     assert quotas.scopes["a"][0].named["rpm"].limit == 100  # the endpoint's own: untouched
     assert quotas.declared()["pool:free"] == "rpm=20 rpd=1000"  # what the config says
+
+
+def test_an_endpoint_whose_provider_states_no_headers_is_told_to_write_numbers() -> None:
+    ep = Endpoint("g", "gemini", "m", "http://127.0.0.1:9/v1", "K", AUTO, dialect="gemini")
+    quotas = Quotas([ep], {}, MemoryStore(), T0, lambda _: None)
+    (line,) = limit_warnings(quotas, date(2026, 12, 1))
+    assert "gemini states its limits only in 429 answers: write them in the table" in line
