@@ -16,6 +16,11 @@ from conftest import run_cli
 run = run_cli
 
 
+@pytest.fixture(autouse=True)
+def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # the table's cells on one line each
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider([FakeEndpoint("a", rpm=30, tpm=9000), FakeEndpoint("b", rpm=5)]) as fake:
@@ -35,17 +40,29 @@ def config(fake: FakeProvider, tmp_path: Path, keys: str) -> list[str]:
     return ["--config", str(table), "--store", f"sqlite:///{tmp_path / 'state.db'}"]
 
 
+def table_rows(out: str) -> list[list[str]]:
+    """The cells of each row of a printed table."""
+    return [
+        [cell.strip() for cell in line.strip("│").split("│")]
+        for line in out.splitlines()
+        if line.startswith("│")
+    ]
+
+
 def test_probe_learns_what_each_provider_reports_and_shows_it(
     capsys: pytest.CaptureFixture[str], fake: FakeProvider, config: list[str]
 ) -> None:
     code, out, _ = run(capsys, *config, "probe", "--yes")
     assert code == 0
-    assert "a: ok, 1 request, " in out
-    assert "provider reports  requests per minute 30 (29 left" in out
-    assert "rpm auto = 30 (learned " in out and "tpm auto = 9000 (learned " in out
+    rows = {cells[0]: cells for cells in table_rows(out) if cells[0]}
+    assert rows["a"][1:3] == ["rpm", "30 (29 left, resets in 60s)"]
+    assert rows["a"][3].startswith("auto = 30 (learned ") and rows["a"][4].startswith(
+        "ok: 1 request"
+    )
+    assert "auto = 9000 (learned " in out
     # b's table allows 50 a minute; the provider says 5: tightened, and said so
-    assert "rpm 50, but the provider reported 5 on " in out
-    assert "c" not in [line.split(":")[0] for line in out.splitlines()]  # no key: not probed
+    assert rows["b"][3].startswith("50, but the provider reported 5 on ")
+    assert "c" not in rows  # no key: not probed
     assert fake.stats("a").served == 1 and fake.stats("b").served == 1
     with Router.from_config(config[1], store=config[3]) as router:  # kept in the store
         rows = {k.name: (k.limit, k.origin) for k in router.quotas.known["a"]}
@@ -113,8 +130,10 @@ def test_probe_asks_openrouters_key_endpoint_without_spending_a_request(
         # no --yes needed: nothing is spent
         code, out, _ = run(capsys, "--config", str(table), "--store", store, "probe")
         assert code == 0
-        assert "openrouter:m:free: ok, asked the key endpoint: no request spent" in out
-        assert "provider reports  requests per day 50 (50 left" in out
+        (row,) = [cells for cells in table_rows(out) if cells[0]]
+        assert row[0] == "openrouter:m:free" and row[1] == "rpd"
+        assert row[2].startswith("50 (50 left, resets in ")
+        assert row[4] == "ok: asked the key endpoint: no request spent"
         assert fake.stats("or").served == 0 and fake.stats("or").refused == 0
         with Router.from_config(table, store=store) as router:
             pool = router.quotas.scopes["openrouter:m:free"][1]

@@ -15,6 +15,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .._config.endpoint import limit_name
 from .._errors import ConfigError
 from .._limit_notes import rule_line
 from ._commands import EXIT_OK, EXIT_PROVIDER, open_router
@@ -64,8 +65,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_data(result) for result in results], indent=2))
     else:
-        for result in results:
-            print(_text(result, entries.get(result.endpoint), now))
+        _print(results, entries, now)
     return EXIT_PROVIDER if any(r.outcome == "failed" for r in results) else EXIT_OK
 
 
@@ -82,20 +82,47 @@ def _agreed(costly: list[str]) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _text(result: Probe, entry: Any, now: float) -> str:
-    lines = [f"{result.endpoint}: {result.outcome}, {result.detail}"]
-    if result.hints:
-        told = " · ".join(_hint_text(h, now) for h in result.hints)
-        lines.append(f"  provider reports  {told}")
-    for index, row in enumerate(result.known):
-        head = "  llamux enforces  " if index == 0 else "                   "
-        lines.append(head + rule_line(row, entry))
-    return "\n".join(lines)
+def _print(results: list[Probe], entries: dict[str, Any], now: float) -> None:
+    """One table: per endpoint, each rule with what the provider reported and what llamux
+    enforces now; the outcome on the endpoint's first row."""
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title="llamux probe", title_justify="left", header_style="bold")
+    for name in ("endpoint", "rule", "provider reports", "llamux enforces", "outcome"):
+        table.add_column(name, overflow="fold")
+    for result in results:
+        reported = {rule_of(h): _hint_text(h, now) for h in result.hints if rule_of(h)}
+        enforced = {k.name: rule_line(k, entries.get(result.endpoint)) for k in result.known}
+        rules = [*enforced, *(r for r in reported if r not in enforced)] or ["-"]
+        outcome = f"{result.outcome}: {result.detail}"
+        for index, rule in enumerate(rules):
+            cells = (
+                result.endpoint if index == 0 else "",
+                rule,
+                reported.get(rule, ""),
+                _after_name(enforced.get(rule, ""), rule),
+                outcome if index == 0 else "",
+            )  # as Text: an id such as "a:m:free" is no emoji code, "[x]" no markup
+            table.add_row(*(Text(cell) for cell in cells), end_section=index == len(rules) - 1)
+    Console(highlight=False, emoji=False).print(table)
+
+
+def rule_of(hint: Hint) -> str:
+    """The rule a hint speaks of (rpm ... tpd), or "" for a window llamux has none for."""
+    try:
+        return limit_name(hint.metric, hint.window)
+    except ValueError:
+        return ""
+
+
+def _after_name(line: str, rule: str) -> str:
+    return line.removeprefix(f"{rule} ").strip()
 
 
 def _hint_text(hint: Hint, now: float) -> str:
-    name = f"{hint.metric} per {hint.window}"
-    parts = [f"{name} {hint.limit if hint.limit is not None else '?'}"]
+    parts = [str(hint.limit) if hint.limit is not None else "?"]
     if hint.remaining is not None:
         parts.append(f"{hint.remaining} left")
     if hint.reset_at is not None:
