@@ -132,7 +132,8 @@ class Admission:
         except BaseException:
             self._give_back_leases(None)
             raise
-        self._give_back_leases(pick.reservation.endpoint if pick.reservation else None)
+        if self._leased:
+            self._give_back_leases(pick.reservation.endpoint if pick.reservation else None)
         skipped = len(self.attempts) - mark
         known = walk.used
         if known is not None:  # passed at once: its attempts are made already
@@ -212,6 +213,8 @@ class Admission:
         ``found``: each passed endpoint and its key, by id."""
         keys: dict[str, str | None] = {}  # one environment read per key variable
         costs: dict[int, Cost] = {}  # by output default: most endpoints share one
+        quotas = self.quotas
+        all_scopes, reaches, gated = quotas.scopes, quotas.reach, quotas.gated
         for ep in order:
             if ep.id in self.tried or ep.id in skip:
                 continue
@@ -223,8 +226,8 @@ class Admission:
             if ep.api_key_env not in keys:
                 keys[ep.api_key_env] = self.keys.get(ep)
             key = keys[ep.api_key_env] or self.keys.lookup(ep)  # warns once if missing
-            scopes = self.scopes[ep.id]
-            most = self.quotas.reach.get(ep.id)
+            scopes = all_scopes[ep.id]
+            most = reaches.get(ep.id)
             plain = most is not None and cost.tokens <= most[1] and cost.requests <= most[0]
             if plain and key is not None and "{" not in ep.base_url and not self.needs:
                 reason = None  # the common case, without building a reason
@@ -235,7 +238,7 @@ class Admission:
                     too_large.append(ep.id)
                 self.attempts.append(Attempt(ep.id, "skipped", reason or "no key"))
                 continue
-            if ep.id in self.quotas.gated and not self._lease(ep):
+            if gated and ep.id in gated and not self._lease(ep):
                 continue
             found[ep.id] = (ep, key)
             yield Candidate(ep.id, scopes, cost, self._ready(ep, key))
