@@ -21,6 +21,8 @@ from . import catalog as _catalog
 from .endpoint import (
     AUTO,
     CAPABILITIES,
+    CHAT,
+    KINDS,
     DEFAULT_MAX_OUTPUT,
     LIMIT_NAMES,
     Config,
@@ -104,6 +106,8 @@ _INTEGERS: Mapping[str, tuple[int | None, str]] = {
                 "use), or {empty} if unknown"),
     "max_output": (1, "write a positive integer such as 1024 (tokens reserved for the "
                    "answer), or {empty} for the default 1024"),
+    "max_inputs": (1, "write a positive integer such as 96 (the most inputs one embeddings "
+                   "request may carry), or {empty} if unknown"),
 }  # fmt: skip
 _FLOATS: Mapping[str, str] = {
     "weight": "write a non-negative number such as 1 or 0.5, or {empty} for 1",
@@ -293,6 +297,8 @@ def build_endpoint(place: Place, row: Mapping[str, object], pools: Iterable[str]
         dialect=known.dialect if known else "openai",
         capabilities=_capabilities(place, row.get("capabilities")),
         source=place.source,
+        serves=_serves(place, row.get("serves"), provider, model, known),
+        max_inputs=integer(place, "max_inputs", row.get("max_inputs")),
     )
 
 
@@ -373,6 +379,38 @@ def _capabilities(place: Place, value: object) -> frozenset[str]:
             raise place.error(f"unknown capability {show(word)}; {fix}", "capabilities")
         found.add(name)
     return frozenset(found)
+
+
+def _serves(
+    place: Place, value: object, provider: str, model: str, known: _catalog.Provider | None
+) -> frozenset[str]:
+    """The kinds of request an endpoint takes: as written (comma-separated, or a TOML list),
+    else what the catalog says of its model, else of its provider's chat models; a model
+    whose id names embeddings (``...embed...``) takes embeddings only."""
+    if isinstance(value, str):
+        words: list[object] = [word for word in re.split(r"[,;\s]+", value) if word]
+    elif isinstance(value, list):
+        words = list(value)
+    elif value is None:
+        words = []
+    else:
+        raise place.error("serves must be a list; write e.g. chat, embeddings", "serves")
+    found = set()
+    for word in words:
+        name = str(word).strip().lower()
+        if name not in KINDS:
+            close = suggest(name, KINDS)
+            fix = f"write {close!r}" if close else f"use {', '.join(KINDS)}"
+            raise place.error(f"unknown kind of request {show(word)}; {fix}", "serves")
+        found.add(name)
+    if found:
+        return frozenset(found)
+    entry = _catalog.model_limits(provider, model)
+    if entry is not None and entry.serves:
+        return frozenset(entry.serves)
+    if "embed" in model.lower():
+        return frozenset({"embeddings"})
+    return frozenset(known.serves if known else (CHAT,))
 
 
 def add_unique(seen: dict[str, Endpoint], endpoint: Endpoint, place: Place) -> None:

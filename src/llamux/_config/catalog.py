@@ -22,7 +22,7 @@ from importlib import resources
 from typing import NoReturn
 
 from .endpoint import DIALECTS as DIALECTS  # re-exported: the dialects a provider may name
-from .endpoint import LIMIT_NAMES, Limits, Pool
+from .endpoint import CHAT, KINDS, LIMIT_NAMES, Limits, Pool
 
 STATUSES = frozenset({"active", "trial", "retired"})
 PUBLISHED, UNPUBLISHED = "published", "unpublished"
@@ -34,11 +34,11 @@ STALE_AFTER = timedelta(days=90)
 _SOURCE = "llamux catalog"
 _PROVIDER_KEYS = (
     *("base_url", "api_key_env", "dialect", "status", "limits", "checked", "notes"),
-    *("resets", "url_vars", "models"),
+    *("resets", "url_vars", "models", "serves"),
 )
 _MODEL_KEYS = (
     *LIMIT_NAMES,
-    *("checked", "source", "confirmed", "published", "pool", "context", "notes"),
+    *("checked", "source", "confirmed", "published", "pool", "context", "notes", "serves"),
 )
 _POOL_KEYS = (*LIMIT_NAMES, "resets", "checked", "source", "notes")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -61,6 +61,8 @@ class Provider:
     notes: str = ""
     url_vars: tuple[tuple[str, str], ...] = ()
     """(placeholder, environment variable): ``{ACCOUNT_ID}`` in base_url is filled from it."""
+    serves: tuple[str, ...] = (CHAT,)
+    """The kinds of request its chat models take (an embedding model takes embeddings)."""
     limits: str = PUBLISHED
     """``published``: the provider states its free tiers' numbers; ``unpublished``: it does
     not (its model entries have no numbers, unless one says ``published = true``)."""
@@ -91,6 +93,8 @@ class ModelLimits:
     """The catalog pool whose shared quota the model also draws from."""
     context: int | None = None
     notes: str = ""
+    serves: tuple[str, ...] | None = None
+    """The kinds of request the model takes, when the catalog says (else its provider's)."""
 
     @property
     def known(self) -> Limits | None:
@@ -194,6 +198,7 @@ def _provider(entry: _Entry) -> Provider:
         notes=entry.text("notes"),
         url_vars=entry.pairs("url_vars"),
         limits=entry.text("limits") or PUBLISHED,
+        serves=entry.kinds("serves") or (CHAT,),
     )
     if made.dialect not in DIALECTS or made.status not in STATUSES:
         entry.fail("has a bad dialect or status")
@@ -216,6 +221,7 @@ def _model(owner: Provider, model: str, entry: _Entry, pools: Mapping[str, Pool]
         pool=entry.text("pool") or None,
         context=entry.number("context", minimum=1),
         notes=entry.text("notes"),
+        serves=entry.kinds("serves") or None,
     )
     if made.pool is not None and made.pool not in pools:
         entry.fail(f"pool {made.pool!r} is not defined under [pools]")
@@ -300,6 +306,13 @@ class _Entry:
         except ValueError:
             self.fail(f"{key} is not a real date: {value!r}")
         return value
+
+    def kinds(self, key: str) -> tuple[str, ...]:
+        """A list of request kinds (``KINDS``), () if absent."""
+        value = self.table.get(key, [])
+        if not isinstance(value, list) or any(k not in KINDS for k in value):
+            self.fail(f"{key} must be a list of {', '.join(KINDS)}, not {value!r}")
+        return tuple(str(k) for k in value)
 
     def limits(self) -> Limits:
         numbers = {name: self.number(name) for name in LIMIT_NAMES}

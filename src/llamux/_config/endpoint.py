@@ -45,13 +45,18 @@ DIALECTS: tuple[str, ...] = (
 """The rate-limit header dialects llamux understands (an endpoint's ``dialect``): the
 catalog, the header parser and the fake provider all know exactly these."""
 
+KINDS: tuple[str, ...] = ("chat", "embeddings", "responses", "completions")
+"""The kinds of request an endpoint may serve (its ``serves``): chat completions, embeddings,
+the Responses API, legacy text completions."""
+CHAT = "chat"
+
 CAPABILITIES = frozenset({"tools", "vision", "json"})
 STRATEGIES = ("preference", "cheapest", "fastest", "balanced", "round_robin", "weighted")
 """The names of the built-in routing strategies (see ``_strategies.STRATEGIES``)."""
 COLUMNS: tuple[str, ...] = (
     *("provider", "model", *LIMIT_NAMES, "name", "base_url", "api_key_env", "priority"),
     *("weight", "input_cost", "output_cost", "context", "max_output", "pool", "reset"),
-    "capabilities",
+    *("capabilities", "serves", "max_inputs"),
 )
 """Every column a table (or key an ``[[endpoints]]`` table) may have."""
 
@@ -121,6 +126,10 @@ class Endpoint:
     dialect: str = "openai"
     capabilities: frozenset[str] = frozenset()
     source: str = ""
+    serves: frozenset[str] = frozenset({CHAT})
+    """The kinds of request it takes (``KINDS``); a request goes only to endpoints of its kind."""
+    max_inputs: int | None = None
+    """The most inputs one embeddings request may carry (None: no limit known)."""
 
     def reset_for(self, limit_name: str) -> str | None:
         """The timezone whose calendar periods ``limit_name`` resets in, or None (rolling)."""

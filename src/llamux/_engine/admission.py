@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._config.load import DEFAULT_MAX_OUTPUT
-from .._errors import NoEndpointAvailable, RequestTooLarge
+from .._errors import InvalidRequest, NoEndpointAvailable, RequestTooLarge
+from .._policy.kinds import CHAT, EMBEDDINGS, Kind
 from .._policy.passing import Candidate, Pick
 from .._policy.quota import Cost, Refusal, Reservation, Scope, never_fits
 from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
-from .._policy.tokens import output_budget, prompt_tokens
 from .._stores.waiting import WouldBlock
 from .inputs import capabilities_needed
 from .quotas import LEASE_POLL
@@ -50,7 +50,7 @@ class Admission:
     def __init__(
         self,
         *,
-        messages: Sequence[Mapping[str, Any]],
+        messages: Any,
         params: Mapping[str, Any],
         candidates: Sequence[Endpoint],
         quotas: Quotas,
@@ -62,13 +62,20 @@ class Admission:
         route: str = "auto",
         flight: float = 0.0,
         prepare: Callable[[Endpoint, str], None] | None = None,
+        kind: Kind = CHAT,
     ) -> None:
+        self.kind = kind
+        """What kind of request it is (chat, embeddings, responses, completions)."""
         self.messages = messages
-        self.prompt = prompt_tokens(messages, params)
+        """Its input: a chat's messages, an embeddings or Responses ``input``, a prompt."""
+        self.prompt = kind.prompt(messages, params)
+        chat = kind is CHAT
         self.request = Request(
-            messages, params, self.prompt, output_budget(params, DEFAULT_MAX_OUTPUT)
+            messages if chat else (), params, self.prompt, kind.output(params, DEFAULT_MAX_OUTPUT)
         )
-        self.needs = capabilities_needed(messages, params)
+        self.needs = capabilities_needed(messages, params) if chat else frozenset()
+        self.inputs = len(messages) if kind is EMBEDDINGS and isinstance(messages, list) else 0
+        """How many inputs an embeddings request carries (its list's length; 0: one string)."""
         self.params = params
         self.route = route
         self.candidates = candidates
@@ -91,6 +98,8 @@ class Admission:
         self.attempts: list[Attempt] = []
         self._leased: set[str] = set()
         self._waiting_lease = False
+        self.batched: list[int] = []
+        """The ``max_inputs`` of each endpoint skipped for carrying fewer inputs."""
         """Gated endpoints whose lease this decision took (see ``Quotas.lease``)."""
 
     @property
@@ -104,6 +113,7 @@ class Admission:
         """
         mark = len(self.attempts)
         self._waiting_lease = False
+        self.batched.clear()
         try:
             return self._next()
         except WouldBlock:  # nothing reserved: forget what this try noted, it is repeated
@@ -192,6 +202,12 @@ class Admission:
         if retry is not None and now + retry <= self.deadline:
             self.attempts[:] = [a for a in self.attempts if a.outcome == "failed"]
             return retry
+        if self.batched and len(self.batched) + len(too_large) >= len(self.candidates):
+            raise InvalidRequest(
+                f"the request carries {self.inputs} inputs and the endpoints that serve "
+                f"{self.kind.name} take at most {max(self.batched)} per request; split it "
+                f"into batches of {max(self.batched)} (llamux never splits a request itself)"
+            )
         if len(too_large) == len(self.candidates):
             raise RequestTooLarge(
                 f"the request needs about {self.prompt} prompt tokens plus its output budget "
@@ -220,9 +236,8 @@ class Admission:
                 continue
             cost = costs.get(ep.max_output)
             if cost is None:
-                cost = costs[ep.max_output] = Cost(
-                    self.prompt + output_budget(self.params, ep.max_output)
-                )
+                output = self.kind.output(self.params, ep.max_output)
+                cost = costs[ep.max_output] = Cost(self.prompt + output)
             if ep.api_key_env not in keys:
                 keys[ep.api_key_env] = self.keys.get(ep)
             key = keys[ep.api_key_env] or self.keys.lookup(ep)  # warns once if missing
@@ -233,6 +248,9 @@ class Admission:
                 reason = None  # the common case, without building a reason
             else:
                 reason = skip_reason(ep, cost, scopes, key is not None) or self._lacks(ep)
+            if reason is None and self.inputs and ep.max_inputs and self.inputs > ep.max_inputs:
+                reason = f"too many inputs: {self.inputs}, it takes at most {ep.max_inputs}"
+                self.batched.append(ep.max_inputs)
             if reason is not None or key is None:
                 if reason is not None and reason.startswith("too large"):
                     too_large.append(ep.id)
@@ -324,12 +342,12 @@ def _exhausted(
 ) -> NoEndpointAvailable:
     lines = "; ".join(f"{a.endpoint}: {a.reason}" for a in attempts) or "no endpoint"
     when = (
-        f"capacity returns in {retry:.1f} s (pass wait= to wait for it)"
+        f"capacity returns in {retry:.1f} s"
         if retry is not None
         else "none will admit it before a reset or a fix"
     )
+    detail = f"no endpoint can serve this request now ({lines}); {when}"
+    hint = " (pass wait= to wait for it)" if retry is not None else ""
     return NoEndpointAvailable(
-        f"no endpoint can serve this request now ({lines}); {when}",
-        retry_after=retry,
-        refusals=refusals,
+        detail + hint, retry_after=retry, refusals=refusals, attempts=attempts, detail=detail
     )

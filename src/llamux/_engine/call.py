@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import ProviderError
+from .._policy.kinds import CHAT, CHAT_STREAM
 from .._policy.performance import measured
 from .._policy.tokens import usage_tokens
 from .._providers.boundary import stream_error
@@ -109,7 +110,7 @@ class Call:
             params = self._provider_params(got.endpoint)
             started = time.perf_counter()
             try:
-                reply = self.transport.complete(got.endpoint, got.api_key, params)
+                reply = self.transport.complete(got.endpoint, got.api_key, params, *self._kind)
                 first = first_chunk(reply.body, got) if params.get("stream") else None
             except ProviderError as error:
                 if not self._failed(self.settler.failed(got, error)):
@@ -131,7 +132,7 @@ class Call:
 
     async def _aloop(
         self,
-        send: Callable[[Endpoint, str, dict[str, Any]], Awaitable[R]],
+        send: Callable[..., Awaitable[R]],
         first_of: Callable[[Any, Admitted], Awaitable[Any]],
     ) -> Answer[R]:
         while True:
@@ -142,7 +143,7 @@ class Call:
             params = self._provider_params(got.endpoint)
             started = time.perf_counter()
             try:
-                reply = await send(got.endpoint, got.api_key, params)
+                reply = await send(got.endpoint, got.api_key, params, *self._kind)
                 first = await first_of(reply.body, got) if params.get("stream") else None
             except ProviderError as error:
                 if not self._failed(await self.offload(self.settler.failed, got, error)):
@@ -202,16 +203,31 @@ class Call:
 
     @property
     def hide_usage(self) -> bool:
-        """Whether the usage-only last chunk is llamux's (the caller did not ask for it)."""
+        """Whether the usage-only last chunk is llamux's (the caller did not ask for it);
+        a kind whose stream reports usage in an event of its own has none to hide."""
+        if self.admission.kind.streams != CHAT_STREAM:
+            return False
         options = self.admission.params.get("stream_options") or {}
         return not options.get("include_usage")
 
+    @property
+    def _kind(self) -> tuple[str, ...]:
+        """The kind argument of a transport call: none for chat (a transport written before
+        other kinds existed keeps working), else the kind's name."""
+        kind = self.admission.kind
+        return () if kind is CHAT else (kind.name,)
+
     def _provider_params(self, ep: Endpoint) -> dict[str, Any]:
-        """The parameters sent to ``ep``: the caller's, its model, and usage in streams."""
-        params: Mapping[str, Any] = self.admission.params
+        """The parameters sent to ``ep``: the caller's, its model, its input, and usage in
+        streams that report it in a last chunk."""
+        admission = self.admission
+        params: Mapping[str, Any] = admission.params
         call = {k: v for k, v in params.items() if k not in ROUTER_PARAMS}
-        call.update(model=ep.model, messages=list(self.admission.messages))
-        if call.get("stream"):
+        kind = admission.kind
+        given = admission.messages
+        call["model"] = ep.model
+        call[kind.field] = list(given) if kind is CHAT else given
+        if call.get("stream") and kind.streams == CHAT_STREAM:
             call["stream_options"] = {**(call.get("stream_options") or {}), "include_usage": True}
         return call
 

@@ -61,6 +61,42 @@ def check_params(
             _check_json(messages, "messages")
 
 
+def check_input(kind: str, value: Any, params: Mapping[str, Any]) -> None:
+    """Raise ``InvalidRequest`` for a non-chat request's input that no provider takes, before
+    anything is reserved: embeddings ``input`` and a text completion's ``prompt`` are a
+    non-empty string, list of strings, token ids or lists of token ids; a Responses
+    ``input`` is a non-empty string or list of items. Then as :func:`check_params`."""
+    field = "prompt" if kind == "completions" else "input"
+    if kind == "responses":
+        if not (isinstance(value, str) and value) and not (isinstance(value, list) and value):
+            raise InvalidRequest(
+                f"input must be a non-empty string or a list of input items (messages such "
+                f"as {{'role': 'user', 'content': 'hi'}}), not {_shown(value)}"
+            )
+    elif not _texts_or_tokens(value):
+        raise InvalidRequest(
+            f"{field} must be a non-empty string, a list of strings, a list of token ids or "
+            f"a list of lists of token ids, not {_shown(value)}"
+        )
+    for key in ("max_output_tokens", "dimensions"):
+        _check_count(key, params.get(key))
+    check_params(params, [{"content": value}])
+
+
+def _texts_or_tokens(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(value)
+    if not isinstance(value, list) or not value:
+        return False
+    if all(isinstance(item, str) and item for item in value):
+        return True
+    if all(type(item) is int for item in value):
+        return True
+    return all(
+        isinstance(item, list) and item and all(type(t) is int for t in item) for item in value
+    )
+
+
 def _check_count(key: str, value: Any) -> None:
     if value is not None and (type(value) is not int or not 1 <= value <= MAX_OUTPUT_TOKENS):
         raise InvalidRequest(

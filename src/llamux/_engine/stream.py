@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ProviderError
+from .._policy.kinds import CHAT
 from .served import attach
 
 if TYPE_CHECKING:
@@ -24,22 +25,28 @@ if TYPE_CHECKING:
 OnEnd = Callable[[Any, ProviderError | None], None]
 AsyncOnEnd = Callable[[Any, ProviderError | None], Awaitable[None]]
 Translate = Callable[[Exception], ProviderError]
+UsageOf = Callable[[Any], Any]
+"""The usage a stream item carries, if any (``Kind.stream_usage``)."""
 
 
 class _Relay:
     """What both stream flavours share: usage capture and the usage-chunk filter."""
 
-    def __init__(self, first: Any, hide_usage: bool, translate: Translate) -> None:
+    def __init__(
+        self, first: Any, hide_usage: bool, translate: Translate, usage_of: UsageOf
+    ) -> None:
         self._pending: list[Any] = [] if first is None else [first]
         self._hide_usage = hide_usage
         self._translate = translate
+        self._usage_of = usage_of
         self.usage: Any = None
         self.ended = False
 
     def keep(self, chunk: Any) -> bool:
         """Record the chunk's usage; True if the caller should see the chunk."""
-        if getattr(chunk, "usage", None) is not None:
-            self.usage = chunk.usage
+        usage = self._usage_of(chunk)
+        if usage is not None:
+            self.usage = usage
         return not (self._hide_usage and not getattr(chunk, "choices", None))
 
 
@@ -54,8 +61,9 @@ class ChunkStream(_Relay):
         hide_usage: bool,
         translate: Translate,
         on_end: OnEnd,
+        usage_of: UsageOf = CHAT.stream_usage,
     ) -> None:
-        super().__init__(first, hide_usage, translate)
+        super().__init__(first, hide_usage, translate, usage_of)
         self._stream = sdk_stream
         self._chunks: Iterator[Any] = iter(sdk_stream)
         self._on_end = on_end
@@ -110,8 +118,9 @@ class AsyncChunkStream(_Relay):
         hide_usage: bool,
         translate: Translate,
         on_end: AsyncOnEnd,
+        usage_of: UsageOf = CHAT.stream_usage,
     ) -> None:
-        super().__init__(first, hide_usage, translate)
+        super().__init__(first, hide_usage, translate, usage_of)
         self._stream = sdk_stream
         self._chunks: AsyncIterator[Any] = sdk_stream.__aiter__()
         self._on_end = on_end
@@ -178,6 +187,7 @@ def chunk_stream(call: Call, answer: Answer[Reply], end: OnEnd) -> ChunkStream:
         hide_usage=call.hide_usage,
         translate=translator(answer.got),
         on_end=end,
+        usage_of=call.admission.kind.stream_usage,
     )
     attach(stream, call.record(answer))
     return stream
@@ -196,6 +206,7 @@ def async_chunk_stream(call: Call, answer: Answer[Reply], end: OnEnd) -> AsyncCh
         hide_usage=call.hide_usage,
         translate=translator(answer.got),
         on_end=aend,
+        usage_of=call.admission.kind.stream_usage,
     )
     attach(stream, call.record(answer))
     return stream

@@ -43,7 +43,7 @@ def _content_tokens(content: Any) -> int:
         total = 0
         for part in content:
             kind = part.get("type") if isinstance(part, Mapping) else None
-            if kind == "text":
+            if kind in ("text", "input_text", "output_text"):
                 total += text_tokens(str(part.get("text", "")))
             elif kind in ("image_url", "input_image", "image"):
                 total += PER_IMAGE
@@ -97,16 +97,62 @@ def usage_tokens(value: Any) -> int | None:
     if usage is None:
         return None
     if isinstance(usage, Mapping):
-        total, prompt, completion = (
-            usage.get(k) for k in ("total_tokens", "prompt_tokens", "completion_tokens")
-        )
+        total, prompt, completion, given, made = (usage.get(k) for k in _USAGE_KEYS)
     else:
-        total, prompt, completion = (
-            getattr(usage, k, None) for k in ("total_tokens", "prompt_tokens", "completion_tokens")
-        )
+        total, prompt, completion, given, made = (getattr(usage, k, None) for k in _USAGE_KEYS)
+    prompt = prompt if prompt is not None else given  # the Responses API's names
+    completion = completion if completion is not None else made
     if total is None and prompt is None and completion is None:
         return None
     return int(total if total is not None else (prompt or 0) + (completion or 0))
+
+
+_USAGE_KEYS = (
+    "total_tokens",
+    "prompt_tokens",
+    "completion_tokens",
+    "input_tokens",
+    "output_tokens",
+)
+
+
+def input_tokens(value: Any) -> int:
+    """Tokens of an embeddings input or a text-completion prompt: a string, a list of
+    strings, a list of token ids or a list of such lists."""
+    if isinstance(value, str):
+        return text_tokens(value)
+    if isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
+        total = 0
+        for item in value:
+            if isinstance(item, str):
+                total += text_tokens(item)
+            elif isinstance(item, int):
+                total += 1
+            else:
+                total += input_tokens(item)
+        return total
+    return _json_tokens(value)
+
+
+def response_input_tokens(value: Any, params: Mapping[str, Any]) -> int:
+    """Tokens of a Responses API request: its ``input`` (a string, or items: messages and
+    others), its ``instructions`` and its tools."""
+    total = PRIMING + text_tokens(str(params.get("instructions") or ""))
+    if isinstance(value, str):
+        total += PER_MESSAGE + text_tokens(value)
+    elif isinstance(value, Iterable) and not isinstance(value, (bytes, Mapping)):
+        for item in value:
+            if isinstance(item, Mapping) and "content" in item:
+                total += PER_MESSAGE + text_tokens(str(item.get("role", "")))
+                total += _content_tokens(item.get("content"))
+            else:
+                total += _json_tokens(item)
+    elif value is not None:
+        total += _json_tokens(value)
+    for key in ("tools", "text"):
+        if params.get(key):
+            total += _json_tokens(params[key])
+    return total
 
 
 def completion_tokens(usage: Any) -> int | None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._config.base_url import endpoint_url
 from .._config.endpoint import DEFAULT_TIMEOUT
 from .._errors import LlamuxError
+from .._policy.kinds import KIND
 from .boundary import Stage, status_error, translate, unencodable
 
 if TYPE_CHECKING:
@@ -64,15 +65,34 @@ class Transport(Protocol):
         ``loop``): called before each reservation, so nothing slow follows the charge."""
         ...
 
-    def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply: ...
+    def complete(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], kind: str = "chat"
+    ) -> Reply:
+        """One request of ``kind`` (chat, embeddings, responses, completions)."""
+        ...
 
-    async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+    async def acomplete(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], kind: str = "chat"
+    ) -> Reply:
         """The async twin of :meth:`complete`."""
         ...
 
-    async def araw(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> RawReply:
+    async def araw(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], kind: str = "chat"
+    ) -> RawReply:
         """The same call, its answer as HTTP (the proxy's relay); error statuses raise."""
         ...
+
+
+def resource(client: Any, kind: str) -> Any:
+    """The SDK resource that creates a request of ``kind``."""
+    if kind == "chat":
+        return client.chat.completions
+    if kind == "embeddings":
+        return client.embeddings
+    if kind == "responses":
+        return client.responses
+    return client.completions
 
 
 class OpenAITransport:
@@ -181,12 +201,14 @@ class OpenAITransport:
         else:
             _ = self._aclient(endpoint, api_key, loop).chat.completions
 
-    def complete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+    def complete(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], kind: str = "chat"
+    ) -> Reply:
         client = self._client(endpoint, api_key)
         started = time.perf_counter()
         failure: LlamuxError | None = None
         try:
-            raw = client.chat.completions.with_raw_response.create(**params)
+            raw = resource(client, kind).with_raw_response.create(**params)
         except Exception as exc:
             failure = translate(exc, endpoint, api_key, Stage.SEND)
         else:
@@ -212,12 +234,14 @@ class OpenAITransport:
             raise failure
         return answer
 
-    async def acomplete(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> Reply:
+    async def acomplete(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], kind: str = "chat"
+    ) -> Reply:
         client = self._aclient(endpoint, api_key)
         started = time.perf_counter()
         failure: LlamuxError | None = None
         try:
-            answer = await client.chat.completions.with_raw_response.create(**params)
+            answer = await resource(client, kind).with_raw_response.create(**params)
         except Exception as exc:
             failure = translate(exc, endpoint, api_key, Stage.SEND)
         else:
@@ -230,7 +254,9 @@ class OpenAITransport:
         headers = {k.lower(): v for k, v in answer.headers.items()}
         return Reply(body, headers, time.perf_counter() - started)
 
-    async def araw(self, endpoint: Endpoint, api_key: str, params: dict[str, Any]) -> RawReply:
+    async def araw(
+        self, endpoint: Endpoint, api_key: str, params: dict[str, Any], kind: str = "chat"
+    ) -> RawReply:
         """The relay's path: the same HTTP call the SDK makes, without building typed
         objects the proxy would only serialise again (half the proxy's cost, profiled): the
         provider's HTTP response itself (a stream not yet read). Error statuses raise."""
@@ -240,7 +266,7 @@ class OpenAITransport:
         try:
             request = http.build_request(
                 "POST",
-                endpoint_url(endpoint).rstrip("/") + "/chat/completions",
+                endpoint_url(endpoint).rstrip("/") + "/" + KIND[kind].path,
                 json=params,
                 headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
             )
