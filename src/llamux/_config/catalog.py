@@ -21,8 +21,8 @@ from functools import cache
 from importlib import resources
 from typing import NoReturn
 
-from .endpoint import DIALECTS as DIALECTS  # re-exported: the dialects a provider may name
 from .endpoint import CHAT, KINDS, LIMIT_NAMES, Limits, Pool
+from .endpoint import DIALECTS as DIALECTS  # re-exported: the dialects a provider may name
 
 STATUSES = frozenset({"active", "trial", "retired"})
 PUBLISHED, UNPUBLISHED = "published", "unpublished"
