@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._clock import Clock, SystemClock
-from ._config.endpoint import DEFAULT_TIMEOUT
+from ._config.endpoint import CHAT, DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
 from ._engine.admission import Admission
 from ._engine.call import Call
-from ._engine.inputs import check_params
+from ._engine.inputs import check_input, check_params
 from ._engine.keys import Keys
 from ._engine.quotas import Quotas
 from ._engine.served import attach
@@ -30,6 +30,7 @@ from ._engine.stream import async_chunk_stream, chunk_stream
 from ._engine.walk import Prefix
 from ._errors import ConfigError, InvalidRequest
 from ._limit_notes import limit_warnings
+from ._policy.kinds import KIND
 from ._policy.known_limits import Known
 from ._policy.performance import Performance
 from ._policy.quota import UNLIMITED, Cooldown, RuleUsage
@@ -121,7 +122,8 @@ class Router:
         self._sdk_imported = False
         self._prefixes: dict[tuple[object, ...], Prefix] = {}
         """Refused prefixes learned by decisions, for the next ones (see ``_engine/walk``)."""
-        self._chosen: dict[str, tuple[tuple[Endpoint, ...], Route | None]] = {}
+        self._chosen: dict[tuple[str, str], tuple[tuple[Endpoint, ...], Route | None]] = {}
+        self._serving: dict[str, tuple[Endpoint, ...]] = {CHAT: self.endpoints}
         self._queried: dict[str, str] = {}
         """``query`` reservations on gated endpoints: reservation id -> endpoint id."""
         self._lock = threading.Lock()
@@ -230,33 +232,55 @@ class Router:
         Returns the SDK's ``ChatCompletion``, or with ``stream=True`` an iterator of its
         ``ChatCompletionChunk`` (fail-over happens only before the first chunk).
         """
-        call = self.call(messages, params)
-        answer = call.answer()
-        if answer.stream:
-            return chunk_stream(call, answer, call.streaming(answer))
-        body = answer.reply.body
-        attach(body, call.served(answer, getattr(body, "usage", None)))
-        return body
+        return _served(self.call(messages, params))
 
     async def acompletion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """The awaitable twin of :meth:`completion`; with ``stream=True`` the awaited result
         is an async iterator of chunks. Store I/O runs off the event loop (see :meth:`acall`)."""
-        call = await self.acall(messages, params)
-        answer = await call.aanswer()
-        if answer.stream:
-            return async_chunk_stream(call, answer, await call.offload(call.streaming, answer))
-        body = answer.reply.body
-        attach(body, await call.offload(call.served, answer, getattr(body, "usage", None)))
-        return body
+        return await _aserved(await self.acall(messages, params))
 
-    def call(self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]) -> Call:
-        """The request engine for one chat request that llamux sends itself, synchronously:
+    def embeddings(self, input: Any, **params: Any) -> Any:
+        """Embeddings of ``input`` (a string, a list of strings, token ids or lists of token
+        ids) from the best endpoint that serves embeddings, failing over as ``completion``
+        does; parameters (``dimensions``, ``encoding_format``, ...) pass through. Returns the
+        SDK's ``CreateEmbeddingResponse``. A list longer than every endpoint's
+        ``max_inputs`` raises ``InvalidRequest``: llamux never splits a request."""
+        return _served(self.call(input, params, kind="embeddings"))
+
+    async def aembeddings(self, input: Any, **params: Any) -> Any:
+        """The awaitable twin of :meth:`embeddings`."""
+        return await _aserved(await self.acall(input, params, kind="embeddings"))
+
+    def responses(self, input: Any, **params: Any) -> Any:
+        """A Responses API request (``input``: a string or input items) to the best endpoint
+        that serves it; parameters pass through. Returns the SDK's ``Response``, or with
+        ``stream=True`` an iterator of its typed events (settled from
+        ``response.completed``; fail-over only before the first event)."""
+        return _served(self.call(input, params, kind="responses"))
+
+    async def aresponses(self, input: Any, **params: Any) -> Any:
+        """The awaitable twin of :meth:`responses`."""
+        return await _aserved(await self.acall(input, params, kind="responses"))
+
+    def text_completion(self, prompt: Any, **params: Any) -> Any:
+        """A legacy text completion (``/v1/completions``) of ``prompt``; returns the SDK's
+        ``Completion``, or with ``stream=True`` an iterator of them."""
+        return _served(self.call(prompt, params, kind="completions"))
+
+    async def atext_completion(self, prompt: Any, **params: Any) -> Any:
+        """The awaitable twin of :meth:`text_completion`."""
+        return await _aserved(await self.acall(prompt, params, kind="completions"))
+
+    def call(self, messages: Any, params: Mapping[str, Any], kind: str = CHAT) -> Call:
+        """The request engine for one request that llamux sends itself, synchronously:
         ``answer()`` reserves, calls and fails over; ``served()`` / ``streaming()`` settle.
-        ``completion`` is a driver over it. Raises ``InvalidRequest`` for malformed input."""
-        return Call(self._admission(messages, params, mode="sync"), *self._engine())
+        ``completion`` is a driver over it. ``kind``: chat (``messages``), embeddings or
+        responses (``messages`` is its ``input``), completions (its ``prompt``). Raises
+        ``InvalidRequest`` for malformed input."""
+        return Call(self._admission(messages, params, mode="sync", kind=kind), *self._engine())
 
     async def acall(
-        self, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any], *, raw: bool = False
+        self, messages: Any, params: Mapping[str, Any], *, raw: bool = False, kind: str = CHAT
     ) -> Call:
         """The async twin of :meth:`call`, for this event loop (``raw``: the provider's HTTP
         answer unparsed, as the proxy relays it). Its ``offload`` runs store work in a
@@ -267,7 +291,8 @@ class Router:
             await asyncio.to_thread(importlib.import_module, "openai")
             self._sdk_imported = True
         mode, loop = ("raw" if raw else "async"), asyncio.get_running_loop()
-        return Call(self._admission(messages, params, mode=mode, loop=loop), *self._engine())
+        admission = self._admission(messages, params, mode=mode, loop=loop, kind=kind)
+        return Call(admission, *self._engine())
 
     def _engine(self) -> tuple[Settler, Transport, Clock, bool, Any]:
         inline = bool(getattr(self.store, "inline", False))
@@ -357,12 +382,18 @@ class Router:
         *,
         mode: str | None,
         loop: Any = None,
+        kind: str = CHAT,
     ) -> Admission:
         """The reservation state of one request. ``mode`` is how llamux will call the
         provider (``sync``, ``async``, ``raw``; ``None``: the caller calls, as for ``query``):
         its client is readied before each reservation and the charge is held in flight."""
-        check_params(params, messages)
-        candidates, route = self.candidates(params.get("model"))
+        if kind == CHAT:
+            check_params(params, messages)
+        elif kind in KIND:
+            check_input(kind, messages, params)
+        else:
+            raise InvalidRequest(f"unknown kind of request {kind!r}; use one of {', '.join(KIND)}")
+        candidates, route = self.candidates(params.get("model"), kind)
         prepare = None
         if mode is not None:
             transport = self.transport
@@ -383,6 +414,7 @@ class Router:
             route=route.name if route else str(params.get("model") or "auto"),
             flight=self._flight if mode is not None else 0.0,
             prepare=prepare,
+            kind=KIND[kind],
         )
 
     def _strategy(self, asked: Any, route: Route | None) -> Strategy:
@@ -397,15 +429,21 @@ class Router:
                 self._strategies[name] = strategy_from(name)
             return self._strategies[name]
 
-    def candidates(self, model: Any) -> tuple[tuple[Endpoint, ...], Route | None]:
-        """The endpoints a ``model`` value selects: all (none or ``auto``), an endpoint id,
-        a route name, or every endpoint serving that upstream model. The same tuple each
-        time for the same model (strategies keep their order for it)."""
+    def candidates(self, model: Any, kind: str = CHAT) -> tuple[tuple[Endpoint, ...], Route | None]:
+        """The endpoints of ``kind`` (chat, embeddings, ...) a ``model`` value selects: all
+        (none or ``auto``), an endpoint id, a route name, or every endpoint serving that
+        upstream model. The same tuple each time for the same model and kind (strategies
+        keep their order for it)."""
         if model is None or model == "auto":
-            return self.endpoints, None
+            serving = self._serving.get(kind)
+            if serving is None:
+                serving = self._serving[kind] = tuple(e for e in self.endpoints if kind in e.serves)
+            if not serving:
+                raise self._none_serve(kind)
+            return serving, None
         if not isinstance(model, str):
             raise InvalidRequest(f"model must be a string, not {type(model).__name__}")
-        known = self._chosen.get(model)
+        known = self._chosen.get((model, kind))
         if known is not None:
             return known
         route = self.routes.get(model)
@@ -424,8 +462,42 @@ class Router:
                     "an upstream model name, or 'auto' for all"
                 )
             found = chosen, None
-        self._chosen[model] = found  # bounded: only names the config knows succeed
+        of_kind = tuple(e for e in found[0] if kind in e.serves)
+        if not of_kind:
+            raise self._none_serve(kind, model)
+        found = of_kind, found[1]
+        self._chosen[(model, kind)] = found  # bounded: only names the config knows succeed
         return found
+
+    def _none_serve(self, kind: str, model: str | None = None) -> ConfigError:
+        which = f"model {model!r}" if model else "this config"
+        serving = [e.id for e in self.endpoints if kind in e.serves]
+        hint = (
+            f"use one that does: {', '.join(serving)}"
+            if serving
+            else (f"add an endpoint that serves it (serves column: {kind})")
+        )
+        return ConfigError(f"no endpoint of {which} serves {kind} requests; {hint}")
 
     def _ids(self) -> str:
         return ", ".join(e.id for e in self.endpoints)
+
+
+def _served(call: Call) -> Any:
+    """Drive a sync call: its answer with how it was served, or its stream."""
+    answer = call.answer()
+    if answer.stream:
+        return chunk_stream(call, answer, call.streaming(answer))
+    body = answer.reply.body
+    attach(body, call.served(answer, getattr(body, "usage", None)))
+    return body
+
+
+async def _aserved(call: Call) -> Any:
+    """The async twin of :func:`_served` (store work off the event loop)."""
+    answer = await call.aanswer()
+    if answer.stream:
+        return async_chunk_stream(call, answer, await call.offload(call.streaming, answer))
+    body = answer.reply.body
+    attach(body, await call.offload(call.served, answer, getattr(body, "usage", None)))
+    return body
