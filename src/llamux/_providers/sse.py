@@ -14,8 +14,11 @@ from typing import Any
 
 _EVENT_END = re.compile(rb"(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)")
 """A blank line: two line ends in a row (CRLF, CR or LF each), which ends an event."""
-_USAGE = re.compile(rb'"usage"\s*:\s*\{')
-"""A usage object (not ``"usage": null``): only such events are worth parsing."""
+_USAGE = re.compile(rb'"usage"\s*:\s*\{|"type"\s*:\s*"response\.(?:completed|failed|incomplete)"')
+"""A usage object (not ``"usage": null``) or a Responses stream's last event: only such
+events are worth parsing."""
+_FINAL_EVENTS = ("response.completed", "response.failed", "response.incomplete")
+"""The events that end a Responses API stream (the first carries the usage)."""
 
 
 class EventSplitter:
@@ -50,8 +53,10 @@ def event_data(event: bytes) -> bytes | None:
 
 
 class UsageScanner:
-    """Reads the usage out of an OpenAI chat stream as it passes; optionally hides the
-    usage-only chunk (``"choices": []``) that llamux asked for on the client's behalf."""
+    """Reads the usage out of an OpenAI stream as it passes: a chat or text-completion
+    stream's usage chunk (optionally hiding the usage-only chunk, ``"choices": []``, that
+    llamux asked for on the client's behalf), or a Responses API stream's
+    ``response.completed`` event (which ends that stream: it sends no ``[DONE]``)."""
 
     def __init__(self, *, hide_usage: bool) -> None:
         self._split = EventSplitter()
@@ -79,7 +84,16 @@ class UsageScanner:
             chunk = json.loads(data)
         except ValueError:
             return True
-        if not isinstance(chunk, dict) or not isinstance(chunk.get("usage"), dict):
+        if not isinstance(chunk, dict):
+            return True
+        if chunk.get("type") in _FINAL_EVENTS:
+            response = chunk.get("response")
+            usage = response.get("usage") if isinstance(response, dict) else None
+            if isinstance(usage, dict):
+                self.usage = usage
+            self.finished = True
+            return True
+        if not isinstance(chunk.get("usage"), dict):
             return True
         self.usage = chunk["usage"]
         return not (self._hide_usage and chunk.get("choices") == [])
