@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._engine.served import Attempt
     from ._policy.quota import Refusal
 
 
@@ -88,7 +89,11 @@ class NoEndpointAvailable(LlamuxError):
     """No endpoint admits the request now.
 
     ``retry_after`` is the number of seconds until the first endpoint may admit it
-    again (``None`` when none will without a reset), ``refusals`` the reason of each.
+    again (``None`` when none will without a reset), ``refusals`` the reason of each,
+    ``attempts`` every endpoint considered for this request (``Attempt``: skipped, refused
+    or failed, with the reason). ``detail`` is the message without the library's hint on
+    how to wait (``pass wait=``): each surface adds its own knob (the CLI ``--wait N``, the
+    proxy ``{"llamux": {"wait": N}}``).
     """
 
     def __init__(
@@ -97,10 +102,23 @@ class NoEndpointAvailable(LlamuxError):
         *,
         retry_after: float | None,
         refusals: Sequence[Refusal] = (),
+        attempts: Sequence[Attempt] = (),
+        detail: str | None = None,
     ) -> None:
         self.retry_after = retry_after
         self.refusals = tuple(refusals)
+        self.attempts = tuple(attempts)
+        self.detail = message if detail is None else detail
         super().__init__(message)
+
+    @property
+    def providers_failed(self) -> bool:
+        """Whether the providers are the cause, not quota: every endpoint that could take
+        the request was called and failed (connection refused, timeout, 5xx, 401...), none
+        was refused for quota or answered 429."""
+        tried = [a for a in self.attempts if a.outcome != "skipped"]
+        failed = [a for a in tried if a.outcome == "failed" and a.status != 429]
+        return bool(tried) and len(failed) == len(tried)
 
 
 class ProviderError(LlamuxError):
