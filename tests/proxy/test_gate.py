@@ -211,7 +211,12 @@ def test_unknown_routes_and_methods_answer_in_the_openai_shape(
     fake: FakeProvider, tmp_path: Path, keys: str
 ) -> None:
     with app_client(fake, tmp_path) as client:
-        refused(client.get("/v1/nothing"), 404, "not_found", "/v1/nothing")
+        # as OpenAI's API answers an unknown URL: 404, invalid_request_error, unknown_url
+        refused(
+            client.get("/v1/nothing"), 404, "unknown_url", "Unknown request URL: GET /v1/nothing"
+        )
+        refused(client.post("/v1/chat", json={}), 404, "unknown_url", "POST /v1/chat")
+        assert client.get("/v1/nothing").json()["error"]["type"] == "invalid_request_error"
         refused(client.get(CHAT), 405, "method_not_allowed", "use POST")
         refused(client.delete("/v1/models"), 405, "method_not_allowed", "GET")
 

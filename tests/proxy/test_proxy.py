@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import openai
 import pytest
+from proxy_helpers import PROXY_KEY, proxy
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
@@ -30,24 +30,10 @@ from llamux.testing import CUT, FakeEndpoint, FakeProvider
 
 from conftest import EIGHT_WORDS, TELL_ME, fake_table, used
 
-PROXY_KEY = "pk-proxy-key-0123456789"
-
 
 @pytest.fixture
 def fake_endpoints() -> list[FakeEndpoint]:
     return [FakeEndpoint(n, reply=f"{n}: {EIGHT_WORDS}") for n in ("a", "b")]
-
-
-@contextlib.contextmanager
-def proxy(
-    fake: FakeProvider, tmp_path: Path, rows: list[tuple[str, str]], **app: Any
-) -> Iterator[tuple[str, Router]]:
-    """A proxy on a free port in front of a router for ``rows``; yields (url, router)."""
-    path = tmp_path / "endpoints.md"
-    path.write_text(fake_table(fake, rows))
-    router = Router.from_csv(path, store=MemoryStore())  # a store object: readable after close
-    with ProxyThread(create_app(router, **app)) as running:
-        yield running.url, router
 
 
 def client(url: str, key: str = "unused") -> openai.OpenAI:

@@ -13,3 +13,7 @@ DEFAULT_MAX_BODY = 4 * 1024 * 1024
 """Request bodies over this many bytes are refused with 413 (``--max-body``)."""
 KEY_VARIABLE = "LLAMUX_PROXY_KEY"
 """The environment variable holding the proxy's key (clients send it as their API key)."""
+LOG_FORMATS = ("plain", "json")
+"""How ``llamux serve`` writes its request log (``--log-format``): text, or one JSON object
+per line."""
+DEFAULT_LOG_FORMAT = "plain"

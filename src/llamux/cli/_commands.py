@@ -196,6 +196,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 max_body_bytes=args.max_body,
                 allow_hosts=args.allow_host,
                 cors_origins=args.cors,
+                log_format=args.log_format,
             )
         except SystemExit as stopped:  # uvicorn could not start (the port is taken, say)
             say_error(f"the proxy could not start on {args.host}:{args.port}; see above")

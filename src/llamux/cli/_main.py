@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .. import __version__
 from .._config.load import STRATEGIES
-from .._config.proxy_defaults import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, KEY_VARIABLE
+from .._config.proxy_defaults import (
+    DEFAULT_HOST,
+    DEFAULT_LOG_FORMAT,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    KEY_VARIABLE,
+    LOG_FORMATS,
+)
 from .._errors import (
     LlamuxError,
     NoEndpointAvailable,
@@ -253,6 +260,13 @@ def _add_serve(sub: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         help="let web pages from ORIGIN (e.g. http://localhost:3000) call the proxy: "
         "answer their preflight and send CORS headers (repeatable; default: none)",
+    )
+    sub.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=DEFAULT_LOG_FORMAT,
+        help="the request log on stdout, one line per request: plain text, or one JSON "
+        f"object per line (default {DEFAULT_LOG_FORMAT})",
     )
 
 

@@ -7,9 +7,10 @@ unchanged. Needs the ``[proxy]`` extra (Starlette and uvicorn).
 Routes: ``POST /v1/chat/completions`` (JSON or SSE; ``model`` picks a route, an endpoint or
 ``auto``; an optional ``"llamux": {"strategy": ..., "wait": ...}`` object steers llamux and is
 never forwarded), ``GET /v1/models``, ``GET /v1/llamux/status`` (as ``llamux status --json``),
-``GET /v1/llamux/history`` (requests per minute, last hour), ``GET /metrics`` (Prometheus),
-``GET /`` (the dashboard) and ``GET /healthz``. Answers name the endpoint that served them
-in an ``x-llamux-endpoint`` header.
+``GET /v1/llamux/history`` (requests and tokens per minute, last hour),
+``GET /v1/llamux/requests`` (counts per endpoint and the last requests), ``GET /metrics``
+(Prometheus), ``GET /`` (the dashboard) and ``GET /healthz``. Answers name the endpoint that
+served them in an ``x-llamux-endpoint`` header. Each request is logged in one line (``_log``).
 
 With a proxy key every route but ``/healthz`` needs ``Authorization: Bearer KEY`` (or
 ``x-api-key: KEY``); the dashboard signs in once through a form and keeps a cookie that is
@@ -45,11 +46,19 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from .._config.proxy_defaults import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, KEY_VARIABLE
-from .._errors import ConfigError, LlamuxError, NoEndpointAvailable
+from .._config.proxy_defaults import (
+    DEFAULT_HOST,
+    DEFAULT_LOG_FORMAT,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    KEY_VARIABLE,
+    LOG_FORMATS,
+)
+from .._errors import ConfigError, LlamuxError, NoEndpointAvailable, ProviderError, redact
 from .._status import status_data
 from ._auth import CSP, Guard, login, require_key
 from ._gate import Gate, http_problem, read_body, respond, server_problem
+from ._log import ENTRY, Entry, RequestLog, fields, level, log, log_config, plain
 from ._metrics import Metrics
 from ._relay import ByteStream, Done, Relayed, arelay
 from ._wire import Problem, failure, parse_chat
@@ -78,18 +87,20 @@ def create_app(
     ``127.0.0.1``, ``[::1]`` or one of ``allow_hosts`` (``"*"``: any); an ``Origin`` header
     must be the proxy's own or one of ``cors_origins``, which alone get CORS headers; a POST
     must be JSON."""
-    proxy = _Proxy(router, max_body_bytes)
+    proxy = _Proxy(router, max_body_bytes, proxy_key)
     routes = [
-        Route("/v1/chat/completions", proxy.chat, methods=["POST"]),
+        Route(CHAT, proxy.chat, methods=["POST"]),
         Route("/v1/models", proxy.models, methods=["GET"]),
         Route("/v1/llamux/status", proxy.status, methods=["GET"]),
         Route("/v1/llamux/history", proxy.history, methods=["GET"]),
+        Route("/v1/llamux/requests", proxy.requests, methods=["GET"]),
         Route("/metrics", proxy.metrics, methods=["GET"]),
         Route("/healthz", proxy.healthz, methods=["GET"]),
         Route("/", proxy.dashboard, methods=["GET"]),
     ]
     middleware = [
-        Middleware(Gate, bound_host=bound_host, allow_hosts=allow_hosts, cors_origins=cors_origins)
+        Middleware(RequestLog, finished=proxy.finished, clock=router.clock.now),
+        Middleware(Gate, bound_host=bound_host, allow_hosts=allow_hosts, cors_origins=cors_origins),
     ]
     if proxy_key:
         routes.append(Route("/login", login(proxy_key), methods=["POST"]))
@@ -113,25 +124,45 @@ def create_app(
 class _Proxy:
     """The route handlers, over one router."""
 
-    def __init__(self, router: Router, max_body_bytes: int) -> None:
+    def __init__(self, router: Router, max_body_bytes: int, proxy_key: str | None) -> None:
         self.router = router
         self.max_body = max_body_bytes
+        self.proxy_key = proxy_key
         self.counters = Metrics(router.clock.now)
         self.page = resources.files("llamux.proxy").joinpath("dashboard.html").read_text("utf-8")
 
     async def chat(self, request: Request) -> Response:
         started = time.perf_counter()
+        entry = request.scope.get(ENTRY) or Entry("POST", request.url.path, None, 0.0)
+        params: dict[str, Any] = {}
         try:
             messages, params = parse_chat(await read_body(request, self.max_body))
+            _asked(entry, params)
             self._check_model(params.get("model"))
-            relayed = await arelay(self.router, messages, params, self._observer(started))
+            relayed = await arelay(self.router, messages, params, self._observer(started, entry))
         except Problem as problem:
-            return respond(problem)
+            return self._refuse(entry, problem, own=True)
         except LlamuxError as error:
             if isinstance(error, NoEndpointAvailable):
                 self.counters.no_endpoint()
-            return respond(failure(error, self._secrets()))
+                entry.retry_after = error.retry_after
+            answer = failure(
+                error, self._secrets(), attempts=entry.attempts, wait=params.get("wait")
+            )
+            own = not isinstance(error, ProviderError | NoEndpointAvailable)
+            return self._refuse(entry, answer, own=own)
         return _respond(relayed)
+
+    @staticmethod
+    def _refuse(entry: Entry, problem: Problem, *, own: bool) -> Response:
+        """The error answer; its code (and llamux's own message, never a provider's, which
+        may quote the request) noted for the log."""
+        error = problem.body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("code"), str):
+            entry.code = error["code"]
+        if own:
+            entry.message = str(problem)
+        return respond(problem)
 
     def _check_model(self, model: Any) -> None:
         try:
@@ -139,15 +170,26 @@ class _Proxy:
         except ConfigError as error:
             raise Problem(404, str(error), "model_not_found", param="model") from None
 
-    def _observer(self, started: float) -> Done:
+    def _observer(self, started: float, entry: Entry) -> Done:
         def done(attempts: Sequence[Any], served: Any) -> None:
+            entry.attempts, entry.served = tuple(attempts), served
             self.counters.observe(attempts, served, time.perf_counter() - started)
 
         return done
 
     def _secrets(self) -> list[str]:
         keys = {os.environ.get(ep.api_key_env) for ep in self.router.endpoints}
+        keys.add(self.proxy_key)
         return sorted((k for k in keys if k), key=len, reverse=True)
+
+    def finished(self, entry: Entry, seconds: float) -> None:
+        """Log a request whose answer has ended; keep a chat request among the last ones."""
+        data: dict[str, Any] = redact(fields(entry, seconds), self._secrets())
+        if entry.path == CHAT:
+            self.counters.record(data)
+        severity = level(data)
+        if log.isEnabledFor(severity):
+            log.log(severity, "%s", plain(data), extra={"llamux": data})
 
     async def models(self, request: Request) -> JSONResponse:
         router = self.router
@@ -165,6 +207,9 @@ class _Proxy:
     async def history(self, request: Request) -> JSONResponse:
         return JSONResponse(self.counters.history())
 
+    async def requests(self, request: Request) -> JSONResponse:
+        return JSONResponse(self.counters.requests())
+
     async def metrics(self, request: Request) -> PlainTextResponse:
         status = await asyncio.to_thread(status_data, self.router)
         text = self.counters.text(status)
@@ -178,11 +223,18 @@ class _Proxy:
         return HTMLResponse(self.page, headers=headers)
 
 
+CHAT = "/v1/chat/completions"
+
+
 def _model(name: str, owner: str, **extra: Any) -> dict[str, Any]:
     return {"id": name, "object": "model", "created": 0, "owned_by": owner, **extra}
 
 
-# ------------------------------------------------------------------ the request
+def _asked(entry: Entry, params: Mapping[str, Any]) -> None:
+    """Note the model asked for (bounded: it is the client's string) and whether streamed."""
+    model = params.get("model")
+    entry.model = model[:200] if isinstance(model, str) else "auto" if model is None else "?"
+    entry.stream = params.get("stream") is True
 
 
 # ------------------------------------------------------------------ the answer
@@ -218,15 +270,20 @@ def serve(
     proxy_key: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY,
     log_level: str = "info",
+    log_format: str = DEFAULT_LOG_FORMAT,
     allow_hosts: Sequence[str] = (),
     cors_origins: Sequence[str] = (),
 ) -> None:
     """Run the proxy until interrupted; in-flight requests finish and settle, then the
     router closes. ``proxy_key`` defaults to ``$LLAMUX_PROXY_KEY``; a host other than a
     loopback address needs one (``ConfigError`` otherwise). ``allow_hosts`` and
-    ``cors_origins``: as :func:`create_app` (``--allow-host``, ``--cors``)."""
+    ``cors_origins``: as :func:`create_app` (``--allow-host``, ``--cors``). Each request is
+    logged in one line on stdout, uvicorn's own messages on stderr, ``log_format``
+    ``plain`` (text) or ``json`` (one object per line)."""
     import uvicorn
 
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
     key = proxy_key or os.environ.get(KEY_VARIABLE) or None
     require_key(host, key)
     app = create_app(
@@ -237,7 +294,15 @@ def serve(
         allow_hosts=allow_hosts,
         cors_origins=cors_origins,
     )
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **_UVICORN)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config(log_format, log_level),
+        access_log=False,  # the request log (``_log``) says more, in one line per request
+        **_UVICORN,
+    )
     uvicorn.Server(config).run()
 
 

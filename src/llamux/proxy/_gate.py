@@ -42,6 +42,8 @@ FORM_PATHS = frozenset({"/login"})
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 PREFLIGHT_MAX_AGE = "600"
+SERVED = "POST /v1/chat/completions, GET /v1/models, GET /v1/llamux/status and / (the dashboard)"
+"""The routes a 404 names (the main ones; the README lists every one)."""
 EXPOSED = "x-llamux-endpoint, retry-after"
 """Response headers a page given with ``--cors`` may read."""
 
@@ -200,16 +202,21 @@ def _preflight(origin: str, headers: Headers) -> Response:
 
 
 async def http_problem(request: Request, exc: Exception) -> Response:
-    """Starlette's own refusals (404 no such route, 405 wrong method) in the OpenAI shape."""
+    """Starlette's own refusals (404 no such route, 405 wrong method) in the OpenAI shape;
+    a 404 as OpenAI's own API words it (code ``unknown_url``)."""
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        message = f"there is no route {request.url.path}; see GET /v1/models and the README"
+        message = (
+            f"Unknown request URL: {request.method} {request.url.path}. This llamux proxy "
+            f"serves {SERVED}; check the URL for typos (an OpenAI client's base_url ends "
+            "in /v1)"
+        )
     elif exc.status_code == 405:
         allowed = Headers(exc.headers or {}).get("allow", "")
         message = f"{request.method} is not allowed on {request.url.path}; use {allowed}"
     else:
         message = str(exc.detail)
-    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
+    code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code)
     problem = Problem(exc.status_code, message, code, headers=exc.headers)
     return JSONResponse(problem.body, problem.status, headers=problem.headers)
 

@@ -1,15 +1,16 @@
-"""The proxy's counters, in process: Prometheus text for ``/metrics``, a minute ring for the
-dashboard's requests-per-minute chart.
+"""The proxy's counters, in process: Prometheus text for ``/metrics``, minute rings for the
+dashboard's requests- and tokens-per-minute charts, and the last requests (``/v1/llamux/requests``).
 
 Fed by :func:`llamux._relay.arelay`'s ``done`` callback (from worker threads too, hence
-the lock) and by the proxy when it answers "no endpoint available".
+the lock), by the proxy when it answers "no endpoint available", and by the request log
+(:mod:`._log`) when a chat request's answer has ended.
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,10 @@ BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 """Upper bounds (seconds) of the request duration histogram."""
 MINUTES = 60
 """How many minutes of history the dashboard chart shows."""
+RECENT = 50
+"""How many of the last chat requests are kept (in memory) for the dashboard."""
+NO_ENDPOINT = "(no endpoint)"
+"""The series name, in the history, of requests answered 429: no endpoint available."""
 
 
 class Histogram:
@@ -50,6 +55,7 @@ class Metrics:
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
+        self.since = clock()
         self._lock = threading.Lock()
         self.served: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
@@ -58,6 +64,8 @@ class Metrics:
         self.unavailable = 0
         self._durations: dict[str, Histogram] = {}
         self._minutes: dict[int, Counter[str]] = {}
+        self._tokens: dict[int, Counter[str]] = {}
+        self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
 
     def observe(self, attempts: Sequence[Attempt], served: Served | None, seconds: float) -> None:
         """Count one request's attempts and, if it was served, its tokens and duration."""
@@ -73,32 +81,65 @@ class Metrics:
             tokens = served.tokens if served.tokens is not None else served.estimated_tokens
             self.tokens[served.endpoint] += tokens
             self._durations.setdefault(served.endpoint, Histogram()).observe(seconds)
-            self._minute()[served.endpoint] += 1
+            self._minute(self._minutes)[served.endpoint] += 1
+            self._minute(self._tokens)[served.endpoint] += tokens
 
     def no_endpoint(self) -> None:
         """Count a request answered 429: no endpoint could take it."""
         with self._lock:
             self.unavailable += 1
-            self._minute()["(no endpoint)"] += 1
+            self._minute(self._minutes)[NO_ENDPOINT] += 1
 
-    def _minute(self) -> Counter[str]:
+    def _minute(self, ring: dict[int, Counter[str]]) -> Counter[str]:
         now = int(self._clock() // 60)
-        for old in [m for m in self._minutes if m <= now - MINUTES]:
-            del self._minutes[old]
-        return self._minutes.setdefault(now, Counter())
+        for old in [m for m in ring if m <= now - MINUTES]:
+            del ring[old]
+        return ring.setdefault(now, Counter())
 
     def history(self) -> dict[str, Any]:
-        """Requests per minute over the last hour, oldest first, per endpoint; refusals
-        (no endpoint available) under ``"(no endpoint)"``."""
+        """Requests per minute over the last hour, oldest first, per endpoint, refusals (no
+        endpoint available) under ``"(no endpoint)"``; and ``tokens`` per minute likewise."""
         now = int(self._clock() // 60)
         first = now - MINUTES + 1
         with self._lock:
-            minutes = {m: dict(c) for m, c in self._minutes.items() if m >= first}
-        names = sorted({name for counts in minutes.values() for name in counts})
-        series = {
-            name: [minutes.get(m, {}).get(name, 0) for m in range(first, now + 1)] for name in names
+            requests, tokens = _series(self._minutes, first, now), _series(self._tokens, first, now)
+        return {
+            "start": first * 60,
+            "step": 60,
+            "minutes": MINUTES,
+            "series": requests,
+            "tokens": tokens,
         }
-        return {"start": first * 60, "step": 60, "minutes": MINUTES, "series": series}
+
+    def record(self, request: dict[str, Any]) -> None:
+        """Keep one finished chat request (as :func:`._log.fields` gives it) among the last."""
+        with self._lock:
+            self._recent.append(request)
+
+    def requests(self) -> dict[str, Any]:
+        """Since the proxy started: per endpoint, requests served, failed attempts, quota
+        refusals and tokens; the requests answered "no endpoint available"; and the last
+        chat requests, newest first."""
+        with self._lock:
+            names = sorted({*self.served, *self.failed, *self.refused})
+            endpoints = {
+                name: {
+                    "served": self.served[name],
+                    "failed": self.failed[name],
+                    "refused": self.refused[name],
+                    "tokens": self.tokens[name],
+                }
+                for name in names
+            }
+            recent = list(reversed(self._recent))
+            unavailable = self.unavailable
+        return {
+            "since": self.since,
+            "endpoints": endpoints,
+            "no_endpoint": unavailable,
+            "kept": RECENT,
+            "recent": recent,
+        }
 
     def text(self, status: StatusData | None = None) -> str:
         """Everything in the Prometheus text exposition format (version 0.0.4)."""
@@ -131,6 +172,15 @@ class Metrics:
         for endpoint, histogram in sorted(self._durations.items()):
             lines += histogram.lines(name, f'endpoint="{_escape(endpoint)}"')
         return lines
+
+
+def _series(ring: dict[int, Counter[str]], first: int, now: int) -> dict[str, list[int]]:
+    """Per name, its count in each minute from ``first`` to ``now``."""
+    minutes = {m: dict(c) for m, c in ring.items() if m >= first}
+    names = sorted({name for counts in minutes.values() for name in counts})
+    return {
+        name: [minutes.get(m, {}).get(name, 0) for m in range(first, now + 1)] for name in names
+    }
 
 
 def _family(name: str, kind: str, help_: str, values: Counter[str]) -> list[str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from .._engine.call import ROUTER_PARAMS
 from .._engine.inputs import MAX_DEPTH, check_params
+from .._engine.served import Attempt
 from .._errors import (
     InvalidRequest,
     LlamuxError,
@@ -140,10 +141,17 @@ def _options(given: Any) -> dict[str, Any]:
     return options
 
 
-def failure(error: LlamuxError, secrets: Sequence[str]) -> Problem:
-    """The answer for an error of the router; ``secrets`` (provider keys) are scrubbed."""
+def failure(
+    error: LlamuxError,
+    secrets: Sequence[str],
+    *,
+    attempts: Sequence[Attempt] = (),
+    wait: float | None = None,
+) -> Problem:
+    """The answer for an error of the router; ``secrets`` (provider keys) are scrubbed.
+    ``attempts``: the request's, which a 429 lists; ``wait``: what it asked to wait."""
     if isinstance(error, NoEndpointAvailable):
-        return _unavailable(error)
+        return _unavailable(error, attempts, wait)
     if isinstance(error, RequestTooLarge):
         return Problem(400, str(error), "context_length_exceeded", param="messages")
     if isinstance(error, ProviderError):
@@ -153,18 +161,43 @@ def failure(error: LlamuxError, secrets: Sequence[str]) -> Problem:
     return Problem(400, str(error), "invalid_llamux_request")
 
 
-def _unavailable(error: NoEndpointAvailable) -> Problem:
-    """429, with ``Retry-After`` when capacity returns at a known time, and the reasons."""
+def _unavailable(
+    error: NoEndpointAvailable, attempts: Sequence[Attempt], wait: float | None
+) -> Problem:
+    """429, with ``Retry-After`` when capacity returns at a known time, and the reasons.
+    The message is the proxy's own: the library's names its ``wait=`` argument, a client
+    of the proxy has ``"llamux": {"wait": N}`` in its request body instead."""
     retry = error.retry_after
     headers = {} if retry is None else {"retry-after": str(max(1, math.ceil(retry)))}
     reasons = [{"endpoint": r.endpoint, "reason": r.reason} for r in error.refusals]
+    tried = [f"{a.endpoint}: {a.reason}" for a in attempts if a.outcome != "served"]
+    why = "; ".join(tried or [f"{r['endpoint']}: {r['reason']}" for r in reasons]) or "none"
     return Problem(
         429,
-        str(error),
+        f"no endpoint can serve this request now ({why}); {_when(retry, wait)}",
         "rate_limit_exceeded",
         kind="rate_limit_error",
         headers=headers,
         extra={"retry_after": retry, "reasons": reasons},
+    )
+
+
+def _when(retry: float | None, wait: float | None) -> str:
+    """When capacity returns, and how a client can wait for it."""
+    if retry is None:
+        return (
+            "none will admit it before a reset or a fix; see GET /v1/llamux/status or "
+            "the dashboard for each endpoint's state"
+        )
+    after = f"capacity returns in {retry:.1f} s: retry after the Retry-After header's seconds"
+    if wait:
+        return f"{after} (that is longer than the {wait:g} s this request would wait)"
+    if retry > MAX_WAIT:
+        return f"{after} (longer than this proxy waits for a request, {MAX_WAIT:g} s at most)"
+    asked = max(1, math.ceil(retry))
+    return (
+        f'{after}, or send "llamux": {{"wait": {asked}}} in the request body and the proxy '
+        "holds the request until capacity returns"
     )
 
 
