@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .._config.endpoint import DIALECTS
+from .._config.endpoint import DIALECTS, KINDS
 from ._ingress import check_seconds
 
 
@@ -23,7 +24,7 @@ class FakeEndpoint:
     answer at once). A request that could never fit a limit (for example ``max_tokens`` above
     ``tpm``) gets a 429 "Request too large" without ``retry-after``.
 
-    ``ingress`` holds every chat request that many seconds *before* it is counted (see the
+    ``ingress`` holds every request (of any kind) that many seconds *before* it is counted (see the
     module's docstring). ``retry_after=False`` sends no ``retry-after`` with any 429 (as some
     Groq 429s: the body's "Please try again in 3.5s" is the only hint). ``rate_headers=False``
     sends no rate-limit headers at all, on answers or 429s, so the limits are stated only in
@@ -36,6 +37,14 @@ class FakeEndpoint:
     in a stream, even when ``stream_options.include_usage`` asks for it (some servers); the
     tokens are still charged to the windows and counted in :class:`FakeStats`.
     ``chunk_delay`` is really slept between the events of a stream (a slow answer).
+
+    ``serves`` is the kinds of request it takes, of ``"chat"`` (``POST chat/completions``),
+    ``"embeddings"`` (``POST embeddings``), ``"responses"`` (``POST responses``) and
+    ``"completions"`` (``POST completions``, legacy text completions); default: all four. A
+    request of another kind answers 404 "The model `m` does not support embeddings: ...", as
+    a real provider does, charging nothing; it is held like any request, then traced (status
+    404) and counted in :attr:`FakeStats.unsupported`. ``max_inputs`` is the most inputs one
+    embeddings request may carry (None: unlimited); more answer 400 and charge nothing.
     """
 
     name: str
@@ -58,10 +67,19 @@ class FakeEndpoint:
     usage: bool = True
     chunk_delay: float = 0.0
     standard_headers: bool = False
+    serves: frozenset[str] = frozenset(KINDS)
+    max_inputs: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:
             raise ValueError(f"endpoint name must be a non-empty path segment: {self.name!r}")
+        if isinstance(self.serves, str) or not set(self.serves) <= set(KINDS):
+            known = ", ".join(repr(k) for k in KINDS)
+            raise ValueError(f"serves must be a set of {known}, not {self.serves!r}")
+        object.__setattr__(self, "serves", frozenset(self.serves))
+        most = self.max_inputs
+        if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 1):
+            raise ValueError(f"max_inputs must be a positive integer or None, not {most!r}")
         check_seconds("ingress", self.ingress)
         check_seconds("chunk_delay", self.chunk_delay)
         if self.dialect not in DIALECTS:
@@ -76,7 +94,13 @@ class FakeEndpoint:
 
 @dataclass(frozen=True)
 class FakeStats:
-    """What one endpoint did; token sums cover served (and cut) requests."""
+    """What one endpoint did (of every kind, or of one: ``FakeProvider.stats(name, kind)``).
+
+    ``served``: admitted and answered; ``refused``: 429s of its limits; ``failed``: injected
+    faults (and answers cut mid-way, which were admitted); ``unsupported``: 404s for a kind
+    of request the endpoint does not serve (see ``FakeEndpoint.serves``). Token sums cover
+    served (and cut) requests.
+    """
 
     served: int = 0
     refused: int = 0
@@ -84,3 +108,7 @@ class FakeStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
+    unsupported: int = 0
+
+    def plus(self, deltas: Mapping[str, int]) -> FakeStats:
+        return FakeStats(**{k: getattr(self, k) + deltas.get(k, 0) for k in vars(self)})

@@ -4,7 +4,7 @@ A real provider counts a request when it *arrives*, which can be a few hundred m
 after the client sent it (a cold TLS connection, a slow network). The fake can hold a request
 before counting it (see :class:`~llamux._fake_provider.FakeEndpoint` ``ingress`` and
 :meth:`~llamux._fake_provider.FakeProvider.set_ingress`) and keeps, per endpoint, a
-:class:`FakeAdmission` for each chat request: when it counted or refused it, and why.
+:class:`FakeAdmission` for each request: when it counted or refused it, and why.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ __all__ = ["FakeAdmission", "FakeHold", "hold_on_clock"]
 
 @dataclass(frozen=True)
 class _Entry:
-    """How a chat request came in: the fake's clock then, its hold, its x-request-id."""
+    """How a request came in: the fake's clock then, its hold, its x-request-id."""
 
     entered: float
     held: float
@@ -29,7 +29,7 @@ class _Entry:
 
 @dataclass(frozen=True)
 class FakeAdmission:
-    """What the fake did with one chat request, read from its trace.
+    """What the fake did with one request (of any kind), read from its trace.
 
     ``at`` is the fake's clock when it counted the request against its limits (admitted) or
     checked and refused it, after any ingress hold; for an injected fault, when it failed it.
@@ -38,7 +38,9 @@ class FakeAdmission:
     would fit, None if never), or the injected status (0: dropped). ``tokens`` is what it
     charged (admitted: prompt plus completion) or asked for (refused: prompt plus the output
     budget). ``entered`` is the fake's clock when the request came in, ``held`` the seconds it
-    was held before being counted.
+    was held before being counted. ``kind`` is the request's: ``chat``, ``embeddings``,
+    ``responses`` or ``completions``; status 404 (tokens 0) is a kind the endpoint does not
+    serve.
     """
 
     endpoint: str
@@ -51,6 +53,7 @@ class FakeAdmission:
     request_id: str
     cut: bool = False
     retry_in: float | None = None
+    kind: str = "chat"
 
     @property
     def admitted(self) -> bool:

@@ -20,7 +20,7 @@ from .._providers.boundary import httpx_module
 from .._providers.transport import OpenAITransport
 from ._answers import chat_body, sse_events
 from ._dialects import error_body
-from ._server import count_prompt_tokens, count_text_tokens
+from ._requests import count_prompt_tokens, count_text_tokens
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,23 @@
 """A fake OpenAI-compatible provider for tests, the demo and the benchmarks (no internet needed).
 
-It serves ``POST /{name}/v1/chat/completions`` and ``GET /{name}/v1/models`` for each
-:class:`FakeEndpoint`, enforces its request and token limits per minute, hour and day exactly
-(a sliding log read from the injected ``clock``, see :mod:`llamux.testing._limits`), and
-answers with the rate-limit headers and 429 bodies of a real provider's dialect (see
+It serves, under ``/{name}/v1`` for each :class:`FakeEndpoint`, four kinds of request in the
+real OpenAI wire format, so that the ``openai`` SDK parses every answer into its typed
+objects: ``POST chat/completions`` (kind ``chat``), ``POST embeddings`` (``embeddings``),
+``POST responses`` (``responses``, the Responses API) and ``POST completions``
+(``completions``, legacy text completions), each as JSON or, but embeddings, as SSE (see
+:mod:`llamux.testing._kinds`); and ``GET models``. An endpoint serves the kinds in its
+``serves`` (default all four): another kind answers 404 "The model `m` does not support ...",
+charging nothing, traced with status 404 and counted in :attr:`FakeStats.unsupported`.
+
+Every kind takes the same steps: its body parsed (400 if malformed, or over ``max_inputs``),
+the model checked (404), the request held (ingress), its kind checked, failed as injected,
+checked and charged against the limits, delayed, answered. It enforces the endpoint's
+request and token limits per minute, hour and day exactly, whatever the kind (a sliding log
+read from the injected ``clock``, see :mod:`llamux.testing._limits`), and answers with the
+rate-limit headers and 429 bodies of a real provider's dialect (see
 :mod:`llamux.testing._dialects`), and with the IETF ``RateLimit-Policy`` / ``RateLimit``
 fields when the endpoint sets ``standard_headers``. Per-day limits are rolling 24 h windows
-unless ``day_reset`` names a timezone: then they are calendar days that end at local
-midnight there.
+unless ``day_reset`` names a timezone: then they are calendar days ending at local midnight.
 
 OpenRouter's key endpoint: an endpoint of dialect ``openrouter`` also answers
 ``GET /{name}/v1/key``, the path a client derives from the base URL as it derives
@@ -15,21 +25,27 @@ OpenRouter's key endpoint: an endpoint of dialect ``openrouter`` also answers
 answer's JSON shape, ``{"data": {"label", "limit", "usage", "is_free_tier",
 "limit_remaining", "free_model_daily_requests": {"limit", "remaining", "used"}, ...}}``,
 computed from the endpoint's own per-day request counter at the clock's now (null when it
-sets no ``rpd``). It is authenticated like a chat request (401 for a wrong key) and is not a
+sets no ``rpd``). It is authenticated like any request (401 for a wrong key) and is not a
 request: it charges nothing, is not held, traced or counted in :class:`FakeStats`, and takes
 no injected fault.
 
-Token counting is the fake's own and deterministic: a message costs ``4 + ceil(utf8_bytes / 4)``
-(see :func:`count_prompt_tokens`); the reply costs ``ceil(utf8_bytes / 4)`` unless the endpoint
-fixes ``completion_tokens``. For the token limits the output budget (``max_tokens`` /
-``max_completion_tokens`` when given, else the completion it will produce) is charged up front,
-like Cerebras; an admitted request then records its actual total tokens.
+Token counting is the fake's own and deterministic. Chat: a message costs
+``4 + ceil(utf8_bytes / 4)`` (see :func:`count_prompt_tokens`); the Responses API: its input
+messages the same, its ``instructions`` their text's ``ceil(utf8_bytes / 4)``; embeddings
+and text completions: each text input or prompt ``ceil(utf8_bytes / 4)``, a token-id list
+its length (:func:`count_input_tokens`). The reply costs ``ceil(utf8_bytes / 4)`` unless the
+endpoint fixes ``completion_tokens`` (per prompt for text completions; embeddings have no
+output). For the token limits the output budget (chat's ``max_tokens`` /
+``max_completion_tokens``, the Responses API's ``max_output_tokens``, text completions'
+``max_tokens`` once per prompt, when given; else the output it will produce) is charged up
+front, like Cerebras; an admitted request then records its actual total tokens.
 
-Faults (:meth:`FakeProvider.inject`): an HTTP status answers with an OpenAI error body (or a given
-body); status 0 closes the connection without an answer; both are counted as ``failed`` and charge
-nothing. Status -1 cuts the answer mid-way (a stream after its first content chunk, a JSON body
-after half its bytes): it passes through the limits like a normal request and, when admitted, is
-counted as ``failed`` while its tokens are still charged to the window and to the token sums of
+Faults (:meth:`FakeProvider.inject`, for requests of any kind or of one): an HTTP status
+answers with an OpenAI error body (or a given body); status 0 closes the connection without
+an answer; both are counted as ``failed`` and charge nothing. Status -1 cuts the answer
+mid-way (a stream after its first content event, a JSON body after half its bytes): it
+passes through the limits like a normal request and, when admitted, is counted as ``failed``
+while its tokens are still charged to the window and to the token sums of
 :class:`FakeStats`, as a real provider would bill them. A refused request leaves it pending.
 
 Ingress latency: a request can be **held before it is counted** (``FakeEndpoint.ingress`` for
@@ -41,8 +57,9 @@ hold is a real wait, cut short by :meth:`FakeProvider.stop`, unless the provider
 :class:`~llamux.testing.FakeClock` forward by the hold, so no test sleeps.
 
 Trace: :meth:`FakeProvider.trace` lists, per endpoint and in order, a :class:`FakeAdmission` for
-each chat request it admitted, refused or failed on purpose: when it was counted (the fake's
-clock), its status, the limit that refused it, its tokens, and its hold.
+each request it admitted, refused (429, or 404 for a kind it does not serve) or failed on
+purpose: its kind, when it was counted (the fake's clock), its status, the limit that refused
+it, its tokens, and its hold. :meth:`FakeProvider.stats` sums them, for every kind or one.
 """
 
 from __future__ import annotations
@@ -53,24 +70,15 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._config.endpoint import LIMIT_RULES
+from .._config.endpoint import KINDS, LIMIT_RULES
 from . import _dialects as dialects
 from ._dialects import Snapshot, go_duration
 from ._endpoint import FakeEndpoint, FakeStats
 from ._ingress import FakeAdmission, FakeHold, _Entry, check_seconds, hold_on_clock
 from ._limits import Block, SlidingLog, build_limits
 from ._openrouter_key import openrouter_key
-from ._server import (
-    CUT,
-    DROP,
-    INGRESS_HEADER,
-    _Chat,
-    _Fault,
-    _Server,
-    _Verdict,
-    count_prompt_tokens,
-    count_text_tokens,
-)
+from ._requests import _Request, count_input_tokens, count_prompt_tokens, count_text_tokens
+from ._server import CUT, DROP, INGRESS_HEADER, _Fault, _Server, _Verdict
 
 __all__ = [
     "CUT",
@@ -81,6 +89,7 @@ __all__ = [
     "FakeHold",
     "FakeProvider",
     "FakeStats",
+    "count_input_tokens",
     "count_prompt_tokens",
     "count_text_tokens",
     "go_duration",
@@ -103,16 +112,18 @@ class _EndpointState:
         self.faults: deque[_Fault] = deque()
         self.delay = endpoint.delay
         self.stats = FakeStats()
+        self.kinds: dict[str, FakeStats] = {}  # the stats of each kind of request
         self.ingress = endpoint.ingress  # the hold of every request ...
         self.first: tuple[int, float] = (0, 0.0)  # ... but the next count are held seconds
         self.trace: deque[FakeAdmission] = deque(maxlen=trace_limit)
 
-    def bump(self, **deltas: int) -> None:
-        s = self.stats
-        self.stats = FakeStats(**{k: getattr(s, k) + deltas.get(k, 0) for k in vars(s)})
+    def bump(self, kind: str, **deltas: int) -> None:
+        """Add ``deltas`` to the endpoint's stats and to those of ``kind`` (under ``lock``)."""
+        self.stats = self.stats.plus(deltas)
+        self.kinds[kind] = self.kinds.get(kind, FakeStats()).plus(deltas)
 
     def take_hold(self, asked: float | None) -> float:
-        """The seconds to hold the next chat request (``asked``: its own, if it names one).
+        """The seconds to hold the next request (``asked``: its own, if it names one).
 
         It takes one of the "next K" holds of :meth:`FakeProvider.set_ingress` even when it
         names its own hold.
@@ -124,15 +135,38 @@ class _EndpointState:
                 self.first, seconds = (count - 1, first), first
         return seconds if asked is None else asked
 
-    def take_fault(self, clock: Callable[[], float], entry: _Entry) -> _Fault | None:
-        """Pop the next fault unless there is none or it is a CUT (handled after admission)."""
+    def _next_fault(self, kind: str) -> int | None:
+        """The index of the next fault for a request of ``kind`` (under ``lock``)."""
+        return next((i for i, f in enumerate(self.faults) if f.hits(kind)), None)
+
+    def take_fault(
+        self, clock: Callable[[], float], entry: _Entry, kind: str = "chat"
+    ) -> _Fault | None:
+        """Pop the next fault for ``kind`` unless there is none or it is a CUT (handled after
+        admission)."""
         with self.lock:
-            if not self.faults or self.faults[0].status == CUT:
+            at = self._next_fault(kind)
+            if at is None or self.faults[at].status == CUT:
                 return None
-            self.bump(failed=1)
-            fault = self.faults.popleft()
-            self.note(entry, clock(), fault.status, 0)
+            fault = self.faults[at]
+            del self.faults[at]
+            self.bump(kind, failed=1)
+            self.note(entry, clock(), fault.status, 0, kind)
             return fault
+
+    def _take_cut(self, kind: str) -> bool:
+        """Pop the next fault for ``kind`` if it is a CUT (under ``lock``)."""
+        at = self._next_fault(kind)
+        if at is None or self.faults[at].status != CUT:
+            return False
+        del self.faults[at]
+        return True
+
+    def unsupported(self, clock: Callable[[], float], request: _Request, entry: _Entry) -> None:
+        """Count and trace a request of a kind the endpoint does not serve (a 404)."""
+        with self.lock:
+            self.bump(request.kind, unsupported=1)
+            self.note(entry, clock(), 404, 0, request.kind)
 
     def note(
         self,
@@ -140,6 +174,7 @@ class _EndpointState:
         now: float,
         status: int,
         tokens: int,
+        kind: str,
         *,
         block: Block | None = None,
         cut: bool = False,
@@ -159,6 +194,7 @@ class _EndpointState:
                 entry.request_id,
                 cut,
                 retry_in,
+                kind,
             )
         )
 
@@ -170,7 +206,7 @@ class _EndpointState:
         snapshot = Snapshot(self.limiter.usages(now), cost)
         return dialects.headers(ep.dialect, snapshot, own=ep.rate_headers, std=ep.standard_headers)
 
-    def _refuse(self, now: float, chat: _Chat, block: Block) -> tuple[bytes, dict[str, str]]:
+    def _refuse(self, now: float, chat: _Request, block: Block) -> tuple[bytes, dict[str, str]]:
         ep, snapshot = self.endpoint, Snapshot(self.limiter.usages(now), 0)
         switches = {
             "rate_headers": ep.rate_headers,
@@ -190,29 +226,28 @@ class _EndpointState:
     def admit(
         self,
         clock: Callable[[], float],
-        chat: _Chat,
+        chat: _Request,
         completion: int,
         entry: _Entry | None = None,
     ) -> _Verdict:
-        """Check every limit and record the request if admitted, atomically."""
+        """Check every limit and record the request if admitted, atomically (``completion``:
+        the output tokens it produces, over all its items)."""
         entry = entry or _Entry(clock(), 0.0, "")
-        charge = chat.prompt_tokens + (chat.cap if chat.cap is not None else completion)
+        charge, kind = chat.charge(completion), chat.kind
         with self.lock:
             now = clock()  # read under the lock, so the log stays in time order
             block = self.limiter.check(now, charge)
             if block is not None:
-                self.bump(refused=1)
-                self.note(entry, now, 429, charge, block=block)
+                self.bump(kind, refused=1)
+                self.note(entry, now, 429, charge, kind, block=block)
                 body, headers = self._refuse(now, chat, block)
                 return _Verdict(now, headers, body)
             total = chat.prompt_tokens + completion
             self.limiter.record(now, total)
-            cut = bool(self.faults) and self.faults[0].status == CUT
-            if cut:
-                self.faults.popleft()
+            cut = self._take_cut(kind)
             tokens = {"prompt_tokens": chat.prompt_tokens, "completion_tokens": completion}
-            self.bump(failed=int(cut), served=int(not cut), total_tokens=total, **tokens)
-            self.note(entry, now, 200, total, cut=cut)
+            self.bump(kind, failed=int(cut), served=int(not cut), total_tokens=total, **tokens)
+            self.note(entry, now, 200, total, kind, cut=cut)
             return _Verdict(now, self.headers(now, total), cut=cut)
 
 
@@ -295,10 +330,13 @@ class FakeProvider:
         except KeyError:
             raise KeyError(f"no fake endpoint named {name!r}") from None
 
-    def stats(self, name: str) -> FakeStats:
+    def stats(self, name: str, kind: str | None = None) -> FakeStats:
+        """What endpoint ``name`` did: with requests of every kind, or of ``kind`` only."""
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
         state = self._state(name)
         with state.lock:
-            return state.stats
+            return state.stats if kind is None else state.kinds.get(kind, FakeStats())
 
     def inject(
         self,
@@ -308,13 +346,20 @@ class FakeProvider:
         *,
         body: str | None = None,
         headers: Mapping[str, str] | None = None,
+        kind: str | None = None,
     ) -> None:
-        """Make the next ``count`` chat requests fail: an HTTP status, 0 = drop, -1 = cut."""
+        """Make the next ``count`` requests fail: an HTTP status, 0 = drop, -1 = cut.
+
+        ``kind`` (``"embeddings"``, ...) aims them at requests of that kind only; the others
+        pass them by. A request of a kind the endpoint does not serve takes no fault.
+        """
         if status < CUT or 0 < status < 100 or status > 599:
             raise ValueError(f"not an HTTP status, 0 or -1: {status}")
+        if kind is not None and kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)} or None, not {kind!r}")
         state = self._state(name)
         with state.lock:
-            state.faults.extend([_Fault(status, body, dict(headers or {}))] * count)
+            state.faults.extend([_Fault(status, body, dict(headers or {}), kind)] * count)
 
     def set_delay(self, name: str, seconds: float) -> None:
         state = self._state(name)
@@ -322,7 +367,7 @@ class FakeProvider:
             state.delay = seconds
 
     def set_ingress(self, name: str, seconds: float, *, first: int | None = None) -> None:
-        """Hold chat requests ``seconds`` before counting them: all of them from now on, or
+        """Hold requests ``seconds`` before counting them: all of them from now on, or
         only the next ``first`` (then the endpoint's own hold again). A request's own
         ``x-fake-ingress-ms`` (or ``metadata.fake_ingress_ms``) replaces the hold it gets.
         """
@@ -337,7 +382,7 @@ class FakeProvider:
                 state.first = (first, seconds)
 
     def trace(self, name: str | None = None) -> tuple[FakeAdmission, ...]:
-        """What the fake did with each chat request of ``name`` (of all endpoints if None),
+        """What the fake did with each request of ``name`` (of all endpoints if None),
         in the order it counted them."""
         names = [name] if name is not None else list(self._states)
         rows: list[FakeAdmission] = []
@@ -352,4 +397,5 @@ class FakeProvider:
         for state in self._states.values():
             with state.lock:
                 state.stats = FakeStats()
+                state.kinds.clear()
                 state.trace.clear()

@@ -1,16 +1,17 @@
-"""The HTTP side of the fake provider: request parsing, token counting, answers and the server.
+"""The HTTP side of the fake provider: routes, authentication, holds, sending answers, the server.
 
 Admission, limits and stats live in :mod:`llamux.testing._provider` (its ``_EndpointState``);
-this module only turns requests into calls on an endpoint's state and verdicts into answers.
-Routes under ``/{name}/v1``: ``POST chat/completions``, ``GET models`` and, for an
-``openrouter`` endpoint, ``GET key``.
+each kind's parsing and answers in :mod:`llamux.testing._kinds`; this module only turns
+requests into calls on an endpoint's state and verdicts into answers, the same way for every
+kind. Routes under ``/{name}/v1``: ``POST chat/completions``, ``POST embeddings``,
+``POST responses``, ``POST completions``, ``GET models`` and, for an ``openrouter`` endpoint,
+``GET key``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import selectors
 import socket
 import threading
@@ -20,9 +21,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ._answers import chat_body, sse_events
 from ._dialects import error_body
 from ._ingress import FakeHold, _Entry
+from ._kinds import ROUTES, Kind
+from ._requests import Ask, Reply, _BadRequest, _Request, load_body, milliseconds
 
 if TYPE_CHECKING:
     import threading
@@ -40,11 +42,19 @@ class _EndpointState(Protocol):
 
     def take_hold(self, asked: float | None) -> float: ...
 
-    def take_fault(self, clock: Callable[[], float], entry: _Entry) -> _Fault | None: ...
+    def take_fault(
+        self, clock: Callable[[], float], entry: _Entry, kind: str = ...
+    ) -> _Fault | None: ...
 
     def admit(
-        self, clock: Callable[[], float], chat: _Chat, completion: int, entry: _Entry | None = None
+        self,
+        clock: Callable[[], float],
+        chat: _Request,
+        completion: int,
+        entry: _Entry | None = None,
     ) -> _Verdict: ...
+
+    def unsupported(self, clock: Callable[[], float], request: _Request, entry: _Entry) -> None: ...
 
     def key_info(self, clock: Callable[[], float], key: str) -> dict[str, Any]: ...
 
@@ -54,99 +64,15 @@ CUT = -1  # inject(): cut the answer mid-way
 INGRESS_HEADER = "x-fake-ingress-ms"  # hold this request so many milliseconds before counting
 
 
-class _BadRequest(ValueError):
-    def __init__(self, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
-
-
-def count_text_tokens(text: str) -> int:
-    """The fake's token count of a text: one token per started group of 4 UTF-8 bytes."""
-    return math.ceil(len(text.encode("utf-8")) / 4)
-
-
-def _message_text(message: object) -> str:
-    if not isinstance(message, dict):
-        raise _BadRequest("each message must be an object", "messages")
-    content = message.get("content")
-    if content is None or isinstance(content, str):
-        return content or ""
-    if isinstance(content, list):
-        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        return "".join(str(p.get("text") or "") for p in parts)
-    raise _BadRequest("message content must be a string, a list of parts or null", "messages")
-
-
-def count_prompt_tokens(messages: Sequence[Any]) -> int:
-    """Sum over messages of ``4 + count_text_tokens(text)`` (text parts only for lists)."""
-    return sum(4 + count_text_tokens(_message_text(m)) for m in messages)
-
-
-@dataclass(frozen=True)
-class _Chat:
-    model: str
-    prompt_tokens: int
-    cap: int | None
-    stream: bool
-    include_usage: bool
-    ingress: float | None = None  # seconds, from metadata.fake_ingress_ms
-
-
-def _milliseconds(value: object, where: str) -> float | None:
-    """Seconds from a number of milliseconds given as text or a number (None: not given)."""
-    if value is None:
-        return None
-    try:
-        ms = float(value) if isinstance(value, str | int | float) else math.nan
-    except ValueError:
-        ms = math.nan
-    if isinstance(value, bool) or not (math.isfinite(ms) and ms >= 0):
-        raise _BadRequest(f"{where} must be a number of milliseconds >= 0, not {value!r}")
-    return ms / 1000
-
-
-def _metadata_ingress(body: Mapping[str, Any]) -> float | None:
-    metadata = body.get("metadata")
-    if not isinstance(metadata, dict):
-        return None
-    return _milliseconds(metadata.get("fake_ingress_ms"), "metadata.fake_ingress_ms")
-
-
-def _parse_chat(raw: bytes) -> _Chat:
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise _BadRequest("We could not parse the JSON body of your request.")
-    model, messages = body.get("model"), body.get("messages")
-    if not isinstance(model, str) or not model:
-        raise _BadRequest("you must provide a model parameter", "model")
-    if not isinstance(messages, list) or not messages:
-        raise _BadRequest("messages must be a non-empty array", "messages")
-    caps = [_positive_int(body, key) for key in ("max_tokens", "max_completion_tokens")]
-    given = [c for c in caps if c is not None]
-    options = body.get("stream_options")
-    include_usage = isinstance(options, dict) and options.get("include_usage") is True
-    prompt = count_prompt_tokens(messages)
-    cap, stream = min(given) if given else None, body.get("stream") is True
-    return _Chat(model, prompt, cap, stream, include_usage, _metadata_ingress(body))
-
-
-def _positive_int(body: Mapping[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _BadRequest(f"{key} must be a positive integer", key)
-    return value
-
-
 @dataclass(frozen=True)
 class _Fault:
     status: int
     body: str | None
     headers: Mapping[str, str]
+    kind: str | None = None  # None: a request of any kind
+
+    def hits(self, kind: str) -> bool:
+        return self.kind is None or self.kind == kind
 
 
 @dataclass(frozen=True)
@@ -155,16 +81,6 @@ class _Verdict:
     headers: dict[str, str]
     refusal: bytes | None = None  # the 429 body
     cut: bool = False
-
-
-def _completion(endpoint: FakeEndpoint, cap: int | None) -> tuple[str, int, str]:
-    """(reply text, completion tokens, finish reason) for an output cap."""
-    text = endpoint.reply
-    full = endpoint.completion_tokens
-    full = count_text_tokens(text) if full is None else full
-    if cap is not None and cap < full:
-        return text[: len(text) * cap // full], cap, "length"
-    return text, full, "stop"
 
 
 class _Server(ThreadingHTTPServer):
@@ -261,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = self.path.split("?")[0].strip("/").split("/")
         route = (method, "/".join(parts[2:])) if len(parts) > 2 and parts[1] == "v1" else None
         state = self.server.states.get(parts[0])
-        routes = [("POST", "chat/completions"), ("GET", "models")]
+        routes = [("POST", path) for path in ROUTES] + [("GET", "models")]
         if state is not None and state.endpoint.dialect == "openrouter":
             routes.append(("GET", "key"))
         if route not in routes or state is None or route is None:
@@ -289,17 +205,19 @@ class _Handler(BaseHTTPRequestHandler):
             model = {"id": state.endpoint.model or "fake-model", "object": "model", "created": 0}
             body = {"object": "list", "data": [{**model, "owned_by": "llamux-fake"}]}
             return self._send(200, json.dumps(body).encode())
+        kind = ROUTES[route]
         try:
-            chat = _parse_chat(raw)
-            asked = _milliseconds(self.headers.get(INGRESS_HEADER), INGRESS_HEADER)
+            ask = kind.parse(load_body(raw), state.endpoint)
+            asked = milliseconds(self.headers.get(INGRESS_HEADER), INGRESS_HEADER)
         except _BadRequest as exc:
             return self._send(400, error_body(str(exc), "invalid_request_error", None, exc.param))
-        if state.endpoint.model is not None and chat.model != state.endpoint.model:
-            msg = f"The model `{chat.model}` does not exist or you do not have access to it."
+        asked_model = ask.request.model
+        if state.endpoint.model is not None and asked_model != state.endpoint.model:
+            msg = f"The model `{asked_model}` does not exist or you do not have access to it."
             return self._send(404, error_body(msg, "invalid_request_error", "model_not_found"))
-        entry = self._hold(state, asked if asked is not None else chat.ingress)
+        entry = self._hold(state, asked if asked is not None else ask.request.ingress)
         if entry is not None:
-            self._chat(state, chat, entry)
+            self._serve(state, kind, ask, entry)
 
     def _hold(self, state: _EndpointState, asked: float | None) -> _Entry | None:
         """Hold the request before it is counted; None when the server stopped meanwhile."""
@@ -332,21 +250,22 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = self.close_connection or cut
 
     def _stream(
-        self, events: list[str], headers: Mapping[str, str], *, cut: bool, pause: float = 0.0
+        self, frames: Sequence[str], headers: Mapping[str, str], *, cut: int | None, pause: float
     ) -> None:
-        """Server-sent events in chunked encoding; ``cut`` stops after the first content chunk.
+        """Server-sent events in chunked encoding; ``cut``: send only so many, then hang up.
 
         ``pause`` seconds pass (really, cut short by stop) between one event and the next.
         """
         sse = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
         self._start(200, {**sse, "Transfer-Encoding": "chunked", **headers})
-        for index, data in enumerate(events[:2] if cut else events):
+        cut_short = cut is not None
+        for index, text in enumerate(frames[:cut] if cut is not None else frames):
             if index and pause > 0 and self.server.stopping.wait(pause):
-                cut = True
+                cut_short = True
                 break
-            payload = f"data: {data}\n\n".encode()
+            payload = text.encode()
             self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
-        if cut:
+        if cut_short:
             self.close_connection = True
         else:
             self.wfile.write(b"0\r\n\r\n")
@@ -360,33 +279,28 @@ class _Handler(BaseHTTPRequestHandler):
         body = fault.body.encode() if fault.body is not None else error_body(msg, type_, None)
         self._send(fault.status, body, fault.headers)
 
-    def _chat(self, state: _EndpointState, chat: _Chat, entry: _Entry) -> None:
-        fault = state.take_fault(self.server.clock, entry)
+    def _serve(self, state: _EndpointState, kind: Kind, ask: Ask, entry: _Entry) -> None:
+        """Answer a request of any kind: refuse a kind the endpoint does not serve, fail as
+        injected, check and charge the limits, wait the delay, send the kind's answer."""
+        request, clock = ask.request, self.server.clock
+        ids = {"x-request-id": entry.request_id}
+        if request.kind not in state.endpoint.serves:
+            state.unsupported(clock, request, entry)
+            return self._send(404, kind.unsupported(request.model), ids)
+        fault = state.take_fault(clock, entry, request.kind)
         if fault is not None:
             return self._fault(fault)
-        text, tokens, finish = _completion(state.endpoint, chat.cap)
-        verdict = state.admit(self.server.clock, chat, tokens, entry)
-        headers = {**verdict.headers, "x-request-id": entry.request_id}
+        output = ask.output(state.endpoint)
+        verdict = state.admit(clock, request, output.tokens * request.items, entry)
+        headers = {**verdict.headers, **ids}
         if verdict.refusal is not None:
             return self._send(429, verdict.refusal, headers)
         with state.lock:
             delay = state.delay
         if delay > 0 and self.server.stopping.wait(delay):
             return
-        prompt = chat.prompt_tokens
-        usage = {
-            "prompt_tokens": prompt,
-            "completion_tokens": tokens,
-            "total_tokens": prompt + tokens,
-        }
-        base = {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "created": int(verdict.now),
-            "model": chat.model,
-        }
-        told = usage if state.endpoint.usage else None
-        if chat.stream:
-            events = sse_events(base, text, finish, told if chat.include_usage else None)
-            pause = state.endpoint.chunk_delay
-            return self._stream(events, headers, cut=verdict.cut, pause=pause)
-        self._send(200, chat_body(base, text, finish, told).encode(), headers, cut=verdict.cut)
+        answer = ask.answer(Reply(int(verdict.now), output, state.endpoint.usage))
+        if answer.frames is None:
+            return self._send(200, answer.body.encode(), headers, cut=verdict.cut)
+        cut = answer.cut_at if verdict.cut else None
+        self._stream(answer.frames, headers, cut=cut, pause=state.endpoint.chunk_delay)
