@@ -69,3 +69,40 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock({self._now!r})"
+
+
+class ScaledClock:
+    """Simulated time that runs ``speed`` times faster than real time.
+
+    ``now`` starts at ``start`` (default: the real time when it is made) and moves ``speed``
+    simulated seconds per real second; ``sleep(seconds)`` really sleeps ``seconds / speed``,
+    so a wait on it passes as much simulated time as it asks for. Shared by a fake provider
+    (``FakeProvider(..., clock=clock.now)``) and a router (``Router(..., clock=clock)``), it
+    rolls a minute window in ``60 / speed`` real seconds, and both see the same time.
+    """
+
+    def __init__(self, speed: float, start: float | None = None) -> None:
+        if not (isinstance(speed, int | float) and 0 < speed < float("inf")):
+            raise ValueError(f"speed must be a finite number above 0, not {speed!r}")
+        self.speed = float(speed)
+        self.start = time.time() if start is None else float(start)
+        self._origin = time.monotonic()
+
+    def now(self) -> float:
+        return self.start + self.elapsed()
+
+    def elapsed(self) -> float:
+        """Simulated seconds since the clock was made."""
+        return (time.monotonic() - self._origin) * self.speed
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)
+
+    async def asleep(self, seconds: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+    def __repr__(self) -> str:
+        return f"ScaledClock({self.speed!r}, start={self.start!r})"

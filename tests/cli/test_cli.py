@@ -314,19 +314,6 @@ def test_usage_errors_exit_1_and_version(capsys: pytest.CaptureFixture[str]) -> 
     assert run(capsys, "--version") == (0, f"llamux {__version__}\n", "")
 
 
-# ------------------------------------------------------------------ demo
-
-
-def test_demo_serves_every_request_without_a_429(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "demo", "--requests", "12", "--seconds", "15")
-    assert code == 0
-    assert "requests served         12/12" in out
-    assert "429s from the provider  0" in out
-    assert "✓ all 12 requests served without a single 429" in out
-    assert "#12" in out and "→ fast-a" in out
-    assert "LLAMUX_DEMO_API_KEY" not in os.environ
-
-
 # ------------------------------------------------------------------ a real process
 
 

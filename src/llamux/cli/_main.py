@@ -204,8 +204,8 @@ def _add_demo(sub: argparse.ArgumentParser) -> None:
         type=_seconds,
         default=20.0,
         metavar="S",
-        help="time bound, waits for capacity included (20); more than 40 requests need "
-        "over 60 s, for the minute windows to roll over",
+        help="bound on the run in real seconds, waits for capacity included (20); the "
+        "demo's clock runs 20x: a minute passes in 3 s",
     )
 
 
