@@ -22,6 +22,7 @@ from llamux.testing import (
     MockTransport,
     count_prompt_tokens,
     count_text_tokens,
+    fake_embedding,
     mock_error,
     mock_refused,
     mock_reply,
@@ -185,3 +186,43 @@ def test_a_bad_input_never_reaches_the_handler(tmp_path: Path, keys: str) -> Non
     with router, pytest.raises(InvalidRequest):
         router.completion(HI, max_tokens=-1)
     assert mock.requests == []
+
+
+KINDS_TABLE = """\
+| provider | model        | base_url                  | serves                                   |
+| -------- | ------------ | ------------------------- | ---------------------------------------- |
+| other    | every-kind   | https://api.example.com/v1 | chat, embeddings, responses, completions |
+"""
+
+
+def test_every_kind_is_answered_as_the_fake_provider_answers_it(
+    tmp_path: Path, keys: str, no_sockets: None
+) -> None:
+    path = tmp_path / "endpoints.md"
+    path.write_text(KINDS_TABLE)
+    mock = MockTransport(lambda request: mock_reply(request, "two words"))
+    router = Router.from_csv(path, store="memory://", clock=FakeClock(), transport=mock)
+    with router:
+        vectors = router.embeddings(["a", "b"], encoding_format="float")
+        response = router.responses("hi", max_output_tokens=50)
+        events = [e.type for e in router.responses("hi", stream=True, max_output_tokens=50)]
+        completion = router.text_completion("hi", max_tokens=50)
+    assert [d.embedding for d in vectors.data] == [fake_embedding("a"), fake_embedding("b")]
+    assert response.output_text == "two words" and response.usage.input_tokens == 5
+    assert events[0] == "response.created" and events[-1] == "response.completed"
+    assert completion.choices[0].text == "two words"
+    assert [r.path for r in mock.requests] == [
+        "/v1/embeddings",
+        "/v1/responses",
+        "/v1/responses",
+        "/v1/completions",
+    ]
+
+
+def test_a_body_the_fake_refuses_is_its_400_and_an_unknown_route_a_404() -> None:
+    body = {"model": "m", "input": ""}
+    refused = mock_reply(MockRequest("https://x.example/v1/embeddings", body, {}))
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == "'input' cannot contain an empty string"
+    unknown = mock_reply(MockRequest("https://x.example/v1/images/generations", body, {}))
+    assert unknown.status_code == 404

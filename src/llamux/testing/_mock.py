@@ -14,23 +14,31 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .._config.endpoint import DEFAULT_TIMEOUT
 from .._providers.boundary import httpx_module
 from .._providers.transport import OpenAITransport
-from ._answers import chat_body, sse_events
 from ._dialects import error_body
-from ._requests import count_prompt_tokens, count_text_tokens
+from ._endpoint import FakeEndpoint
+from ._kinds import ROUTES
+from ._requests import Reply, _BadRequest
 
 
 @dataclass(frozen=True)
 class MockRequest:
     """One request the router sent: its URL (the endpoint's ``base_url`` +
-    ``/chat/completions``), the JSON body and the headers (the key is left out)."""
+    ``/chat/completions``, ``/embeddings``, ``/responses`` or ``/completions``), the JSON body
+    and the headers (the key is left out)."""
 
     url: str
     body: Mapping[str, Any]
     headers: Mapping[str, str] = field(repr=False)
+
+    @property
+    def path(self) -> str:
+        """The URL's path, without a query."""
+        return urlsplit(self.url).path
 
     @property
     def model(self) -> str:
@@ -53,20 +61,26 @@ def mock_reply(
     headers: Mapping[str, str] | None = None,
     usage: bool = True,
 ) -> Any:
-    """A successful answer of ``text`` to ``request``: JSON, or SSE when it streams (a usage
-    chunk when asked for); usage counted as the fake provider counts it."""
-    prompt = count_prompt_tokens(request.body.get("messages") or [])
-    done = count_text_tokens(text)
-    counted = {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
-    base = {"id": "chatcmpl-mock", "created": int(time.time()), "model": request.model}
-    http = httpx_module()
+    """A successful answer of ``text`` to ``request``, of the kind its URL names (chat
+    completions, embeddings, the Responses API, text completions): the fake provider's
+    answer, JSON or SSE when it streams (usage as the fake counts it: in a chat or text
+    completion stream only when ``stream_options.include_usage`` asks; none if not
+    ``usage``). A body the fake would refuse answers its 400."""
+    kind = next((k for path, k in ROUTES.items() if request.path.endswith("/" + path)), None)
+    if kind is None:
+        return mock_error(404, f"MockTransport: no such route: {request.url}", code="unknown_url")
+    endpoint = FakeEndpoint("mock", reply=text)
+    try:
+        ask = kind.parse(request.body, endpoint)
+    except _BadRequest as exc:
+        return mock_error(400, str(exc))
+    answer = ask.answer(Reply(int(time.time()), ask.output(endpoint), usage))
     sent = {"x-request-id": "mock", **(headers or {})}
-    if not request.stream:
-        body = chat_body(base, text, "stop", counted if usage else None)
-        return http.Response(200, headers={**sent, "content-type": "application/json"}, text=body)
-    wanted = bool((request.body.get("stream_options") or {}).get("include_usage"))
-    events = sse_events(base, text, "stop", counted if usage and wanted else None)
-    payload = "".join(f"data: {event}\n\n" for event in events)
+    http = httpx_module()
+    if answer.frames is None:
+        json_headers = {**sent, "content-type": "application/json"}
+        return http.Response(200, headers=json_headers, text=answer.body)
+    payload = "".join(answer.frames)
     return http.Response(200, headers={**sent, "content-type": "text/event-stream"}, text=payload)
 
 
