@@ -5,6 +5,7 @@ the stats, the key; and an endpoint refuses the kinds it does not serve."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -207,11 +208,12 @@ def raw_call(client: openai.OpenAI, kind: str, **kw: Any) -> Any:
     return resource.with_raw_response.create(model="m", **FOUR[kind], **kw)
 
 
-@pytest.mark.parametrize("dialect", DIALECTS)
-def test_every_kind_has_chats_headers_and_429s_in_every_dialect(make: Any, dialect: str) -> None:
+def headers_by_kind(make: Any, **endpoint: Any) -> dict[str, tuple[Any, ...]]:
+    """Per kind, at a fresh endpoint: the limit headers of a first answer, those of the 429
+    of a second request (``rpm`` is 1) and that 429's body."""
     seen = {}
     for kind in KINDS:
-        fp, client = make(**LIMITS, dialect=dialect, completion_tokens=0, standard_headers=True)
+        fp, client = make(**LIMITS, completion_tokens=0, **endpoint)
         answer = raw_call(client, kind)
         assert answer.http_response.status_code == 200
         with pytest.raises(openai.RateLimitError) as info:
@@ -219,9 +221,28 @@ def test_every_kind_has_chats_headers_and_429s_in_every_dialect(make: Any, diale
         refused = info.value.response
         seen[kind] = (limit_headers(answer.headers), limit_headers(refused.headers), refused.text)
         assert answer.headers["x-request-id"] == fp.trace("e")[0].request_id
+    return seen
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_every_kind_has_chats_headers_and_429s_in_every_dialect(make: Any, dialect: str) -> None:
+    seen = headers_by_kind(make, dialect=dialect, standard_headers=True)
     assert seen["chat"][0]  # every dialect states something (gemini: the IETF fields)
     for kind in KINDS:
         assert seen[kind] == seen["chat"], kind
+
+
+@pytest.mark.parametrize(
+    "options", [{"retry_after": False}, {"rate_headers": False}, {"dialect": "groq"}]
+)
+def test_every_kind_follows_the_header_switches(make: Any, options: dict[str, bool]) -> None:
+    seen = headers_by_kind(make, **options)
+    for kind in KINDS:
+        assert seen[kind] == seen["chat"], kind
+    _, refused, body = seen["chat"]
+    assert ("retry-after" in refused) == options.get("retry_after", True)
+    assert any("ratelimit" in name for name in refused) == options.get("rate_headers", True)
+    assert "Limit 1, Used 1, Requested 1" in body
 
 
 # -- kinds an endpoint does not serve -------------------------------------------------------------
@@ -441,3 +462,11 @@ def test_reset_stats_forgets_every_kind(make: Any) -> None:
     fp.reset_stats()
     assert all(fp.stats("e", kind) == FakeStats() for kind in KINDS)
     assert fp.stats("e") == FakeStats() and fp.trace("e") == ()
+
+
+@pytest.mark.parametrize("kind", STREAMS)
+def test_chunk_delay_spaces_the_events_of_every_stream(make: Any, kind: str) -> None:
+    _, client = make(chunk_delay=0.01)
+    started = time.monotonic()
+    events = list(CALLS[kind](client, stream=True))
+    assert time.monotonic() - started >= 0.01 * (len(events) - 1)
