@@ -135,3 +135,23 @@ def _wait_up(url: str, server: subprocess.Popen[str]) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise AssertionError("the proxy did not start")
+
+
+def test_when_every_endpoint_fails_the_proxy_answers_502_not_429(
+    fake: FakeProvider, tmp_path: Path, keys: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="llamux.proxy")
+    fake.inject("a", 503)
+    fake.inject("b", 500)
+    with proxy(fake, tmp_path, [("a", "5 | |"), ("b", "5 | |")]) as (url, _):
+        answer = httpx.post(f"{url}/v1/chat/completions", json=ASK)
+        history = httpx.get(f"{url}/v1/llamux/history").json()
+    assert answer.status_code == 502, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "upstream_failed" and error["type"] == "upstream_error"
+    assert "every endpoint that could serve this request failed" in error["message"]
+    assert [r["status"] for r in error["reasons"]] == [503, 500]
+    assert "(no endpoint)" not in history["series"], "not a quota refusal"
+    line = lines(caplog)[-1].getMessage()
+    assert line.startswith("POST /v1/chat/completions 502 in ") and ": upstream_failed" in line
+    assert "after a failed: HTTP 503; b failed: HTTP 500" in line

@@ -144,8 +144,9 @@ class _Proxy:
             return self._refuse(entry, problem, own=True)
         except LlamuxError as error:
             if isinstance(error, NoEndpointAvailable):
-                self.counters.no_endpoint()
                 entry.retry_after = error.retry_after
+                if not error.providers_failed:  # quota, not the providers: a refusal
+                    self.counters.no_endpoint()
             answer = failure(
                 error, self._secrets(), attempts=entry.attempts, wait=params.get("wait")
             )

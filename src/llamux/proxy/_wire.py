@@ -149,9 +149,13 @@ def failure(
     wait: float | None = None,
 ) -> Problem:
     """The answer for an error of the router; ``secrets`` (provider keys) are scrubbed.
-    ``attempts``: the request's, which a 429 lists; ``wait``: what it asked to wait."""
+    ``attempts``: the request's, which a 429 lists (if the error does not carry them);
+    ``wait``: what it asked to wait."""
     if isinstance(error, NoEndpointAvailable):
-        return _unavailable(error, attempts, wait)
+        tried = error.attempts or tuple(attempts)
+        if error.providers_failed:
+            return _all_failed(error, tried, secrets)
+        return _unavailable(error, tried, wait)
     if isinstance(error, RequestTooLarge):
         return Problem(400, str(error), "context_length_exceeded", param="messages")
     if isinstance(error, ProviderError):
@@ -179,6 +183,31 @@ def _unavailable(
         kind="rate_limit_error",
         headers=headers,
         extra={"retry_after": retry, "reasons": reasons},
+    )
+
+
+def _all_failed(
+    error: NoEndpointAvailable, attempts: Sequence[Attempt], secrets: Sequence[str]
+) -> Problem:
+    """502: every endpoint that could take the request was called and failed (5xx, timeout,
+    connection, a refused key): the providers are the cause, not quota, so not a 429."""
+    retry = error.retry_after
+    headers = {} if retry is None else {"retry-after": str(max(1, math.ceil(retry)))}
+    failed = [a for a in attempts if a.outcome == "failed"]
+    why = "; ".join(f"{a.endpoint}: {a.reason}" for a in failed)
+    reasons = [{"endpoint": a.endpoint, "reason": a.reason, "status": a.status} for a in failed]
+    message = (
+        f"every endpoint that could serve this request failed ({why}): the providers are "
+        "down, unreachable or refusing the key; check their status, the network and "
+        "base_url, then try again"
+    )
+    return Problem(
+        502,
+        redact(message, secrets),
+        "upstream_failed",
+        kind="upstream_error",
+        headers=headers,
+        extra={"retry_after": retry, "reasons": redact(reasons, secrets)},
     )
 
 
