@@ -278,3 +278,35 @@ def test_a_redis_that_lost_its_data_is_warned_about(
             router.close()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("redis://127.0.0.1:6379/0?foo=1", "unknown parameter 'foo'; the accepted ones are"),
+        ("redis://127.0.0.1:6379/0?foo", "unknown parameter 'foo'"),
+        ("redis://127.0.0.1:6379/x", "names database 'x'; the path is a database number"),
+        ("redis://127.0.0.1:port/0", "is malformed (Port could not be cast"),
+        ("redis://127.0.0.1:99999/0", "is malformed (Port out of range"),
+        ("redis://u:s3cret@[::1/0", "is malformed (Invalid IPv6 URL)"),
+        ("redis://127.0.0.1:6379/0?ssl_cert_reqs=none", "only a TLS URL takes: write rediss://"),
+        ("rediss://127.0.0.1:6379/0?ssl_cert_reqs=bogus", "use one of none, optional, required"),
+        ("unix:///tmp/r.sock?socket_keepalive=1", "unknown parameter 'socket_keepalive'"),
+        ("redis://u:s3cret@127.0.0.1:6379/0?password=s3cret&bad=1", "unknown parameter 'bad'"),
+    ],
+)
+def test_a_bad_redis_url_is_one_store_error_before_connecting(url: str, said: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        store_from_url(url)  # no server needed: the URL is checked first
+    message = str(caught.value)
+    assert said in message and "s3cret" not in message and "\n" not in message
+    if "unknown parameter" in said:
+        for name in ("namespace", "db", "socket_timeout", "password"):
+            assert name in message
+
+
+def test_the_accepted_url_parameters_open_a_store(redis_server: RedisServer) -> None:
+    query = "namespace=n1&socket_timeout=5&health_check_interval=10&client_name=llamux-test"
+    store = store_from_url(f"{redis_server.url}?{query}")
+    assert isinstance(store, RedisStore) and store.namespace == "n1"
+    store.close()

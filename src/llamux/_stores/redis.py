@@ -61,6 +61,7 @@ from .redis_plan import (
     BUCKET_MARGIN,
     Plan,
     bucket_key,
+    check_url,
     import_redis,
     load_scripts,
     make_plan,
@@ -105,6 +106,7 @@ class RedisStore:
     """
 
     def __init__(self, url: str, *, namespace: str | None = None, server_time: bool = True) -> None:
+        check_url(url)
         url, from_url = split_namespace(url)
         self.url = mask_url(url)
         secrets = [urlsplit(url).password, *re.findall(r"(?i)password=([^&]+)", url)]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._errors import StoreError
 from .._policy.performance import Performance
@@ -37,6 +37,89 @@ def load_scripts() -> dict[str, str]:
     named = dict(zip(sections[1::2], sections[2::2], strict=True))
     common = named.pop("common")
     return {name: common + body for name, body in named.items()}
+
+
+URL_PARAMETERS = (
+    "namespace",
+    "db",
+    "username",
+    "password",
+    "client_name",
+    "socket_timeout",
+    "socket_connect_timeout",
+    "socket_keepalive",
+    "retry_on_timeout",
+    "health_check_interval",
+    "max_connections",
+    "protocol",
+)
+"""The query parameters a Redis URL may carry: llamux's ``namespace`` and what redis-py
+reads (``unix://`` URLs all but ``socket_keepalive``)."""
+TLS_PARAMETERS = (
+    "ssl_cert_reqs",
+    "ssl_ca_certs",
+    "ssl_ca_path",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_check_hostname",
+    "ssl_min_version",
+    "ssl_ciphers",
+)
+"""The parameters a ``rediss://`` (TLS) URL may carry besides."""
+CERT_REQS = ("none", "optional", "required")
+
+
+def check_url(url: str) -> None:
+    """Raise ``StoreError`` (one line, password masked) if ``url`` is not a Redis URL llamux
+    can open: its scheme, port, database number and every query parameter, which must be
+    one of ``URL_PARAMETERS`` (and ``TLS_PARAMETERS`` for ``rediss://``)."""
+    shown = _masked(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise StoreError(
+            f"the Redis URL {shown} is malformed ({exc}); write redis://[user:password@]"
+            "host:port/db, rediss://... (TLS) or unix:///path/to/socket?db=0"
+        ) from None
+    where = f"the Redis URL {shown}"
+    if parts.scheme in ("redis", "rediss"):
+        if port == 0:
+            raise StoreError(f"{where} has port 0; give the port Redis listens on (6379)")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise StoreError(
+                f"{where} names database {db!r}; the path is a database number "
+                "(redis://host:6379/0)"
+            )
+    accepted = URL_PARAMETERS + (TLS_PARAMETERS if parts.scheme == "rediss" else ())
+    if parts.scheme == "unix":
+        accepted = tuple(name for name in accepted if name != "socket_keepalive")
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in TLS_PARAMETERS and name not in accepted:
+            raise StoreError(
+                f"{where} has {name!r}, which only a TLS URL takes: write rediss://, or "
+                "drop the parameter"
+            )
+        if name not in accepted:
+            raise StoreError(
+                f"{where} has an unknown parameter {name!r}; the accepted ones are "
+                f"{', '.join(accepted)}"
+            )
+        if name == "ssl_cert_reqs" and value.lower() not in CERT_REQS:
+            raise StoreError(
+                f"{where}: ssl_cert_reqs is {value!r}; use one of {', '.join(CERT_REQS)}"
+            )
+
+
+def _masked(url: str) -> str:
+    """``url`` with its password hidden, even when it is too malformed to parse."""
+    try:
+        return mask_url(url)
+    except ValueError:
+        base, sep, query = url.partition("?")
+        base = re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", base)
+        return base + sep + re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", query)
 
 
 def mask_url(url: str) -> str:
