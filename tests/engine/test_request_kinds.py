@@ -155,3 +155,16 @@ def test_no_endpoint_of_the_kind_is_a_clear_error(fake: FakeProvider, tmp_path: 
 
     with pytest.raises(ConfigError, match="no endpoint of this config serves embeddings"):
         router.embeddings("x")
+
+
+def test_a_model_that_does_not_take_a_kind_is_passed_over_not_disabled(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    # the table says chat serves embeddings too; the provider says no (404): the request
+    # goes on to emb, and chat is not disabled for what it does serve
+    router = router_for(fake, tmp_path, ["chat | | | chat, embeddings | ", ROWS[1]])
+    body = router.embeddings("hello")
+    assert served_by(body).endpoint == "emb"  # type: ignore[union-attr]
+    assert fake.stats("chat").unsupported == 1
+    hi = [{"role": "user", "content": "hi"}]
+    assert served_by(router.completion(hi)).endpoint == "chat"  # type: ignore[union-attr]

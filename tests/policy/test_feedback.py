@@ -44,6 +44,21 @@ def err(
         (err(410), True, DISABLE_FOR, "disabled", "release"),
         (err(404, code="model_not_found"), True, DISABLE_FOR, "disabled", "release"),
         (err(404, message="no such route"), False, 0, "", "release"),
+        # the model exists but takes no such request: the next endpoint, nothing disabled
+        (
+            err(404, message="The model `m` does not support embeddings: it is not supported"),
+            True,
+            0,
+            "",
+            "release",
+        ),
+        (
+            err(404, message="This is not a chat model and thus not supported in the v1/chat"),
+            True,
+            0,
+            "",
+            "release",
+        ),
         (err(400), False, 0, "", "release"),
         (err(422), False, 0, "", "release"),
     ],

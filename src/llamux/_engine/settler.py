@@ -52,6 +52,8 @@ class Settler:
         self.quotas = quotas
         self._pending: deque[Pending] = deque()
         self._lock = threading.Lock()
+        self._told: set[str] = set()
+        """Endpoints already said to take no such request (one warning each)."""
 
     def settle(
         self,
@@ -170,6 +172,19 @@ class Settler:
         if verdict.rest > 0:
             own = self.quotas.scopes[ep.id][0].key
             self.store.cool_down(own, now + verdict.rest, verdict.reason, verdict.kind, now)
+        if (
+            error.status == 404
+            and verdict.failover
+            and not verdict.rest
+            and ep.id not in self._told
+        ):
+            self._told.add(ep.id)
+            log.warning(
+                "endpoint %s does not take this kind of request (%s); llamux tries the next "
+                "endpoint each time: correct its serves column",
+                ep.id,
+                verdict.reason,
+            )
         if verdict.kind == "disabled":
             log.warning(
                 "endpoint %s disabled for %.0f h: %s. Check %s and the model name, then run "

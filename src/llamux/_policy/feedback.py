@@ -61,6 +61,10 @@ def classify(
     if status == 429:
         # Rate limited: per day, park until the day ends; else cool down until the reset.
         return _rate_limited(error, now, dialect, day_reset_at)
+    if status == 404 and _unsupported(error):
+        # The model exists but does not take this kind of request (embeddings from a chat
+        # model): try the next endpoint; the endpoint still serves its other kinds.
+        return Verdict(True, 0.0, "", "release", f"HTTP 404: {error}")
     if status in (401, 403, 402, 410) or (status == 404 and _unknown_model(error)):
         # Bad key, no credit, retired endpoint or unknown model: another try fails the same.
         return Verdict(True, DISABLE_FOR, "disabled", "release", f"HTTP {status}: {error}")
@@ -69,6 +73,16 @@ def classify(
         return Verdict(True, TRANSIENT_COOLDOWN, "cooldown", "keep", f"HTTP {status}: {error}")
     # 400, 404, 413, 422 ...: the request itself is wrong; every endpoint would refuse it.
     return Verdict(False, 0.0, "", "release", f"HTTP {status}: {error}")
+
+
+_UNSUPPORTED = ("does not support", "not supported", "is not a chat model", "not a completion")
+
+
+def _unsupported(error: ProviderError) -> bool:
+    """A 404 saying the model does not take this kind of request (OpenAI: "This is not a
+    chat model and thus not supported in the v1/chat/completions endpoint")."""
+    text = str(error).lower()
+    return any(cue in text for cue in _UNSUPPORTED)
 
 
 def _unknown_model(error: ProviderError) -> bool:
