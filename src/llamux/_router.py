@@ -19,6 +19,7 @@ from ._clock import Clock, SystemClock
 from ._config.endpoint import CHAT, DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
 from ._disagreements import declare_limits, unowned_usage
+from ._dry_run import DryRun
 from ._engine.admission import Admission
 from ._engine.call import Call
 from ._engine.inputs import check_input, check_params
@@ -42,6 +43,7 @@ from ._stores import open_store
 if TYPE_CHECKING:
     from ._engine.probe import Probe
     from ._providers.transport import Transport
+    from ._status import EndpointData
     from ._stores import QuotaStore
 
 log = logging.getLogger("llamux")
@@ -67,6 +69,17 @@ class EndpointStatus:
     """The key its own quota is counted by in the store (``q:SERVER|MODEL|KEY_VARIABLE``)."""
     known: tuple[Known, ...] = ()
     """Each configured rule and where its limit comes from (configured, learned, catalog)."""
+    at: float = 0.0
+    """When this state was read (the router's clock)."""
+
+    def to_dict(self, now: float | None = None) -> EndpointData:
+        """This endpoint as JSON-ready data, the shape of one endpoint of ``llamux status
+        --json`` (``id``, ``provider``, ``model``, ``state``, ``cooldown``, ``rules`` with
+        ``used``, ``limit``, ``remaining``, ``frees_in`` and ``origin``, ``performance``...);
+        durations are counted from ``now`` (default: when the state was read)."""
+        from ._status import endpoint_data
+
+        return endpoint_data(self, self.at if now is None else now)
 
 
 class Router:
@@ -170,19 +183,28 @@ class Router:
     # -- the public calls --------------------------------------------------------------
 
     def query(
-        self, messages: Sequence[Mapping[str, Any]], **params: Any
+        self, messages: Sequence[Mapping[str, Any]], *, dry_run: bool = False, **params: Any
     ) -> tuple[str, str, str, dict[str, Any]]:
         """Pick an endpoint and reserve its quota; you call the provider.
 
         Returns ``(provider, model, endpoint id, props)``; ``props`` has ``base_url``,
         ``api_key_env``, ``limits``, ``remaining``, ``reservation`` and ``tokens``.
-        Report the real usage with :meth:`settle` (else the estimate stays charged).
+        Report the real usage with :meth:`settle` (else the estimate stays charged), or give
+        it back with :meth:`release` if you do not send it.
+
+        ``dry_run=True`` reserves nothing: the endpoint that would be chosen now (or the
+        same ``NoEndpointAvailable``), ``remaining`` as it would be after this request, and
+        ``reservation`` None. Nothing is written: no count, no reservation, no turn of a
+        rotating strategy (it answers with its first turn). Another request may take that
+        capacity before yours: only a real reservation holds it.
         """
-        admission = self._admission(messages, params, mode=None)
+        admission = self._admission(messages, params, mode=None, dry_run=dry_run)
         while isinstance(got := admission.next(), float):
             self.clock.sleep(got)
         ep, reservation = got.endpoint, got.reservation
-        if ep.id in self.quotas.gated:  # its lease is given back by settle() or release()
+        if dry_run:
+            self.quotas.unlease(ep.id)  # a gated endpoint's lease: nothing holds it
+        elif ep.id in self.quotas.gated:  # its lease is given back by settle() or release()
             if len(self._queried) >= QUERIED_KEPT:
                 self._queried.clear()
             self._queried[reservation.id] = ep.id
@@ -196,7 +218,7 @@ class Router:
                 for scope, rule, left in reservation.remaining
                 if scope == own.key and own.named[rule].limit != UNLIMITED
             },
-            "reservation": reservation.id,
+            "reservation": None if dry_run else reservation.id,
             "tokens": reservation.tokens,
         }
         if ep.pool:
@@ -337,7 +359,7 @@ class Router:
             has_key = self._keys.get(ep) is not None
             perf = measured.get(ep.id)
             known = self.quotas.known.get(ep.id, ())
-            row = EndpointStatus(ep, has_key, tuple(usage), cool, perf, scopes[0].key, known)
+            row = EndpointStatus(ep, has_key, tuple(usage), cool, perf, scopes[0].key, known, now)
             rows.append(row)
         return rows
 
@@ -383,10 +405,12 @@ class Router:
         mode: str | None,
         loop: Any = None,
         kind: str = CHAT,
+        dry_run: bool = False,
     ) -> Admission:
         """The reservation state of one request. ``mode`` is how llamux will call the
         provider (``sync``, ``async``, ``raw``; ``None``: the caller calls, as for ``query``):
-        its client is readied before each reservation and the charge is held in flight."""
+        its client is readied before each reservation and the charge is held in flight.
+        ``dry_run``: decided against a read-only view of the store (``DryRun``)."""
         if kind == CHAT:
             check_params(params, messages)
         elif kind in KIND:
@@ -406,8 +430,8 @@ class Router:
             params=params,
             candidates=candidates,
             quotas=self.quotas,
-            prefixes=self._prefixes,
-            store=self.store,
+            prefixes=None if dry_run else self._prefixes,
+            store=DryRun(self.store) if dry_run else self.store,
             strategy=self._strategy(params.get("strategy"), route),
             clock=self.clock,
             keys=self._keys,

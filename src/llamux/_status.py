@@ -88,12 +88,14 @@ def status_data(router: Router) -> StatusData:
             shared = [_rule(u, now) for u in row.usage if u.scope == f"pool:{name}"]
             pools[name] = PoolData(name=name, endpoints=[], rules=shared)
         pools[name]["endpoints"].append(row.endpoint.id)
-    endpoints = [_endpoint(row, now) for row in rows]
+    endpoints = [endpoint_data(row, now) for row in rows]
     pooled = list(pools.values())
     return StatusData(now=now, endpoints=endpoints, pools=pooled, warnings=router.warnings())
 
 
-def _endpoint(row: EndpointStatus, now: float) -> EndpointData:
+def endpoint_data(row: EndpointStatus, now: float) -> EndpointData:
+    """One endpoint's state (a row of ``Router.status()``) as data, durations from ``now``
+    (also ``EndpointStatus.to_dict()``)."""
     ep = row.endpoint
     # an endpoint's own quota is shown by its id; a pool's by ``pool:NAME``
     origins = {known.name: known.origin for known in row.known}
