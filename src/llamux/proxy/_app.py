@@ -29,7 +29,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -60,8 +60,9 @@ from ._auth import CSP, Guard, login, require_key
 from ._gate import Gate, http_problem, read_body, respond, server_problem
 from ._log import ENTRY, Entry, RequestLog, fields, level, log, log_config, plain
 from ._metrics import Metrics
+from ._quota import QuotaHeaders
 from ._relay import ByteStream, Done, Relayed, arelay
-from ._wire import Problem, failure, parse_chat
+from ._wire import Problem, failure, parse_request
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -89,7 +90,7 @@ def create_app(
     must be JSON."""
     proxy = _Proxy(router, max_body_bytes, proxy_key)
     routes = [
-        Route(CHAT, proxy.chat, methods=["POST"]),
+        *(Route(path, proxy.handler(kind), methods=["POST"]) for kind, path in PATHS.items()),
         Route("/v1/models", proxy.models, methods=["GET"]),
         Route("/v1/llamux/status", proxy.status, methods=["GET"]),
         Route("/v1/llamux/history", proxy.history, methods=["GET"]),
@@ -129,17 +130,27 @@ class _Proxy:
         self.max_body = max_body_bytes
         self.proxy_key = proxy_key
         self.counters = Metrics(router.clock.now)
+        self.quota = QuotaHeaders(router)
         self.page = resources.files("llamux.proxy").joinpath("dashboard.html").read_text("utf-8")
 
-    async def chat(self, request: Request) -> Response:
+    def handler(self, kind: str) -> Callable[[Request], Awaitable[Response]]:
+        """The route handler of requests of ``kind`` (chat, embeddings, ...)."""
+
+        async def serve(request: Request) -> Response:
+            return await self.serve(request, kind)
+
+        return serve
+
+    async def serve(self, request: Request, kind: str) -> Response:
         started = time.perf_counter()
         entry = request.scope.get(ENTRY) or Entry("POST", request.url.path, None, 0.0)
         params: dict[str, Any] = {}
         try:
-            messages, params = parse_chat(await read_body(request, self.max_body))
+            given, params = parse_request(await read_body(request, self.max_body), kind)
             _asked(entry, params)
-            self._check_model(params.get("model"))
-            relayed = await arelay(self.router, messages, params, self._observer(started, entry))
+            self._check_model(params.get("model"), kind)
+            done = self._observer(started, entry)
+            relayed = await arelay(self.router, given, params, done, kind)
         except Problem as problem:
             return self._refuse(entry, problem, own=True)
         except LlamuxError as error:
@@ -152,7 +163,8 @@ class _Proxy:
             )
             own = not isinstance(error, ProviderError | NoEndpointAvailable)
             return self._refuse(entry, answer, own=own)
-        return _respond(relayed)
+        told = await self.quota.headers(params.get("model"), kind, relayed.remaining)
+        return _respond(relayed, told)
 
     @staticmethod
     def _refuse(entry: Entry, problem: Problem, *, own: bool) -> Response:
@@ -165,9 +177,9 @@ class _Proxy:
             entry.message = str(problem)
         return respond(problem)
 
-    def _check_model(self, model: Any) -> None:
+    def _check_model(self, model: Any, kind: str) -> None:
         try:
-            self.router.candidates(model)
+            self.router.candidates(model, kind)
         except ConfigError as error:
             raise Problem(404, str(error), "model_not_found", param="model") from None
 
@@ -186,20 +198,31 @@ class _Proxy:
     def finished(self, entry: Entry, seconds: float) -> None:
         """Log a request whose answer has ended; keep a chat request among the last ones."""
         data: dict[str, Any] = redact(fields(entry, seconds), self._secrets())
-        if entry.path == CHAT:
+        if entry.path in SERVED_PATHS:
             self.counters.record(data)
         severity = level(data)
         if log.isEnabledFor(severity):
             log.log(severity, "%s", plain(data), extra={"llamux": data})
 
     async def models(self, request: Request) -> JSONResponse:
+        """Every name a request's ``model`` may take, with the kinds of request it serves."""
         router = self.router
+        by_id = {ep.id: ep for ep in router.endpoints}
+
+        def kinds(ids: Sequence[str]) -> list[str]:
+            found = {kind for i in ids if i in by_id for kind in by_id[i].serves}
+            return [kind for kind in PATHS if kind in found]
+
         every = [ep.id for ep in router.endpoints]
-        data = [_model("auto", "llamux", endpoints=every)]
+        data = [_model("auto", "llamux", endpoints=every, serves=kinds(every))]
         data += [
-            _model(r.name, "llamux", endpoints=list(r.endpoints)) for r in router.routes.values()
+            _model(r.name, "llamux", endpoints=list(r.endpoints), serves=kinds(r.endpoints))
+            for r in router.routes.values()
         ]
-        data += [_model(ep.id, ep.provider, model=ep.model) for ep in router.endpoints]
+        data += [
+            _model(ep.id, ep.provider, model=ep.model, serves=kinds([ep.id]))
+            for ep in router.endpoints
+        ]
         return JSONResponse({"object": "list", "data": data})
 
     async def status(self, request: Request) -> JSONResponse:
@@ -224,7 +247,14 @@ class _Proxy:
         return HTMLResponse(self.page, headers=headers)
 
 
-CHAT = "/v1/chat/completions"
+PATHS = {
+    "chat": "/v1/chat/completions",
+    "embeddings": "/v1/embeddings",
+    "responses": "/v1/responses",
+    "completions": "/v1/completions",
+}
+"""The path of each kind of request the proxy serves."""
+SERVED_PATHS = frozenset(PATHS.values())
 
 
 def _model(name: str, owner: str, **extra: Any) -> dict[str, Any]:
@@ -241,8 +271,8 @@ def _asked(entry: Entry, params: Mapping[str, Any]) -> None:
 # ------------------------------------------------------------------ the answer
 
 
-def _respond(relayed: Relayed) -> Response:
-    headers = {**relayed.headers, "x-llamux-endpoint": relayed.served.endpoint}
+def _respond(relayed: Relayed, told: Mapping[str, str]) -> Response:
+    headers = {**relayed.headers, **told, "x-llamux-endpoint": relayed.served.endpoint}
     if relayed.stream is None:
         return Response(relayed.body, relayed.status, headers=headers)
     return _Streaming(relayed.stream, relayed.status, headers)

@@ -42,7 +42,10 @@ FORM_PATHS = frozenset({"/login"})
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
 PREFLIGHT_MAX_AGE = "600"
-SERVED = "POST /v1/chat/completions, GET /v1/models, GET /v1/llamux/status and / (the dashboard)"
+SERVED = (
+    "POST /v1/chat/completions, POST /v1/embeddings, POST /v1/responses, POST /v1/completions, "
+    "GET /v1/models, GET /v1/llamux/status and / (the dashboard)"
+)
 """The routes a 404 names (the main ones; the README lists every one)."""
 EXPOSED = "x-llamux-endpoint, retry-after"
 """Response headers a page given with ``--cors`` may read."""

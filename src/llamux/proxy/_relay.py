@@ -46,20 +46,24 @@ class Relayed:
     served: Served
     body: bytes | None = None
     stream: ByteStream | None = None
+    remaining: tuple[tuple[str, str, int], ...] = ()
+    """What its reservation left of each rule: (scope, rule, remaining)."""
 
 
 async def arelay(
     router: Router,
-    messages: Sequence[Mapping[str, Any]],
+    messages: Any,
     params: Mapping[str, Any],
     done: Done | None = None,
+    kind: str = "chat",
 ) -> Relayed:
-    """Serve a chat request from the best endpoint with quota; relay its answer's bytes.
+    """Serve a request of ``kind`` (chat: ``messages``; embeddings, responses: its input;
+    completions: its prompt) from the best endpoint with quota; relay its answer's bytes.
 
     Raises what ``Router.acompletion`` raises (``NoEndpointAvailable``, ``RequestTooLarge``,
     ``ProviderError`` for errors another endpoint would repeat, ``ConfigError``).
     """
-    call = await router.acall(messages, params, raw=True)
+    call = await router.acall(messages, params, raw=True, kind=kind)
     try:
         return await _serve(call, done)
     except LlamuxError:
@@ -86,7 +90,10 @@ async def _serve(call: Call, done: Done | None) -> Relayed:
         done=done,
         offload=call.offload,
     )
-    return Relayed(response.status_code, _forwarded(response), stream.served, stream=stream)
+    left = answer.got.reservation.remaining
+    return Relayed(
+        response.status_code, _forwarded(response), stream.served, stream=stream, remaining=left
+    )
 
 
 def _answer(call: Call, answer: Answer[RawReply], done: Done | None) -> Relayed:
@@ -97,7 +104,8 @@ def _answer(call: Call, answer: Answer[RawReply], done: Done | None) -> Relayed:
     served = call.served(answer, json_usage(body))
     if done is not None:
         done(served.attempts, served)
-    return Relayed(response.status_code, _forwarded(response), served, body=body)
+    left = answer.got.reservation.remaining
+    return Relayed(response.status_code, _forwarded(response), served, body=body, remaining=left)
 
 
 class ByteStream:

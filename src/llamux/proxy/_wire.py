@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .._engine.call import ROUTER_PARAMS
-from .._engine.inputs import MAX_DEPTH, check_params
+from .._engine.inputs import MAX_DEPTH, check_input, check_params
 from .._engine.served import Attempt
 from .._errors import (
     InvalidRequest,
@@ -20,6 +20,7 @@ from .._errors import (
     StoreError,
     redact,
 )
+from .._policy.kinds import KIND
 
 MAX_WAIT = 300.0
 """The longest ``"llamux": {"wait": ...}`` a client may ask for, in seconds."""
@@ -79,6 +80,27 @@ def parse_chat(raw: bytes) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         raise Problem(400, str(error), "invalid_request", param=_param(str(error), body)) from None
     params.update(_options(body.get("llamux")))
     return messages, params
+
+
+def parse_request(raw: bytes, kind: str) -> tuple[Any, dict[str, Any]]:
+    """(input, params) of a request of ``kind``: a chat's messages (:func:`parse_chat`), an
+    embeddings or Responses ``input``, a text completion's ``prompt``; ``params`` as
+    :func:`parse_chat` makes them. Raises :class:`Problem` (400) before anything is
+    reserved."""
+    if kind == "chat":
+        return parse_chat(raw)
+    body = _json_object(raw)
+    field = KIND[kind].field
+    given = body.get(field)
+    skip = {field, "llamux", *ROUTER_PARAMS}
+    params = {k: v for k, v in body.items() if k not in skip}
+    try:
+        check_input(kind, given, params)
+    except InvalidRequest as error:
+        param = field if str(error).startswith(field) else _param(str(error), body)
+        raise Problem(400, str(error), "invalid_request", param=param) from None
+    params.update(_options(body.get("llamux")))
+    return given, params
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:
