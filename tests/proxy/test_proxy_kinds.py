@@ -77,7 +77,7 @@ def test_the_sdk_gets_embeddings_responses_and_text_completions(tmp_path: Path) 
 
 
 def test_the_quota_headers_are_the_routes_tightest_minute_rule(tmp_path: Path) -> None:
-    with proxied(tmp_path) as (_, fake, router, url):
+    with proxied(tmp_path) as (_, _fake, router, url):
         for _ in range(3):
             answer = httpx.post(
                 url + "/v1/embeddings", json={"model": "m-emb", "input": "hi"}, timeout=30
@@ -113,7 +113,7 @@ def test_models_say_what_each_name_serves_and_unknown_routes_say_what_is_served(
 def test_a_bad_input_is_a_400_that_costs_nothing_and_a_kind_nobody_serves_a_404(
     tmp_path: Path,
 ) -> None:
-    with proxied(tmp_path) as (client, fake, router, url):
+    with proxied(tmp_path) as (_client, fake, router, url):
         bad = httpx.post(url + "/v1/embeddings", json={"model": "auto", "input": []}, timeout=30)
         assert bad.status_code == 400 and bad.json()["error"]["param"] == "input"
         wrong = httpx.post(url + "/v1/responses", json={"model": "chat", "input": "hi"}, timeout=30)
