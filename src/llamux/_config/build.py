@@ -408,7 +408,7 @@ def _serves(
     entry = _catalog.model_limits(provider, model)
     if entry is not None and entry.serves:
         return frozenset(entry.serves)
-    if "embed" in model.lower():
+    if any(cue in model.lower() for cue in ("embed", "bge-")):  # bge: BAAI embedding models
         return frozenset({"embeddings"})
     return frozenset(known.serves if known else (CHAT,))
 
