@@ -9,14 +9,17 @@ from typing import TYPE_CHECKING
 
 from .._config.load import Config, Endpoint
 from .._limit_notes import rule_line
+from ._screen import wrap
 
 if TYPE_CHECKING:
     from .._engine.quotas import Quotas
 
 
-def config_report(path: Path, config: Config, quotas: Quotas, warnings: list[str]) -> str:
+def config_report(
+    path: Path, config: Config, quotas: Quotas, warnings: list[str], width: int | None = None
+) -> str:
     """The whole report: summary, endpoints (each limit configured vs catalog vs learned),
-    pools, routes, then the warnings."""
+    pools, routes, then the warnings (wrapped between words to ``width``, if given)."""
     lines = [_config_summary(path, config)]
     lines += [
         _endpoint_lines(n, endpoint, quotas) for n, endpoint in enumerate(config.endpoints, 1)
@@ -25,7 +28,9 @@ def config_report(path: Path, config: Config, quotas: Quotas, warnings: list[str
         limits = " · ".join(f"{n} {v}" for n, v in pool.limits.items()) or "no limits"
         lines.append(f"pool {pool.name}: {limits}")
     lines += [f"route {r.name}: {', '.join(r.endpoints)}" for r in config.routes]
-    lines += [f"warning: {line}" for line in warnings]
+    lines += [
+        text for line in warnings for text in wrap(f"warning: {line}", width, "  ", cut=False)
+    ]
     return "\n".join(lines)
 
 

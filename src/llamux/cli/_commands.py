@@ -1,7 +1,8 @@
-"""The ``llamux`` commands: each takes the parsed arguments and returns an exit code.
+"""The ``llamux`` commands: each takes the parsed arguments and returns an exit code
+(``chat`` is in ``_chat``, ``probe`` in ``_probe``, ``init`` in ``_init``).
 
 Exit codes: 0 ok, 1 config or usage error, 2 no endpoint available, 3 provider error,
-4 store error.
+4 store error (see ``_output``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 from .._config.proxy_defaults import KEY_VARIABLE
 from .._errors import ConfigError, StoreError
+from ._output import (
+    EXIT_NO_ENDPOINT,
+    EXIT_OK,
+    EXIT_PROVIDER,
+    EXIT_STORE,
+    EXIT_USAGE,
+    UsageError,
+    say_dim,
+    say_error,
+)
 
 if TYPE_CHECKING:
     from .._router import Router
@@ -22,7 +33,17 @@ if TYPE_CHECKING:
 CONFIG_FILES = ("endpoints.csv", "endpoints.md", "llamux.toml")
 """Looked for in the current directory when neither --config nor LLAMUX_CONFIG is given."""
 
-EXIT_OK, EXIT_USAGE, EXIT_NO_ENDPOINT, EXIT_PROVIDER, EXIT_STORE = 0, 1, 2, 3, 4
+__all__ = [
+    "CONFIG_FILES",
+    "EXIT_NO_ENDPOINT",
+    "EXIT_OK",
+    "EXIT_PROVIDER",
+    "EXIT_STORE",
+    "EXIT_USAGE",
+    "open_router",
+    "say_dim",
+    "say_error",
+]
 
 
 # ------------------------------------------------------------------ config and router
@@ -50,18 +71,36 @@ def find_config(explicit: str | None) -> Path:
     )
 
 
-def open_router(args: argparse.Namespace) -> Router:
-    """A router for the config and store the options name."""
+def open_router(args: argparse.Namespace, **options: Any) -> Router:
+    """A router for the config and store the options name (``options``: ``Router``'s)."""
     from .._router import Router
 
-    return Router.from_config(find_config(args.config), store=args.store)
+    return Router.from_config(find_config(args.config), store=args.store, **options)
 
 
-def _messages(prompt: str) -> list[dict[str, Any]]:
+def read_prompt(args: argparse.Namespace) -> str:
+    """The prompt: the argument, else (``-``, or none with stdin not a terminal) stdin."""
+    prompt: str | None = args.prompt
+    if prompt is not None and prompt != "-":
+        return prompt
+    if prompt is None and sys.stdin.isatty():
+        raise UsageError(
+            f'no prompt: give one (llamux {args.command} "Hello"), or pipe it in '
+            f"(echo Hello | llamux {args.command})"
+        )
+    text = sys.stdin.read()
+    if not text.strip():
+        raise UsageError(
+            f"the prompt read from stdin is empty; pipe some text into llamux {args.command}"
+        )
+    return text
+
+
+def messages_of(prompt: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": prompt}]
 
 
-def _params(args: argparse.Namespace) -> dict[str, Any]:
+def params_of(args: argparse.Namespace) -> dict[str, Any]:
     params: dict[str, Any] = {}
     if args.model:
         params["model"] = args.model
@@ -90,60 +129,74 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    """Pick an endpoint and reserve its quota; print it."""
+    """Pick an endpoint and reserve its quota (``--dry-run``: reserve nothing); print it."""
+    prompt = read_prompt(args)
     with open_router(args) as router:
-        provider, model, endpoint, props = router.query(_messages(args.prompt), **_params(args))
+        provider, model, endpoint, props = router.query(
+            messages_of(prompt), dry_run=args.dry_run, **params_of(args)
+        )
     if args.json:
-        answer = {"provider": provider, "model": model, "endpoint": endpoint, "props": props}
+        answer = {"provider": provider, "model": model, "id": endpoint, "props": props}
         print(json.dumps(answer, indent=2))
         return EXIT_OK
     limits: dict[str, int] = props["limits"]
     left = " · ".join(
         f"{rule} {n}/{limits.get(rule, '?')}" for rule, n in props["remaining"].items()
     )
+    tokens = props["tokens"]
     print(f"endpoint     {endpoint}")
     print(f"provider     {provider}")
     print(f"model        {model}")
     print(f"base_url     {props['base_url']}")
     print(f"key from     ${props['api_key_env']}")
-    print(f"reserved     1 request + {props['tokens']} tokens (estimate)")
+    if props["reservation"] is None:
+        print(f"would take   1 request + {tokens} tokens (estimate); dry run: nothing reserved")
+        print(f"would leave  {left or 'no limits'}")
+        return EXIT_OK
+    print(f"reserved     1 request + {tokens} tokens (estimate)")
     print(f"remaining    {left or 'no limits'}")
     print(f"reservation  {props['reservation']}")
+    say_dim(f"not sending it after all? give it back: llamux release {props['reservation']}")
     return EXIT_OK
 
 
-def cmd_chat(args: argparse.Namespace) -> int:
-    """Run a completion; the answer on stdout, who served it on stderr."""
-    from .._engine.served import served_by
-
-    params = _params(args)
-    if args.wait:
-        params["wait"] = args.wait
+def cmd_release(args: argparse.Namespace) -> int:
+    """Give back a reservation that ``query`` made (the call was never sent)."""
     with open_router(args) as router:
-        response = router.completion(_messages(args.prompt), **params)
-    if args.json:
-        print(response.model_dump_json(indent=2))
-    else:
-        print(response.choices[0].message.content or "")
-    served = served_by(response)
-    if served is not None:
-        tokens = "?" if served.tokens is None else str(served.tokens)
-        note = f"served by {served.endpoint} ({served.provider} {served.model}), {tokens} tokens"
-        before = [f"{a.endpoint}: {a.reason}" for a in served.attempts if a.outcome != "served"]
-        if before:
-            note += f", after {'; '.join(before)}"
-        say_dim(note)
+        released = router.release(args.reservation)
+    if not released:
+        raise UsageError(
+            f"no reservation {args.reservation!r} is held in this store: it was settled, "
+            "released or has expired, or was made with another --store; nothing to give back"
+        )
+    print(f"released {args.reservation}: its request and tokens no longer count")
     return EXIT_OK
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
-    """Forget recorded usage and cool-downs, of one endpoint or of all."""
+    """Forget recorded usage and cool-downs, of one endpoint or (after asking) of all."""
     with open_router(args) as router:
-        router.reset(args.endpoint)
         count = len(router.endpoints)
-    what = args.endpoint or f"all {count} endpoint{'s' * (count != 1)}"
-    print(f"reset {what}: recorded usage and cool-downs forgotten")
+        every = f"all {count} endpoint{'s' * (count != 1)}"
+        if args.endpoint is None and not args.yes and not _agreed(every):
+            print("nothing reset")
+            return EXIT_OK
+        router.reset(args.endpoint)
+    print(f"reset {args.endpoint or every}: recorded usage and cool-downs forgotten")
     return EXIT_OK
+
+
+def _agreed(every: str) -> bool:
+    """Whether the user agrees to reset ``every`` endpoint (asked on a terminal, on stderr;
+    refused without one: a script must say --yes)."""
+    what = f"llamux reset forgets the recorded usage, cool-downs and reservations of {every}"
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"{what}; pass --yes to go ahead (there is no terminal to ask on), or name one endpoint"
+        )
+    print(f"{what}. Go ahead? [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline()
+    return answer.strip().lower() in ("y", "yes")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -151,6 +204,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .._config.load import load
     from .._router import Router
     from ._check_view import config_report
+    from ._screen import Screen
 
     path = find_config(args.config)
     config = load(path)
@@ -161,7 +215,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         router = Router(config, store="memory://")
         print(f"(the store could not be opened, so learned limits are not shown: {error})")
     with router:
-        print(config_report(path, config, router.quotas, router.warnings()))
+        width = Screen.of(sys.stdout).width
+        print(config_report(path, config, router.quotas, router.warnings(), width))
     return EXIT_OK
 
 
@@ -181,8 +236,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             f"llamux serve needs the proxy extra ({missing.name} is missing): "
             "pip install 'llamux[proxy]'"
         ) from None
+    from ._port import check_port
+
     key = os.environ.get(KEY_VARIABLE) or None
     require_key(args.host, key)
+    check_port(args.host, args.port)  # before the banner: a taken port is the first thing said
     with open_router(args) as router:
         where = f"http://{args.host}:{args.port}"
         guard = f"; clients send ${KEY_VARIABLE} as their API key" if key else ""
@@ -205,16 +263,3 @@ def cmd_serve(args: argparse.Namespace) -> int:
             pass
     say_dim("llamux proxy stopped; in-flight requests finished and settled")
     return EXIT_OK
-
-
-# ------------------------------------------------------------------ output
-
-
-def say_error(message: str) -> None:
-    print(f"llamux: error: {message}", file=sys.stderr)
-
-
-def say_dim(message: str) -> None:
-    if sys.stderr.isatty():
-        message = f"\x1b[2m{message}\x1b[0m"
-    print(message, file=sys.stderr)

@@ -1,10 +1,13 @@
-"""The ``llamux`` command line: status, query, chat, reset, check, probe, init, demo, serve.
+"""The ``llamux`` command line: status, query, chat, release, reset, check, probe, init, demo,
+serve.
 
 Every command returns an exit code: 0 ok, 1 config or usage error, 2 no endpoint available,
 3 provider error, 4 store error. A :class:`LlamuxError` prints one line
-(``llamux: error: ...``) on stderr, never a traceback. ``rich`` is imported only by the
-commands that render, the ``openai`` SDK only by ``chat``, ``probe`` and ``demo``, Starlette
-and uvicorn only by ``serve``.
+(``llamux: error: ...``) on stderr, never a traceback; under ``--json`` it is also printed as
+JSON on stdout (``{"error": {"type": ..., "message": ..., ...}}``). A closed stdout
+(``llamux status | head -1``) ends the command quietly with its usual code. ``rich`` is
+imported only by the commands that render with it (demo), the ``openai`` SDK only by
+``chat``, ``probe`` and ``demo``, Starlette and uvicorn only by ``serve``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 import re
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 from .. import __version__
 from .._config.load import STRATEGIES
@@ -26,45 +29,57 @@ from .._config.proxy_defaults import (
     KEY_VARIABLE,
     LOG_FORMATS,
 )
-from .._errors import (
-    LlamuxError,
-    NoEndpointAvailable,
-    ProviderError,
-    RequestTooLarge,
-    StoreError,
-)
-
-if TYPE_CHECKING:
-    pass
-
+from .._errors import LlamuxError
+from ._chat import cmd_chat
 from ._commands import (
-    EXIT_NO_ENDPOINT,
-    EXIT_OK,
-    EXIT_PROVIDER,
-    EXIT_STORE,
-    EXIT_USAGE,
-    cmd_chat,
     cmd_check,
     cmd_demo,
     cmd_query,
+    cmd_release,
     cmd_reset,
     cmd_serve,
     cmd_status,
-    say_error,
 )
+from ._examples import EXAMPLES, ROOT
 from ._init import add_arguments as _add_init
 from ._init import cmd_init
+from ._output import (
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    exit_code,
+    message,
+    quiet_stdout,
+    say_error,
+    say_json_error,
+)
 from ._probe import add_probe, cmd_probe
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``llamux`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code = _main(argv)
+    except BrokenPipeError:  # the reader went away (`| head -1`, `| true`): not an error
+        quiet_stdout()
+        return EXIT_OK
+    try:
+        sys.stdout.flush()  # here, not at exit, where a closed pipe would print a traceback
+    except BrokenPipeError:
+        quiet_stdout()
+    return code
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except _UsageError as error:
         error.parser.print_usage(sys.stderr)
         say_error(str(error))
+        if "--json" in argv:
+            _json_error(UsageError(str(error)))
         return EXIT_USAGE
     except SystemExit as done:  # --help, --version
         return done.code if isinstance(done.code, int) else EXIT_OK
@@ -78,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         command: Callable[[argparse.Namespace], int] = args.run
         return command(args)
     except LlamuxError as error:
-        say_error(str(error))
+        say_error(message(error))
+        if getattr(args, "json", False):
+            _json_error(error)
         return exit_code(error)
     except KeyboardInterrupt:
         say_error("interrupted")
@@ -87,15 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.removeHandler(handler)
 
 
-def exit_code(error: LlamuxError) -> int:
-    """The exit code for ``error``: 1 config, 2 no endpoint, 3 provider, 4 store."""
-    if isinstance(error, NoEndpointAvailable | RequestTooLarge):
-        return EXIT_NO_ENDPOINT
-    if isinstance(error, ProviderError):
-        return EXIT_PROVIDER
-    if isinstance(error, StoreError):
-        return EXIT_STORE
-    return EXIT_USAGE
+def _json_error(error: LlamuxError) -> None:
+    """The error as JSON on stdout; if stdout is closed, the exit code still says it."""
+    try:
+        say_json_error(error)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        quiet_stdout()
 
 
 # ------------------------------------------------------------------ the parser
@@ -114,19 +129,31 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(self, message)
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Descriptions are filled to the width as usual; text with line breaks (the examples
+    of an epilog) is kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``llamux`` parser; each subcommand stores its function as ``run``."""
     parser = _Parser(
         prog="llamux",
         description="Route LLM chat requests across your endpoints without crossing any quota.",
-        epilog="exit codes: 0 ok, 1 config or usage error, 2 no endpoint available, "
-        "3 provider error, 4 store error",
+        epilog=ROOT,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"llamux {__version__}")
     _add_globals(parser, None)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, help_, run, add in _COMMANDS:
-        sub = commands.add_parser(name, help=help_, description=help_)
+        sub = commands.add_parser(
+            name, help=help_, description=help_, epilog=EXAMPLES[name], formatter_class=_Formatter
+        )
         if name not in ("demo", "init"):  # they read no config and open no store
             _add_globals(sub, argparse.SUPPRESS)
         add(sub)
@@ -167,17 +194,32 @@ def _seconds(text: str) -> float:
 
 
 def _add_prompt(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("prompt", help="the user message")
+    sub.add_argument(
+        "prompt",
+        nargs="?",
+        help="the user message; '-' or none (with a pipe or a file on stdin): read stdin",
+    )
     sub.add_argument(
         "--model", help="an endpoint id, a route, an upstream model name, or auto (all)"
     )
     sub.add_argument(
         "--strategy",
         choices=sorted(STRATEGIES),
-        help="how to order the endpoints for this request (default: the config's)",
+        metavar="NAME",
+        help="how to order the endpoints for this request: "
+        f"{', '.join(sorted(STRATEGIES))} (default: the config's)",
     )
     sub.add_argument("--max-tokens", type=_positive_int, metavar="N", help="output budget")
-    sub.add_argument("--json", action="store_true", help="print JSON")
+    sub.add_argument("--json", action="store_true", help="print JSON (errors too)")
+
+
+def _add_query(sub: argparse.ArgumentParser) -> None:
+    _add_prompt(sub)
+    sub.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say which endpoint would be chosen now, and reserve nothing",
+    )
 
 
 def _add_status(sub: argparse.ArgumentParser) -> None:
@@ -187,12 +229,26 @@ def _add_status(sub: argparse.ArgumentParser) -> None:
 def _add_chat(sub: argparse.ArgumentParser) -> None:
     _add_prompt(sub)
     sub.add_argument(
-        "--wait", type=_seconds, default=0.0, metavar="S", help="wait up to S seconds for quota"
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="when no endpoint has quota now, wait up to S seconds for it (a countdown on "
+        "a terminal)",
     )
 
 
 def _add_reset(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("endpoint", nargs="?", help="an endpoint id (default: every endpoint)")
+    sub.add_argument(
+        "--yes",
+        action="store_true",
+        help="reset every endpoint without asking (required without a terminal)",
+    )
+
+
+def _add_release(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("reservation", metavar="ID", help="the reservation `llamux query` printed")
 
 
 def _add_demo(sub: argparse.ArgumentParser) -> None:
@@ -272,8 +328,9 @@ def _add_serve(sub: argparse.ArgumentParser) -> None:
 
 _COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Any], ...] = (
     ("status", "show each endpoint's quota use and state", cmd_status, _add_status),
-    ("query", "pick and reserve an endpoint for a prompt, print it", cmd_query, _add_prompt),
-    ("chat", "run a completion and print the answer", cmd_chat, _add_chat),
+    ("query", "pick and reserve an endpoint for a prompt, print it", cmd_query, _add_query),
+    ("chat", "run a completion and stream the answer", cmd_chat, _add_chat),
+    ("release", "give back a reservation made by query", cmd_release, _add_release),
     ("reset", "forget recorded usage and cool-downs", cmd_reset, _add_reset),
     ("check", "validate the config and show each endpoint", cmd_check, _add_nothing),
     ("probe", "ask the providers for their limits and learn them", cmd_probe, add_probe),
@@ -287,4 +344,8 @@ class _LogHandler(logging.Handler):
     """llamux's warnings as ``llamux: warning: ...`` on the current ``sys.stderr``."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"llamux: {record.levelname.lower()}: {record.getMessage()}", file=sys.stderr)
+        from ._screen import Screen, wrap
+
+        text = f"llamux: {record.levelname.lower()}: {record.getMessage()}"
+        width = Screen.of(sys.stderr).width
+        print("\n".join(wrap(text, width, indent="  ", cut=False)), file=sys.stderr)
