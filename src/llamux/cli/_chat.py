@@ -14,13 +14,16 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._clock import SystemClock
 from .._errors import LlamuxError, NoEndpointAvailable
 from ._commands import messages_of, open_router, params_of, read_prompt
 from ._output import EXIT_OK, say_dim
 from ._screen import Screen, end_ellipsis
+
+if TYPE_CHECKING:
+    from .._router import Router
 
 
 class CountdownClock(SystemClock):
@@ -93,7 +96,7 @@ def _relay(stream: Any) -> None:
 
 
 def waiting_for(
-    router: Any, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
+    router: Router, messages: Sequence[Mapping[str, Any]], params: Mapping[str, Any]
 ) -> str | None:
     """What a request waits for, found by a dry run (nothing reserved): the rule (or cool-
     down) of the endpoint that frees soonest, ``groq:llama-3.3-70b rpm full``."""

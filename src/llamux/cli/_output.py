@@ -8,6 +8,7 @@ timeouts, 5xx), 4 store error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -106,7 +107,9 @@ def error_data(error: LlamuxError) -> dict[str, Any]:
 
 
 def say_error(text: str) -> None:
-    print(f"llamux: error: {text}", file=sys.stderr)
+    """``llamux: error: ...`` on stderr (if stderr is closed, the exit code still says it)."""
+    with contextlib.suppress(BrokenPipeError):
+        print(f"llamux: error: {text}", file=sys.stderr)
 
 
 def say_json_error(error: LlamuxError) -> None:
