@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_helpers import cli_env, fake_endpoints, llamux, long_id_table
 
-from llamux.testing import FakeProvider
+from llamux import Router
+from llamux.testing import FakeClock, FakeProvider
 
 from conftest import free_port, run_cli
 
@@ -215,3 +217,19 @@ def test_a_429_is_quota_not_a_provider_failure(
     assert code == 2 and json.loads(out)["error"]["cause"] == "quota", err
     code, _, err = run_cli(capsys, "--config", config, "chat", "hi", *groq)  # it rests now
     assert code == 2 and "cooldown: HTTP 429" in err and "--wait " in err
+
+
+def test_query_waits_for_capacity_too(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, keys: str
+) -> None:
+    path = tmp_path / "endpoints.csv"
+    path.write_text(ONE_RPM)
+    store = f"sqlite:///{tmp_path / 'state.db'}"
+    with Router.from_csv(path, store=store, clock=FakeClock(time.time() - 58.5)) as router:
+        router.query([{"role": "user", "content": "hi"}])  # frees in about 2 s
+    code, _, err = run_cli(capsys, "--config", str(path), "--store", store, "query", "hi")
+    assert code == 2 and "(pass --wait " in err
+    started = time.monotonic()
+    argv = ("--config", str(path), "--store", store, "query", "hi", "--wait", "10")
+    code, out, _ = run_cli(capsys, *argv)
+    assert code == 0 and "reservation  " in out and time.monotonic() - started > 0.5

@@ -8,10 +8,10 @@ import io
 
 import pytest
 
-from llamux.cli._chat import CountdownClock
 from llamux.cli._grid import Column, Row, fit, render, text_cell
 from llamux.cli._screen import Screen, middle_ellipsis, width_of, wrap
 from llamux.cli._status_view import bar, compact, used_of
+from llamux.cli._waiting import CountdownClock
 
 
 class _Tty(io.StringIO):

@@ -108,6 +108,8 @@ def params_of(args: argparse.Namespace) -> dict[str, Any]:
         params["strategy"] = args.strategy
     if args.max_tokens:
         params["max_tokens"] = args.max_tokens
+    if args.wait:
+        params["wait"] = args.wait
     return params
 
 
@@ -130,11 +132,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     """Pick an endpoint and reserve its quota (``--dry-run``: reserve nothing); print it."""
-    prompt = read_prompt(args)
-    with open_router(args) as router:
-        provider, model, endpoint, props = router.query(
-            messages_of(prompt), dry_run=args.dry_run, **params_of(args)
-        )
+    from ._screen import Screen
+    from ._waiting import CountdownClock, countdown
+
+    messages, params = messages_of(read_prompt(args)), params_of(args)
+    with open_router(args, clock=CountdownClock(Screen.of(sys.stderr))) as router:
+        countdown(router, messages, params)
+        provider, model, endpoint, props = router.query(messages, dry_run=args.dry_run, **params)
     if args.json:
         answer = {"provider": provider, "model": model, "id": endpoint, "props": props}
         print(json.dumps(answer, indent=2))

@@ -93,9 +93,9 @@ def _main(argv: list[str]) -> int:
         command: Callable[[argparse.Namespace], int] = args.run
         return command(args)
     except LlamuxError as error:
-        say_error(message(error))
+        say_error(message(error, waits="wait" in args))
         if getattr(args, "json", False):
-            _json_error(error)
+            _json_error(error, waits="wait" in args)
         return exit_code(error)
     except KeyboardInterrupt:
         say_error("interrupted")
@@ -104,10 +104,10 @@ def _main(argv: list[str]) -> int:
         logger.removeHandler(handler)
 
 
-def _json_error(error: LlamuxError) -> None:
+def _json_error(error: LlamuxError, waits: bool = True) -> None:
     """The error as JSON on stdout; if stdout is closed, the exit code still says it."""
     try:
-        say_json_error(error)
+        say_json_error(error, waits)
         sys.stdout.flush()
     except BrokenPipeError:
         quiet_stdout()
@@ -210,6 +210,14 @@ def _add_prompt(sub: argparse.ArgumentParser) -> None:
         f"{', '.join(sorted(STRATEGIES))} (default: the config's)",
     )
     sub.add_argument("--max-tokens", type=_positive_int, metavar="N", help="output budget")
+    sub.add_argument(
+        "--wait",
+        type=_seconds,
+        default=0.0,
+        metavar="S",
+        help="when no endpoint has quota now, wait up to S seconds for it (a countdown on "
+        "a terminal)",
+    )
     sub.add_argument("--json", action="store_true", help="print JSON (errors too)")
 
 
@@ -224,18 +232,6 @@ def _add_query(sub: argparse.ArgumentParser) -> None:
 
 def _add_status(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--json", action="store_true", help="print the same data as JSON")
-
-
-def _add_chat(sub: argparse.ArgumentParser) -> None:
-    _add_prompt(sub)
-    sub.add_argument(
-        "--wait",
-        type=_seconds,
-        default=0.0,
-        metavar="S",
-        help="when no endpoint has quota now, wait up to S seconds for it (a countdown on "
-        "a terminal)",
-    )
 
 
 def _add_reset(sub: argparse.ArgumentParser) -> None:
@@ -329,7 +325,7 @@ def _add_serve(sub: argparse.ArgumentParser) -> None:
 _COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Any], ...] = (
     ("status", "show each endpoint's quota use and state", cmd_status, _add_status),
     ("query", "pick and reserve an endpoint for a prompt, print it", cmd_query, _add_query),
-    ("chat", "run a completion and stream the answer", cmd_chat, _add_chat),
+    ("chat", "run a completion and stream the answer", cmd_chat, _add_prompt),
     ("release", "give back a reservation made by query", cmd_release, _add_release),
     ("reset", "forget recorded usage and cool-downs", cmd_reset, _add_reset),
     ("check", "validate the config and show each endpoint", cmd_check, _add_nothing),

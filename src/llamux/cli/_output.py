@@ -66,9 +66,10 @@ def exit_code(error: LlamuxError) -> int:
     return EXIT_USAGE
 
 
-def message(error: LlamuxError) -> str:
+def message(error: LlamuxError, waits: bool = True) -> str:
     """What the command line says of ``error``: the library's message, but with the CLI's
-    own knob (``--wait N``), and naming the providers when they, not quota, are the cause."""
+    own knob (``--wait N``, for a command that ``waits``; else no hint), and naming the
+    providers when they, not quota, are the cause."""
     if not isinstance(error, NoEndpointAvailable):
         return str(error)
     if providers_down(error):
@@ -80,15 +81,15 @@ def message(error: LlamuxError) -> str:
             "the providers are down, unreachable or refusing the key; check their status, "
             f"the network and base_url, then try again{again}"
         )
-    if error.retry_after is None:
+    if error.retry_after is None or not waits:
         return error.detail
     return f"{error.detail} (pass --wait {max(1, math.ceil(error.retry_after))} to wait for it)"
 
 
-def error_data(error: LlamuxError) -> dict[str, Any]:
+def error_data(error: LlamuxError, waits: bool = True) -> dict[str, Any]:
     """``{"error": {"type", "message", ...}}``: ``error`` as ``--json`` prints it, with what
     it carries (where a config error is, when capacity returns, which provider failed)."""
-    data: dict[str, Any] = {"type": type(error).__name__, "message": message(error)}
+    data: dict[str, Any] = {"type": type(error).__name__, "message": message(error, waits)}
     if isinstance(error, ConfigError):
         data.update(file=error.file, line=error.line, column=error.column)
     elif isinstance(error, NoEndpointAvailable):
@@ -112,8 +113,8 @@ def say_error(text: str) -> None:
         print(f"llamux: error: {text}", file=sys.stderr)
 
 
-def say_json_error(error: LlamuxError) -> None:
-    print(json.dumps(error_data(error), indent=2))
+def say_json_error(error: LlamuxError, waits: bool = True) -> None:
+    print(json.dumps(error_data(error, waits), indent=2))
 
 
 def say_dim(text: str) -> None:
