@@ -7,6 +7,9 @@
 
 from ._clock import Clock, FakeClock, SystemClock
 from ._config.load import Config, Endpoint, Limits, Pool, Route
+from ._engine.batch import BatchProgress
+from ._engine.batch_item import BatchItem
+from ._engine.batch_run import AsyncBatchRun, BatchRun
 from ._engine.call import Answer, Call
 from ._engine.served import Attempt, Served, served_by
 from ._errors import (
@@ -27,7 +30,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Answer",
+    "AsyncBatchRun",
     "Attempt",
+    "BatchItem",
+    "BatchProgress",
+    "BatchRun",
     "Call",
     "Clock",
     "Config",

@@ -10,7 +10,7 @@ import importlib
 import logging
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,6 +41,8 @@ from ._policy.tokens import usage_tokens
 from ._stores import open_store
 
 if TYPE_CHECKING:
+    from ._engine.batch_item import BatchItem
+    from ._engine.batch_run import AsyncBatchRun, BatchRun
     from ._engine.probe import Probe
     from ._providers.transport import Transport
     from ._status import EndpointData
@@ -292,6 +294,42 @@ class Router:
     async def atext_completion(self, prompt: Any, **params: Any) -> Any:
         """The awaitable twin of :meth:`text_completion`."""
         return await _aserved(await self.acall(prompt, params, kind="completions"))
+
+    def batch(
+        self,
+        requests: Iterable[BatchItem | Mapping[str, Any]],
+        *,
+        concurrency: int | None = None,
+        max_attempts: int = 5,
+    ) -> BatchRun:
+        """Serve many requests of any kind at the quotas' full speed; an iterator of
+        ``(index, result_or_error)`` as each completes (``index``: its position in
+        ``requests``, from 0). A request is a :class:`BatchItem` or an OpenAI Batch line
+        (``{"url": "/v1/embeddings", "body": {...}}``; without ``url``: chat). Items wait
+        for capacity on the router's clock (quota never fails one); 429s, 5xx and timeouts
+        fail over, each item making at most ``max_attempts`` failed provider calls; what the
+        provider refuses as invalid (400, 404, 422) is the item's error, not retried. The
+        result is the SDK's response (``served_by`` says which endpoint), the error a
+        ``LlamuxError``. ``concurrency`` caps the items in flight (default: sized from what
+        the endpoints admit and their latency). ``stop()`` ends it after the items being
+        sent; ``progress()`` counts."""
+        from ._engine.batch import Batcher
+        from ._engine.batch_run import BatchRun
+
+        return BatchRun(Batcher(self, max_attempts, concurrency), requests)
+
+    def abatch(
+        self,
+        requests: Iterable[BatchItem | Mapping[str, Any]] | AsyncIterable[Any],
+        *,
+        concurrency: int | None = None,
+        max_attempts: int = 5,
+    ) -> AsyncBatchRun:
+        """The async twin of :meth:`batch`: ``async for index, result in router.abatch(...)``."""
+        from ._engine.batch import Batcher
+        from ._engine.batch_run import AsyncBatchRun
+
+        return AsyncBatchRun(Batcher(self, max_attempts, concurrency), requests)
 
     def call(self, messages: Any, params: Mapping[str, Any], kind: str = CHAT) -> Call:
         """The request engine for one request that llamux sends itself, synchronously:

@@ -95,6 +95,8 @@ class Admission:
         between the charge and the send)."""
         self.deadline = clock.now() + float(params.get("wait") or 0)
         self.tried: set[str] = set()
+        self.current: str | None = None
+        """The endpoint reserved last: the one being called (a batch's progress reads it)."""
         self.attempts: list[Attempt] = []
         self._leased: set[str] = set()
         self._waiting_lease = False
@@ -157,6 +159,7 @@ class Admission:
         if pick.reservation is not None:
             ep, api_key = found[pick.reservation.endpoint]
             self.tried.add(ep.id)
+            self.current = ep.id
             return Admitted(ep, pick.reservation, api_key)
         return self._nothing_admits(pick, now, too_large)
 

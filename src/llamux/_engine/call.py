@@ -76,6 +76,9 @@ class Call:
         self.nowait = nowait
         """The store's ``nowait()``, if it has one (SQLite): the async path tries store work
         on the event loop first and moves it to a thread only if the store is busy."""
+        self.most_failures: int | None = None
+        """At most this many failed provider calls before the last failure is raised
+        instead of failing over (a batch's ``max_attempts``); None: no bound."""
 
     async def offload(self, function: Callable[..., T], *args: Any) -> T:
         """Run store work without blocking the event loop: the one policy of every async
@@ -199,7 +202,14 @@ class Call:
         """Note a failed attempt; whether to try the next endpoint."""
         attempt, failover = verdict
         self.attempts.append(attempt)
+        if failover and self.most_failures is not None:
+            return self.failures < self.most_failures
         return failover
+
+    @property
+    def failures(self) -> int:
+        """How many provider calls of this request failed so far."""
+        return sum(a.outcome == "failed" for a in self.attempts)
 
     @property
     def hide_usage(self) -> bool:
