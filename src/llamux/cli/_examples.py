@@ -66,4 +66,9 @@ examples:
   llamux init                         endpoints.md for the keys you have set
   llamux init --format toml -o llamux.toml --all
 """,
+    "batch": """\
+examples:
+  llamux batch requests.jsonl -o results.jsonl       OpenAI Batch lines; run again to resume
+  llamux batch prompts.txt --text --system "Be brief." -o out.jsonl
+""",
 }

@@ -30,6 +30,7 @@ from .._config.proxy_defaults import (
     LOG_FORMATS,
 )
 from .._errors import LlamuxError
+from ._batch import add_batch, cmd_batch
 from ._chat import cmd_chat
 from ._commands import (
     cmd_check,
@@ -333,6 +334,7 @@ _COMMANDS: tuple[tuple[str, str, Callable[[argparse.Namespace], int], Any], ...]
     ("demo", "live demo against local fake providers (no keys, no files)", cmd_demo, _add_demo),
     ("serve", "run the OpenAI-compatible proxy with a live dashboard", cmd_serve, _add_serve),
     ("init", "write a starting endpoints table from the catalog", cmd_init, _add_init),
+    ("batch", "send a JSONL or text file of requests at full quota speed", cmd_batch, add_batch),
 )
 
 
