@@ -16,11 +16,37 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pytest
+
 from llamux.testing import FakeEndpoint, FakeProvider
 
 from conftest import KEY
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+ONE_RPM = """\
+| provider | model        | rpm | tpm   |
+| -------- | ------------ | --- | ----- |
+| cerebras | llama3.3-70b | 1   | 60000 |
+"""
+"""A table of one endpoint that admits one request a minute."""
+
+
+def isolate(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No real user state or config; plain wide output."""
+    monkeypatch.setenv("LLAMUX_STORE", f"sqlite:///{tmp_path}/q.db")
+    monkeypatch.delenv("LLAMUX_CONFIG", raising=False)
+    monkeypatch.setenv("COLUMNS", "200")
+    for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def one_rpm_table(tmp_path: Path) -> str:
+    """The path of a file holding ``ONE_RPM``."""
+    path = tmp_path / "endpoints.csv"
+    path.write_text(ONE_RPM)
+    return str(path)
+
+
 LONG_IDS = (
     "groq:llama-3.3-70b-versatile",
     "cerebras:llama3.3-70b",

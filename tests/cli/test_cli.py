@@ -11,27 +11,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import isolate, one_rpm_table
 
 from llamux import Router, __version__
 from llamux.testing import FakeEndpoint, FakeProvider
 
 from conftest import KEY, SEED_TABLE, fake_table, run_cli
 
-ONE_RPM = """\
-| provider | model        | rpm | tpm   |
-| -------- | ------------ | --- | ----- |
-| cerebras | llama3.3-70b | 1   | 60000 |
-"""
-
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No real user state or config; plain wide output."""
-    monkeypatch.setenv("LLAMUX_STORE", f"sqlite:///{tmp_path}/q.db")
-    monkeypatch.delenv("LLAMUX_CONFIG", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
-    for var in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
-        monkeypatch.delenv(var, raising=False)
+    isolate(monkeypatch, tmp_path)
 
 
 run = run_cli
@@ -39,9 +29,7 @@ run = run_cli
 
 @pytest.fixture
 def one_rpm(tmp_path: Path, keys: str) -> str:
-    path = tmp_path / "endpoints.csv"
-    path.write_text(ONE_RPM)
-    return str(path)
+    return one_rpm_table(tmp_path)
 
 
 @pytest.fixture

@@ -12,32 +12,30 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_helpers import cli_env, fake_endpoints, llamux, long_id_table
+from cli_helpers import (
+    ONE_RPM,
+    cli_env,
+    fake_endpoints,
+    isolate,
+    llamux,
+    long_id_table,
+    one_rpm_table,
+)
 
 from llamux import Router
 from llamux.testing import FakeClock, FakeProvider
 
 from conftest import free_port, run_cli
 
-ONE_RPM = """\
-| provider | model        | rpm | tpm   |
-| -------- | ------------ | --- | ----- |
-| cerebras | llama3.3-70b | 1   | 60000 |
-"""
-
 
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LLAMUX_STORE", f"sqlite:///{tmp_path}/q.db")
-    monkeypatch.delenv("LLAMUX_CONFIG", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
+    isolate(monkeypatch, tmp_path)
 
 
 @pytest.fixture
 def one_rpm(tmp_path: Path, keys: str) -> str:
-    path = tmp_path / "endpoints.csv"
-    path.write_text(ONE_RPM)
-    return str(path)
+    return one_rpm_table(tmp_path)
 
 
 @pytest.fixture
