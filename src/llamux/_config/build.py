@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
@@ -361,24 +361,12 @@ def _pool_name(place: Place, row: Mapping[str, object], pools: Iterable[str]) ->
     raise place.error(f"pool {show(name)} is not defined; {fix}", "pool")
 
 
+_CAPABILITIES = tuple(name for name in ("tools", "vision", "json") if name in CAPABILITIES)
+"""``CAPABILITIES`` in the order an error message lists them."""
+
+
 def _capabilities(place: Place, value: object) -> frozenset[str]:
-    if isinstance(value, str):
-        words: list[object] = [word for word in re.split(r"[,;\s]+", value) if word]
-    elif isinstance(value, list):
-        words = list(value)
-    elif value is None:
-        return frozenset()
-    else:
-        raise place.error("capabilities must be a list; write e.g. tools, json", "capabilities")
-    found = set()
-    for word in words:
-        name = str(word).strip().lower()
-        if name not in CAPABILITIES:
-            close = suggest(name, CAPABILITIES)
-            fix = f"write {close!r}" if close else "use tools, vision or json"
-            raise place.error(f"unknown capability {show(word)}; {fix}", "capabilities")
-        found.add(name)
-    return frozenset(found)
+    return _names(place, value, "capabilities", "capability", _CAPABILITIES, "tools, json")
 
 
 def _serves(
@@ -387,30 +375,39 @@ def _serves(
     """The kinds of request an endpoint takes: as written (comma-separated, or a TOML list),
     else what the catalog says of its model, else of its provider's chat models; a model
     whose id names embeddings (``...embed...``) takes embeddings only."""
-    if isinstance(value, str):
-        words: list[object] = [word for word in re.split(r"[,;\s]+", value) if word]
-    elif isinstance(value, list):
-        words = list(value)
-    elif value is None:
-        words = []
-    else:
-        raise place.error("serves must be a list; write e.g. chat, embeddings", "serves")
-    found = set()
-    for word in words:
-        name = str(word).strip().lower()
-        if name not in KINDS:
-            close = suggest(name, KINDS)
-            fix = f"write {close!r}" if close else f"use {', '.join(KINDS)}"
-            raise place.error(f"unknown kind of request {show(word)}; {fix}", "serves")
-        found.add(name)
+    found = _names(place, value, "serves", "kind of request", KINDS, "chat, embeddings")
     if found:
-        return frozenset(found)
+        return found
     entry = _catalog.model_limits(provider, model)
     if entry is not None and entry.serves:
         return frozenset(entry.serves)
     if any(cue in model.lower() for cue in ("embed", "bge-")):  # bge: BAAI embedding models
         return frozenset({"embeddings"})
     return frozenset(known.serves if known else (CHAT,))
+
+
+def _names(
+    place: Place, value: object, key: str, what: str, known: Sequence[str], example: str
+) -> frozenset[str]:
+    """The names listed in ``value`` (comma-separated, or a TOML list), each one of
+    ``known`` (ignoring case); empty if absent."""
+    if isinstance(value, str):
+        words: list[object] = [word for word in re.split(r"[,;\s]+", value) if word]
+    elif isinstance(value, list):
+        words = list(value)
+    elif value is None:
+        return frozenset()
+    else:
+        raise place.error(f"{key} must be a list; write e.g. {example}", key)
+    found = set()
+    for word in words:
+        name = str(word).strip().lower()
+        if name not in known:
+            close = suggest(name, known)
+            fix = f"write {close!r}" if close else f"use {', '.join(known[:-1])} or {known[-1]}"
+            raise place.error(f"unknown {what} {show(word)}; {fix}", key)
+        found.add(name)
+    return frozenset(found)
 
 
 def add_unique(seen: dict[str, Endpoint], endpoint: Endpoint, place: Place) -> None:
