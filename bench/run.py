@@ -194,7 +194,7 @@ def main() -> None:
     parser.add_argument(
         "--all",
         action="store_true",
-        help="also run the other scripts of bench/ (decisions, calls, contention, proxy, state)",
+        help="also run the other scripts of bench/ (decisions, calls, contention, proxy, state, batch)",
     )
     args = parser.parse_args()
     os.environ[KEY_VAR] = "bench-key"
@@ -214,7 +214,14 @@ def main() -> None:
     print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
     if args.all:
         here = os.path.dirname(os.path.abspath(__file__))
-        for script in ("decisions.py", "calls.py", "contention.py", "proxy.py", "state_size.py"):
+        for script in (
+            "decisions.py",
+            "calls.py",
+            "contention.py",
+            "proxy.py",
+            "state_size.py",
+            "batch.py",
+        ):
             print(f"\n== {script}")
             command = [sys.executable, os.path.join(here, script)]
             subprocess.run([*command, *(["--quick"] if args.quick else [])], check=True)
