@@ -361,7 +361,7 @@ def _pool_name(place: Place, row: Mapping[str, object], pools: Iterable[str]) ->
     raise place.error(f"pool {show(name)} is not defined; {fix}", "pool")
 
 
-_CAPABILITIES = tuple(name for name in ("tools", "vision", "json") if name in CAPABILITIES)
+_CAPABILITIES = tuple(sorted(CAPABILITIES, key=("tools", "vision", "json", *CAPABILITIES).index))
 """``CAPABILITIES`` in the order an error message lists them."""
 
 
