@@ -194,7 +194,8 @@ def main() -> None:
     parser.add_argument(
         "--all",
         action="store_true",
-        help="also run the other scripts of bench/ (decisions, calls, contention, proxy, state, batch)",
+        help="also run the other scripts of bench/ (decisions, calls, contention, proxy, state,"
+        " batch)",
     )
     args = parser.parse_args()
     os.environ[KEY_VAR] = "bench-key"
