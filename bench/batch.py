@@ -2,9 +2,11 @@
 
 The fake provider and the router share a ``ScaledClock`` (simulated time ``SPEED`` times
 faster than real time), so an hour of quota runs in seconds. Four endpoints with different
-minute and day limits and latencies; 10,000 chat items. Utilization is the items served
-over the physical maximum: for each endpoint, the least over its rules of limit x the number
-of windows the run spans, summed. The naive client is what users write by hand: a thread
+minute and day limits and latencies; 10,000 chat items. Utilization is the items served per
+window over the physical maximum, measured over the run's whole minutes (the last, partial
+one, when the items run out, says nothing about speed): the items the fake admitted in those
+minutes over, for each endpoint, the least over its rules of limit x the windows they span,
+summed. The naive client is what users write by hand: a thread
 pool that sends each item to the next endpoint in turn and retries every 429 on the next
 one after an exponential backoff (on the same clock), against a fresh fake.
 
@@ -74,7 +76,8 @@ def run_llamux(n: int) -> dict[str, float]:
             simulated, wall = clock.now() - start, time.perf_counter() - real
         refused = sum(fake.stats(ep.name).refused for ep in ENDPOINTS)
         served = sum(fake.stats(ep.name).served for ep in ENDPOINTS)
-    return _figures(served, errors, refused, simulated, wall)
+        full = _full_minutes(fake, start, simulated)
+    return _figures(served, errors, refused, simulated, wall, full)
 
 
 def run_naive(n: int, workers: int = 32, budget: float | None = None) -> dict[str, float]:
@@ -107,19 +110,38 @@ def run_naive(n: int, workers: int = 32, budget: float | None = None) -> dict[st
             done = sum(pool.map(send, range(n)))
         simulated, wall = clock.now() - start, time.perf_counter() - real
         refused = sum(fake.stats(ep.name).refused for ep in ENDPOINTS)
-    return _figures(done, n - done, refused, simulated, wall)
+        full = _full_minutes(fake, start, simulated)
+    return _figures(done, n - done, refused, simulated, wall, full)
+
+
+def _full_minutes(fake: FakeProvider, start: float, simulated: float) -> tuple[int, float]:
+    """The requests the fake admitted in the run's whole minutes, and their length."""
+    span = math.floor(simulated / 60) * 60.0
+    admitted = sum(
+        1
+        for ep in ENDPOINTS
+        for row in fake.trace(ep.name)
+        if row.status == 200 and row.at - start < span
+    )
+    return admitted, span
 
 
 def _figures(
-    served: int, errors: int, refused: int, simulated: float, wall: float
+    served: int,
+    errors: int,
+    refused: int,
+    simulated: float,
+    wall: float,
+    full: tuple[int, float],
 ) -> dict[str, float]:
+    admitted, span = full
     return {
         "served": served,
         "errors": errors,
         "refused": refused,
         "simulated": simulated,
         "wall": wall,
-        "utilization": served / capacity(simulated),
+        "utilization": admitted / capacity(span) if span else 0.0,
     }
 
 
