@@ -31,7 +31,10 @@ from llamux.testing import FakeEndpoint, FakeProvider
 
 from common import KEY_VAR, print_table
 
-SPEED = 90.0
+SPEED = 45.0
+"""Simulated seconds per real second. Faster is not truer: a thread woken for capacity runs
+a few real milliseconds late, which the speed-up multiplies (at 90x the wake-ups alone cost
+llamux 2 points of utilization, 96.5 % against 98.4 % at 45x)."""
 ENDPOINTS = (
     FakeEndpoint("a", model="m", rpm=60, delay=0.002),
     FakeEndpoint("b", model="m", rpm=40, rpd=800, delay=0.004),
