@@ -511,14 +511,13 @@ class Router:
         route = self.routes.get(model)
         found: tuple[tuple[Endpoint, ...], Route | None]
         if route is not None:
-            by_id = {e.id: e for e in self.endpoints}
-            found = tuple(by_id[i] for i in route.endpoints if i in by_id), route
+            members = (e for name in route.endpoints for e in self._named(name))
+            found = tuple(dict.fromkeys(members)), route
         else:
-            chosen = tuple(e for e in self.endpoints if e.id == model) or tuple(
-                e for e in self.endpoints if e.model == model
-            )
+            chosen = self._named(model) or tuple(e for e in self.endpoints if e.model == model)
             if not chosen:
-                names = ", ".join([*self.routes, *(e.id for e in self.endpoints)])
+                ids = (n for e in self.endpoints for n in (e.group, e.id) if n)
+                names = ", ".join([*self.routes, *dict.fromkeys(ids)])
                 raise ConfigError(
                     f"no endpoint or route serves model {model!r}; pass one of: {names}, "
                     "an upstream model name, or 'auto' for all"
@@ -530,6 +529,11 @@ class Router:
         found = of_kind, found[1]
         self._chosen[(model, kind)] = found  # bounded: only names the config knows succeed
         return found
+
+    def _named(self, name: str) -> tuple[Endpoint, ...]:
+        """The endpoint of id ``name``, or every endpoint of the key list ``name`` (a row
+        that lists several key variables, see ``Endpoint.group``), in order."""
+        return tuple(e for e in self.endpoints if name in (e.id, e.group))
 
     def _none_serve(self, kind: str, model: str | None = None) -> ConfigError:
         which = f"model {model!r}" if model else "this config"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from functools import cache
 from typing import TypeVar
@@ -268,6 +268,22 @@ def _reset_items(
     return found
 
 
+def build_endpoints(
+    place: Place, row: Mapping[str, object], pools: Iterable[str] = ()
+) -> list[Endpoint]:
+    """The endpoints of one row: one, or one per key variable when ``api_key_env`` lists
+    several (``A, B`` or a TOML list), in the keys' order, ids ``ID#1``, ``ID#2``, ... of
+    the row's id (their ``group``), each with its own quota (the key variable is part of it)."""
+    names = _key_envs(place, row.get("api_key_env"))
+    first = build_endpoint(place, {**row, "api_key_env": names[0] if names else None}, pools)
+    if len(names) < 2:
+        return [first]
+    return [
+        replace(first, id=f"{first.id}#{n}", api_key_env=name, group=first.id)
+        for n, name in enumerate(names, 1)
+    ]
+
+
 def build_endpoint(place: Place, row: Mapping[str, object], pools: Iterable[str] = ()) -> Endpoint:
     """An Endpoint from one row of column -> value (absent = empty), using the catalog."""
     provider = _required(place, row, "provider", "groq").lower()
@@ -348,6 +364,43 @@ def _key_env(
     return name
 
 
+_KEY_ENV = "api_key_env"
+
+
+def _key_envs(place: Place, value: object) -> list[str]:
+    """The key variables ``api_key_env`` names: one, several (comma-separated, or a TOML
+    list), each once; empty if absent. Never echoes an item: it may be a key pasted there."""
+    if value is None or (isinstance(value, str) and "," not in value):
+        return [value.strip()] if isinstance(value, str) and value.strip() else []
+    fix = (
+        'write a list of variable names such as ["GROQ_API_KEY", "GROQ_API_KEY_2"]'
+        if place.toml
+        else "write variable names separated by commas, such as GROQ_API_KEY, GROQ_API_KEY_2"
+    )
+    if not isinstance(value, str | list):
+        raise place.error(f"api_key_env must be a string or a list of strings; {fix}", _KEY_ENV)
+    items: list[object] = [*value.split(",")] if isinstance(value, str) else [*value]
+    if not items:
+        raise place.error(f"api_key_env lists no variable; {fix}, or {place.empty}", _KEY_ENV)
+    names: list[str] = []
+    for n, item in enumerate(items, 1):
+        name = item.strip() if isinstance(item, str) else ""
+        if not name:
+            what = "not a string" if not isinstance(item, str) else "empty"
+            raise place.error(f"item {n} of api_key_env is {what}; {fix}", _KEY_ENV)
+        if not _ENV_NAME.fullmatch(name):
+            problem = f"item {n} of api_key_env is not an environment variable name"
+            raise place.error(
+                f"{problem} (letters, digits, _; not the key itself); {fix}", _KEY_ENV
+            )
+        if name in names:
+            again = f"item {n} of api_key_env repeats item {names.index(name) + 1}"
+            fix = "remove the repeat (each variable is one key, one endpoint)"
+            raise place.error(f"{again}; {fix}", _KEY_ENV)
+        names.append(name)
+    return names
+
+
 def _pool_name(place: Place, row: Mapping[str, object], pools: Iterable[str]) -> str | None:
     name = text(place, "pool", row.get("pool"), '"openrouter-free"')
     if name is None or name in pools:
@@ -410,15 +463,27 @@ def _names(
     return frozenset(found)
 
 
-def add_unique(seen: dict[str, Endpoint], endpoint: Endpoint, place: Place) -> None:
-    """Add ``endpoint`` to ``seen`` by id, or raise naming both definitions."""
-    first = seen.get(endpoint.id)
-    if first is not None:
-        where = "column" if not place.toml else "key"
-        fix = f"give one of them a distinct name (the name {where}), or remove one"
-        problem = f"endpoint {endpoint.id!r} is already defined at {first.source}"
-        raise place.error(f"{problem}; {fix}", "name")
-    seen[endpoint.id] = endpoint
+def add_unique(seen: dict[str, Endpoint], row: Sequence[Endpoint], place: Place) -> None:
+    """Add the endpoints of one row to ``seen`` by id, or raise naming both definitions.
+    ``seen`` also holds each key list's group id (a row's id, see ``build_endpoints``) under
+    that id, so that no other row takes it; ``unique`` drops those entries again."""
+    names = [endpoint.id for endpoint in row] + [e.group for e in row[:1] if e.group]
+    for name in names:
+        first = seen.get(name)
+        if first is not None:
+            where = "column" if not place.toml else "key"
+            fix = f"give one of them a distinct name (the name {where}), or remove one"
+            problem = f"endpoint {name!r} is already defined at {first.source}"
+            raise place.error(f"{problem}; {fix}", "name")
+    for endpoint in row:
+        seen[endpoint.id] = endpoint
+        if endpoint.group:
+            seen.setdefault(endpoint.group, endpoint)
+
+
+def unique(seen: Mapping[str, Endpoint]) -> list[Endpoint]:
+    """The endpoints ``add_unique`` collected, in order, each once."""
+    return [endpoint for name, endpoint in seen.items() if name == endpoint.id]
 
 
 def make_config(

@@ -130,6 +130,9 @@ class Endpoint:
     """The kinds of request it takes (``KINDS``); a request goes only to endpoints of its kind."""
     max_inputs: int | None = None
     """The most inputs one embeddings request may carry (None: no limit known)."""
+    group: str | None = None
+    """The id of the row it comes from when that row lists several key variables (its own
+    id is then ``GROUP#N``, the N-th key): the group id selects all of them, in order."""
 
     def reset_for(self, limit_name: str) -> str | None:
         """The timezone whose calendar periods ``limit_name`` resets in, or None (rolling)."""

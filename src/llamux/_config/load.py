@@ -18,6 +18,11 @@ columns: ``name`` (the endpoint id, default ``provider:model``), ``base_url``, `
 ``context``, ``max_output``, ``pool``, ``reset`` and ``capabilities`` (``tools``, ``vision``,
 ``json``).
 
+``api_key_env`` may list several variables (``GROQ_API_KEY, GROQ_API_KEY_2``): the row is
+then one endpoint per key, where the row stands, in the keys' order, with ids ``ID#1``,
+``ID#2``, ... of the row's id ``ID`` (its ``name``, else ``provider:model``). Each counts its
+own quota (a pool they share still counts once); ``ID`` selects all of them.
+
 ``reset`` says which limits count calendar periods instead of rolling windows: empty means
 the catalog's defaults for the provider (Gemini's daily limits reset at midnight Pacific
 time), ``rolling`` makes every limit rolling, a timezone (``UTC``) makes every limit count
@@ -224,7 +229,7 @@ def _columns(header: _Row, file: str) -> list[str]:
 
 
 def _table_config(header: _Row, rows: list[_Row], file: str) -> Config:
-    from .build import Place, add_unique, build_endpoint, make_config
+    from .build import Place, add_unique, build_endpoints, make_config, unique
 
     columns = _columns(header, file)
     if not rows:
@@ -235,5 +240,5 @@ def _table_config(header: _Row, rows: list[_Row], file: str) -> Config:
         _check_width(row, len(columns), file)
         values = {name: cell for name, cell in zip(columns, row.cells, strict=True) if cell}
         place = Place(file, row.line)
-        add_unique(seen, build_endpoint(place, values), place)
-    return make_config(seen.values(), source=file)
+        add_unique(seen, build_endpoints(place, values), place)
+    return make_config(unique(seen), source=file)

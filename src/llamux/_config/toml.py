@@ -14,7 +14,8 @@ Example::
     reset = "UTC"                       # or a table: reset = { rpd = "America/Los_Angeles" }
     # every optional column of the table format is a key here too:
     # name, base_url, api_key_env, priority, weight, input_cost, output_cost, context,
-    # max_output, pool, capabilities (a list: ["tools", "json"])
+    # max_output, pool, capabilities (a list: ["tools", "json"]), and
+    # api_key_env = ["GROQ_API_KEY", "GROQ_API_KEY_2"]: one endpoint per key (ID#1, ID#2)
 
     [[endpoints]]
     provider = "cerebras"
@@ -51,7 +52,7 @@ from .._errors import ConfigError
 from .build import (
     Place,
     add_unique,
-    build_endpoint,
+    build_endpoints,
     build_limits,
     build_resets,
     check_keys,
@@ -59,6 +60,7 @@ from .build import (
     show,
     suggest,
     text,
+    unique,
 )
 from .endpoint import COLUMNS, LIMIT_NAMES, STRATEGIES, Config, Endpoint, Pool, Route
 
@@ -86,7 +88,8 @@ def parse_toml(text: str, source: str = "<string>") -> Config:
     check_keys(top, data, TOP_KEYS, "key")
     pools = _pools(top, data.get("pools"), lines)
     endpoints = _endpoints(top, data.get("endpoints"), lines, [pool.name for pool in pools])
-    routes = _routes(top, data.get("routes"), lines, [endpoint.id for endpoint in endpoints])
+    ids = [*(e.id for e in endpoints), *dict.fromkeys(e.group for e in endpoints if e.group)]
+    routes = _routes(top, data.get("routes"), lines, ids)
     store = _store(top, data.get("store"))
     strategy = _strategy(top, "strategy", data.get("strategy")) or "preference"
     return make_config(endpoints, pools, routes, store, strategy, source)
@@ -166,8 +169,8 @@ def _endpoints(top: Place, value: object, lines: _Lines, pools: Sequence[str]) -
         place = _section(top, lines, f"endpoints[{index}]", "endpoints")
         row = _table(place, entry)
         check_keys(place, row, COLUMNS, "key")
-        add_unique(seen, build_endpoint(place, row, pools), place)
-    return list(seen.values())
+        add_unique(seen, build_endpoints(place, row, pools), place)
+    return unique(seen)
 
 
 def _pools(top: Place, value: object, lines: _Lines) -> list[Pool]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 from .._status import EndpointData, PerformanceData, RuleData, StatusData
@@ -157,11 +158,16 @@ def _frees(rule: RuleData) -> str:
 
 
 def _groups(data: StatusData) -> list[tuple[str, str, list[RuleData], tuple[str, str], str]]:
-    """(id, sub-line, rules, (state, style), speed) of each endpoint, then of each pool."""
+    """(id, sub-line, rules, (state, style), speed) of each endpoint, then of each pool.
+    The sub-line names the key variable of endpoints that differ by it alone (a key list)."""
     out = []
+    servers = Counter((ep["base_url"], ep["model"]) for ep in data["endpoints"])
     for ep in data["endpoints"]:
         id_, provider, model = ep["id"], ep["provider"], ep["model"]
-        under = "" if id_ == f"{provider}:{model}" else f"{provider} · {model}"
+        parts = [] if id_ == f"{provider}:{model}" else [f"{provider} · {model}"]
+        if servers[ep["base_url"], model] > 1:
+            parts.append(f"key ${ep['api_key_env']}")
+        under = " · ".join(parts)
         out.append((id_, under, ep["rules"], state_text(ep), speed_text(ep["performance"])))
     for pool in data["pools"]:
         under = "shared by " + ", ".join(pool["endpoints"])
