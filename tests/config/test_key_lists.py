@@ -187,3 +187,21 @@ def test_an_id_taken_by_a_key_list_is_a_duplicate(rows: str, taken: str) -> None
         parse_table(f"provider,model,api_key_env,name\n{rows}\n", "t.csv")
     assert f"endpoint {taken} is already defined at t.csv:2" in str(caught.value)
     assert (caught.value.line, caught.value.column) == (3, "name")
+
+
+@pytest.mark.parametrize(
+    "pasted", ["gsk_abcdefghijklmnopqrstuvwxyz0123", "AIzaSyD3xAmple0123456789abcdefghij"]
+)
+def test_a_key_pasted_in_place_of_its_variable_is_refused_without_being_shown(pasted: str) -> None:
+    from llamux._config.load import parse_table
+
+    table = "| provider | model | api_key_env |\n|---|---|---|\n" + f"| groq | m | {pasted} |\n"
+    with pytest.raises(ConfigError) as caught:
+        parse_table(table)
+    assert "not the key itself" in str(caught.value) and pasted not in str(caught.value)
+    listed = (
+        "| provider | model | api_key_env |\n|---|---|---|\n" + f'| groq | m | "A, {pasted}" |\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_table(listed)
+    assert pasted not in str(caught.value)

@@ -356,7 +356,7 @@ def _key_env(
         if known is not None:
             return known.api_key_env
         return re.sub(r"[^A-Z0-9]", "_", provider.upper()) + "_API_KEY"
-    if not _ENV_NAME.fullmatch(name):
+    if not _ENV_NAME.fullmatch(name) or looks_like_key(name):
         # Never echo the value: it may be the key itself, pasted in the wrong place.
         fix = "write the name of the variable that holds the key, such as GROQ_API_KEY"
         problem = "api_key_env must be an environment variable name (letters, digits, _)"
@@ -365,6 +365,17 @@ def _key_env(
 
 
 _KEY_ENV = "api_key_env"
+_KEY_PREFIXES = ("gsk_", "sk_", "hf_", "AIza", "xai_", "nvapi_", "csk_", "ghp_", "github_pat_")
+"""How the providers' keys begin (Groq, OpenAI-style, Hugging Face, Google, xAI, NVIDIA,
+Cerebras, GitHub) where a key is also a valid variable name."""
+
+
+def looks_like_key(name: str) -> bool:
+    """Whether ``name`` is more likely a key pasted in place of a variable's name: a key
+    prefix, or a long mixed-case run with digits (variable names are short and upper-case)."""
+    if name.startswith(_KEY_PREFIXES):
+        return True
+    return len(name) >= 24 and not name.isupper() and any(c.isdigit() for c in name)
 
 
 def _key_envs(place: Place, value: object) -> list[str]:
@@ -388,7 +399,7 @@ def _key_envs(place: Place, value: object) -> list[str]:
         if not name:
             what = "not a string" if not isinstance(item, str) else "empty"
             raise place.error(f"item {n} of api_key_env is {what}; {fix}", _KEY_ENV)
-        if not _ENV_NAME.fullmatch(name):
+        if not _ENV_NAME.fullmatch(name) or looks_like_key(name):
             problem = f"item {n} of api_key_env is not an environment variable name"
             raise place.error(
                 f"{problem} (letters, digits, _; not the key itself); {fix}", _KEY_ENV
