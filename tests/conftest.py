@@ -19,7 +19,7 @@ import pytest
 
 from llamux import Router
 from llamux._policy.quota import Cooldown, Scope
-from llamux._router import EndpointStatus
+from llamux._status import EndpointStatus
 from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore

@@ -23,7 +23,8 @@ from ._errors import (
 )
 from ._policy.quota import Cooldown, Refusal, Reservation, RuleUsage
 from ._policy.strategies import Preference, Request, Strategy
-from ._router import EndpointStatus, Router
+from ._router import Router
+from ._status import EndpointStatus
 from ._stores import QuotaStore, store_from_url
 
 __version__ = "0.1.0"

@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -32,12 +31,11 @@ from ._engine.walk import Prefix
 from ._errors import ConfigError, InvalidRequest
 from ._limit_notes import limit_warnings
 from ._policy.kinds import KIND
-from ._policy.known_limits import Known
-from ._policy.performance import Performance
-from ._policy.quota import UNLIMITED, Cooldown, RuleUsage
+from ._policy.quota import UNLIMITED
 from ._policy.scoping import scopes_for
 from ._policy.strategies import Strategy, strategy_from
 from ._policy.tokens import usage_tokens
+from ._status import EndpointStatus
 from ._stores import open_store
 
 if TYPE_CHECKING:
@@ -45,7 +43,6 @@ if TYPE_CHECKING:
     from ._engine.batch_run import AsyncBatchRun, BatchRun
     from ._engine.probe import Probe
     from ._providers.transport import Transport
-    from ._status import EndpointData
     from ._stores import QuotaStore
 
 log = logging.getLogger("llamux")
@@ -55,33 +52,6 @@ QUERIED_KEPT = 10_000
 WARNINGS_EVERY = 30.0
 """Seconds between two reads of what the store holds that the config disagrees with."""
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointStatus:
-    """One endpoint's state for ``llamux status``: key, usage per rule, cool-down."""
-
-    endpoint: Endpoint
-    has_key: bool
-    usage: tuple[RuleUsage, ...]
-    cooldown: Cooldown | None
-    performance: Performance | None = None
-    """Measured latency, tokens/s and time to first token (moving averages), if any."""
-    quota: str = ""
-    """The key its own quota is counted by in the store (``q:SERVER|MODEL|KEY_VARIABLE``)."""
-    known: tuple[Known, ...] = ()
-    """Each configured rule and where its limit comes from (configured, learned, catalog)."""
-    at: float = 0.0
-    """When this state was read (the router's clock)."""
-
-    def to_dict(self, now: float | None = None) -> EndpointData:
-        """This endpoint as JSON-ready data, the shape of one endpoint of ``llamux status
-        --json`` (``id``, ``provider``, ``model``, ``state``, ``cooldown``, ``rules`` with
-        ``used``, ``limit``, ``remaining``, ``frees_in`` and ``origin``, ``performance``...);
-        durations are counted from ``now`` (default: when the state was read)."""
-        from ._status import endpoint_data
-
-        return endpoint_data(self, self.at if now is None else now)
 
 
 class Router:

@@ -6,13 +6,18 @@ its metrics and the dashboard show; the CLI renders it as a table (``cli/_status
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from ._policy.quota import UNLIMITED
 
 if TYPE_CHECKING:
+    from ._clock import Clock
+    from ._config.load import Endpoint
+    from ._policy.known_limits import Known
+    from ._policy.performance import Performance
     from ._policy.quota import Cooldown, RuleUsage
-    from ._router import EndpointStatus, Router
 
 
 class RuleData(TypedDict):
@@ -75,7 +80,42 @@ class StatusData(TypedDict):
     """What the store holds that this config disagrees with (see ``Router.warnings``)."""
 
 
-def status_data(router: Router) -> StatusData:
+class Reporting(Protocol):
+    """What the status data is read from: a router."""
+
+    clock: Clock
+
+    def status(self) -> Sequence[EndpointStatus]: ...
+
+    def warnings(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStatus:
+    """One endpoint's state for ``llamux status``: key, usage per rule, cool-down."""
+
+    endpoint: Endpoint
+    has_key: bool
+    usage: tuple[RuleUsage, ...]
+    cooldown: Cooldown | None
+    performance: Performance | None = None
+    """Measured latency, tokens/s and time to first token (moving averages), if any."""
+    quota: str = ""
+    """The key its own quota is counted by in the store (``q:SERVER|MODEL|KEY_VARIABLE``)."""
+    known: tuple[Known, ...] = ()
+    """Each configured rule and where its limit comes from (configured, learned, catalog)."""
+    at: float = 0.0
+    """When this state was read (the router's clock)."""
+
+    def to_dict(self, now: float | None = None) -> EndpointData:
+        """This endpoint as JSON-ready data, the shape of one endpoint of ``llamux status
+        --json`` (``id``, ``provider``, ``model``, ``state``, ``cooldown``, ``rules`` with
+        ``used``, ``limit``, ``remaining``, ``frees_in`` and ``origin``, ``performance``...);
+        durations are counted from ``now`` (default: when the state was read)."""
+        return endpoint_data(self, self.at if now is None else now)
+
+
+def status_data(router: Reporting) -> StatusData:
     """Every endpoint's state and usage per rule, and each pool's, as JSON-ready data."""
     now = router.clock.now()
     rows = router.status()

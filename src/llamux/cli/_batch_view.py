@@ -17,7 +17,7 @@ from .._policy.quota import UNLIMITED
 
 if TYPE_CHECKING:
     from .._engine.batch import BatchProgress
-    from .._router import EndpointStatus
+    from .._status import EndpointStatus
 
 PLAIN_EVERY = 10.0
 """Real seconds between two progress lines without a terminal."""
