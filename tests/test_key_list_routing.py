@@ -111,3 +111,31 @@ def test_query_props_name_the_variable_never_the_key(fake: FakeProvider) -> None
             _, _, _, props = r.query(HI)
             assert props["api_key_env"] == expected
             assert ONE not in repr(props) and TWO not in repr(props)
+
+
+def test_the_proxy_lists_a_key_lists_id_and_probe_takes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx2 as httpx
+
+    from llamux.cli import main
+    from llamux.proxy import ProxyThread, create_app
+
+    monkeypatch.setenv("K1", "key-one-0123456789")
+    monkeypatch.setenv("K2", "key-two-0123456789")
+    monkeypatch.setenv("COLUMNS", "250")
+    with FakeProvider([FakeEndpoint("a", rpm=5)]) as fake:
+        table = tmp_path / "t.md"
+        table.write_text(
+            "| name | provider | model | base_url | api_key_env |\n|---|---|---|---|---|\n"
+            f"| g | fake | m | {fake.base_url('a')} | K1, K2 |\n"
+        )
+        router = Router.from_csv(table, store="memory://")
+        with ProxyThread(create_app(router)) as running:
+            listed = httpx.get(running.url + "/v1/models", timeout=30).json()["data"]
+        group = next(m for m in listed if m["id"] == "g")
+        assert group["endpoints"] == ["g#1", "g#2"]
+        code = main(["--config", str(table), "--store", "memory://", "probe", "g", "--yes"])
+        out = capsys.readouterr().out
+        assert code == 0 and "g#1" in out and "g#2" in out
+        assert "key-one" not in out and "key-two" not in out

@@ -22,6 +22,7 @@ from ._commands import EXIT_OK, EXIT_PROVIDER, open_router
 from ._status_view import span
 
 if TYPE_CHECKING:
+    from .._config.load import Endpoint
     from .._engine.probe import Probe
     from .._policy.ratelimits import Hint
 
@@ -41,13 +42,16 @@ def cmd_probe(args: argparse.Namespace) -> int:
     from .._engine.probe import spends_request
 
     with open_router(args) as router:
-        by_id = {ep.id: ep for ep in router.endpoints}
-        unknown = [name for name in args.endpoints if name not in by_id]
+        by_name: dict[str, list[Endpoint]] = {}
+        for ep in router.endpoints:  # a key list's id names every endpoint of it
+            for name in dict.fromkeys(n for n in (ep.id, ep.group) if n):
+                by_name.setdefault(name, []).append(ep)
+        unknown = [name for name in args.endpoints if name not in by_name]
         if unknown:
             raise ConfigError(
-                f"no endpoint is named {unknown[0]!r}; use one of: {', '.join(by_id)}"
+                f"no endpoint is named {unknown[0]!r}; use one of: {', '.join(by_name)}"
             )
-        named = [by_id[name] for name in args.endpoints]
+        named = list(dict.fromkeys(ep for name in args.endpoints for ep in by_name[name]))
         chosen = named or [ep for ep in router.endpoints if router.key_of(ep) is not None]
         if not chosen:
             variables = sorted({ep.api_key_env for ep in router.endpoints})

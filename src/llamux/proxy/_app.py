@@ -219,6 +219,14 @@ class _Proxy:
             _model(r.name, "llamux", endpoints=list(r.endpoints), serves=kinds(r.endpoints))
             for r in router.routes.values()
         ]
+        groups: dict[str, list[str]] = {}
+        for ep in router.endpoints:  # a key list's id: every key's endpoint of its row
+            if ep.group:
+                groups.setdefault(ep.group, []).append(ep.id)
+        data += [
+            _model(name, "llamux", endpoints=ids, serves=kinds(ids))
+            for name, ids in groups.items()
+        ]
         data += [
             _model(ep.id, ep.provider, model=ep.model, serves=kinds([ep.id]))
             for ep in router.endpoints
