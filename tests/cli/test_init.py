@@ -122,6 +122,7 @@ def test_a_limit_the_catalog_does_not_set_is_an_empty_cell(
     assert cells == {
         **{"provider": "cerebras", "model": "gpt-oss-120b", "context": "65000"},
         **{"rpm": "5", "tpm": "30000", "rph": "", "tph": "1000000", "rpd": "", "tpd": "1000000"},
+        **{"rpmo": "", "tpmo": ""},
     }
 
 

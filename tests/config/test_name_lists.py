@@ -146,7 +146,7 @@ def test_table_and_pool_columns_take_every_limit_name() -> None:
     assert set(_endpoint.LIMIT_NAMES) <= set(_endpoint.COLUMNS)
     assert set(_endpoint.LIMIT_NAMES) <= set(POOL_KEYS)
     header = "provider, model, " + ", ".join(_endpoint.LIMIT_NAMES)
-    cells = ", ".join(str(n) for n in range(1, 7))
+    cells = ", ".join(str(n) for n in range(1, len(_endpoint.LIMIT_NAMES) + 1))
     (endpoint,) = parse_table(f"{header}\ngroq, m, {cells}\n").endpoints
     assert [name for name, _ in endpoint.limits.items()] == list(_endpoint.LIMIT_NAMES)
 
@@ -165,7 +165,7 @@ def test_every_rule_name_agrees(name: str, rule: tuple[str, str]) -> None:
 
 def test_no_limit_name_for_what_no_limit_counts() -> None:
     with pytest.raises(ValueError, match="no limit counts"):
-        _endpoint.limit_name("tokens", "month")
+        _endpoint.limit_name("tokens", "week")
 
 
 # --- proxy defaults and key variable ------------------------------------------------------

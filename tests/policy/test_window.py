@@ -54,5 +54,5 @@ def test_calendar_day_lengths_follow_dst() -> None:
 
 
 def test_unknown_window_is_rejected() -> None:
-    with pytest.raises(ValueError, match="minute, hour or day"):
+    with pytest.raises(ValueError, match="minute, hour, day or month"):
         Window("week")

@@ -10,6 +10,10 @@ Safety: in the provider's exact windows, counted at arrival, no limit is ever cr
 Liveness: a refusal happens only when a request counted from its reservation until one
 window (stretched by one bucket and the latency margin) after its outcome, or still in
 flight, would refuse too.
+
+The same plans run on minute and hour limits, and, with the time between requests scaled by
+43,200 (a minute becomes 30 days; calls still take seconds), on month limits beside a day
+limit; an edge is then just before a 900 s bucket edge (a month's bucket).
 """
 
 from __future__ import annotations
@@ -30,9 +34,33 @@ from llamux._stores import QuotaStore
 from conftest import STORE_KINDS, open_store
 
 T0 = 1_767_225_600.0
-LIMITS = {"rpm": 5, "tpm": 400, "rph": 40}
-WINDOW = {"rpm": 60, "tpm": 60, "rph": 3600}
-BUCKET = {"rpm": 1, "tpm": 1, "rph": 60}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Limits, their windows and buckets, the seconds one plan second stands for and the
+    smallest bucket (where an ``EDGE`` lands)."""
+
+    limits: dict[str, int]
+    window: dict[str, int]
+    bucket: dict[str, int]
+    scale: float = 1.0
+    edge: float = 1.0
+
+
+MINUTES = Profile(
+    {"rpm": 5, "tpm": 400, "rph": 40},
+    {"rpm": 60, "tpm": 60, "rph": 3600},
+    {"rpm": 1, "tpm": 1, "rph": 60},
+)
+MONTHS = Profile(
+    {"rpmo": 5, "tpmo": 400, "rpd": 4},
+    {"rpmo": 30 * 86400, "tpmo": 30 * 86400, "rpd": 86400},
+    {"rpmo": 900, "tpmo": 900, "rpd": 900},
+    scale=43200.0,
+    edge=900.0,
+)
+PROFILES = {"minutes": MINUTES, "months": MONTHS}
 FLIGHT = 300.0
 """Longer than any outcome delay below: the router's bound on a call."""
 QUERY_SETTLES_WITHIN = 30.0
@@ -74,7 +102,6 @@ class Sent:
     kind: str
     told: bool = False
 
-    @property
     def ended(self) -> float:
         """When the store is told: a stream settles at its end, with its first chunk's
         moment (its outcome); anything else when the outcome is known."""
@@ -92,19 +119,28 @@ def _tell(store: QuotaStore, sent: Sent) -> None:
     sent.tokens, sent.told = sent.actual, True
 
 
-def _counted_until(sent: Sent, name: str) -> float:
+def _counted_until(sent: Sent, name: str, profile: Profile) -> float:
     """Until when the liberal model counts ``sent`` (infinite while in flight)."""
-    stretch = WINDOW[name] + BUCKET[name] + LATENCY_MARGIN
+    stretch = profile.window[name] + profile.bucket[name] + LATENCY_MARGIN
     return sent.outcome + stretch if sent.told else math.inf
 
 
-def _run(store: QuotaStore, plan: list[tuple[float, int, float | None, float, float, str]]) -> None:
-    scope = Scope("ep", rules_from_limits(LIMITS.items(), {}))
+def _run(
+    store: QuotaStore,
+    plan: list[tuple[float, int, float | None, float, float, str]],
+    profile: Profile = MINUTES,
+) -> None:
+    scope = Scope("ep", rules_from_limits(profile.limits.items(), {}))
+    unit, edge = profile.scale, profile.edge
     now = T0
     sent: list[Sent] = []
     for advance, estimate, settled, where, delay, kind in plan:
-        now = math.floor(now) + 0.99 if advance == EDGE else now + advance
-        for item in sorted((s for s in sent if not s.told and s.ended <= now), key=_ended):
+        if advance == EDGE:
+            now = math.floor(now / edge) * edge + 0.99 * edge
+        else:
+            now += advance * unit
+        due = [s for s in sent if not s.told and s.ended() <= now]
+        for item in sorted(due, key=lambda s: s.ended()):
             _tell(store, item)
         flight = 0.0 if kind == "query" else FLIGHT
         if kind == "query":  # no flight: the caller settles before its charge's window ends
@@ -118,18 +154,15 @@ def _run(store: QuotaStore, plan: list[tuple[float, int, float | None, float, fl
         name = outcome.rule
         assert name is not None
         wanted = _count(name, estimate)
-        held = sum(_count(name, s.tokens) for s in sent if now < _counted_until(s, name))
-        assert held + wanted > LIMITS[name], f"refused by {name} although the model admits"
+        held = sum(_count(name, s.tokens) for s in sent if now < _counted_until(s, name, profile))
+        assert held + wanted > profile.limits[name], f"refused by {name} though the model admits"
         if outcome.retry_at is not None:
             assert outcome.retry_at > now
-    for name, limit in LIMITS.items():  # safety, on the provider's clock
+    for name, limit in profile.limits.items():  # safety, on the provider's clock
+        span = profile.window[name]
         for s in sent:
-            window = [x for x in sent if s.arrival - WINDOW[name] < x.arrival <= s.arrival]
+            window = [x for x in sent if s.arrival - span < x.arrival <= s.arrival]
             assert sum(_count(name, x.actual) for x in window) <= limit, name
-
-
-def _ended(sent: Sent) -> float:
-    return sent.ended
 
 
 SLOW_STEPS = [HealthCheck.too_slow]
@@ -142,8 +175,11 @@ STORE_EXAMPLES = {
 Redis are slower per step)."""
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("kind", STORE_KINDS)
-def test_store_is_exact_on_the_providers_clock(kind: str, request: pytest.FixtureRequest) -> None:
+def test_store_is_exact_on_the_providers_clock(
+    kind: str, profile: str, request: pytest.FixtureRequest
+) -> None:
     url = request.getfixturevalue("redis_server").url if kind == "redis" else None
 
     @STORE_EXAMPLES[kind]
@@ -152,7 +188,7 @@ def test_store_is_exact_on_the_providers_clock(kind: str, request: pytest.Fixtur
         with tempfile.TemporaryDirectory() as tmp:  # a new store for each plan
             store = open_store(kind, Path(tmp), url)
             try:
-                _run(store, plan)
+                _run(store, plan, PROFILES[profile])
             finally:
                 if kind == "redis":
                     store.reset()  # its own namespace; leave nothing behind

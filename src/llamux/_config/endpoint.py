@@ -16,16 +16,18 @@ LIMIT_RULES: Mapping[str, tuple[str, str]] = {
     "tph": ("tokens", "hour"),
     "rpd": ("requests", "day"),
     "tpd": ("tokens", "day"),
+    "rpmo": ("requests", "month"),
+    "tpmo": ("tokens", "month"),
 }
 """Each limit name (a table column, a ``Limits`` field, a rule's name) and what it counts:
 (metric, window). The one list of limit names: every other module reads it from here."""
 LIMIT_NAMES: tuple[str, ...] = tuple(LIMIT_RULES)
-"""Requests / tokens per minute, hour and day."""
+"""Requests / tokens per minute, hour, day and month."""
 _NAME_OF = {rule: name for name, rule in LIMIT_RULES.items()}
 
 
 def limit_name(metric: str, window: str) -> str:
-    """The limit name of ``metric`` (requests, tokens) per ``window`` (minute, hour, day)."""
+    """The limit name of ``metric`` (requests, tokens) per ``window`` (minute ... month)."""
     try:
         return _NAME_OF[(metric, window)]
     except KeyError:
@@ -71,9 +73,10 @@ AUTO = "auto"
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Up to six limits; None means no limit, 0 means never use that metric. A name in
-    ``auto`` (its value None) is the provider's own limit, as best llamux knows: learned
-    from the provider, else the catalog's, else unknown (see ``_policy/known_limits``)."""
+    """Up to eight limits (``LIMIT_NAMES``); None means no limit, 0 means never use that
+    metric. A name in ``auto`` (its value None) is the provider's own limit, as best llamux
+    knows: learned from the provider, else the catalog's, else unknown (see
+    ``_policy/known_limits``)."""
 
     rpm: int | None = None
     tpm: int | None = None
@@ -81,6 +84,8 @@ class Limits:
     tph: int | None = None
     rpd: int | None = None
     tpd: int | None = None
+    rpmo: int | None = None
+    tpmo: int | None = None
     auto: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
@@ -99,7 +104,7 @@ class Limits:
         return tuple(n for n in LIMIT_NAMES if n in self.auto or getattr(self, n) is not None)
 
     def get(self, name: str) -> int | None:
-        """The limit called ``name`` (``rpm`` ... ``tpd``), or None if unset."""
+        """The limit called ``name`` (``rpm`` ... ``tpmo``), or None if unset."""
         value: int | None = getattr(self, name)
         return value
 

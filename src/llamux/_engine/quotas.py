@@ -33,6 +33,7 @@ from .._policy.known_limits import (
 )
 from .._policy.quota import UNLIMITED, Scope
 from .._policy.scoping import catalog_pool, limits_text, quota_key, scopes_for
+from .._policy.window import WINDOW_SECONDS
 
 if TYPE_CHECKING:
     from .._config.catalog import ModelLimits
@@ -46,7 +47,8 @@ REFRESH = 5.0
 """Seconds between two reads of what other processes learned."""
 LEASE_POLL = 0.25
 """Seconds after which a request waiting for a gated endpoint's lease looks again."""
-WINDOWS = ("minute", "hour", "day")
+WINDOWS = tuple(WINDOW_SECONDS)
+"""The windows a stated limit may name to be learned: every window llamux counts."""
 
 
 def catalog_entry(ep: Endpoint) -> ModelLimits | None:

@@ -16,7 +16,7 @@ from .._errors import InvalidRequest, ProviderError, StoreError
 from .._policy.feedback import classify, debits, exhausted, rule_name
 from .._policy.performance import Sample, measured
 from .._policy.tokens import usage_tokens
-from .._policy.window import Window
+from .._policy.window import WINDOW_SECONDS, Window
 from .._stores.waiting import WouldBlock
 from .served import Attempt
 
@@ -257,7 +257,7 @@ class Settler:
             scope = scopes[-1] if pool and len(scopes) > 1 else scopes[0]
             used = {u.rule.name: u.used for u in self.store.usage([scope], now)}
             for hint in hints:
-                if hint.used is None or hint.window not in ("minute", "hour", "day"):
+                if hint.used is None or hint.window not in WINDOW_SECONDS:
                     continue
                 name = rule_name(hint)
                 rule = scope.named.get(name)

@@ -144,7 +144,7 @@ def _counted_full(hint: Hint, left: Mapping[str, int], now: float) -> bool:
 
 
 def rule_name(hint: Hint) -> str:
-    """The local rule a hint speaks of: rpm, tpm, rph, tph, rpd or tpd."""
+    """The local rule a hint speaks of: rpm, tpm, rph, tph, rpd, tpd, rpmo or tpmo."""
     return limit_name(hint.metric, hint.window)
 
 
@@ -156,7 +156,7 @@ def debits(hints: Sequence[Hint], left: Mapping[str, int]) -> tuple[tuple[str, i
     """
     out = []
     for hint in hints:
-        if hint.remaining is None or hint.window not in ("minute", "hour", "day"):
+        if hint.remaining is None or hint.window not in WINDOW_SECONDS:
             continue
         name = rule_name(hint)
         believed = left.get(name)

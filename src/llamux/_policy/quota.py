@@ -4,13 +4,14 @@ Pure: no I/O, no clock. Every function takes ``now`` (epoch seconds) as an argum
 the same decision runs in every store and in tests with a fake clock.
 
 Counting. A window's usage is kept in sub-buckets (1 s for minute rules, 60 s for hour
-rules, 900 s for day rules). At time ``now`` a rolling rule counts every bucket from the one
-holding ``now - window`` (the oldest, partial bucket counts whole) up to the newest. Hence:
+rules, 900 s for day and month rules; a rolling month is 30 days). At time ``now`` a
+rolling rule counts every bucket from the one holding ``now - window`` (the oldest, partial
+bucket counts whole) up to the newest. Hence:
 
 * safety: every event in ``(now - window, now]`` is counted, so admitting only when
   ``used + cost <= limit`` never lets any interval of the window's length exceed the limit;
 * liveness: an event stops counting at most one bucket (1/60 of the window, 1/96 for a day)
-  plus ``LATENCY_MARGIN`` after the exact sliding window would drop it.
+  (1/2880 for a month) plus ``LATENCY_MARGIN`` after the exact sliding window would drop it.
 
 The provider's clock. A provider counts a request when it *arrives*, somewhere between
 llamux's reservation and the moment llamux learns the outcome (the answer's first byte, the
@@ -23,7 +24,8 @@ plus one window. A ``query`` reservation (the caller calls the provider) has no 
 is charged at ``now + LATENCY_MARGIN`` and re-stamped when the caller settles it.
 
 A calendar rule (``Window.tz`` set) counts the buckets of the current period in its
-timezone (the day from local midnight, DST-aware). Rolling and calendar rules of one length
+timezone (the day from local midnight, the month from local midnight on the 1st,
+DST-aware). Rolling and calendar rules of one length
 read the same buckets (period starts fall on bucket edges), so changing how a limit resets
 keeps its history.
 """
@@ -53,7 +55,7 @@ class Rule:
     window: Window
     limit: int
     name: str = field(init=False, compare=False)
-    """The table's name of this rule: rpm, tpm, rph, tph, rpd or tpd."""
+    """The table's name of this rule: rpm, tpm, rph, tph, rpd, tpd, rpmo or tpmo."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", limit_name(self.metric, self.window.unit))
@@ -77,7 +79,7 @@ class Scope:
     key: str
     rules: tuple[Rule, ...]
     windows: tuple[Window, ...] = field(init=False, repr=False, compare=False)
-    """One window per stored unit (minute, hour, day) of the rules, in rule order: what a
+    """One window per stored unit (minute, hour, day, month) of the rules, in rule order: what a
     reservation charges."""
     groups: tuple[tuple[Window, tuple[Rule, ...]], ...] = field(
         init=False, repr=False, compare=False

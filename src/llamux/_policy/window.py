@@ -1,10 +1,17 @@
-"""Windows: a length of time (minute, hour, day), rolling or calendar in a timezone, and
-its buckets: where a charge made at a moment is recorded, which buckets count at a moment,
-when a bucket stops counting. Pure: every method takes the moment as an argument.
+"""Windows: a length of time (minute, hour, day, month), rolling or calendar in a timezone,
+and its buckets: where a charge made at a moment is recorded, which buckets count at a
+moment, when a bucket stops counting. Pure: every method takes the moment as an argument.
 
 A window's usage is kept in sub-buckets (1 s for minute rules, 60 s for hour rules, 900 s
-for day rules). Rolling and calendar windows of one length share their buckets (period
-starts fall on bucket edges), so changing how a limit resets keeps its history.
+for day and month rules). Rolling and calendar windows of one length share their buckets
+(period starts fall on bucket edges), so changing how a limit resets keeps its history.
+
+A rolling month is 30 days. A calendar month starts at local midnight on the 1st of its
+timezone (DST-aware). Month buckets are 900 s, not a day: every timezone's offset is a
+multiple of 15 minutes, so a local midnight is always a 900 s edge (a day bucket would be a
+UTC day, and a calendar month in another zone would start inside one). Capacity returns at
+most 900 s late (1/2880 of the window); a scope with a month rule stores up to 2,977 buckets
+per metric (31 days and an hour: the longest calendar month).
 """
 
 from __future__ import annotations
@@ -16,8 +23,22 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-WINDOW_SECONDS: Mapping[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
-BUCKET_SECONDS: Mapping[str, int] = {"minute": 1, "hour": 60, "day": 900}
+WINDOW_SECONDS: Mapping[str, int] = {
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400,
+    "month": 30 * 86400,
+}
+"""The length of each rolling window (a rolling month is 30 days)."""
+BUCKET_SECONDS: Mapping[str, int] = {"minute": 1, "hour": 60, "day": 900, "month": 900}
+KEEP_SECONDS: Mapping[str, int] = {
+    "minute": 60,
+    "hour": 3600,
+    "day": 86400 + 3600,
+    "month": 31 * 86400 + 3600,
+}
+"""How far back any window of a unit reaches, rolling or calendar: a calendar day is 25
+hours when DST ends, a calendar month up to 31 days and an hour. Older buckets are pruned."""
 LATENCY_MARGIN = 0.05
 """Seconds allowed between the store's atomic step and the request leaving this process:
 everything slow (the SDK import, building the client) happens before the reservation, so
@@ -32,12 +53,13 @@ def _zone(tz: str) -> ZoneInfo:
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """A window length (``minute``, ``hour`` or ``day``), rolling or calendar in ``tz``."""
+    """A window length (``minute``, ``hour``, ``day`` or ``month``), rolling or calendar in
+    ``tz``."""
 
     unit: str
     tz: str | None = None
     key: str = field(init=False, repr=False, compare=False)
-    """Where its buckets are stored: the unit (``minute``, ``hour``, ``day``). Rolling and
+    """Where its buckets are stored: the unit (``minute`` ... ``month``). Rolling and
     calendar windows of one unit share their buckets."""
     label: str = field(init=False, repr=False, compare=False)
     """How it is shown: ``minute`` or ``day@America/Los_Angeles``."""
@@ -46,7 +68,7 @@ class Window:
 
     def __post_init__(self) -> None:
         if self.unit not in WINDOW_SECONDS:
-            raise ValueError(f"unknown window {self.unit!r}; use minute, hour or day")
+            raise ValueError(f"unknown window {self.unit!r}; use minute, hour, day or month")
         label = self.unit if self.tz is None else f"{self.unit}@{self.tz}"
         object.__setattr__(self, "key", self.unit)
         object.__setattr__(self, "label", label)
@@ -71,10 +93,15 @@ class Window:
         return (int(now // size) - self.seconds // size) * size  # as keep_from, inlined
 
     def keep_from(self, now: float) -> int:
-        """The oldest bucket any window of this unit counts at ``now``: older ones can be
-        pruned (a calendar period never reaches back further than the rolling window)."""
+        """The oldest bucket any window of this unit counts at ``now``, rolling or calendar
+        (``KEEP_SECONDS``): older ones can be pruned."""
         size = self.bucket_seconds
-        return (int(now // size) - self.seconds // size) * size
+        return (int(now // size) - KEEP_SECONDS[self.unit] // size) * size
+
+    def kept_until(self, bucket: int) -> float:
+        """The moment no window of this unit counts ``bucket`` any more, rolling or
+        calendar: when storage holding nothing newer may expire."""
+        return float(bucket + KEEP_SECONDS[self.unit] + self.bucket_seconds)
 
     def frees_at(self, bucket: int, now: float | None = None) -> float:
         """The moment ``bucket`` stops counting. With ``now``, a bucket still in flight (after
@@ -88,7 +115,9 @@ class Window:
     def _period_start(self, now: float) -> int:
         assert self.tz is not None
         local = datetime.fromtimestamp(now, _zone(self.tz))
-        if self.unit == "day":
+        if self.unit == "month":
+            local = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        elif self.unit == "day":
             local = local.replace(hour=0, minute=0, second=0, microsecond=0)
         elif self.unit == "hour":
             local = local.replace(minute=0, second=0, microsecond=0)
@@ -98,10 +127,14 @@ class Window:
 
     def _next_period(self, start: int) -> float:
         assert self.tz is not None
-        if self.unit != "day":
+        if self.unit not in ("day", "month"):
             return float(start + self.seconds)
         zone = _zone(self.tz)
-        day = datetime.fromtimestamp(start, zone).date() + timedelta(days=1)
+        day = datetime.fromtimestamp(start, zone).date()
+        if self.unit == "month":
+            day = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        else:
+            day += timedelta(days=1)
         return datetime(day.year, day.month, day.day, tzinfo=zone).timestamp()
 
 

@@ -11,8 +11,9 @@ tag: the key of the endpoint's pool scope, ``pool:NAME``, when it has one, else 
 endpoint's own quota key, so that everything one reservation touches lives in one slot)::
 
     P:{T}:b:UNIT:SCOPE     hash  fields r<start>, t<start>: requests and tokens per bucket of
-                                 the minute, hour or day (rolling and calendar rules share
-                                 them); expires when its newest bucket stops counting (+60 s)
+                                 the minute, hour, day or month (rolling and calendar rules
+                                 share them); expires when its newest bucket stops counting
+                                 in any window of the unit (``Window.kept_until``, +60 s)
     P:{T}:c:SCOPE          hash  a cool-down: until, kind, reason; expires at its end (+1 s)
     P:{T}:r:UUID           str   a reservation (JSON: endpoint, tokens, [hash, bucket, unit]
                                  charged); expires after RESERVATION_TTL

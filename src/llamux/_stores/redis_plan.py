@@ -177,7 +177,7 @@ def scoped_key(namespace: str, tag: str, kind: str, rest: str) -> str:
 
 
 def bucket_key(namespace: str, tag: str, scope: str, window: str) -> str:
-    """The bucket hash of ``scope``'s ``window`` (a unit: minute, hour, day)."""
+    """The bucket hash of ``scope``'s ``window`` (a unit: minute, hour, day, month)."""
     return scoped_key(namespace, tag, "b", f"{window}:{scope}")
 
 
@@ -207,7 +207,7 @@ def reserve_args(
     per_window: list[object] = []
     charged = []
     for (_, window, key), bucket in zip(plan.windows, buckets, strict=True):
-        life = window.frees_at(bucket) - at + BUCKET_MARGIN
+        life = window.kept_until(bucket) - at + BUCKET_MARGIN
         per_window += [bucket, window.keep_from(at), ms(life)]
         charged.append([key, str(bucket), window.key])
     per_check: list[object] = []
@@ -226,7 +226,7 @@ def move_args(mode: str, tokens: int | None, at: float) -> list[object]:
     for unit in WINDOW_SECONDS:
         window = Window(unit)
         bucket = window.charge_bucket(at)
-        targets += [unit, str(bucket), ms(window.frees_at(bucket) - at + BUCKET_MARGIN)]
+        targets += [unit, str(bucket), ms(window.kept_until(bucket) - at + BUCKET_MARGIN)]
     return [mode, "" if tokens is None else max(0, tokens), *targets]
 
 

@@ -17,9 +17,10 @@ class FakeEndpoint:
     ``GET /{name}/v1/key``, see :mod:`llamux.testing._provider`).
 
     Limits of None are unlimited: ``rpm`` / ``rph`` / ``rpd`` requests and ``tpm`` / ``tph`` /
-    ``tpd`` tokens per minute, hour and day. ``dialect`` is one of ``DIALECTS`` and picks the
-    rate-limit headers and 429 bodies. ``day_reset``, an IANA timezone such as
-    ``"America/Los_Angeles"`` or ``"UTC"``, makes ``rpd`` and ``tpd`` calendar days there.
+    ``tpd`` tokens per minute, hour and day (``rpmo`` / ``tpmo``: per rolling 30 days).
+    ``dialect`` is one of ``DIALECTS`` and picks the rate-limit headers and 429 bodies.
+    ``day_reset``, an IANA timezone such as ``"America/Los_Angeles"`` or ``"UTC"``, makes
+    ``rpd`` and ``tpd`` calendar days there.
     ``delay`` is really slept before answering an admitted request (429s and injected faults
     answer at once). A request that could never fit a limit (for example ``max_tokens`` above
     ``tpm``) gets a 429 "Request too large" without ``retry-after``.
@@ -69,6 +70,8 @@ class FakeEndpoint:
     standard_headers: bool = False
     serves: frozenset[str] = frozenset(KINDS)
     max_inputs: int | None = None
+    rpmo: int | None = None
+    tpmo: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name:

@@ -1,8 +1,9 @@
 """The fake provider's limiter: an exact sliding log over rolling windows and calendar days.
 
-A limit counts requests or tokens per minute, hour or day. A rolling limit counts the admitted
-requests logged in ``(now - window, now]``; a calendar limit (a day with a timezone) counts those
-logged since the last local midnight, so it empties at midnight in that zone, DST included.
+A limit counts requests or tokens per minute, hour, day or (rolling) 30-day month. A rolling
+limit counts the admitted requests logged in ``(now - window, now]``; a calendar limit (a day
+with a timezone) counts those logged since the last local midnight, so it empties at midnight
+in that zone, DST included.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from .._config.endpoint import limit_name
 MINUTE = 60.0
 HOUR = 3_600.0
 DAY = 86_400.0
-WINDOWS = {"minute": MINUTE, "hour": HOUR, "day": DAY}
+MONTH = 30 * DAY
+WINDOWS = {"minute": MINUTE, "hour": HOUR, "day": DAY, "month": MONTH}
 
 Event = tuple[float, int, int]  # an admitted request: (time, tokens, running token total)
 
