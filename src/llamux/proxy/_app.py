@@ -224,8 +224,7 @@ class _Proxy:
             if ep.group:
                 groups.setdefault(ep.group, []).append(ep.id)
         data += [
-            _model(name, "llamux", endpoints=ids, serves=kinds(ids))
-            for name, ids in groups.items()
+            _model(name, "llamux", endpoints=ids, serves=kinds(ids)) for name, ids in groups.items()
         ]
         data += [
             _model(ep.id, ep.provider, model=ep.model, serves=kinds([ep.id]))
