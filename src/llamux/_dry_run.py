@@ -12,7 +12,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ._policy.passing import Candidate, Pick, cooling, walk
-from ._policy.quota import TOKENS, Refusal, Reservation, RuleUsage, later, read_now
+from ._policy.quota import (
+    LEASE_POLL,
+    TOKENS,
+    Refusal,
+    Reservation,
+    RuleUsage,
+    crowded,
+    later,
+    read_now,
+)
 
 if TYPE_CHECKING:
     from ._policy.known_limits import Learned
@@ -71,6 +80,13 @@ class DryRun:
             if usage.used + wanted > usage.limit:
                 worst = later(worst, _refusal(candidate.endpoint, usage, wanted))
             left.append((usage.scope, usage.rule.name, max(0, usage.limit - usage.used - wanted)))
+        held = self.store.in_flight(candidate.scopes, now)
+        for scope in candidate.scopes:
+            if scope.key in held:  # a count, not expiries: a poll's retry time
+                leases = [now + LEASE_POLL] * held[scope.key]
+                worst = later(
+                    worst, crowded(candidate.endpoint, scope, leases, candidate.cost, now)
+                )
         if worst is not None:
             return worst
         tokens = candidate.cost.tokens
@@ -86,6 +102,9 @@ class DryRun:
 
     def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
         return self.store.performance(endpoints)
+
+    def in_flight(self, scopes: Sequence[Scope], now: float) -> dict[str, int]:
+        return self.store.in_flight(scopes, now)
 
     def learned(self, scopes: Sequence[str]) -> dict[str, dict[str, Learned]]:
         return self.store.learned(scopes)

@@ -367,7 +367,10 @@ class Router:
             has_key = self._keys.get(ep) is not None
             perf = measured.get(ep.id)
             known = self.quotas.known.get(ep.id, ())
-            row = EndpointStatus(ep, has_key, tuple(usage), cool, perf, scopes[0].key, known, now)
+            flying = self.store.in_flight(scopes, now)
+            row = EndpointStatus(
+                ep, has_key, tuple(usage), cool, perf, scopes[0].key, known, now, flying, scopes
+            )
             rows.append(row)
         return rows
 

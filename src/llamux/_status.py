@@ -6,8 +6,8 @@ its metrics and the dashboard show; the CLI renders it as a table (``cli/_status
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from ._policy.quota import UNLIMITED
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ._config.load import Endpoint
     from ._policy.known_limits import Known
     from ._policy.performance import Performance
-    from ._policy.quota import Cooldown, RuleUsage
+    from ._policy.quota import Cooldown, RuleUsage, Scope
 
 
 class RuleData(TypedDict):
@@ -50,6 +50,12 @@ class PerformanceData(TypedDict):
     samples: int
 
 
+class InFlightData(TypedDict):
+    in_flight: int
+    """Requests holding a lease now (across every process sharing the store)."""
+    limit: int
+
+
 class EndpointData(TypedDict):
     id: str
     provider: str
@@ -64,12 +70,15 @@ class EndpointData(TypedDict):
     rules: list[RuleData]
     performance: PerformanceData | None
     """Measured speed (moving averages over the store), ``None`` before any call."""
+    concurrency: InFlightData | None
+    """Requests in flight vs its ``concurrency`` limit; ``None`` without one."""
 
 
 class PoolData(TypedDict):
     name: str
     endpoints: list[str]
     rules: list[RuleData]
+    concurrency: InFlightData | None
 
 
 class StatusData(TypedDict):
@@ -106,6 +115,10 @@ class EndpointStatus:
     """Each configured rule and where its limit comes from (configured, learned, catalog)."""
     at: float = 0.0
     """When this state was read (the router's clock)."""
+    in_flight: Mapping[str, int] = field(default_factory=dict)
+    """Requests in flight (live leases) of each of its scopes with a concurrency limit."""
+    scopes: Sequence[Scope] = ()
+    """Its scopes (its own quota, then its pool's), with their concurrency limits."""
 
     def to_dict(self, now: float | None = None) -> EndpointData:
         """This endpoint as JSON-ready data, the shape of one endpoint of ``llamux status
@@ -125,8 +138,10 @@ def status_data(router: Reporting) -> StatusData:
         if name is None:
             continue
         if name not in pools:
-            shared = [_rule(u, now) for u in row.usage if u.scope == f"pool:{name}"]
-            pools[name] = PoolData(name=name, endpoints=[], rules=shared)
+            key = f"pool:{name}"
+            shared = [_rule(u, now) for u in row.usage if u.scope == key]
+            flight = _in_flight(row, key)
+            pools[name] = PoolData(name=name, endpoints=[], rules=shared, concurrency=flight)
         pools[name]["endpoints"].append(row.endpoint.id)
     endpoints = [endpoint_data(row, now) for row in rows]
     pooled = list(pools.values())
@@ -167,7 +182,16 @@ def endpoint_data(row: EndpointStatus, now: float) -> EndpointData:
         cooldown=cooling,
         rules=own,
         performance=_performance(row),
+        concurrency=_in_flight(row, row.quota),
     )
+
+
+def _in_flight(row: EndpointStatus, key: str) -> InFlightData | None:
+    """The requests in flight on scope ``key`` of ``row`` and its limit, if it has one."""
+    for scope in row.scopes:
+        if scope.key == key and scope.concurrency is not None:
+            return InFlightData(in_flight=row.in_flight.get(key, 0), limit=scope.concurrency)
+    return None
 
 
 def _performance(row: EndpointStatus) -> PerformanceData | None:

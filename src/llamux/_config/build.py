@@ -108,6 +108,8 @@ _INTEGERS: Mapping[str, tuple[int | None, str]] = {
                    "answer), or {empty} for the default 1024"),
     "max_inputs": (1, "write a positive integer such as 96 (the most inputs one embeddings "
                    "request may carry), or {empty} if unknown"),
+    "concurrency": (1, "write a positive integer such as 2 (the most requests in flight at "
+                    "once), or {empty} for no limit"),
 }  # fmt: skip
 _FLOATS: Mapping[str, str] = {
     "weight": "write a non-negative number such as 1 or 0.5, or {empty} for 1",
@@ -315,6 +317,7 @@ def build_endpoint(place: Place, row: Mapping[str, object], pools: Iterable[str]
         source=place.source,
         serves=_serves(place, row.get("serves"), provider, model, known),
         max_inputs=integer(place, "max_inputs", row.get("max_inputs")),
+        concurrency=integer(place, "concurrency", row.get("concurrency")),
     )
 
 

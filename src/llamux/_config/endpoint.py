@@ -58,7 +58,7 @@ STRATEGIES = ("preference", "cheapest", "fastest", "balanced", "round_robin", "w
 COLUMNS: tuple[str, ...] = (
     *("provider", "model", *LIMIT_NAMES, "name", "base_url", "api_key_env", "priority"),
     *("weight", "input_cost", "output_cost", "context", "max_output", "pool", "reset"),
-    *("capabilities", "serves", "max_inputs"),
+    *("capabilities", "serves", "max_inputs", "concurrency"),
 )
 """Every column a table (or key an ``[[endpoints]]`` table) may have."""
 
@@ -138,6 +138,9 @@ class Endpoint:
     group: str | None = None
     """The id of the row it comes from when that row lists several key variables (its own
     id is then ``GROUP#N``, the N-th key): the group id selects all of them, in order."""
+    concurrency: int | None = None
+    """The most requests in flight at once on its quota, across every process and machine
+    sharing the store (a lease per request; None: no limit)."""
 
     def reset_for(self, limit_name: str) -> str | None:
         """The timezone whose calendar periods ``limit_name`` resets in, or None (rolling)."""
@@ -152,6 +155,8 @@ class Pool:
     limits: Limits
     resets: tuple[tuple[str, str], ...] = ()
     source: str = ""
+    concurrency: int | None = None
+    """The most requests in flight at once over all its endpoints (None: no limit)."""
 
 
 @dataclass(frozen=True, slots=True)

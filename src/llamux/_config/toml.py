@@ -56,6 +56,7 @@ from .build import (
     build_limits,
     build_resets,
     check_keys,
+    integer,
     make_config,
     show,
     suggest,
@@ -65,7 +66,7 @@ from .build import (
 from .endpoint import COLUMNS, LIMIT_NAMES, STRATEGIES, Config, Endpoint, Pool, Route
 
 TOP_KEYS = ("store", "strategy", "endpoints", "pools", "routes")
-POOL_KEYS = (*LIMIT_NAMES, "reset")
+POOL_KEYS = (*LIMIT_NAMES, "concurrency", "reset")
 ROUTE_KEYS = ("endpoints", "strategy")
 
 _Lines = Mapping[str, Mapping[str, int]]
@@ -185,11 +186,12 @@ def _pools(top: Place, value: object, lines: _Lines) -> list[Pool]:
         row = _table(place, entry)
         check_keys(place, row, POOL_KEYS, "pool key")
         limits = build_limits(place, row, auto=False)
-        if not limits.items():
-            fix = f"add at least one of {', '.join(LIMIT_NAMES)}, or remove the pool"
+        concurrency = integer(place, "concurrency", row.get("concurrency"))
+        if not limits.items() and concurrency is None:
+            fix = f"add at least one of {', '.join(POOL_KEYS[:-1])}, or remove the pool"
             raise place.error(f"pool {show(name)} sets no limit; {fix}")
         resets = build_resets(place, row.get("reset"), limits)
-        found.append(Pool(str(name), limits, resets, place.source))
+        found.append(Pool(str(name), limits, resets, place.source, concurrency))
     return found
 
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 from .quota import (
     Cooldown,
     Cost,
+    Leases,
     Refusal,
     Reservation,
     Scope,
@@ -163,13 +164,19 @@ def single(pick: Pick) -> Reservation | Refusal:
 
 
 def judge(
-    candidate: Candidate, snapshot: Snapshot, now: float, flight: float
+    candidate: Candidate,
+    snapshot: Snapshot,
+    now: float,
+    flight: float,
+    leases: Leases | None = None,
 ) -> tuple[Reservation | Refusal, Spent | None]:
-    """The decision on one candidate from its buckets (its cool-downs already checked): a
-    reservation to record (its client readied first, ``Candidate.ready``), or a refusal and
-    what to remember of it."""
+    """The decision on one candidate from its buckets and, for scopes with a concurrency
+    limit, its ``leases`` (its cool-downs already checked): a reservation to record (its
+    client readied first, ``Candidate.ready``; it leases the scopes in ``leases``), or a
+    refusal and what to remember of it (nothing for a concurrency refusal: a lease may be
+    given back any moment)."""
     endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
-    refusal = decide(endpoint, scopes, snapshot, {}, cost, now)
+    refusal = decide(endpoint, scopes, snapshot, {}, cost, now, leases)
     if refusal is not None:
         return refusal, spent(refusal, scopes, cost)
     if candidate.ready is not None:
@@ -181,5 +188,11 @@ def judge(
         now,
         charges(scopes, now, flight),
         remaining_after(scopes, snapshot, cost, now),
+        leased(scopes),
     )
     return made, None
+
+
+def leased(scopes: Sequence[Scope]) -> tuple[str, ...]:
+    """The keys of the scopes a reservation on ``scopes`` takes a lease in."""
+    return tuple([scope.key for scope in scopes if scope.concurrency is not None])

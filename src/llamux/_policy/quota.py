@@ -41,6 +41,16 @@ from .window import BUCKET_SECONDS, LATENCY_MARGIN, Window
 RESERVATION_TTL = 86400 + 900 + 60
 """Seconds after which an unsettled reservation is dropped: its buckets no longer count."""
 
+QUERY_LEASE = 600.0
+"""Seconds a ``query`` reservation (no flight) holds a concurrency lease unless the caller
+settles or releases it first: a reservation made for a call holds its lease until its
+flight deadline (``now + flight``), the moment its in-flight charge lapses too."""
+LEASE_POLL = 0.25
+"""Seconds after which a request refused for concurrency may look again: a lease is given
+back whenever a call ends, usually long before it would expire."""
+CONCURRENCY = "concurrency"
+"""The rule name of a concurrency refusal (requests in flight at once, leases in the store)."""
+
 REQUESTS = "requests"
 TOKENS = "tokens"
 METRICS = (REQUESTS, TOKENS)
@@ -78,6 +88,8 @@ class Scope:
 
     key: str
     rules: tuple[Rule, ...]
+    concurrency: int | None = None
+    """The most requests in flight at once (a lease per reservation; None: no limit)."""
     windows: tuple[Window, ...] = field(init=False, repr=False, compare=False)
     """One window per stored unit (minute, hour, day, month) of the rules, in rule order: what a
     reservation charges."""
@@ -139,6 +151,9 @@ class Reservation:
     charges: tuple[Charge, ...]
     remaining: tuple[tuple[str, str, int], ...] = ()
     """(scope, rule name, what is left) for every rule, this reservation included."""
+    leases: tuple[str, ...] = ()
+    """The scopes (with a ``concurrency`` limit) where it holds a lease until settled,
+    released or expired."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +198,9 @@ class RuleUsage:
     def remaining(self) -> int:
         return max(0, self.rule.limit - self.used)
 
+
+Leases = Mapping[str, Sequence[float]]
+"""The expiry of every live lease, by scope key (only scopes with a concurrency limit)."""
 
 Buckets = Mapping[int, tuple[int, int]]
 """A window's counted buckets: bucket start -> (requests, tokens)."""
@@ -242,17 +260,22 @@ def decide(
     cooldowns: Mapping[str, Cooldown],
     cost: Cost,
     now: float,
+    leases: Leases | None = None,
 ) -> Refusal | None:
     """``None`` if every rule of every scope admits ``cost`` at ``now``, else the refusal.
 
     When several rules refuse, the one that frees last is reported: only then can the
-    request pass. ``retry_at`` is ``None`` when some rule can never admit it.
+    request pass. ``retry_at`` is ``None`` when some rule can never admit it. ``leases``:
+    the live leases of the scopes with a concurrency limit.
     """
     worst: Refusal | None = None
     for scope in scopes:
         cooling = cooldowns.get(scope.key) if cooldowns else None
         if cooling is not None and cooling.until > now:
             worst = later(worst, cooling_refusal(endpoint, cooling, cost))
+        if scope.concurrency is not None:
+            held = leases.get(scope.key, ()) if leases else ()
+            worst = later(worst, crowded(endpoint, scope, held, cost, now))
         for window, rules in scope.groups:
             buckets = snapshot.get((scope.key, window.key)) or {}
             used = _totals(buckets, window.oldest_counted(now))
@@ -263,6 +286,39 @@ def decide(
                     refusal = _refusal(endpoint, scope.key, rule, rows, cost, now)
                     worst = later(worst, refusal)
     return worst
+
+
+def live(expiries: Iterable[float], now: float) -> list[float]:
+    """The lease expiries that still hold at ``now``."""
+    return [at for at in expiries if at > now]
+
+
+def crowded(
+    endpoint: str, scope: Scope, expiries: Sequence[float], cost: Cost, now: float
+) -> Refusal | None:
+    """The refusal of ``scope``'s concurrency limit if ``cost`` would put more requests in
+    flight than it allows (``expiries``: its leases; expired ones do not count), else None.
+    ``retry_at``: a short poll (a call may end any moment), never after the soonest expiry."""
+    limit = scope.concurrency
+    held = live(expiries, now)
+    if limit is None or len(held) + cost.requests <= limit:
+        return None
+    reason = f"{CONCURRENCY} {len(held)}/{limit} in flight"
+    if cost.requests > limit:
+        reason = f"{CONCURRENCY} limit {limit} is below the {cost.requests} requests requested"
+        return Refusal(
+            endpoint, scope.key, CONCURRENCY, len(held), limit, cost.requests, None, reason
+        )
+    retry_at = min([now + LEASE_POLL, *held])
+    return Refusal(
+        endpoint, scope.key, CONCURRENCY, len(held), limit, cost.requests, retry_at, reason
+    )
+
+
+def lease_until(now: float, flight: float) -> float:
+    """When a lease taken at ``now`` expires by itself: at the call's flight deadline, or
+    ``QUERY_LEASE`` seconds on for a ``query`` reservation (no flight)."""
+    return now + (flight if flight > 0 else QUERY_LEASE)
 
 
 def cooling_refusal(endpoint: str, cooling: Cooldown, cost: Cost) -> Refusal:

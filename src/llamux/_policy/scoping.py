@@ -37,7 +37,7 @@ def scopes_for(
             raise ConfigError(f"two endpoints are named {ep.id!r}; give each a unique name")
         pairs = limits[ep.id] if limits is not None else ep.limits.items()
         rules = [(name, UNLIMITED if limit is None else limit) for name, limit in pairs]
-        own = [Scope(quota_key(ep), _rules(rules, dict(ep.resets)))]
+        own = [Scope(quota_key(ep), _rules(rules, dict(ep.resets)), ep.concurrency)]
         if ep.pool:
             pool = pools.get(ep.pool) or catalog_pool(ep.pool)
             if pool is None:
@@ -45,17 +45,22 @@ def scopes_for(
                     f"endpoint {ep.id} draws on pool {ep.pool!r}, which is not defined; "
                     f"define [pools.{ep.pool}] in a TOML config or remove the pool"
                 )
-            own.append(Scope(f"pool:{pool.name}", _rules(pool.limits.items(), dict(pool.resets))))
+            pooled = _rules(pool.limits.items(), dict(pool.resets))
+            own.append(Scope(f"pool:{pool.name}", pooled, pool.concurrency))
         scopes[ep.id] = own
     return scopes
 
 
 def limits_text(scope: Scope) -> str:
-    """A scope's limits as one line, e.g. ``rpm=30 rpd=1000@America/Los_Angeles``."""
-    return " ".join(
+    """A scope's limits as one line, e.g. ``rpm=30 rpd=1000@America/Los_Angeles``
+    (``concurrency=2`` last, if set)."""
+    parts = [
         f"{rule.name}={rule.limit}" + (f"@{rule.window.tz}" if rule.window.tz else "")
         for rule in scope.rules
-    )
+    ]
+    if scope.concurrency is not None:
+        parts.append(f"concurrency={scope.concurrency}")
+    return " ".join(parts)
 
 
 def catalog_pool(name: str) -> Pool | None:

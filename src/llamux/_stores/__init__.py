@@ -89,6 +89,11 @@ class QuotaStore(Protocol):
         """Every rule's usage at ``now``."""
         ...
 
+    def in_flight(self, scopes: Sequence[Scope], now: float) -> dict[str, int]:
+        """The live leases (requests in flight) of each of ``scopes`` that has a
+        concurrency limit, by scope key."""
+        ...
+
     def record(self, endpoint: str, sample: Sample) -> None:
         """Fold one call's measurements into the endpoint's moving averages."""
         ...

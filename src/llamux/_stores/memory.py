@@ -27,6 +27,8 @@ from .._policy.quota import (
     RuleUsage,
     Scope,
     Snapshot,
+    lease_until,
+    live,
     moved,
     read_now,
     rule_usage,
@@ -60,6 +62,8 @@ class MemoryStore:
         self._made: dict[tuple[str, Cooldown], Refusal] = {}
         self._generation = 0
         """Bumped whenever something refused until a known moment could fit sooner."""
+        self._leases: dict[str, dict[str, float]] = {}
+        """Per scope with a concurrency limit: reservation id -> when its lease expires."""
 
     def __repr__(self) -> str:
         return "MemoryStore()"
@@ -97,11 +101,19 @@ class MemoryStore:
             key: self._buckets.get(key, {})
             for key in ((s.key, w.key) for s in candidate.scopes for w in s.windows)
         }
-        reservation, memo = judge(candidate, snapshot, now, flight)
+        leases = {
+            s.key: self._live_leases(s.key, now)
+            for s in candidate.scopes
+            if s.concurrency is not None
+        }
+        reservation, memo = judge(candidate, snapshot, now, flight, leases)
         if not isinstance(reservation, Reservation):
             if memo is not None:
                 self._spent[reservation.scope] = memo
             return reservation
+        until = lease_until(now, flight)
+        for scope in reservation.leases:
+            self._leases.setdefault(scope, {})[reservation.id] = until
         cost = candidate.cost
         for charge in reservation.charges:
             self._add(charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens)
@@ -110,6 +122,21 @@ class MemoryStore:
         if now - self._pruned_at > PRUNE_EVERY:
             self._prune_reservations(now)
         return reservation
+
+    def _live_leases(self, scope: str, now: float) -> list[float]:
+        """The expiries of ``scope``'s leases that still hold; the expired ones are pruned."""
+        held = self._leases.get(scope)
+        if not held:
+            return []
+        for rid in [rid for rid, until in held.items() if until <= now]:
+            del held[rid]
+        return list(held.values())
+
+    def _unlease(self, reservation: Reservation) -> None:
+        """Give back the reservation's leases: a request waiting for one may go now."""
+        for scope in reservation.leases:
+            if self._leases.get(scope, {}).pop(reservation.id, None) is not None:
+                self._generation += 1
 
     def _prune_reservations(self, now: float) -> None:
         self._pruned_at = now
@@ -152,6 +179,7 @@ class MemoryStore:
                 self._performance[ep] = fold(self._performance.get(ep), sample)
             actual, estimate = max(0, tokens), reservation.tokens
             self._forget_spent(reservation)
+            self._unlease(reservation)
             for charge, bucket in moved(reservation.charges, now):  # to the outcome's moment
                 if bucket == charge.bucket:
                     self._adjust(charge, 0, actual - estimate)
@@ -166,6 +194,7 @@ class MemoryStore:
             if reservation is None:
                 return False
             self._forget_spent(reservation)
+            self._unlease(reservation)
             for charge in reservation.charges:
                 self._adjust(charge, -1, -reservation.tokens)
             return True
@@ -216,6 +245,14 @@ class MemoryStore:
             snapshot = {k: dict(b) for k, b in self._buckets.items() if k in wanted}
         return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
 
+    def in_flight(self, scopes: Sequence[Scope], now: float) -> dict[str, int]:
+        with self._lock:
+            return {
+                s.key: len(live(self._leases.get(s.key, {}).values(), now))
+                for s in scopes
+                if s.concurrency is not None
+            }
+
     def record(self, endpoint: str, sample: Sample) -> None:
         with self._lock:
             self._performance[endpoint] = fold(self._performance.get(endpoint), sample)
@@ -250,6 +287,7 @@ class MemoryStore:
                 self._counters.clear()
                 self._declared.clear()
                 self._spent.clear()
+                self._leases.clear()
                 self._generation += 1
                 return
             self._declared.pop(scope, None)
@@ -259,6 +297,7 @@ class MemoryStore:
                 del self._buckets[key]
             self._cooldowns.pop(scope, None)
             self._spent.pop(scope, None)
+            self._leases.pop(scope, None)
             self._generation += 1
             for rid in [r.id for r in self._reservations.values() if r.endpoint == scope]:
                 del self._reservations[rid]

@@ -25,7 +25,11 @@ end
 --   scopes, windows and checks; per window: charge bucket, oldest bucket kept, ttl ms; per
 --   check (a scope's rules of one window as they reset): window index, oldest counted
 --   bucket, requests limit, tokens limit (-1 for no such rule; the smallest of several).
--- Every bucket from the oldest counted on counts, in-flight ones ahead of now included.
+--   Then the leases (KEYS after the bucket hashes: one sorted set per scope with a
+--   concurrency limit, member a reservation, score when its lease expires): their count,
+--   the reservation's member, its lease's expiry and the sets' ttl ms, then each limit.
+-- Every bucket from the oldest counted on counts, in-flight ones ahead of now included;
+-- every lease that has not expired counts (expired ones are pruned here).
 -- Returns {1, requests, tokens, ...} (the counted sums before the charge, per check) when
 -- it charged everything, or {0, cool-downs, bucket hashes} (what it read) when it charged
 -- nothing, so that Python rebuilds the exact refusal.
@@ -72,12 +76,29 @@ for c = 1, nchecks do
   sums[#sums + 1] = r
   sums[#sums + 1] = t
 end
+local lbase = 8 + 3 * nwindows + 4 * nchecks
+local nleases = tonumber(ARGV[lbase + 1] or '0')
+for l = 1, nleases do
+  local key = KEYS[1 + nscopes + nwindows + l]
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+  if redis.call('ZCARD', key) + requests > tonumber(ARGV[lbase + 4 + l]) then
+    admit = false
+  end
+end
 if not admit then
-  local cooldowns = {}
+  local cooldowns, held = {}, {}
   for i = 1, nscopes do
     cooldowns[i] = redis.call('HMGET', KEYS[1 + i], 'until', 'kind', 'reason')
   end
-  return {0, cooldowns, flats}
+  for l = 1, nleases do
+    held[l] = redis.call('ZRANGE', KEYS[1 + nscopes + nwindows + l], 0, -1, 'WITHSCORES')
+  end
+  return {0, cooldowns, flats, held}
+end
+for l = 1, nleases do
+  local key = KEYS[1 + nscopes + nwindows + l]
+  redis.call('ZADD', key, ARGV[lbase + 3], ARGV[lbase + 2])
+  extend(key, tonumber(ARGV[lbase + 4]))
 end
 for j = 1, nwindows do
   local key, base = KEYS[1 + nscopes + j], 8 + 3 * (j - 1)
@@ -99,13 +120,19 @@ return sums
 -- the bucket and the window unit of each.
 -- ARGV[3..]: per window unit, its name, the bucket of the moment the outcome was known and
 -- that hash's ttl ms: a settled charge moves there (an in-flight one is held ahead).
--- A bucket already pruned or expired is left alone: it no longer counts anyway.
+-- A bucket already pruned or expired is left alone: it no longer counts anyway. Its
+-- concurrency leases (the record's "l": sorted sets, member "i") are given back.
 local record = redis.call('GET', KEYS[1])
 if not record then
   return 0
 end
 redis.call('DEL', KEYS[1])
 local res = cjson.decode(record)
+if res.l then
+  for _, key in ipairs(res.l) do
+    redis.call('ZREM', key, res.i)
+  end
+end
 local function take(key, bucket)
   local rf, tf = 'r' .. bucket, 't' .. bucket
   local r = redis.call('HGET', key, rf)

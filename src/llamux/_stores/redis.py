@@ -16,7 +16,11 @@ endpoint's own quota key, so that everything one reservation touches lives in on
                                  in any window of the unit (``Window.kept_until``, +60 s)
     P:{T}:c:SCOPE          hash  a cool-down: until, kind, reason; expires at its end (+1 s)
     P:{T}:r:UUID           str   a reservation (JSON: endpoint, tokens, [hash, bucket, unit]
-                                 charged); expires after RESERVATION_TTL
+                                 charged, and its lease sets); expires after RESERVATION_TTL
+    P:{T}:f:SCOPE          zset  concurrency leases: UUID -> when its lease expires (the
+                                 call's flight deadline, or QUERY_LEASE for a query); the
+                                 expired are pruned by the reserve script; the set expires
+                                 60 s after its newest lease
     P:{ENDPOINT}:p         hash  measured performance (moving averages); expires after 30 days
     P:{SCOPE}:l            hash  rule -> a limit the provider stated (JSON: limit, when, source);
                                  expires 30 days after the last one learned
@@ -256,7 +260,9 @@ class RedisStore:
         at, shift = self._now(now)
         buckets = [window.charge_bucket(at, flight) for _, window, _ in plan.windows]
         keys = [self._key(plan.tag, "r", rid), *plan.cooldown_keys, *(w[2] for w in plan.windows)]
-        reply = self._script("reserve", keys, reserve_args(plan, endpoint, cost, at, buckets))
+        keys += [key for _, _, key in plan.leases]
+        args = reserve_args(plan, endpoint, cost, at, buckets, rid, flight)
+        reply = self._script("reserve", keys, args)
         if reply[0] != 1:
             refusal = refusal_of(endpoint, scopes, plan, reply, cost, at)
             if refusal is None:  # the script and _quota.decide disagree: a bug, never silent
@@ -270,6 +276,7 @@ class RedisStore:
             now,
             tuple(Charge(scope, window.key, bucket) for (scope, window, _), bucket in charged),
             remaining_of(plan, reply[1:], cost),
+            tuple(scope for scope, _, _ in plan.leases),
         )
 
     def _move(self, reservation_id: str, mode: str, tokens: int | None, now: float) -> Any:
@@ -379,6 +386,18 @@ class RedisStore:
             for row in rule_usage(scope, snapshot, at)
         ]
 
+    def in_flight(self, scopes: Sequence[Scope], now: float) -> dict[str, int]:
+        at, _ = self._now(now)
+        plan = self._plan(scopes, register=False)
+        if not plan.leases:
+            return {}
+        with self._guard():
+            pipe = self._client.pipeline(transaction=False)
+            for _, _, key in plan.leases:
+                pipe.zcount(key, f"({at!r}", "+inf")
+            counts = pipe.execute()
+        return {scope: int(n) for (scope, _, _), n in zip(plan.leases, counts, strict=True)}
+
     def record(self, endpoint: str, sample: Sample) -> None:
         values = (sample.latency, sample.tokens_per_second, sample.ttft)
         args = ["" if v is None else repr(float(v)) for v in values]
@@ -440,7 +459,7 @@ class RedisStore:
     def _keys_of(self, scope: str, keys: list[str]) -> list[str]:
         """The keys among ``keys`` that hold ``scope``'s state, whatever their tag."""
         prefix, name = re.escape(self.namespace), re.escape(scope)
-        own = re.compile(rf"{prefix}:\{{.*\}}:(?:b:[^:]+|c):{name}|{prefix}:\{{{name}\}}:[pl]")
+        own = re.compile(rf"{prefix}:\{{.*\}}:(?:b:[^:]+|c|f):{name}|{prefix}:\{{{name}\}}:[pl]")
         reservation = re.compile(rf"{prefix}:\{{.*\}}:r:[0-9a-f]{{32}}")
         found = [key for key in keys if own.fullmatch(key)]
         held = [key for key in keys if reservation.fullmatch(key)]

@@ -24,6 +24,7 @@ from .._policy.quota import (
     Scope,
     Snapshot,
     decide,
+    lease_until,
 )
 from .._policy.window import WINDOW_SECONDS, Window
 
@@ -157,6 +158,8 @@ class Plan:
     """(scope, stored window, bucket hash key)."""
     checks: tuple[tuple[int, str, Window, tuple[Rule, ...], int, int], ...]
     """(index into ``windows``, scope, window, rules, requests limit, tokens limit)."""
+    leases: tuple[tuple[str, int, str], ...] = ()
+    """(scope, concurrency limit, lease set key) of each scope with a concurrency limit."""
 
 
 def import_redis() -> Any:
@@ -197,13 +200,29 @@ def make_plan(namespace: str, tag: str, scopes: Sequence[Scope]) -> Plan:
             index = first + stored.index(window.key)
             checks.append((index, scope.key, window, rules, limits["requests"], limits["tokens"]))
     cooldown_keys = tuple(scoped_key(namespace, tag, "c", scope.key) for scope in scopes)
-    return Plan(tag, cooldown_keys, tuple(windows), tuple(checks))
+    leases = tuple(
+        (scope.key, scope.concurrency, lease_key(namespace, tag, scope.key))
+        for scope in scopes
+        if scope.concurrency is not None
+    )
+    return Plan(tag, cooldown_keys, tuple(windows), tuple(checks), leases)
+
+
+def lease_key(namespace: str, tag: str, scope: str) -> str:
+    """The sorted set of ``scope``'s concurrency leases: reservation -> when it expires."""
+    return scoped_key(namespace, tag, "f", scope)
 
 
 def reserve_args(
-    plan: Plan, endpoint: str, cost: Cost, at: float, buckets: Sequence[int]
+    plan: Plan,
+    endpoint: str,
+    cost: Cost,
+    at: float,
+    buckets: Sequence[int],
+    rid: str = "",
+    flight: float = 0.0,
 ) -> list[object]:
-    """The reserve script's ARGV (see redis.lua)."""
+    """The reserve script's ARGV (see redis.lua); ``rid`` names the reservation's leases."""
     per_window: list[object] = []
     charged = []
     for (_, window, key), bucket in zip(plan.windows, buckets, strict=True):
@@ -213,10 +232,17 @@ def reserve_args(
     per_check: list[object] = []
     for index, _, window, _, rlimit, tlimit in plan.checks:
         per_check += [index + 1, window.oldest_counted(at), rlimit, tlimit]
-    record = json.dumps({"e": endpoint, "t": cost.tokens, "c": charged}, separators=(",", ":"))
+    made: dict[str, object] = {"e": endpoint, "t": cost.tokens, "c": charged}
+    per_lease: list[object] = []
+    if plan.leases:
+        until = lease_until(at, flight)
+        made.update(i=rid, l=[key for _, _, key in plan.leases])
+        head_of_leases = [len(plan.leases), rid, repr(until), ms(until - at + BUCKET_MARGIN)]
+        per_lease = [*head_of_leases, *(limit for _, limit, _ in plan.leases)]
+    record = json.dumps(made, separators=(",", ":"))
     head = [repr(at), cost.requests, cost.tokens, ms(RESERVATION_TTL), record]
     counts = [len(plan.cooldown_keys), len(plan.windows), len(plan.checks)]
-    return [*head, *counts, *per_window, *per_check]
+    return [*head, *counts, *per_window, *per_check, *per_lease]
 
 
 def move_args(mode: str, tokens: int | None, at: float) -> list[object]:
@@ -251,7 +277,12 @@ def refusal_of(
         for scope, row in zip(scopes, reply[1], strict=True)
         if row[0] is not None
     }
-    return decide(endpoint, scopes, snapshot_of(plan, reply[2]), cooling, cost, at)
+    held = reply[3] if len(reply) > 3 else []
+    leases = {
+        scope: [float(score) for score in flat[1::2]]
+        for (scope, _, _), flat in zip(plan.leases, held, strict=True)
+    }
+    return decide(endpoint, scopes, snapshot_of(plan, reply[2]), cooling, cost, at, leases)
 
 
 def shifted(moment: float | None, shift: float) -> float | None:

@@ -37,6 +37,8 @@ from .._policy.quota import (
     Reservation,
     RuleUsage,
     Scope,
+    lease_until,
+    live,
     moved,
     read_now,
     rule_usage,
@@ -54,8 +56,10 @@ from .sqlite_rows import (
     fold_sample,
     forget_spent,
     generation_of,
+    give_back_leases,
     placeholders,
     prune_buckets,
+    read_leases,
     read_snapshot,
     spent_of,
     spent_row,
@@ -65,7 +69,7 @@ from .sqlite_rows import (
 PRUNE_EVERY = 60.0
 TABLES = (
     *("buckets", "reservations", "cooldowns", "performance", "counters", "quotas", "spent"),
-    "learned",
+    *("learned", "leases"),
 )
 
 
@@ -83,6 +87,8 @@ class SQLiteStore:
         this process and no other), by id: estimate, charges, endpoint, made at. Kept here, not in
         the table: one write and one delete fewer per call. If the process dies, its
         in-flight charges lapse as documented; nothing else could have settled them."""
+        self._leased: set[str] = set()
+        """The reservations of ``_flying`` that hold concurrency leases (in the table)."""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -163,11 +169,20 @@ class SQLiteStore:
     ) -> Reservation | Refusal:
         endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
         snapshot = read_snapshot(conn, [scope.key for scope in scopes])
-        reservation, memo = judge(candidate, snapshot, now, flight)
+        leases = read_leases(conn, scopes, now)
+        reservation, memo = judge(candidate, snapshot, now, flight, leases)
         if not isinstance(reservation, Reservation):
             if memo is not None:
                 conn.execute(REMEMBER, spent_row(memo))
             return reservation
+        if reservation.leases:  # in the same transaction as the charges
+            until = lease_until(now, flight)
+            conn.executemany(
+                "INSERT OR REPLACE INTO leases (scope, id, expires) VALUES (?, ?, ?)",
+                [(scope, reservation.id, until) for scope in reservation.leases],
+            )
+            if flight > 0:
+                self._leased.add(reservation.id)
         conn.executemany(
             UPSERT,
             [
@@ -190,6 +205,7 @@ class SQLiteStore:
             stale = [r for r, held in self._flying.items() if held[3] < now - RESERVATION_TTL]
             for rid in stale:  # never settled (a stream dropped unread): as the table's rows
                 self._flying.pop(rid, None)
+                self._leased.discard(rid)
         return reservation
 
     @contextmanager
@@ -197,16 +213,20 @@ class SQLiteStore:
         self, reservation_id: str
     ) -> Iterator[tuple[sqlite3.Connection, tuple[int, list[Charge], str] | None]]:
         """A step on a reservation: its record (from this process if it is held in flight,
-        else from the table, removed there), kept if the step fails."""
+        else from the table, removed there), kept if the step fails. Its concurrency leases
+        are given back in the same step."""
         flying = self._flying.pop(reservation_id, None)
         try:
             with self._db.transaction() as conn:
                 held = flying[:3] if flying is not None else take_reservation(conn, reservation_id)
+                if held is not None and (flying is None or reservation_id in self._leased):
+                    give_back_leases(conn, reservation_id)
                 yield conn, held
         except BaseException:
             if flying is not None:
                 self._flying[reservation_id] = flying
             raise
+        self._leased.discard(reservation_id)
 
     def settle(
         self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
@@ -300,6 +320,20 @@ class SQLiteStore:
         snapshot = self._db.guard(lambda: read_snapshot(self._db.conn(), [s.key for s in scopes]))
         return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
 
+    def in_flight(self, scopes: Sequence[Scope], now: float) -> dict[str, int]:
+        keys = [scope.key for scope in scopes if scope.concurrency is not None]
+        if not keys:
+            return {}
+
+        def read() -> list[Any]:
+            query = f"SELECT scope, expires FROM leases WHERE scope IN ({placeholders(len(keys))})"
+            return self._db.conn().execute(query, keys).fetchall()
+
+        found: dict[str, list[float]] = {key: [] for key in keys}
+        for scope, expires in self._db.guard(read):
+            found[str(scope)].append(float(expires))
+        return {key: len(live(expiries, now)) for key, expiries in found.items()}
+
     def record(self, endpoint: str, sample: Sample) -> None:
         with self._db.transaction() as conn:
             fold_sample(conn, endpoint, sample)
@@ -361,6 +395,7 @@ class SQLiteStore:
                 for table in TABLES:
                     conn.execute(f"DELETE FROM {table}")
                 self._flying.clear()
+                self._leased.clear()
                 conn.execute(  # never back to a value a decision may have seen
                     "INSERT INTO counters (key, value) VALUES (?, ?)",
                     (GENERATION, last + 1),
@@ -372,6 +407,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM quotas WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM learned WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM spent WHERE scope = ?", (scope,))
+            conn.execute("DELETE FROM leases WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
             for rid in [r for r, held in self._flying.items() if held[2] == scope]:
                 self._flying.pop(rid, None)

@@ -132,3 +132,27 @@ def generation_of(conn: sqlite3.Connection) -> int:
     """The store's generation (see ``Pick``): 0 before anything bumped it."""
     row = conn.execute("SELECT value FROM counters WHERE key = ?", (GENERATION,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def read_leases(
+    conn: sqlite3.Connection, scopes: Sequence[Scope], now: float
+) -> dict[str, list[float]]:
+    """The expiries of the live leases of each of ``scopes`` with a concurrency limit; the
+    expired ones are deleted first (storage stays bounded by the limits)."""
+    keys = [scope.key for scope in scopes if scope.concurrency is not None]
+    if not keys:
+        return {}
+    marks = placeholders(len(keys))
+    conn.execute(f"DELETE FROM leases WHERE scope IN ({marks}) AND expires <= ?", (*keys, now))
+    found: dict[str, list[float]] = {key: [] for key in keys}
+    rows = conn.execute(f"SELECT scope, expires FROM leases WHERE scope IN ({marks})", keys)
+    for scope, expires in rows:
+        found[scope].append(float(expires))
+    return found
+
+
+def give_back_leases(conn: sqlite3.Connection, reservation_id: str) -> None:
+    """Delete a reservation's leases; if it held any, a refused request may fit now."""
+    gone = conn.execute("DELETE FROM leases WHERE id = ?", (reservation_id,))
+    if gone.rowcount > 0:
+        conn.execute(BUMP, (GENERATION,))

@@ -57,6 +57,15 @@ MIGRATIONS: tuple[str, ...] = (
         source TEXT NOT NULL, PRIMARY KEY (scope, rule)
     ) WITHOUT ROWID;
     """,
+    # 6: concurrency leases: one row per request in flight on a scope with a concurrency
+    # limit, until it is settled, released or expires
+    """
+    CREATE TABLE leases (
+        scope TEXT NOT NULL, id TEXT NOT NULL, expires REAL NOT NULL,
+        PRIMARY KEY (scope, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX leases_id ON leases (id);
+    """,
 )
 
 

@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
-from .._status import EndpointData, PerformanceData, RuleData, StatusData
+from .._status import EndpointData, InFlightData, PerformanceData, RuleData, StatusData
 from ._grid import Cell, Column, Line, Row, fit, render, text_cell
 from ._screen import Screen, middle_ellipsis, pad, width_of, wrap
 
@@ -103,6 +103,11 @@ def speed_text(perf: PerformanceData | None) -> str:
     return " · ".join(parts)
 
 
+def in_flight_text(flight: InFlightData | None) -> list[str]:
+    """``["2/2 in flight"]`` for a scope with a concurrency limit, else nothing."""
+    return [] if flight is None else [f"{flight['in_flight']}/{flight['limit']} in flight"]
+
+
 def state_text(endpoint: EndpointData) -> tuple[str, str]:
     """(text, style) of an endpoint's state, for people."""
     state, cooling = endpoint["state"], endpoint["cooldown"]
@@ -167,10 +172,13 @@ def _groups(data: StatusData) -> list[tuple[str, str, list[RuleData], tuple[str,
         parts = [] if id_ == f"{provider}:{model}" else [f"{provider} · {model}"]
         if servers[ep["base_url"], model] > 1:
             parts.append(f"key ${ep['api_key_env']}")
+        parts += in_flight_text(ep.get("concurrency"))
         under = " · ".join(parts)
         out.append((id_, under, ep["rules"], state_text(ep), speed_text(ep["performance"])))
     for pool in data["pools"]:
-        under = "shared by " + ", ".join(pool["endpoints"])
+        under = " · ".join(
+            ["shared by " + ", ".join(pool["endpoints"]), *in_flight_text(pool.get("concurrency"))]
+        )
         out.append((f"pool:{pool['name']}", under, pool["rules"], ("", ""), ""))
     return out
 
