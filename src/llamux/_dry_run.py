@@ -14,13 +14,15 @@ from typing import TYPE_CHECKING
 from ._policy.passing import Candidate, Pick, cooling, walk
 from ._policy.quota import (
     LEASE_POLL,
-    TOKENS,
+    REQUESTS,
     Refusal,
     Reservation,
     RuleUsage,
     crowded,
     later,
     read_now,
+    shown,
+    too_small,
 )
 
 if TYPE_CHECKING:
@@ -89,8 +91,8 @@ class DryRun:
                 )
         if worst is not None:
             return worst
-        tokens = candidate.cost.tokens
-        return Reservation("", candidate.endpoint, tokens, now, (), tuple(left))
+        cost = candidate.cost
+        return Reservation("", candidate.endpoint, cost.tokens, now, (), tuple(left), (), cost.usd)
 
     # -- reads: the store's own -----------------------------------------------------------
 
@@ -118,7 +120,12 @@ class DryRun:
     # -- writes: never in a dry run -------------------------------------------------------
 
     def settle(
-        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+        self,
+        reservation_id: str,
+        tokens: int,
+        now: float,
+        sample: Sample | None = None,
+        usd: int | None = None,
     ) -> bool:
         raise _writes("settle")
 
@@ -150,13 +157,12 @@ class DryRun:
 def _refusal(endpoint: str, usage: RuleUsage, wanted: int) -> Refusal:
     """The refusal of ``usage``'s rule, worded as a store's."""
     rule = usage.rule
-    reason = f"{rule.name} {usage.used}/{rule.limit} used"
-    if rule.metric == TOKENS:
-        reason += f", {wanted} more needed"
+    reason = f"{rule.name} {shown(rule, usage.used)}/{shown(rule, rule.limit)} used"
+    if rule.metric != REQUESTS:
+        reason += f", {shown(rule, wanted)} more needed"
     retry_at = usage.next_free_at if wanted <= rule.limit else None
     if retry_at is None:
-        what = "tokens" if rule.metric == TOKENS else "requests"
-        reason = f"{rule.name} limit {rule.limit} is below the {wanted} {what} requested"
+        reason = too_small(rule, wanted)
     return Refusal(
         endpoint, usage.scope, rule.name, usage.used, rule.limit, wanted, retry_at, reason
     )

@@ -31,7 +31,8 @@ from ._engine.walk import Prefix
 from ._errors import ConfigError, InvalidRequest
 from ._limit_notes import limit_warnings
 from ._policy.kinds import KIND
-from ._policy.quota import UNLIMITED
+from ._policy.money import MICRO, usage_price
+from ._policy.quota import UNLIMITED, in_units
 from ._policy.scoping import scopes_for
 from ._policy.strategies import Strategy, strategy_from
 from ._policy.tokens import usage_tokens
@@ -110,6 +111,8 @@ class Router:
         self._chosen: dict[tuple[str, str], tuple[tuple[Endpoint, ...], Route | None]] = {}
         self._serving: dict[str, tuple[Endpoint, ...]] = {CHAT: self.endpoints}
         self._queried: dict[str, str] = {}
+        self._priced: dict[str, Endpoint] = {}
+        """``query`` reservations on budgeted endpoints: ``settle`` re-prices them."""
         """``query`` reservations on gated endpoints: reservation id -> endpoint id."""
         self._lock = threading.Lock()
 
@@ -180,13 +183,21 @@ class Router:
             if len(self._queried) >= QUERIED_KEPT:
                 self._queried.clear()
             self._queried[reservation.id] = ep.id
+        if not dry_run and ep.id in self.quotas.budgeted:
+            if len(self._priced) >= QUERIED_KEPT:
+                self._priced.clear()
+            self._priced[reservation.id] = ep
         own = self.quotas.scopes[ep.id][0]
         props: dict[str, Any] = {
             "base_url": ep.base_url,
             "api_key_env": ep.api_key_env,
-            "limits": {rule.name: rule.limit for rule in own.rules if rule.limit != UNLIMITED},
+            "limits": {
+                rule.name: in_units(rule, rule.limit)
+                for rule in own.rules
+                if rule.limit != UNLIMITED
+            },
             "remaining": {
-                rule: left
+                rule: in_units(own.named[rule], left)
                 for scope, rule, left in reservation.remaining
                 if scope == own.key and own.named[rule].limit != UNLIMITED
             },
@@ -195,6 +206,8 @@ class Router:
         }
         if ep.pool:
             props["pool"] = ep.pool
+        if ep.id in self.quotas.budgeted:
+            props["usd"] = reservation.usd / MICRO
         return ep.provider, ep.model, ep.id, props
 
     def settle(self, reservation: str, usage: Any) -> bool:
@@ -204,7 +217,9 @@ class Router:
         if tokens is None:
             raise TypeError("settle() needs a token count or a response/usage with total_tokens")
         self._unlease(reservation)
-        return self.store.settle(reservation, tokens, self.clock.now())
+        ep = self._priced.pop(reservation, None)
+        usd = None if ep is None else usage_price(usage, ep.input_cost, ep.output_cost)
+        return self.store.settle(reservation, tokens, self.clock.now(), None, usd)
 
     def release(self, reservation: str) -> bool:
         """Give a reservation back entirely: the call never reached the provider."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict
 
-from ._policy.quota import UNLIMITED
+from ._policy.money import MICRO
+from ._policy.quota import UNLIMITED, USD
 
 if TYPE_CHECKING:
     from ._clock import Clock
@@ -34,6 +35,11 @@ class RuleData(TypedDict):
     origin: str
     """Where the limit comes from: configured, tightened (the provider stated less),
     learned, catalog, none (the catalog lists no such limit) or unknown."""
+    spent_usd: NotRequired[float]
+    """A dollar budget's spend in dollars (its ``metric`` is usd: ``used``, ``limit`` and
+    ``remaining`` are micro-dollars); only a budget has it."""
+    budget_usd: NotRequired[float]
+    """A dollar budget's limit in dollars; only a budget has it."""
 
 
 class CooldownData(TypedDict):
@@ -211,7 +217,7 @@ def _rule(
 ) -> RuleData:
     free = usage.next_free_at
     limited = usage.limit != UNLIMITED
-    return RuleData(
+    data = RuleData(
         scope=usage.scope if scope is None else scope,
         rule=usage.rule.name,
         metric=usage.rule.metric,
@@ -223,6 +229,10 @@ def _rule(
         frees_in=None if free is None or not limited else max(0.0, free - now),
         origin=origin,
     )
+    if usage.rule.metric == USD:
+        data["spent_usd"] = usage.used / MICRO
+        data["budget_usd"] = usage.limit / MICRO
+    return data
 
 
 def _cooldown(cooldown: Cooldown | None, now: float) -> CooldownData | None:

@@ -33,7 +33,7 @@ def _scope(*rules: Rule) -> Scope:
 def test_decide_admits_until_limit_and_reports_retry() -> None:
     rpm = Rule("requests", Window("minute"), 2)
     scope = _scope(rpm)
-    snap = {("ep", "minute"): {int(T0): (1, 10), int(T0) + 5: (1, 10)}}
+    snap = {("ep", "minute"): {int(T0): (1, 10, 0), int(T0) + 5: (1, 10, 0)}}
     refusal = decide("ep", [scope], snap, {}, Cost(5), T0 + 6)
     assert refusal is not None
     assert refusal.rule == "rpm" and refusal.used == 2 and refusal.limit == 2
@@ -45,7 +45,7 @@ def test_decide_reports_the_rule_that_frees_last() -> None:
     rpm = Rule("requests", Window("minute"), 1)
     rpd = Rule("requests", Window("day"), 1)
     scope = _scope(rpm, rpd)
-    snap = {("ep", "minute"): {int(T0): (1, 0)}, ("ep", "day"): {int(T0): (1, 0)}}
+    snap = {("ep", "minute"): {int(T0): (1, 0, 0)}, ("ep", "day"): {int(T0): (1, 0, 0)}}
     refusal = decide("ep", [scope], snap, {}, Cost(0), T0 + 1)
     assert refusal is not None and refusal.rule == "rpd"
 
@@ -83,7 +83,7 @@ def test_calendar_rule_resets_at_midnight() -> None:
     rpd = Rule("requests", Window("day", LA), 1)
     scope = _scope(rpd)
     now = la(2026, 6, 15, 23, 59)
-    snap = {("ep", rpd.window.key): {rpd.window.charge_bucket(now): (1, 0)}}
+    snap = {("ep", rpd.window.key): {rpd.window.charge_bucket(now): (1, 0, 0)}}
     refusal = decide("ep", [scope], snap, {}, Cost(0), now)
     assert refusal is not None and refusal.retry_at == la(2026, 6, 16)
     assert decide("ep", [scope], snap, {}, Cost(0), la(2026, 6, 16)) is None

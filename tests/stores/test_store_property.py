@@ -13,7 +13,9 @@ flight, would refuse too.
 
 The same plans run on minute and hour limits, and, with the time between requests scaled by
 43,200 (a minute becomes 30 days; calls still take seconds), on month limits beside a day
-limit; an edge is then just before a 900 s bucket edge (a month's bucket).
+limit; an edge is then just before a 900 s bucket edge (a month's bucket). Scaled by 1,440
+(a minute becomes a day), they hold a dollar budget beside day limits: each token costs 7
+micro-dollars, estimated and settled alike.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class Profile:
     bucket: dict[str, int]
     scale: float = 1.0
     edge: float = 1.0
+    price: int = 0
+    """Micro-dollars per token (estimated and settled alike) where a budget counts them."""
 
 
 MINUTES = Profile(
@@ -60,7 +64,15 @@ MONTHS = Profile(
     scale=43200.0,
     edge=900.0,
 )
-PROFILES = {"minutes": MINUTES, "months": MONTHS}
+BUDGETS = Profile(
+    {"usd_day": 2000, "tpd": 400, "rpd": 6},
+    {"usd_day": 86400, "tpd": 86400, "rpd": 86400},
+    {"usd_day": 900, "tpd": 900, "rpd": 900},
+    scale=1440.0,
+    edge=900.0,
+    price=7,
+)
+PROFILES = {"minutes": MINUTES, "months": MONTHS, "budgets": BUDGETS}
 FLIGHT = 300.0
 """Longer than any outcome delay below: the router's bound on a call."""
 QUERY_SETTLES_WITHIN = 30.0
@@ -108,14 +120,17 @@ class Sent:
         return self.outcome + (STREAM_SECONDS if self.kind == "stream" else 0.0)
 
 
-def _count(name: str, tokens: int) -> int:
+def _count(name: str, tokens: int, price: int = 0) -> int:
+    if name.startswith("usd"):
+        return tokens * price
     return 1 if name.startswith("r") else tokens
 
 
-def _tell(store: QuotaStore, sent: Sent) -> None:
+def _tell(store: QuotaStore, sent: Sent, price: int) -> None:
     """The outcome is known: settle at that moment (a stream, at its end, with the moment of
-    its first chunk)."""
-    store.settle(sent.reservation.id, sent.actual, sent.outcome)
+    its first chunk), re-priced from the real usage."""
+    usd = sent.actual * price if price else None
+    store.settle(sent.reservation.id, sent.actual, sent.outcome, usd=usd)
     sent.tokens, sent.told = sent.actual, True
 
 
@@ -141,11 +156,12 @@ def _run(
             now += advance * unit
         due = [s for s in sent if not s.told and s.ended() <= now]
         for item in sorted(due, key=lambda s: s.ended()):
-            _tell(store, item)
+            _tell(store, item, profile.price)
         flight = 0.0 if kind == "query" else FLIGHT
         if kind == "query":  # no flight: the caller settles before its charge's window ends
             delay = min(delay, QUERY_SETTLES_WITHIN)
-        outcome = store.reserve("ep", [scope], Cost(estimate), now, flight=flight)
+        cost = Cost(estimate, usd=estimate * profile.price)
+        outcome = store.reserve("ep", [scope], cost, now, flight=flight)
         if isinstance(outcome, Reservation):
             actual = estimate if settled is None else int(estimate * settled)
             arrival = now + where * delay
@@ -153,8 +169,11 @@ def _run(
             continue
         name = outcome.rule
         assert name is not None
-        wanted = _count(name, estimate)
-        held = sum(_count(name, s.tokens) for s in sent if now < _counted_until(s, name, profile))
+        price = profile.price
+        wanted = _count(name, estimate, price)
+        held = sum(
+            _count(name, s.tokens, price) for s in sent if now < _counted_until(s, name, profile)
+        )
         assert held + wanted > profile.limits[name], f"refused by {name} though the model admits"
         if outcome.retry_at is not None:
             assert outcome.retry_at > now
@@ -162,7 +181,7 @@ def _run(
         span = profile.window[name]
         for s in sent:
             window = [x for x in sent if s.arrival - span < x.arrival <= s.arrival]
-            assert sum(_count(name, x.actual) for x in window) <= limit, name
+            assert sum(_count(name, x.actual, profile.price) for x in window) <= limit, name
 
 
 SLOW_STEPS = [HealthCheck.too_slow]

@@ -20,6 +20,7 @@ from .._errors import ConfigError
 from . import catalog as _catalog
 from .endpoint import (
     AUTO,
+    BUDGET_NAMES,
     CAPABILITIES,
     CHAT,
     DEFAULT_MAX_OUTPUT,
@@ -115,6 +116,8 @@ _FLOATS: Mapping[str, str] = {
     "weight": "write a non-negative number such as 1 or 0.5, or {empty} for 1",
     "input_cost": "write USD per million input tokens, such as 0.59, or {empty} if unknown",
     "output_cost": "write USD per million output tokens, such as 0.79, or {empty} if unknown",
+    "usd_day": "write the most dollars to spend per day, such as 1.50, or {empty} for no budget",
+    "usd_month": "write the most dollars to spend per month, such as 20, or {empty} for no budget",
 }
 
 
@@ -226,15 +229,18 @@ def build_resets(
     limits: Limits,
     defaults: Iterable[tuple[str, str]] = (),
     key: str = "reset",
+    budgets: Iterable[str] = (),
 ) -> tuple[tuple[str, str], ...]:
-    """(limit, timezone) for each set limit counted in calendar periods."""
+    """(limit, timezone) for each set limit (and budget of ``budgets``, by name) counted in
+    calendar periods."""
     chosen = dict(defaults)
+    named = (*limits.named(), *budgets)
     if isinstance(value, str) and "=" not in value and value.strip():
         name = value.strip()
         tz = None if name.lower() == "rolling" else timezone(place, key, name)
-        chosen = {} if tz is None else dict.fromkeys(LIMIT_NAMES, tz)
+        chosen = {} if tz is None else dict.fromkeys(named, tz)
     elif isinstance(value, str | Mapping):
-        for limit, tz_name in _reset_items(place, key, value, limits):
+        for limit, tz_name in _reset_items(place, key, value, named):
             if tz_name.lower() == "rolling":
                 chosen.pop(limit, None)
             else:
@@ -242,11 +248,11 @@ def build_resets(
     elif value is not None:
         fix = "write a timezone such as UTC, rolling, or a table such as { rpd = 'UTC' }"
         raise place.error(f"reset must be a string or a table; {fix}", key)
-    return tuple((name, chosen[name]) for name in limits.named() if name in chosen)
+    return tuple((name, chosen[name]) for name in named if name in chosen)
 
 
 def _reset_items(
-    place: Place, key: str, value: str | Mapping[object, object], limits: Limits
+    place: Place, key: str, value: str | Mapping[object, object], named: Sequence[str]
 ) -> list[tuple[str, str]]:
     if isinstance(value, str):
         parts = [part.partition("=") for part in re.split(r"[;,\s]+", value) if part]
@@ -256,14 +262,13 @@ def _reset_items(
     found = []
     for name, tz in pairs:
         limit = str(name).strip().lower()
-        if limit not in LIMIT_NAMES:
+        if limit not in (*LIMIT_NAMES, *BUDGET_NAMES):
             fix = "write limit=timezone pairs such as rpd=America/Los_Angeles; rpm=rolling"
-            raise place.error(
-                f"{show(name)} is not a limit name ({', '.join(LIMIT_NAMES)}); {fix}", key
-            )
+            names = ", ".join((*LIMIT_NAMES, *BUDGET_NAMES))
+            raise place.error(f"{show(name)} is not a limit name ({names}); {fix}", key)
         if not isinstance(tz, str) or not tz.strip():
             raise place.error(f"{limit} has no timezone; write {limit}=UTC or {limit}=rolling", key)
-        if limit not in limits.named():
+        if limit not in named:
             fix = f"set a {limit} limit, or remove {limit} from reset"
             raise place.error(f"reset names {limit} but no {limit} limit is set; {fix}", key)
         found.append((limit, tz.strip()))
@@ -292,6 +297,13 @@ def build_endpoint(place: Place, row: Mapping[str, object], pools: Iterable[str]
     model = _required(place, row, "model", "llama-3.3-70b-versatile")
     known = _catalog.provider(provider)
     limits = build_limits(place, row)
+    budgets = build_budgets(place, row)
+    input_cost = number(place, "input_cost", row.get("input_cost"))
+    output_cost = number(place, "output_cost", row.get("output_cost"))
+    if budgets and input_cost is None and output_cost is None:
+        name = next(iter(budgets))
+        fix = "set input_cost and output_cost (USD per million tokens), or remove the budget"
+        raise place.error(f"{name} is a dollar budget but the endpoint has no prices; {fix}", name)
     context = integer(place, "context", row.get("context"))
     max_output = _default(integer(place, "max_output", row.get("max_output")), DEFAULT_MAX_OUTPUT)
     if context is not None and max_output > context:
@@ -304,11 +316,13 @@ def build_endpoint(place: Place, row: Mapping[str, object], pools: Iterable[str]
         base_url=_base_url(place, row, provider, known),
         api_key_env=_key_env(place, row, provider, known),
         limits=limits,
-        resets=build_resets(place, row.get("reset"), limits, known.resets if known else ()),
+        resets=build_resets(
+            place, row.get("reset"), limits, known.resets if known else (), budgets=budgets
+        ),
         priority=integer(place, "priority", row.get("priority")),
         weight=_default(number(place, "weight", row.get("weight")), 1.0),
-        input_cost=number(place, "input_cost", row.get("input_cost")),
-        output_cost=number(place, "output_cost", row.get("output_cost")),
+        input_cost=input_cost,
+        output_cost=output_cost,
         context=context,
         max_output=max_output,
         pool=_pool_name(place, row, pools),
@@ -318,7 +332,16 @@ def build_endpoint(place: Place, row: Mapping[str, object], pools: Iterable[str]
         serves=_serves(place, row.get("serves"), provider, model, known),
         max_inputs=integer(place, "max_inputs", row.get("max_inputs")),
         concurrency=integer(place, "concurrency", row.get("concurrency")),
+        usd_day=budgets.get("usd_day"),
+        usd_month=budgets.get("usd_month"),
     )
+
+
+def build_budgets(place: Place, row: Mapping[str, object]) -> dict[str, float]:
+    """The dollar budgets of ``row`` that are set (``usd_day``, ``usd_month``): non-negative
+    numbers (``$`` allowed), by name."""
+    found = {name: number(place, name, row.get(name)) for name in BUDGET_NAMES}
+    return {name: value for name, value in found.items() if value is not None}
 
 
 def _default(value: _T | None, default: _T) -> _T:

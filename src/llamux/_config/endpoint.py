@@ -23,11 +23,18 @@ LIMIT_RULES: Mapping[str, tuple[str, str]] = {
 (metric, window). The one list of limit names: every other module reads it from here."""
 LIMIT_NAMES: tuple[str, ...] = tuple(LIMIT_RULES)
 """Requests / tokens per minute, hour, day and month."""
-_NAME_OF = {rule: name for name, rule in LIMIT_RULES.items()}
+BUDGET_RULES: Mapping[str, tuple[str, str]] = {
+    "usd_day": ("usd", "day"),
+    "usd_month": ("usd", "month"),
+}
+"""The dollar budgets (a table column, an ``Endpoint`` / ``Pool`` field, a rule's name) and
+what they count: micro-dollars per day or month, priced from ``input_cost`` / ``output_cost``."""
+BUDGET_NAMES: tuple[str, ...] = tuple(BUDGET_RULES)
+_NAME_OF = {rule: name for name, rule in (*LIMIT_RULES.items(), *BUDGET_RULES.items())}
 
 
 def limit_name(metric: str, window: str) -> str:
-    """The limit name of ``metric`` (requests, tokens) per ``window`` (minute ... month)."""
+    """The limit name of ``metric`` (requests, tokens, usd) per ``window`` (minute ... month)."""
     try:
         return _NAME_OF[(metric, window)]
     except KeyError:
@@ -58,7 +65,7 @@ STRATEGIES = ("preference", "cheapest", "fastest", "balanced", "round_robin", "w
 COLUMNS: tuple[str, ...] = (
     *("provider", "model", *LIMIT_NAMES, "name", "base_url", "api_key_env", "priority"),
     *("weight", "input_cost", "output_cost", "context", "max_output", "pool", "reset"),
-    *("capabilities", "serves", "max_inputs", "concurrency"),
+    *("capabilities", "serves", "max_inputs", "concurrency", *BUDGET_NAMES),
 )
 """Every column a table (or key an ``[[endpoints]]`` table) may have."""
 
@@ -141,6 +148,15 @@ class Endpoint:
     concurrency: int | None = None
     """The most requests in flight at once on its quota, across every process and machine
     sharing the store (a lease per request; None: no limit)."""
+    usd_day: float | None = None
+    """The most dollars its requests may cost per day (None: no budget), priced from its
+    ``input_cost`` and ``output_cost``; calendar days if ``reset`` names a timezone for it."""
+    usd_month: float | None = None
+    """The most dollars per month (rolling 30 days, or calendar months with ``reset``)."""
+
+    def budgets(self) -> tuple[tuple[str, float], ...]:
+        """The budgets that are set, as (name, dollars), in ``BUDGET_NAMES`` order."""
+        return _budgets(self.usd_day, self.usd_month)
 
     def reset_for(self, limit_name: str) -> str | None:
         """The timezone whose calendar periods ``limit_name`` resets in, or None (rolling)."""
@@ -157,6 +173,19 @@ class Pool:
     source: str = ""
     concurrency: int | None = None
     """The most requests in flight at once over all its endpoints (None: no limit)."""
+    usd_day: float | None = None
+    """The most dollars all its endpoints' requests may cost per day (None: no budget)."""
+    usd_month: float | None = None
+    """The most dollars per month over all its endpoints (None: no budget)."""
+
+    def budgets(self) -> tuple[tuple[str, float], ...]:
+        """The budgets that are set, as (name, dollars), in ``BUDGET_NAMES`` order."""
+        return _budgets(self.usd_day, self.usd_month)
+
+
+def _budgets(day: float | None, month: float | None) -> tuple[tuple[str, float], ...]:
+    pairs = zip(BUDGET_NAMES, (day, month), strict=True)
+    return tuple((name, value) for name, value in pairs if value is not None)
 
 
 @dataclass(frozen=True, slots=True)

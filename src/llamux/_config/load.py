@@ -16,7 +16,9 @@ cell meaning no limit. In a CSV file, lines that start with ``#`` are comments. 
 columns: ``name`` (the endpoint id, default ``provider:model``), ``base_url``, ``api_key_env``,
 ``priority``, ``weight``, ``input_cost`` and ``output_cost`` (USD per million tokens),
 ``context``, ``max_output``, ``pool``, ``reset`` and ``capabilities`` (``tools``, ``vision``,
-``json``).
+``json``). ``usd_day`` and ``usd_month`` are dollar budgets (a non-negative number, ``$``
+allowed): a request is admitted only if its estimated price fits what is left, so an endpoint
+with a budget needs ``input_cost`` or ``output_cost``.
 
 ``api_key_env`` may list several variables (``GROQ_API_KEY, GROQ_API_KEY_2``): the row is
 then one endpoint per key, where the row stands, in the keys' order, with ids ``ID#1``,

@@ -14,7 +14,8 @@ Example::
     reset = "UTC"                       # or a table: reset = { rpd = "America/Los_Angeles" }
     # every optional column of the table format is a key here too:
     # name, base_url, api_key_env, priority, weight, input_cost, output_cost, context,
-    # max_output, pool, capabilities (a list: ["tools", "json"]), and
+    # max_output, pool, usd_day, usd_month (dollar budgets: a pool may have them too),
+    # capabilities (a list: ["tools", "json"]), and
     # api_key_env = ["GROQ_API_KEY", "GROQ_API_KEY_2"]: one endpoint per key (ID#1, ID#2)
 
     [[endpoints]]
@@ -46,12 +47,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from .._errors import ConfigError
 from .build import (
     Place,
     add_unique,
+    build_budgets,
     build_endpoints,
     build_limits,
     build_resets,
@@ -63,10 +65,19 @@ from .build import (
     text,
     unique,
 )
-from .endpoint import COLUMNS, LIMIT_NAMES, STRATEGIES, Config, Endpoint, Pool, Route
+from .endpoint import (
+    BUDGET_NAMES,
+    COLUMNS,
+    LIMIT_NAMES,
+    STRATEGIES,
+    Config,
+    Endpoint,
+    Pool,
+    Route,
+)
 
 TOP_KEYS = ("store", "strategy", "endpoints", "pools", "routes")
-POOL_KEYS = (*LIMIT_NAMES, "concurrency", "reset")
+POOL_KEYS = (*LIMIT_NAMES, "concurrency", *BUDGET_NAMES, "reset")
 ROUTE_KEYS = ("endpoints", "strategy")
 
 _Lines = Mapping[str, Mapping[str, int]]
@@ -88,7 +99,10 @@ def parse_toml(text: str, source: str = "<string>") -> Config:
     top = Place(source, key_lines=lines.get("", {}), toml=True)
     check_keys(top, data, TOP_KEYS, "key")
     pools = _pools(top, data.get("pools"), lines)
-    endpoints = _endpoints(top, data.get("endpoints"), lines, [pool.name for pool in pools])
+    budgeted = {pool.name for pool in pools if pool.budgets()}
+    endpoints = _endpoints(
+        top, data.get("endpoints"), lines, [pool.name for pool in pools], budgeted
+    )
     ids = [*(e.id for e in endpoints), *dict.fromkeys(e.group for e in endpoints if e.group)]
     routes = _routes(top, data.get("routes"), lines, ids)
     store = _store(top, data.get("store"))
@@ -158,7 +172,15 @@ def _blank(value: object) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _endpoints(top: Place, value: object, lines: _Lines, pools: Sequence[str]) -> list[Endpoint]:
+def _endpoints(
+    top: Place,
+    value: object,
+    lines: _Lines,
+    pools: Sequence[str],
+    budgeted: Collection[str] = (),
+) -> list[Endpoint]:
+    """The endpoints; one drawing on a pool with a dollar budget (``budgeted``) must have
+    prices, or its requests would cost that budget nothing."""
     if value is None or value == []:
         fix = "add an [[endpoints]] table with provider and model for each endpoint"
         raise top.error(f"the config defines no endpoints; {fix}")
@@ -170,7 +192,12 @@ def _endpoints(top: Place, value: object, lines: _Lines, pools: Sequence[str]) -
         place = _section(top, lines, f"endpoints[{index}]", "endpoints")
         row = _table(place, entry)
         check_keys(place, row, COLUMNS, "key")
-        add_unique(seen, build_endpoints(place, row, pools), place)
+        built = build_endpoints(place, row, pools)
+        if built[0].pool in budgeted and not _priced(built[0]):
+            fix = "set input_cost and output_cost (USD per million tokens), or another pool"
+            problem = f"pool {built[0].pool!r} has a dollar budget but this endpoint no prices"
+            raise place.error(f"{problem}; {fix}", "pool")
+        add_unique(seen, built, place)
     return unique(seen)
 
 
@@ -187,12 +214,23 @@ def _pools(top: Place, value: object, lines: _Lines) -> list[Pool]:
         check_keys(place, row, POOL_KEYS, "pool key")
         limits = build_limits(place, row, auto=False)
         concurrency = integer(place, "concurrency", row.get("concurrency"))
-        if not limits.items() and concurrency is None:
+        budgets = build_budgets(place, row)
+        if not limits.items() and concurrency is None and not budgets:
             fix = f"add at least one of {', '.join(POOL_KEYS[:-1])}, or remove the pool"
             raise place.error(f"pool {show(name)} sets no limit; {fix}")
-        resets = build_resets(place, row.get("reset"), limits)
-        found.append(Pool(str(name), limits, resets, place.source, concurrency))
+        resets = build_resets(place, row.get("reset"), limits, budgets=budgets)
+        found.append(
+            Pool(
+                *(str(name), limits, resets, place.source, concurrency),
+                usd_day=budgets.get("usd_day"),
+                usd_month=budgets.get("usd_month"),
+            )
+        )
     return found
+
+
+def _priced(endpoint: Endpoint) -> bool:
+    return endpoint.input_cost is not None or endpoint.output_cost is not None
 
 
 def _routes(top: Place, value: object, lines: _Lines, ids: Sequence[str]) -> list[Route]:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .._config.load import DEFAULT_MAX_OUTPUT
 from .._errors import InvalidRequest, NoEndpointAvailable, RequestTooLarge
 from .._policy.kinds import CHAT, EMBEDDINGS, Kind
+from .._policy.money import price
 from .._policy.passing import Candidate, Pick
 from .._policy.quota import Cost, Refusal, Reservation, Scope, never_fits
 from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
@@ -241,6 +242,10 @@ class Admission:
             if cost is None:
                 output = self.kind.output(self.params, ep.max_output)
                 cost = costs[ep.max_output] = Cost(self.prompt + output)
+            if quotas.budgeted and ep.id in quotas.budgeted:  # priced: a dollar budget counts it
+                output = cost.tokens - self.prompt
+                usd = price(self.prompt, output, ep.input_cost, ep.output_cost)
+                cost = Cost(cost.tokens, cost.requests, usd)
             if ep.api_key_env not in keys:
                 keys[ep.api_key_env] = self.keys.get(ep)
             key = keys[ep.api_key_env] or self.keys.lookup(ep)  # warns once if missing

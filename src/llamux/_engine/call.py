@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .._errors import ProviderError
 from .._policy.kinds import CHAT, CHAT_STREAM
+from .._policy.money import MICRO, usage_price
 from .._policy.performance import measured
+from .._policy.quota import Reservation
 from .._policy.tokens import usage_tokens
 from .._providers.boundary import stream_error
 from .._stores.waiting import WouldBlock
@@ -163,14 +165,14 @@ class Call:
         async driver runs it off the event loop in one hop."""
         got, latency = answer.got, answer.reply.latency
         tokens = usage_tokens(usage)
-        self.settler.settle(got, tokens, sample=measured(latency, usage, None))
+        self.settler.settle(got, tokens, sample=measured(latency, usage, None), usage=usage)
         self.settler.learn(got, answer.reply.headers)  # after: repeated, a settle is a no-op
         self.attempts.append(Attempt(got.endpoint.id, "served", latency=latency))
-        return self.record(answer, tokens)
+        return self.record(answer, tokens, usage)
 
-    def record(self, answer: Answer[Any], tokens: int | None = None) -> Served:
+    def record(self, answer: Answer[Any], tokens: int | None = None, usage: Any = None) -> Served:
         """How the request was served: by which endpoint, ``tokens`` its settled usage if
-        known, after which attempts (so far)."""
+        known (``usage``, its usage object, prices it), after which attempts (so far)."""
         ep, reservation = answer.got.endpoint, answer.got.reservation
         return Served(
             ep.id,
@@ -180,6 +182,7 @@ class Call:
             reservation.tokens,
             tokens,
             tuple(self.attempts),
+            spend(ep, reservation, usage),
         )
 
     def streaming(self, answer: Answer[Any]) -> Callable[[Any, ProviderError | None], None]:
@@ -272,3 +275,15 @@ async def first_bytes(response: Any, got: Admitted) -> tuple[bytes, AsyncIterato
         error = stream_error(exc, got.endpoint, got.api_key)
     await response.aclose()
     raise error  # outside the except: the HTTP library's error (with the key) is not kept
+
+
+def spend(ep: Endpoint, reservation: Reservation, usage: Any) -> float | None:
+    """What a request served by ``ep`` cost in dollars: priced from ``usage``'s prompt and
+    completion tokens, else its reservation's estimate (priced on a budgeted endpoint);
+    None if ``ep`` has no prices or nothing prices it."""
+    if ep.input_cost is None and ep.output_cost is None:
+        return None
+    paid = usage_price(usage, ep.input_cost, ep.output_cost)
+    if paid is None:
+        return reservation.usd / MICRO if reservation.usd else None
+    return paid / MICRO

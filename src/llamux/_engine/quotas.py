@@ -88,6 +88,8 @@ class Quotas:
         self.reach: dict[str, tuple[int, int]] = {}
         self.known: dict[str, tuple[Known, ...]] = {}
         self.gated: frozenset[str] = frozenset()
+        self.budgeted: frozenset[str] = frozenset()
+        """The endpoints one of whose scopes has a dollar budget: their requests are priced."""
         self._told: set[tuple[str, str, int]] = set()
         self._build(self._read())
 
@@ -203,6 +205,9 @@ class Quotas:
             self.scopes = scopes
             self.reach = {ep.id: reach_of(ep, scopes[ep.id]) for ep in self.endpoints}
             self.gated = gates
+            self.budgeted = frozenset(
+                ep.id for ep in self.endpoints if any(s.budgeted for s in scopes[ep.id])
+            )
             self.version += 1
 
     def _report(self, ep: Endpoint) -> None:

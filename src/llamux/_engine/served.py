@@ -32,6 +32,10 @@ class Served:
     estimated_tokens: int
     tokens: int | None
     attempts: tuple[Attempt, ...]
+    usd: float | None = None
+    """What it cost in dollars at the endpoint's ``input_cost`` / ``output_cost``: priced
+    from its usage's prompt and completion tokens when known, else the estimate; None for
+    an endpoint without prices."""
 
 
 _ATTRIBUTE = "_llamux_served"

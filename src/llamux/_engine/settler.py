@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import InvalidRequest, ProviderError, StoreError
 from .._policy.feedback import classify, debits, exhausted, rule_name
+from .._policy.money import usage_price
 from .._policy.performance import Sample, measured
 from .._policy.tokens import usage_tokens
 from .._policy.window import WINDOW_SECONDS, Window
@@ -35,8 +36,9 @@ PENDING_LIMIT = 10_000
 """Reservation updates kept while the store is unreachable; beyond this the oldest are
 dropped (their estimates stay charged: conservative)."""
 
-Pending = tuple[str, str, int, float, Sample | None]
-"""A store update to apply later: operation, reservation id, tokens, when it happened."""
+Pending = tuple[str, str, int, float, Sample | None, int | None]
+"""A store update to apply later: operation, reservation id, tokens, when it happened, the
+call's speed, its real price in micro-dollars (None: keep the estimate's)."""
 
 
 class Settler:
@@ -61,16 +63,27 @@ class Settler:
         tokens: int | None,
         known: float | None = None,
         sample: Sample | None = None,
+        usage: Any = None,
     ) -> None:
         """Replace the estimate by the real usage (``None``: keep the estimate); the charge
         moves to ``known``, when the outcome was known (default: now; for a stream, its
         first chunk: the provider had the request by then). ``sample``, the call's speed,
-        goes to the store in the same step."""
+        goes to the store in the same step. ``usage`` (the usage object) re-prices a
+        request on a budgeted endpoint from its prompt and completion tokens."""
         reservation = admitted.reservation
         actual = reservation.tokens if tokens is None else tokens
         at = self.clock.now() if known is None else known
         self.quotas.unlease(admitted.endpoint.id)
-        self._apply(("settle", reservation.id, actual, at, sample))
+        self._apply(("settle", reservation.id, actual, at, sample, self.priced(admitted, usage)))
+
+    def priced(self, admitted: Admitted, usage: Any) -> int | None:
+        """The real price of a request on a budgeted endpoint, in micro-dollars, from the
+        prompt and completion tokens of ``usage`` (None: not budgeted, or not told apart:
+        the estimate's price stays)."""
+        ep = admitted.endpoint
+        if ep.id not in self.quotas.budgeted:
+            return None
+        return usage_price(usage, ep.input_cost, ep.output_cost)
 
     @property
     def pending(self) -> int:
@@ -88,9 +101,9 @@ class Settler:
             self._keep(update, error)
 
     def _run(self, update: Pending) -> None:
-        operation, rid, tokens, now, sample = update
+        operation, rid, tokens, now, sample, usd = update
         if operation == "settle":
-            self.store.settle(rid, tokens, now, sample)
+            self.store.settle(rid, tokens, now, sample, usd)
         else:
             self.store.release(rid, now)
 
@@ -139,7 +152,8 @@ class Settler:
             if error is not None:
                 return self.failed(admitted, error)[0]
             elapsed = time.perf_counter() - started
-            self.settle(admitted, usage_tokens(usage), first, measured(elapsed, usage, ttft))
+            sample = measured(elapsed, usage, ttft)
+            self.settle(admitted, usage_tokens(usage), first, sample, usage)
             return None
 
         return end
@@ -148,7 +162,7 @@ class Settler:
         """An exception that is not the provider's (the SDK refusing the parameters, say):
         the call never left, so the reservation is given back. Returns what to raise."""
         self.quotas.unlease(admitted.endpoint.id)
-        self._apply(("release", admitted.reservation.id, 0, self.clock.now(), None))
+        self._apply(("release", admitted.reservation.id, 0, self.clock.now(), None, None))
         if isinstance(exc, TypeError):
             return InvalidRequest(f"the request's parameters were refused: {exc}")
         return exc
@@ -164,11 +178,11 @@ class Settler:
             self._stated(admitted, error, now)
         rid = admitted.reservation.id
         if verdict.usage == "release":
-            self._apply(("release", rid, 0, now, None))
-        elif verdict.usage == "requests":
-            self._apply(("settle", rid, 0, now, None))
+            self._apply(("release", rid, 0, now, None, None))
+        elif verdict.usage == "requests":  # counted, but no tokens spent: nothing to pay
+            self._apply(("settle", rid, 0, now, None, 0))
         else:
-            self._apply(("settle", rid, admitted.reservation.tokens, now, None))
+            self._apply(("settle", rid, admitted.reservation.tokens, now, None, None))
         if verdict.rest > 0:
             own = self.quotas.scopes[ep.id][0].key
             self.store.cool_down(own, now + verdict.rest, verdict.reason, verdict.kind, now)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from .quota import (
+    USD,
     Cooldown,
     Cost,
     Leases,
@@ -107,7 +108,7 @@ def spent(refusal: Refusal, scopes: Sequence[Scope], cost: Cost) -> Spent | None
     for scope in scopes:
         if scope.key == refusal.scope:
             rule = scope.named.get(refusal.rule)
-            if rule is not None:
+            if rule is not None and rule.metric != USD:  # a price is not ordered by tokens
                 return Spent(refusal, rule.window.label, cost.requests, cost.tokens)
     return None
 
@@ -189,6 +190,7 @@ def judge(
         charges(scopes, now, flight),
         remaining_after(scopes, snapshot, cost, now),
         leased(scopes),
+        cost.usd,
     )
     return made, None
 

@@ -28,6 +28,10 @@ timezone (the day from local midnight, the month from local midnight on the 1st,
 DST-aware). Rolling and calendar rules of one length
 read the same buckets (period starts fall on bucket edges), so changing how a limit resets
 keeps its history.
+
+A dollar budget is a rule of the third metric, ``usd``, on the day or month window: a
+request's price (``Cost.usd``, micro-dollars, from the endpoint's costs) is counted in the
+same buckets as its requests and tokens, and settled from the real usage like its tokens.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .._config.endpoint import LIMIT_RULES, limit_name
+from .._config.endpoint import BUDGET_RULES, LIMIT_RULES, limit_name
+from .money import MICRO, dollars
 from .window import BUCKET_SECONDS, LATENCY_MARGIN, Window
 
 RESERVATION_TTL = 86400 + 900 + 60
@@ -53,19 +58,30 @@ CONCURRENCY = "concurrency"
 
 REQUESTS = "requests"
 TOKENS = "tokens"
-METRICS = (REQUESTS, TOKENS)
+USD = "usd"
+"""Dollar budgets (``usd_day``, ``usd_month``): counted in micro-dollars, integers, so that
+every store adds exactly."""
+METRICS = (REQUESTS, TOKENS, USD)
+INDEX: Mapping[str, int] = {REQUESTS: 0, TOKENS: 1, USD: 2}
+"""Where each metric sits in a bucket's counts (requests, tokens, micro-dollars)."""
 UNLIMITED = 2**63 - 1
+
+
+def in_units(rule: Rule, amount: int) -> int | float:
+    """An amount of ``rule``'s metric as the caller reads it: dollars for a budget."""
+    return amount / MICRO if rule.metric == USD else amount
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """At most ``limit`` of ``metric`` (requests or tokens) per ``window``."""
+    """At most ``limit`` of ``metric`` (requests, tokens or micro-dollars) per ``window``."""
 
     metric: str
     window: Window
     limit: int
     name: str = field(init=False, compare=False)
-    """The table's name of this rule: rpm, tpm, rph, tph, rpd, tpd, rpmo or tpmo."""
+    """The table's name of this rule: rpm, tpm, rph, tph, rpd, tpd, rpmo, tpmo, usd_day or
+    usd_month."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", limit_name(self.metric, self.window.unit))
@@ -77,7 +93,7 @@ def rules_from_limits(
     """Rules for ``(name, limit)`` pairs such as ``("rpm", 30)``; ``resets`` maps a name to a tz."""
     rules = []
     for name, limit in limits:
-        metric, unit = LIMIT_RULES[name]
+        metric, unit = LIMIT_RULES[name] if name in LIMIT_RULES else BUDGET_RULES[name]
         rules.append(Rule(metric, Window(unit, resets.get(name)), limit))
     return tuple(rules)
 
@@ -97,10 +113,13 @@ class Scope:
         init=False, repr=False, compare=False
     )
     """Each window with its rules: a decision reads a window's buckets once."""
-    ceiling: tuple[int, int] = field(init=False, repr=False, compare=False)
-    """The most requests and tokens any one request may cost here (its smallest limits)."""
+    ceiling: tuple[int, int, int] = field(init=False, repr=False, compare=False)
+    """The most requests, tokens and micro-dollars any one request may cost here (its
+    smallest limits)."""
     named: Mapping[str, Rule] = field(init=False, repr=False, compare=False)
     """Its rules by name."""
+    budgeted: bool = field(init=False, repr=False, compare=False)
+    """Whether it has a dollar budget: a request on it is priced (``Cost.usd``)."""
 
     def __post_init__(self) -> None:
         distinct = tuple(dict.fromkeys(rule.window for rule in self.rules))
@@ -109,26 +128,36 @@ class Scope:
         object.__setattr__(self, "windows", tuple(stored.values()))
         object.__setattr__(self, "groups", groups)
         limits = {metric: [r.limit for r in self.rules if r.metric == metric] for metric in METRICS}
-        ceiling = (min(limits[REQUESTS], default=UNLIMITED), min(limits[TOKENS], default=UNLIMITED))
+        ceiling = (
+            min(limits[REQUESTS], default=UNLIMITED),
+            min(limits[TOKENS], default=UNLIMITED),
+            min(limits[USD], default=UNLIMITED),
+        )
         object.__setattr__(self, "ceiling", ceiling)
         object.__setattr__(self, "named", {rule.name: rule for rule in self.rules})
+        object.__setattr__(self, "budgeted", any(rule.metric == USD for rule in self.rules))
 
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """What one request charges: one request and its estimated tokens."""
+    """What one request charges: one request, its estimated tokens and, on an endpoint
+    with a dollar budget, its estimated price in micro-dollars (0 elsewhere)."""
 
     tokens: int
     requests: int = 1
+    usd: int = 0
 
     def __post_init__(self) -> None:
-        if self.tokens < 0 or self.requests < 0:  # would free others' usage: never admit
+        if self.tokens < 0 or self.requests < 0 or self.usd < 0:  # would free others' usage
             raise ValueError(
-                f"a cost is never negative: {self.requests} requests, {self.tokens} tokens"
+                f"a cost is never negative: {self.requests} requests, {self.tokens} tokens, "
+                f"{self.usd} micro-dollars"
             )
 
     def of(self, metric: str) -> int:
-        return self.requests if metric == REQUESTS else self.tokens
+        if metric == REQUESTS:
+            return self.requests
+        return self.tokens if metric == TOKENS else self.usd
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +183,8 @@ class Reservation:
     leases: tuple[str, ...] = ()
     """The scopes (with a ``concurrency`` limit) where it holds a lease until settled,
     released or expired."""
+    usd: int = 0
+    """Its estimated price in micro-dollars (charged where a dollar budget counts it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,38 +233,45 @@ class RuleUsage:
 Leases = Mapping[str, Sequence[float]]
 """The expiry of every live lease, by scope key (only scopes with a concurrency limit)."""
 
-Buckets = Mapping[int, tuple[int, int]]
-"""A window's counted buckets: bucket start -> (requests, tokens)."""
+Buckets = Mapping[int, tuple[int, int, int]]
+"""A window's counted buckets: bucket start -> (requests, tokens, micro-dollars)."""
 Snapshot = Mapping[tuple[str, str], Buckets]
 """Usage of every (scope key, window key) a decision needs."""
 
 
-def _totals(buckets: Buckets, oldest: int) -> tuple[int, int]:
-    """Requests and tokens of the buckets from ``oldest`` on."""
-    requests = tokens = 0
-    for bucket, (r, t) in buckets.items():
+def _totals(buckets: Buckets, oldest: int) -> tuple[int, int, int]:
+    """Requests, tokens and micro-dollars of the buckets from ``oldest`` on."""
+    requests = tokens = usd = 0
+    for bucket, (r, t, u) in buckets.items():
         if bucket >= oldest:
             requests += r
             tokens += t
-    return requests, tokens
+            usd += u
+    return requests, tokens, usd
 
 
-def counted(buckets: Buckets, window: Window, now: float) -> list[tuple[int, int, int]]:
-    """The buckets that count at ``now``, oldest first, as (bucket, requests, tokens)."""
+def counted(buckets: Buckets, window: Window, now: float) -> list[tuple[int, int, int, int]]:
+    """The buckets that count at ``now``, oldest first, as (bucket, requests, tokens,
+    micro-dollars)."""
     oldest = window.oldest_counted(now)
-    return sorted((b, r, t) for b, (r, t) in buckets.items() if b >= oldest)
+    return sorted((b, r, t, u) for b, (r, t, u) in buckets.items() if b >= oldest)
+
+
+def shown(rule: Rule, amount: int) -> str:
+    """An amount of ``rule``'s metric as shown: ``$0.42`` for a budget, else the count."""
+    return dollars(amount) if rule.metric == USD else str(amount)
 
 
 def _refusal(
     endpoint: str,
     scope: str,
     rule: Rule,
-    rows: list[tuple[int, int, int]],
+    rows: list[tuple[int, int, int, int]],
     cost: Cost,
     now: float,
 ) -> Refusal:
     """Why ``rule`` refuses ``cost`` given its counted ``rows``, and when it will not."""
-    index = 1 if rule.metric == REQUESTS else 2
+    index = 1 + INDEX[rule.metric]
     used = sum(row[index] for row in rows)
     wanted = cost.of(rule.metric)
     retry_at: float | None = None
@@ -244,13 +282,19 @@ def _refusal(
             if left + wanted <= rule.limit:
                 retry_at = rule.window.frees_at(row[0], now)
                 break
-    what = "requests" if rule.metric == REQUESTS else "tokens"
-    reason = f"{rule.name} {used}/{rule.limit} used"
-    if rule.metric == TOKENS:
-        reason += f", {wanted} more needed"
+    reason = f"{rule.name} {shown(rule, used)}/{shown(rule, rule.limit)} used"
+    if rule.metric != REQUESTS:
+        reason += f", {shown(rule, wanted)} more needed"
     if retry_at is None:
-        reason = f"{rule.name} limit {rule.limit} is below the {wanted} {what} requested"
+        reason = too_small(rule, wanted)
     return Refusal(endpoint, scope, rule.name, used, rule.limit, wanted, retry_at, reason)
+
+
+def too_small(rule: Rule, wanted: int) -> str:
+    """Why ``rule`` can never admit ``wanted`` of its metric."""
+    if rule.metric == USD:
+        return f"{rule.name} budget {dollars(rule.limit)} is below the {dollars(wanted)} requested"
+    return f"{rule.name} limit {rule.limit} is below the {wanted} {rule.metric} requested"
 
 
 def decide(
@@ -280,8 +324,8 @@ def decide(
             buckets = snapshot.get((scope.key, window.key)) or {}
             used = _totals(buckets, window.oldest_counted(now))
             for rule in rules:
-                metric = rule.metric == TOKENS
-                if used[metric] + (cost.tokens if metric else cost.requests) > rule.limit:
+                metric = INDEX[rule.metric]
+                if used[metric] + (cost.requests, cost.tokens, cost.usd)[metric] > rule.limit:
                     rows = counted(buckets, window, now)
                     refusal = _refusal(endpoint, scope.key, rule, rows, cost, now)
                     worst = later(worst, refusal)
@@ -339,13 +383,13 @@ def later(a: Refusal | None, b: Refusal | None) -> Refusal | None:
 def never_fits(endpoint: str, scopes: Sequence[Scope], cost: Cost) -> Refusal | None:
     """The rule that can never admit ``cost`` however long one waits, if any."""
     for scope in scopes:
-        if cost.requests <= scope.ceiling[0] and cost.tokens <= scope.ceiling[1]:
+        ceiling = scope.ceiling
+        if cost.requests <= ceiling[0] and cost.tokens <= ceiling[1] and cost.usd <= ceiling[2]:
             continue
         for rule in scope.rules:
             wanted = cost.of(rule.metric)
             if wanted > rule.limit:
-                what = "requests" if rule.metric == REQUESTS else "tokens"
-                reason = f"{rule.name} limit {rule.limit} is below the {wanted} {what} requested"
+                reason = too_small(rule, wanted)
                 return Refusal(endpoint, scope.key, rule.name, 0, rule.limit, wanted, None, reason)
     return None
 
@@ -382,7 +426,7 @@ def rule_usage(scope: Scope, snapshot: Snapshot, now: float) -> list[RuleUsage]:
     out = []
     for rule in scope.rules:
         rows = counted(snapshot.get((scope.key, rule.window.key), {}), rule.window, now)
-        index = 1 if rule.metric == REQUESTS else 2
+        index = 1 + INDEX[rule.metric]
         used = sum(row[index] for row in rows)
         nonzero = [row[0] for row in rows if row[index] > 0]
         next_free = rule.window.frees_at(nonzero[0], now) if nonzero else None
@@ -398,9 +442,9 @@ def remaining_after(
     for scope in scopes:
         for window, rules in scope.groups:
             buckets = snapshot.get((scope.key, window.key)) or {}
-            requests, tokens = _totals(buckets, window.oldest_counted(now))
+            totals = _totals(buckets, window.oldest_counted(now))
             for rule in rules:
-                metric = rule.metric == TOKENS
-                used = tokens + cost.tokens if metric else requests + cost.requests
+                metric = INDEX[rule.metric]
+                used = totals[metric] + (cost.requests, cost.tokens, cost.usd)[metric]
                 out.append((scope.key, rule.name, max(0, rule.limit - used)))
     return tuple(out)

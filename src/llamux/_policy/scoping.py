@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from .._config.load import Endpoint, Pool
 from .._errors import ConfigError
+from .money import micro_usd
 from .quota import UNLIMITED, Scope
 from .quota import rules_from_limits as _rules
 
@@ -37,6 +38,7 @@ def scopes_for(
             raise ConfigError(f"two endpoints are named {ep.id!r}; give each a unique name")
         pairs = limits[ep.id] if limits is not None else ep.limits.items()
         rules = [(name, UNLIMITED if limit is None else limit) for name, limit in pairs]
+        rules += [(name, micro_usd(dollars)) for name, dollars in ep.budgets()]
         own = [Scope(quota_key(ep), _rules(rules, dict(ep.resets)), ep.concurrency)]
         if ep.pool:
             pool = pools.get(ep.pool) or catalog_pool(ep.pool)
@@ -45,7 +47,9 @@ def scopes_for(
                     f"endpoint {ep.id} draws on pool {ep.pool!r}, which is not defined; "
                     f"define [pools.{ep.pool}] in a TOML config or remove the pool"
                 )
-            pooled = _rules(pool.limits.items(), dict(pool.resets))
+            shared: list[tuple[str, int]] = [*pool.limits.items()]
+            shared += [(name, micro_usd(dollars)) for name, dollars in pool.budgets()]
+            pooled = _rules(shared, dict(pool.resets))
             own.append(Scope(f"pool:{pool.name}", pooled, pool.concurrency))
         scopes[ep.id] = own
     return scopes

@@ -107,6 +107,28 @@ def usage_tokens(value: Any) -> int | None:
     return int(total if total is not None else (prompt or 0) + (completion or 0))
 
 
+def usage_split(value: Any) -> tuple[int, int] | None:
+    """(prompt, completion) tokens reported by a response or a usage object/dict, or None
+    when it does not tell them apart (a bare count, a total alone)."""
+    if isinstance(value, int):
+        return None
+    usage = value.get("usage", value) if isinstance(value, Mapping) else value
+    inner = getattr(usage, "usage", None)
+    if inner is not None or hasattr(usage, "choices"):
+        usage = inner
+    if usage is None:
+        return None
+    if isinstance(usage, Mapping):
+        _, prompt, completion, given, made = (usage.get(k) for k in _USAGE_KEYS)
+    else:
+        _, prompt, completion, given, made = (getattr(usage, k, None) for k in _USAGE_KEYS)
+    prompt = prompt if prompt is not None else given
+    completion = completion if completion is not None else made
+    if prompt is None and completion is None:
+        return None
+    return int(prompt or 0), int(completion or 0)
+
+
 _USAGE_KEYS = (
     "total_tokens",
     "prompt_tokens",

@@ -51,12 +51,18 @@ class QuotaStore(Protocol):
         ...
 
     def settle(
-        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+        self,
+        reservation_id: str,
+        tokens: int,
+        now: float,
+        sample: Sample | None = None,
+        usd: int | None = None,
     ) -> bool:
         """Move the reservation's charges to the buckets of ``now``, the moment its outcome
         was known (a stream's first chunk: maybe before this call), with ``tokens`` in place
         of the estimate; False if unknown (settled, released or expired). ``sample``: the
-        call's speed, folded into its endpoint's averages in the same step."""
+        call's speed, folded into its endpoint's averages in the same step. ``usd``: the
+        real price in micro-dollars in place of the estimated one (None: keep it)."""
         ...
 
     def release(self, reservation_id: str, now: float) -> bool:

@@ -47,7 +47,7 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+        self._buckets: dict[tuple[str, str], dict[int, tuple[int, int, int]]] = {}
         self._reservations: dict[str, Reservation] = {}
         self._cooldowns: dict[str, Cooldown] = {}
         self._pruned_at = 0.0
@@ -116,7 +116,9 @@ class MemoryStore:
             self._leases.setdefault(scope, {})[reservation.id] = until
         cost = candidate.cost
         for charge in reservation.charges:
-            self._add(charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens)
+            self._add(
+                charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens, cost.usd
+            )
             self._prune(charge.scope, charge.window, now)
         self._reservations[reservation.id] = reservation
         if now - self._pruned_at > PRUNE_EVERY:
@@ -144,12 +146,15 @@ class MemoryStore:
         for rid in [r.id for r in self._reservations.values() if r.created < cutoff]:
             del self._reservations[rid]
 
-    def _add(self, scope: str, window: str, bucket: int, requests: int, tokens: int) -> None:
+    def _add(
+        self, scope: str, window: str, bucket: int, requests: int, tokens: int, usd: int = 0
+    ) -> None:
         buckets = self._buckets.setdefault((scope, window), {})
-        old_requests, old_tokens = buckets.get(bucket, (0, 0))
+        old_requests, old_tokens, old_usd = buckets.get(bucket, (0, 0, 0))
         requests += old_requests
         tokens += old_tokens
-        buckets[bucket] = (requests if requests > 0 else 0, tokens if tokens > 0 else 0)
+        usd += old_usd
+        buckets[bucket] = (max(0, requests), max(0, tokens), max(0, usd))
 
     def _prune(self, scope: str, window: str, now: float) -> None:
         oldest = Window.from_key(window).keep_from(now)
@@ -161,14 +166,19 @@ class MemoryStore:
         for stale in [b for b in buckets if b < oldest]:
             del buckets[stale]
 
-    def _adjust(self, charge: Charge, requests: int, tokens: int) -> None:
+    def _adjust(self, charge: Charge, requests: int, tokens: int, usd: int) -> None:
         """Add to the bucket ``charge`` was recorded in (a pruned one no longer counts)."""
         buckets = self._buckets.get((charge.scope, charge.window), {})
         if charge.bucket in buckets:
-            self._add(charge.scope, charge.window, charge.bucket, requests, tokens)
+            self._add(charge.scope, charge.window, charge.bucket, requests, tokens, usd)
 
     def settle(
-        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+        self,
+        reservation_id: str,
+        tokens: int,
+        now: float,
+        sample: Sample | None = None,
+        usd: int | None = None,
     ) -> bool:
         with self._lock:
             reservation = self._reservations.pop(reservation_id, None)
@@ -178,14 +188,15 @@ class MemoryStore:
                 ep = reservation.endpoint
                 self._performance[ep] = fold(self._performance.get(ep), sample)
             actual, estimate = max(0, tokens), reservation.tokens
+            paid, priced = reservation.usd if usd is None else max(0, usd), reservation.usd
             self._forget_spent(reservation)
             self._unlease(reservation)
             for charge, bucket in moved(reservation.charges, now):  # to the outcome's moment
                 if bucket == charge.bucket:
-                    self._adjust(charge, 0, actual - estimate)
+                    self._adjust(charge, 0, actual - estimate, paid - priced)
                     continue
-                self._adjust(charge, -1, -estimate)
-                self._add(charge.scope, charge.window, bucket, 1, actual)
+                self._adjust(charge, -1, -estimate, -priced)
+                self._add(charge.scope, charge.window, bucket, 1, actual, paid)
             return True
 
     def release(self, reservation_id: str, now: float) -> bool:
@@ -196,7 +207,7 @@ class MemoryStore:
             self._forget_spent(reservation)
             self._unlease(reservation)
             for charge in reservation.charges:
-                self._adjust(charge, -1, -reservation.tokens)
+                self._adjust(charge, -1, -reservation.tokens, -reservation.usd)
             return True
 
     def _forget_spent(self, reservation: Reservation) -> None:
@@ -224,7 +235,7 @@ class MemoryStore:
             return {
                 scope
                 for (scope, _), buckets in self._buckets.items()
-                if any(b >= since and (r or t) for b, (r, t) in buckets.items())
+                if any(b >= since and (r or t or u) for b, (r, t, u) in buckets.items())
             }
 
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:

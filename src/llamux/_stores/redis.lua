@@ -5,7 +5,8 @@ is put in front of every other one. Python does all time and calendar arithmetic
 the results (bucket starts, the oldest bucket that still counts, time-to-live in ms); a
 script only reads, checks and writes keys, atomically.
 
-A bucket hash holds two fields per bucket: "r<start>" (requests) and "t<start>" (tokens).
+A bucket hash holds up to three fields per bucket: "r<start>" (requests), "t<start>"
+(tokens) and "u<start>" (micro-dollars, written only for a priced request).
 Numbers are written with string.format('%d') so that large counts never turn into "1e+15".
 ]]
 
@@ -21,20 +22,23 @@ end
 --- reserve
 -- KEYS: the reservation, the cool-down of each scope, then one bucket hash per stored
 --   (scope, window).
--- ARGV: now, requests, tokens, reservation ttl ms, reservation record, then the counts of
---   scopes, windows and checks; per window: charge bucket, oldest bucket kept, ttl ms; per
---   check (a scope's rules of one window as they reset): window index, oldest counted
---   bucket, requests limit, tokens limit (-1 for no such rule; the smallest of several).
+-- ARGV: now, requests, tokens, reservation ttl ms, reservation record, micro-dollars, then
+--   the counts of scopes, windows and checks; per window: charge bucket, oldest bucket kept,
+--   ttl ms; per check (a scope's rules of one window as they reset): window index, oldest
+--   counted bucket, requests limit, tokens limit, micro-dollars limit (-1 for no such rule;
+--   the smallest of several).
 --   Then the leases (KEYS after the bucket hashes: one sorted set per scope with a
 --   concurrency limit, member a reservation, score when its lease expires): their count,
 --   the reservation's member, its lease's expiry and the sets' ttl ms, then each limit.
 -- Every bucket from the oldest counted on counts, in-flight ones ahead of now included;
 -- every lease that has not expired counts (expired ones are pruned here).
--- Returns {1, requests, tokens, ...} (the counted sums before the charge, per check) when
+-- Returns {1, requests, tokens, usd, ...} (the counted sums before the charge, per check) when
 -- it charged everything, or {0, cool-downs, bucket hashes} (what it read) when it charged
 -- nothing, so that Python rebuilds the exact refusal.
 local now, requests, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local nscopes, nwindows, nchecks = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local usd = tonumber(ARGV[6])
+local nscopes, nwindows, nchecks = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local H = 9
 local admit = true
 for i = 1, nscopes do
   local cooling = redis.call('HGET', KEYS[1 + i], 'until')
@@ -44,7 +48,7 @@ for i = 1, nscopes do
 end
 local stale, flats = {}, {}
 for j = 1, nwindows do
-  local keep = tonumber(ARGV[8 + 3 * (j - 1) + 2])
+  local keep = tonumber(ARGV[H + 3 * (j - 1) + 2])
   local flat = redis.call('HGETALL', KEYS[1 + nscopes + j])
   local old = {}
   for k = 1, #flat, 2 do
@@ -56,27 +60,33 @@ for j = 1, nwindows do
 end
 local sums = {}
 for c = 1, nchecks do
-  local base = 8 + 3 * nwindows + 4 * (c - 1)
+  local base = H + 3 * nwindows + 5 * (c - 1)
   local flat, oldest = flats[tonumber(ARGV[base + 1])], tonumber(ARGV[base + 2])
-  local r, t = 0, 0
+  local r, t, u = 0, 0, 0
   for k = 1, #flat, 2 do
     local field = flat[k]
     if tonumber(string.sub(field, 2)) >= oldest then
-      if string.sub(field, 1, 1) == 'r' then
+      local kind = string.sub(field, 1, 1)
+      if kind == 'r' then
         r = r + tonumber(flat[k + 1])
-      else
+      elseif kind == 't' then
         t = t + tonumber(flat[k + 1])
+      else
+        u = u + tonumber(flat[k + 1])
       end
     end
   end
   local rlimit, tlimit = tonumber(ARGV[base + 3]), tonumber(ARGV[base + 4])
-  if (rlimit >= 0 and r + requests > rlimit) or (tlimit >= 0 and t + tokens > tlimit) then
+  local ulimit = tonumber(ARGV[base + 5])
+  if (rlimit >= 0 and r + requests > rlimit) or (tlimit >= 0 and t + tokens > tlimit)
+      or (ulimit >= 0 and u + usd > ulimit) then
     admit = false
   end
   sums[#sums + 1] = r
   sums[#sums + 1] = t
+  sums[#sums + 1] = u
 end
-local lbase = 8 + 3 * nwindows + 4 * nchecks
+local lbase = H + 3 * nwindows + 5 * nchecks
 local nleases = tonumber(ARGV[lbase + 1] or '0')
 for l = 1, nleases do
   local key = KEYS[1 + nscopes + nwindows + l]
@@ -101,9 +111,12 @@ for l = 1, nleases do
   extend(key, tonumber(ARGV[lbase + 4]))
 end
 for j = 1, nwindows do
-  local key, base = KEYS[1 + nscopes + j], 8 + 3 * (j - 1)
+  local key, base = KEYS[1 + nscopes + j], H + 3 * (j - 1)
   redis.call('HINCRBY', key, 'r' .. ARGV[base + 1], ARGV[2])
   redis.call('HINCRBY', key, 't' .. ARGV[base + 1], ARGV[3])
+  if usd > 0 then
+    redis.call('HINCRBY', key, 'u' .. ARGV[base + 1], ARGV[6])
+  end
   if #stale[j] > 0 then
     redis.call('HDEL', key, unpack(stale[j]))
   end
@@ -114,11 +127,12 @@ table.insert(sums, 1, 1)
 return sums
 
 --- move
--- Settle (ARGV[1] 'settle', ARGV[2] the real tokens) or release ('release') a reservation;
--- returns its endpoint (0: unknown).
+-- Settle (ARGV[1] 'settle', ARGV[2] the real tokens, ARGV[3] the real micro-dollars, ''
+-- to keep the estimate) or release ('release') a reservation; returns its endpoint (0:
+-- unknown). The record's "t" and "u" are the estimated tokens and micro-dollars.
 -- KEYS: the reservation; its record names the bucket hashes it charged (all in its slot),
 -- the bucket and the window unit of each.
--- ARGV[3..]: per window unit, its name, the bucket of the moment the outcome was known and
+-- ARGV[4..]: per window unit, its name, the bucket of the moment the outcome was known and
 -- that hash's ttl ms: a settled charge moves there (an in-flight one is held ahead).
 -- A bucket already pruned or expired is left alone: it no longer counts anyway. Its
 -- concurrency leases (the record's "l": sorted sets, member "i") are given back.
@@ -133,18 +147,27 @@ if res.l then
     redis.call('ZREM', key, res.i)
   end
 end
+local priced = res.u or 0
+local paid = priced
+if ARGV[3] ~= '' then
+  paid = tonumber(ARGV[3])
+end
 local function take(key, bucket)
-  local rf, tf = 'r' .. bucket, 't' .. bucket
+  local rf, tf, uf = 'r' .. bucket, 't' .. bucket, 'u' .. bucket
   local r = redis.call('HGET', key, rf)
   if r then
     local t = redis.call('HGET', key, tf) or '0'
     redis.call('HSET', key,
       rf, string.format('%d', math.max(0, tonumber(r) - 1)),
       tf, string.format('%d', math.max(0, tonumber(t) - res.t)))
+    if priced > 0 then
+      local u = redis.call('HGET', key, uf) or '0'
+      redis.call('HSET', key, uf, string.format('%d', math.max(0, tonumber(u) - priced)))
+    end
   end
 end
 local targets = {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   targets[ARGV[i]] = {ARGV[i + 1], tonumber(ARGV[i + 2])}
 end
 for _, charge in ipairs(res.c) do
@@ -153,6 +176,9 @@ for _, charge in ipairs(res.c) do
     local target = targets[charge[3]]
     redis.call('HINCRBY', charge[1], 'r' .. target[1], 1)
     redis.call('HINCRBY', charge[1], 't' .. target[1], ARGV[2])
+    if paid > 0 then
+      redis.call('HINCRBY', charge[1], 'u' .. target[1], string.format('%d', paid))
+    end
     extend(charge[1], target[2])
   end
 end

@@ -10,13 +10,16 @@ Key layout (``P`` is the namespace, ``llamux`` unless configured; ``{T}`` a Redi
 tag: the key of the endpoint's pool scope, ``pool:NAME``, when it has one, else the
 endpoint's own quota key, so that everything one reservation touches lives in one slot)::
 
-    P:{T}:b:UNIT:SCOPE     hash  fields r<start>, t<start>: requests and tokens per bucket of
-                                 the minute, hour, day or month (rolling and calendar rules
-                                 share them); expires when its newest bucket stops counting
-                                 in any window of the unit (``Window.kept_until``, +60 s)
+    P:{T}:b:UNIT:SCOPE     hash  fields r<start>, t<start>, u<start>: requests, tokens and
+                                 micro-dollars (only where a priced request was charged: an
+                                 absent u is 0) per bucket of the minute, hour, day or month
+                                 (rolling and calendar rules share them); expires when its
+                                 newest bucket stops counting in any window of the unit
+                                 (``Window.kept_until``, +60 s)
     P:{T}:c:SCOPE          hash  a cool-down: until, kind, reason; expires at its end (+1 s)
-    P:{T}:r:UUID           str   a reservation (JSON: endpoint, tokens, [hash, bucket, unit]
-                                 charged, and its lease sets); expires after RESERVATION_TTL
+    P:{T}:r:UUID           str   a reservation (JSON: endpoint "e", tokens "t", micro-dollars
+                                 "u" if priced, [hash, bucket, unit] charged "c", and its
+                                 lease sets); expires after RESERVATION_TTL
     P:{T}:f:SCOPE          zset  concurrency leases: UUID -> when its lease expires (the
                                  call's flight deadline, or QUERY_LEASE for a query); the
                                  expired are pruned by the reserve script; the set expires
@@ -277,26 +280,34 @@ class RedisStore:
             tuple(Charge(scope, window.key, bucket) for (scope, window, _), bucket in charged),
             remaining_of(plan, reply[1:], cost),
             tuple(scope for scope, _, _ in plan.leases),
+            cost.usd,
         )
 
-    def _move(self, reservation_id: str, mode: str, tokens: int | None, now: float) -> Any:
+    def _move(
+        self, reservation_id: str, mode: str, tokens: int | None, now: float, usd: int | None
+    ) -> Any:
         """The move script's answer: the reservation's endpoint, or 0 if it is unknown."""
         rid, _, tag = reservation_id.partition("@")
         if not tag:
             return 0
-        args = move_args(mode, tokens, self._on_server(now))
+        args = move_args(mode, tokens, self._on_server(now), usd)
         return self._script("move", [self._key(tag, "r", rid)], args)
 
     def settle(
-        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+        self,
+        reservation_id: str,
+        tokens: int,
+        now: float,
+        sample: Sample | None = None,
+        usd: int | None = None,
     ) -> bool:
-        endpoint = self._move(reservation_id, "settle", tokens, now)
+        endpoint = self._move(reservation_id, "settle", tokens, now, usd)
         if endpoint and sample is not None:  # its own slot: a second script
             self.record(str(endpoint), sample)
         return bool(endpoint)
 
     def release(self, reservation_id: str, now: float) -> bool:
-        return bool(self._move(reservation_id, "release", None, now))
+        return bool(self._move(reservation_id, "release", None, now, None))
 
     def reserve_first(
         self,

@@ -15,8 +15,9 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .._errors import StoreError
 from .._policy.performance import Performance
 from .._policy.quota import (
+    INDEX,
+    METRICS,
     RESERVATION_TTL,
-    TOKENS,
     Cooldown,
     Cost,
     Refusal,
@@ -150,14 +151,15 @@ def ms(seconds: float) -> int:
 class Plan:
     """What a reservation on some scopes touches: their tag, cool-down keys, one bucket hash
     per stored (scope, window) and the checks on them: per (scope, window as its rules reset)
-    the rules and the smallest requests and tokens limits (-1: none)."""
+    the rules and the smallest requests, tokens and micro-dollars limits (-1: none)."""
 
     tag: str
     cooldown_keys: tuple[str, ...]
     windows: tuple[tuple[str, Window, str], ...]
     """(scope, stored window, bucket hash key)."""
-    checks: tuple[tuple[int, str, Window, tuple[Rule, ...], int, int], ...]
-    """(index into ``windows``, scope, window, rules, requests limit, tokens limit)."""
+    checks: tuple[tuple[int, str, Window, tuple[Rule, ...], int, int, int], ...]
+    """(index into ``windows``, scope, window, rules, requests, tokens and micro-dollars
+    limits)."""
     leases: tuple[tuple[str, int, str], ...] = ()
     """(scope, concurrency limit, lease set key) of each scope with a concurrency limit."""
 
@@ -186,19 +188,20 @@ def bucket_key(namespace: str, tag: str, scope: str, window: str) -> str:
 
 def make_plan(namespace: str, tag: str, scopes: Sequence[Scope]) -> Plan:
     windows: list[tuple[str, Window, str]] = []
-    checks = []
+    checks: list[tuple[int, str, Window, tuple[Rule, ...], int, int, int]] = []
     for scope in scopes:
         first = len(windows)
         for window in scope.windows:
             windows.append((scope.key, window, bucket_key(namespace, tag, scope.key, window.key)))
         stored = [w.key for w in scope.windows]
         for window, rules in scope.groups:
-            limits = {"requests": -1, "tokens": -1}
+            limits = dict.fromkeys(METRICS, -1)
             for rule in rules:
                 old = limits[rule.metric]
                 limits[rule.metric] = rule.limit if old < 0 else min(old, rule.limit)
             index = first + stored.index(window.key)
-            checks.append((index, scope.key, window, rules, limits["requests"], limits["tokens"]))
+            rlimit, tlimit, ulimit = (limits[metric] for metric in METRICS)
+            checks.append((index, scope.key, window, rules, rlimit, tlimit, ulimit))
     cooldown_keys = tuple(scoped_key(namespace, tag, "c", scope.key) for scope in scopes)
     leases = tuple(
         (scope.key, scope.concurrency, lease_key(namespace, tag, scope.key))
@@ -230,9 +233,11 @@ def reserve_args(
         per_window += [bucket, window.keep_from(at), ms(life)]
         charged.append([key, str(bucket), window.key])
     per_check: list[object] = []
-    for index, _, window, _, rlimit, tlimit in plan.checks:
-        per_check += [index + 1, window.oldest_counted(at), rlimit, tlimit]
+    for index, _, window, _, *limits in plan.checks:
+        per_check += [index + 1, window.oldest_counted(at), *limits]
     made: dict[str, object] = {"e": endpoint, "t": cost.tokens, "c": charged}
+    if cost.usd:
+        made["u"] = cost.usd
     per_lease: list[object] = []
     if plan.leases:
         until = lease_until(at, flight)
@@ -240,30 +245,34 @@ def reserve_args(
         head_of_leases = [len(plan.leases), rid, repr(until), ms(until - at + BUCKET_MARGIN)]
         per_lease = [*head_of_leases, *(limit for _, limit, _ in plan.leases)]
     record = json.dumps(made, separators=(",", ":"))
-    head = [repr(at), cost.requests, cost.tokens, ms(RESERVATION_TTL), record]
+    head = [repr(at), cost.requests, cost.tokens, ms(RESERVATION_TTL), record, cost.usd]
     counts = [len(plan.cooldown_keys), len(plan.windows), len(plan.checks)]
     return [*head, *counts, *per_window, *per_check, *per_lease]
 
 
-def move_args(mode: str, tokens: int | None, at: float) -> list[object]:
-    """The move script's ARGV: what to do, the real tokens, and per window unit the bucket
-    a charge moves to when the outcome is learned at ``at`` (with its hash's life)."""
+def move_args(mode: str, tokens: int | None, at: float, usd: int | None = None) -> list[object]:
+    """The move script's ARGV: what to do, the real tokens and micro-dollars (None: keep the
+    estimate), and per window unit the bucket a charge moves to when the outcome is learned
+    at ``at`` (with its hash's life)."""
     targets: list[object] = []
     for unit in WINDOW_SECONDS:
         window = Window(unit)
         bucket = window.charge_bucket(at)
         targets += [unit, str(bucket), ms(window.kept_until(bucket) - at + BUCKET_MARGIN)]
-    return [mode, "" if tokens is None else max(0, tokens), *targets]
+    paid = "" if usd is None else max(0, usd)
+    return [mode, "" if tokens is None else max(0, tokens), paid, *targets]
 
 
 def remaining_of(plan: Plan, sums: Sequence[Any], cost: Cost) -> tuple[tuple[str, str, int], ...]:
     """What each rule has left once ``cost`` is charged, from the counted sums the reserve
-    script read (requests and tokens per check)."""
+    script read (requests, tokens and micro-dollars per check)."""
     out = []
-    for (_, scope, _, rules, _, _), r, t in zip(plan.checks, sums[::2], sums[1::2], strict=True):
-        for rule in rules:
-            used = int(t) + cost.tokens if rule.metric == TOKENS else int(r) + cost.requests
-            out.append((scope, rule.name, max(0, rule.limit - used)))
+    per_check = zip(plan.checks, sums[::3], sums[1::3], sums[2::3], strict=True)
+    for check, r, t, u in per_check:
+        totals = (int(r), int(t), int(u))
+        for rule in check[3]:
+            used = totals[INDEX[rule.metric]] + cost.of(rule.metric)
+            out.append((check[1], rule.name, max(0, rule.limit - used)))
     return tuple(out)
 
 
@@ -291,14 +300,18 @@ def shifted(moment: float | None, shift: float) -> float | None:
 
 def snapshot_of(plan: Plan, flats: Sequence[Sequence[str]]) -> Snapshot:
     """The bucket rows read by a script, one flat field/value list per window of ``plan``."""
-    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+    snapshot: dict[tuple[str, str], dict[int, tuple[int, int, int]]] = {}
     for (scope, window, _), flat in zip(plan.windows, flats, strict=True):
         buckets: dict[int, list[int]] = {}
         for field, value in zip(flat[::2], flat[1::2], strict=True):
-            row = buckets.setdefault(int(field[1:]), [0, 0])
-            row[0 if field[0] == "r" else 1] = int(value)
-        snapshot[(scope, window.key)] = {b: (r, t) for b, (r, t) in buckets.items()}
+            row = buckets.setdefault(int(field[1:]), [0, 0, 0])
+            row[_FIELDS[field[0]]] = int(value)
+        snapshot[(scope, window.key)] = {b: (r, t, u) for b, (r, t, u) in buckets.items()}
     return snapshot
+
+
+_FIELDS = {"r": 0, "t": 1, "u": 2}
+"""A bucket hash field's first letter -> its place in a bucket's counts."""
 
 
 def performance_of(row: dict[str, str]) -> Performance:

@@ -30,7 +30,6 @@ from .._policy.passing import (
 from .._policy.performance import Performance, Sample
 from .._policy.quota import (
     RESERVATION_TTL,
-    Charge,
     Cooldown,
     Cost,
     Refusal,
@@ -52,6 +51,7 @@ from .sqlite_rows import (
     PASSING,
     REMEMBER,
     UPSERT,
+    Held,
     dump_charges,
     fold_sample,
     forget_spent,
@@ -82,11 +82,11 @@ class SQLiteStore:
         self._pruned_at = 0.0
         self._made: dict[tuple[str, Cooldown], Refusal] = {}  # refusals of resting scopes
         self._parsed: dict[tuple[Any, ...], Spent] = {}  # rows of the spent table, parsed
-        self._flying: dict[str, tuple[int, list[Charge], str, float]] = {}
+        self._flying: dict[str, tuple[Held, float]] = {}
         """Reservations held in flight (``flight > 0``: a call llamux makes itself, settled by
-        this process and no other), by id: estimate, charges, endpoint, made at. Kept here, not in
-        the table: one write and one delete fewer per call. If the process dies, its
-        in-flight charges lapse as documented; nothing else could have settled them."""
+        this process and no other), by id: its record (``Held``) and when it was made. Kept
+        here, not in the table: one write and one delete fewer per call. If the process dies,
+        its in-flight charges lapse as documented; nothing else could have settled them."""
         self._leased: set[str] = set()
         """The reservations of ``_flying`` that hold concurrency leases (in the table)."""
 
@@ -186,39 +186,41 @@ class SQLiteStore:
         conn.executemany(
             UPSERT,
             [
-                (c.scope, c.window, c.bucket, cost.requests, cost.tokens)
+                (c.scope, c.window, c.bucket, cost.requests, cost.tokens, cost.usd)
                 for c in reservation.charges
             ],
         )
         if flight > 0:  # held in flight: this process settles it (see ``_flying``)
-            self._flying[reservation.id] = (cost.tokens, list(reservation.charges), endpoint, now)
+            held = (cost.tokens, list(reservation.charges), endpoint, cost.usd)
+            self._flying[reservation.id] = (held, now)
         else:
             conn.execute(
-                "INSERT INTO reservations (id, endpoint, tokens, created, charges) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (reservation.id, endpoint, cost.tokens, now, dump_charges(reservation.charges)),
+                "INSERT INTO reservations (id, endpoint, tokens, created, charges, usd) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    *(reservation.id, endpoint, cost.tokens, now),
+                    *(dump_charges(reservation.charges), cost.usd),
+                ),
             )
         prune_buckets(conn, scopes, snapshot, now)
         if now - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = now
             conn.execute("DELETE FROM reservations WHERE created < ?", (now - RESERVATION_TTL,))
-            stale = [r for r, held in self._flying.items() if held[3] < now - RESERVATION_TTL]
+            stale = [r for r, fly in self._flying.items() if fly[1] < now - RESERVATION_TTL]
             for rid in stale:  # never settled (a stream dropped unread): as the table's rows
                 self._flying.pop(rid, None)
                 self._leased.discard(rid)
         return reservation
 
     @contextmanager
-    def _held(
-        self, reservation_id: str
-    ) -> Iterator[tuple[sqlite3.Connection, tuple[int, list[Charge], str] | None]]:
+    def _held(self, reservation_id: str) -> Iterator[tuple[sqlite3.Connection, Held | None]]:
         """A step on a reservation: its record (from this process if it is held in flight,
         else from the table, removed there), kept if the step fails. Its concurrency leases
         are given back in the same step."""
         flying = self._flying.pop(reservation_id, None)
         try:
             with self._db.transaction() as conn:
-                held = flying[:3] if flying is not None else take_reservation(conn, reservation_id)
+                held = flying[0] if flying is not None else take_reservation(conn, reservation_id)
                 if held is not None and (flying is None or reservation_id in self._leased):
                     give_back_leases(conn, reservation_id)
                 yield conn, held
@@ -229,45 +231,49 @@ class SQLiteStore:
         self._leased.discard(reservation_id)
 
     def settle(
-        self, reservation_id: str, tokens: int, now: float, sample: Sample | None = None
+        self,
+        reservation_id: str,
+        tokens: int,
+        now: float,
+        sample: Sample | None = None,
+        usd: int | None = None,
     ) -> bool:
         with self._held(reservation_id) as (conn, held):
             if held is None:
                 return False
-            estimate, charged, endpoint = held
+            estimate, charged, endpoint, priced = held
             forget_spent(conn, charged)
             if sample is not None:
                 fold_sample(conn, endpoint, sample)
-            actual = max(0, tokens)
+            actual, paid = max(0, tokens), priced if usd is None else max(0, usd)
             pairs = moved(charged, now)  # to the buckets of the outcome's moment
             stay = [
-                (0, actual - estimate, c.scope, c.window, c.bucket)
+                (0, actual - estimate, paid - priced, c.scope, c.window, c.bucket)
                 for c, b in pairs
                 if b == c.bucket
             ]
             go = [(c, b) for c, b in pairs if b != c.bucket]
-            conn.executemany(
-                CORRECT, [*stay, *((-1, -estimate, c.scope, c.window, c.bucket) for c, _ in go)]
-            )
+            back = [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c, _ in go]
+            conn.executemany(CORRECT, [*stay, *back])
             if go:
-                conn.executemany(UPSERT, [(c.scope, c.window, b, 1, actual) for c, b in go])
+                conn.executemany(UPSERT, [(c.scope, c.window, b, 1, actual, paid) for c, b in go])
             return True
 
     def release(self, reservation_id: str, now: float) -> bool:
         with self._held(reservation_id) as (conn, held):
             if held is None:
                 return False
-            estimate, charged, _ = held
+            estimate, charged, _, priced = held
             forget_spent(conn, charged)
             conn.executemany(
-                CORRECT, [(-1, -estimate, c.scope, c.window, c.bucket) for c in charged]
+                CORRECT, [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c in charged]
             )
             return True
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         bucket = Window.from_key(window).charge_bucket(now)
         with self._db.transaction() as conn:
-            conn.execute(UPSERT, (scope, window, bucket, max(0, requests), max(0, tokens)))
+            conn.execute(UPSERT, (scope, window, bucket, max(0, requests), max(0, tokens), 0))
 
     def declare(self, limits: Mapping[str, str], now: float) -> dict[str, str]:
         keys = list(limits)
@@ -288,7 +294,7 @@ class SQLiteStore:
                 self._db.conn()
                 .execute(
                     "SELECT DISTINCT scope FROM buckets WHERE bucket >= ? "
-                    "AND (requests > 0 OR tokens > 0)",
+                    "AND (requests > 0 OR tokens > 0 OR usd > 0)",
                     (math.floor(since),),
                 )
                 .fetchall()
@@ -409,7 +415,7 @@ class SQLiteStore:
             conn.execute("DELETE FROM spent WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM leases WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM reservations WHERE endpoint = ?", (scope,))
-            for rid in [r for r, held in self._flying.items() if held[2] == scope]:
+            for rid in [r for r, fly in self._flying.items() if fly[0][2] == scope]:
                 self._flying.pop(rid, None)
             conn.execute(BUMP, (GENERATION,))
 

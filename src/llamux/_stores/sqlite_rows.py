@@ -12,9 +12,10 @@ from .._policy.performance import ALPHA, Sample
 from .._policy.quota import Charge, Refusal, Scope
 
 UPSERT = (
-    "INSERT INTO buckets (scope, win, bucket, requests, tokens) VALUES (?, ?, ?, ?, ?) "
+    "INSERT INTO buckets (scope, win, bucket, requests, tokens, usd) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (scope, win, bucket) DO UPDATE SET "
-    "requests = requests + excluded.requests, tokens = tokens + excluded.tokens"
+    "requests = requests + excluded.requests, tokens = tokens + excluded.tokens, "
+    "usd = usd + excluded.usd"
 )
 SPENT_COLUMNS = "scope, until, endpoint, rule, used, lim, requested, reason, win, requests, tokens"
 PASSING = (
@@ -42,8 +43,8 @@ FOLD = (
 )
 """Fold a sample into an endpoint's moving averages (``performance.ewma``), ?5 the weight."""
 CORRECT = (
-    "UPDATE buckets SET requests = max(0, requests + ?), tokens = max(0, tokens + ?) "
-    "WHERE scope = ? AND win = ? AND bucket = ?"
+    "UPDATE buckets SET requests = max(0, requests + ?), tokens = max(0, tokens + ?), "
+    "usd = max(0, usd + ?) WHERE scope = ? AND win = ? AND bucket = ?"
 )
 
 
@@ -51,24 +52,25 @@ def placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
-def read_snapshot(
-    conn: sqlite3.Connection, keys: list[str]
-) -> dict[tuple[str, str], dict[int, tuple[int, int]]]:
-    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+Rows = dict[tuple[str, str], dict[int, tuple[int, int, int]]]
+
+
+def read_snapshot(conn: sqlite3.Connection, keys: list[str]) -> Rows:
+    snapshot: Rows = {}
     rows = conn.execute(
-        f"SELECT scope, win, bucket, requests, tokens FROM buckets "
+        f"SELECT scope, win, bucket, requests, tokens, usd FROM buckets "
         f"WHERE scope IN ({placeholders(len(keys))})",
         keys,
     )
-    for scope, win, bucket, requests, tokens in rows:
-        snapshot.setdefault((scope, win), {})[bucket] = (requests, tokens)
+    for scope, win, bucket, requests, tokens, usd in rows:
+        snapshot.setdefault((scope, win), {})[bucket] = (requests, tokens, usd)
     return snapshot
 
 
 def prune_buckets(
     conn: sqlite3.Connection,
     scopes: Sequence[Scope],
-    snapshot: dict[tuple[str, str], dict[int, tuple[int, int]]],
+    snapshot: Rows,
     now: float,
 ) -> None:
     for scope in scopes:
@@ -82,15 +84,19 @@ def prune_buckets(
                 )
 
 
-def take_reservation(
-    conn: sqlite3.Connection, reservation_id: str
-) -> tuple[int, list[Charge], str] | None:
-    """Remove a reservation; its estimate, charges and endpoint (None: unknown)."""
+Held = tuple[int, list[Charge], str, int]
+"""A reservation's record: estimated tokens, charges, endpoint, estimated micro-dollars."""
+
+
+def take_reservation(conn: sqlite3.Connection, reservation_id: str) -> Held | None:
+    """Remove a reservation; its estimate, charges, endpoint and price (None: unknown)."""
     row = conn.execute(
-        "DELETE FROM reservations WHERE id = ? RETURNING tokens, charges, endpoint",
+        "DELETE FROM reservations WHERE id = ? RETURNING tokens, charges, endpoint, usd",
         (reservation_id,),
     ).fetchone()
-    return None if row is None else (int(row[0]), load_charges(str(row[1])), str(row[2]))
+    if row is None:
+        return None
+    return int(row[0]), load_charges(str(row[1])), str(row[2]), int(row[3])
 
 
 def fold_sample(conn: sqlite3.Connection, endpoint: str, sample: Sample) -> None:

@@ -66,6 +66,11 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX leases_id ON leases (id);
     """,
+    # 7: dollar budgets: micro-dollars per bucket, and each reservation's estimated price
+    """
+    ALTER TABLE buckets ADD COLUMN usd INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE reservations ADD COLUMN usd INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

@@ -18,6 +18,8 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 
+from .._policy.money import dollars
+from .._policy.quota import USD
 from .._status import EndpointData, InFlightData, PerformanceData, RuleData, StatusData
 from ._grid import Cell, Column, Line, Row, fit, render, text_cell
 from ._screen import Screen, middle_ellipsis, pad, width_of, wrap
@@ -143,7 +145,7 @@ def usage_line(rule: RuleData, unicode: bool = True, figures: int = 0) -> Line:
         return ((f"{compact(rule['used'])} used, {shown}", "dim"),)
     line: Line = (
         (bar(rule["used"], limit, unicode=unicode), bar_style(rule["used"], limit)),
-        (" " + pad(used_of(rule["used"], limit), figures, right=True), ""),
+        (" " + pad(figures_of(rule), figures, right=True), ""),
     )
     if rule["origin"] in ("learned", "tightened"):
         line += ((" (provider)", "dim"),)
@@ -151,7 +153,9 @@ def usage_line(rule: RuleData, unicode: bool = True, figures: int = 0) -> Line:
 
 
 def _left(rule: RuleData) -> str:
-    return "" if rule["remaining"] is None else compact(rule["remaining"])
+    if rule["remaining"] is None:
+        return ""
+    return dollars(rule["remaining"]) if rule["metric"] == USD else compact(rule["remaining"])
 
 
 def _frees(rule: RuleData) -> str:
@@ -254,7 +258,16 @@ def plain_usage(rule: RuleData) -> str:
     """The used figures of a rule without its bar: ``12/30``, ``3 used, auto?``."""
     if rule["limit"] is None:
         return "".join(t for t, _ in usage_line(rule))
-    return used_of(rule["used"], rule["limit"])
+    return figures_of(rule)
+
+
+def figures_of(rule: RuleData) -> str:
+    """A limited rule's used figures: ``12/30``, or ``$0.42/$1.00`` for a dollar budget."""
+    limit = rule["limit"]
+    assert limit is not None
+    if rule["metric"] == USD:
+        return f"{dollars(rule['used'])}/{dollars(limit)}"
+    return used_of(rule["used"], limit)
 
 
 def _rule_line(rule: RuleData, most: Sequence[int], screen: Screen, bars: bool) -> str:

@@ -11,12 +11,12 @@ from __future__ import annotations
 import bisect
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .._engine.served import Attempt, Served
-    from .._status import StatusData
+    from .._status import RuleData, StatusData
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 """Upper bounds (seconds) of the request duration histogram."""
@@ -50,8 +50,9 @@ class Histogram:
 
 
 class Metrics:
-    """Per endpoint: requests served, failed attempts, quota refusals, tokens, durations;
-    overall: requests answered "no endpoint available"; and requests per minute."""
+    """Per endpoint: requests served, failed attempts, quota refusals, tokens, dollars spent
+    (priced endpoints), durations; overall: requests answered "no endpoint available"; and
+    requests per minute."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
@@ -61,6 +62,8 @@ class Metrics:
         self.failed: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
         self.tokens: Counter[str] = Counter()
+        self.spent: dict[str, float] = {}
+        """Dollars spent per endpoint with prices (``Served.usd``)."""
         self.unavailable = 0
         self._durations: dict[str, Histogram] = {}
         self._minutes: dict[int, Counter[str]] = {}
@@ -80,6 +83,8 @@ class Metrics:
             self.served[served.endpoint] += 1
             tokens = served.tokens if served.tokens is not None else served.estimated_tokens
             self.tokens[served.endpoint] += tokens
+            if served.usd is not None:
+                self.spent[served.endpoint] = self.spent.get(served.endpoint, 0.0) + served.usd
             self._durations.setdefault(served.endpoint, Histogram()).observe(seconds)
             self._minute(self._minutes)[served.endpoint] += 1
             self._minute(self._tokens)[served.endpoint] += tokens
@@ -118,7 +123,8 @@ class Metrics:
 
     def requests(self) -> dict[str, Any]:
         """Since the proxy started: per endpoint, requests served, failed attempts, quota
-        refusals and tokens; the requests answered "no endpoint available"; and the last
+        refusals, tokens and dollars spent (``usd``, 0 for an endpoint without prices); the
+        requests answered "no endpoint available"; and the last
         chat requests, newest first."""
         with self._lock:
             names = sorted({*self.served, *self.failed, *self.refused})
@@ -128,6 +134,7 @@ class Metrics:
                     "failed": self.failed[name],
                     "refused": self.refused[name],
                     "tokens": self.tokens[name],
+                    "usd": self.spent.get(name, 0.0),
                 }
                 for name in names
             }
@@ -147,6 +154,12 @@ class Metrics:
             lines = [
                 *_family("llamux_requests_total", "counter", "Requests served.", self.served),
                 *_family("llamux_tokens_total", "counter", "Tokens used.", self.tokens),
+                *_family(
+                    "llamux_spend_usd_total",
+                    "counter",
+                    "Dollars spent, at the endpoint's input_cost and output_cost.",
+                    self.spent,
+                ),
                 *_family("llamux_failures_total", "counter", "Failed provider calls.", self.failed),
                 *_family(
                     "llamux_refusals_total",
@@ -183,26 +196,42 @@ def _series(ring: dict[int, Counter[str]], first: int, now: int) -> dict[str, li
     }
 
 
-def _family(name: str, kind: str, help_: str, values: Counter[str]) -> list[str]:
+def _family(name: str, kind: str, help_: str, values: Mapping[str, float]) -> list[str]:
     lines = [f"# HELP {name} {help_}", f"# TYPE {name} {kind}"]
-    lines += [f'{name}{{endpoint="{_escape(k)}"}} {v}' for k, v in sorted(values.items())]
+    lines += [f'{name}{{endpoint="{_escape(k)}"}} {_value(v)}' for k, v in sorted(values.items())]
     return lines
 
 
+def _value(value: float) -> str:
+    """A sample's value: a count as is, dollars to the micro-dollar."""
+    return str(value) if isinstance(value, int) else f"{value:.6f}".rstrip("0").rstrip(".")
+
+
 def _quota_lines(status: StatusData) -> list[str]:
-    """Gauges of each rule's use and limit, per endpoint and pool, as ``llamux status``."""
+    """Gauges of each rule's use and limit, per endpoint and pool, as ``llamux status``
+    (a dollar budget's in dollars)."""
     rules = [(ep["id"], r) for ep in status["endpoints"] for r in ep["rules"]]
     rules += [(f"pool:{p['name']}", r) for p in status["pools"] for r in p["rules"]]
     used, limit = "llamux_quota_used", "llamux_quota_limit"
     lines = [f"# HELP {used} Quota used in the rule's window, now.", f"# TYPE {used} gauge"]
-    lines += [f"{used}{{{_rule_labels(scope, r['rule'])}}} {r['used']}" for scope, r in rules]
+    lines += [f"{used}{{{_rule_labels(scope, r['rule'])}}} {_used(r)}" for scope, r in rules]
     lines += [f"# HELP {limit} The rule's limit.", f"# TYPE {limit} gauge"]
     lines += [
-        f"{limit}{{{_rule_labels(scope, r['rule'])}}} {r['limit']}"
+        f"{limit}{{{_rule_labels(scope, r['rule'])}}} {_limit(r)}"
         for scope, r in rules
         if r["limit"] is not None  # an auto limit not known yet has none to show
     ]
     return lines
+
+
+def _used(rule: RuleData) -> str:
+    spent = rule.get("spent_usd")
+    return str(rule["used"]) if spent is None else _value(spent)
+
+
+def _limit(rule: RuleData) -> str:
+    budget = rule.get("budget_usd")
+    return str(rule["limit"]) if budget is None else _value(budget)
 
 
 def _rule_labels(scope: str, rule: str) -> str:
