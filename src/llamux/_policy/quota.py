@@ -313,6 +313,7 @@ def decide(
     the live leases of the scopes with a concurrency limit.
     """
     worst: Refusal | None = None
+    costs = (cost.requests, cost.tokens, cost.usd)
     for scope in scopes:
         cooling = cooldowns.get(scope.key) if cooldowns else None
         if cooling is not None and cooling.until > now:
@@ -325,7 +326,7 @@ def decide(
             used = _totals(buckets, window.oldest_counted(now))
             for rule in rules:
                 metric = INDEX[rule.metric]
-                if used[metric] + (cost.requests, cost.tokens, cost.usd)[metric] > rule.limit:
+                if used[metric] + costs[metric] > rule.limit:
                     rows = counted(buckets, window, now)
                     refusal = _refusal(endpoint, scope.key, rule, rows, cost, now)
                     worst = later(worst, refusal)

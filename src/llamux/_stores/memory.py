@@ -101,11 +101,15 @@ class MemoryStore:
             key: self._buckets.get(key, {})
             for key in ((s.key, w.key) for s in candidate.scopes for w in s.windows)
         }
-        leases = {
-            s.key: self._live_leases(s.key, now)
-            for s in candidate.scopes
-            if s.concurrency is not None
-        }
+        leases = (
+            {
+                s.key: self._live_leases(s.key, now)
+                for s in candidate.scopes
+                if s.concurrency is not None
+            }
+            if self._leases
+            else {}
+        )  # no lease anywhere (the common case): nothing to read
         reservation, memo = judge(candidate, snapshot, now, flight, leases)
         if not isinstance(reservation, Reservation):
             if memo is not None:
