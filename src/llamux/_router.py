@@ -24,6 +24,7 @@ from ._engine.call import Call
 from ._engine.inputs import check_input, check_params
 from ._engine.keys import Keys
 from ._engine.quotas import Quotas
+from ._engine.selection import Selection
 from ._engine.served import attach
 from ._engine.settler import Settler
 from ._engine.stream import async_chunk_stream, chunk_stream
@@ -108,8 +109,7 @@ class Router:
         self._sdk_imported = False
         self._prefixes: dict[tuple[object, ...], Prefix] = {}
         """Refused prefixes learned by decisions, for the next ones (see ``_engine/walk``)."""
-        self._chosen: dict[tuple[str, str], tuple[tuple[Endpoint, ...], Route | None]] = {}
-        self._serving: dict[str, tuple[Endpoint, ...]] = {CHAT: self.endpoints}
+        self._selection = Selection(self.endpoints, self.routes)
         self._queried: dict[str, str] = {}
         self._priced: dict[str, Endpoint] = {}
         """``query`` reservations on budgeted endpoints: ``settle`` re-prices them."""
@@ -481,57 +481,9 @@ class Router:
 
     def candidates(self, model: Any, kind: str = CHAT) -> tuple[tuple[Endpoint, ...], Route | None]:
         """The endpoints of ``kind`` (chat, embeddings, ...) a ``model`` value selects: all
-        (none or ``auto``), an endpoint id, a route name, or every endpoint serving that
-        upstream model. The same tuple each time for the same model and kind (strategies
-        keep their order for it)."""
-        if model is None or model == "auto":
-            serving = self._serving.get(kind)
-            if serving is None:
-                serving = self._serving[kind] = tuple(e for e in self.endpoints if kind in e.serves)
-            if not serving:
-                raise self._none_serve(kind)
-            return serving, None
-        if not isinstance(model, str):
-            raise InvalidRequest(f"model must be a string, not {type(model).__name__}")
-        known = self._chosen.get((model, kind))
-        if known is not None:
-            return known
-        route = self.routes.get(model)
-        found: tuple[tuple[Endpoint, ...], Route | None]
-        if route is not None:
-            members = (e for name in route.endpoints for e in self._named(name))
-            found = tuple(dict.fromkeys(members)), route
-        else:
-            chosen = self._named(model) or tuple(e for e in self.endpoints if e.model == model)
-            if not chosen:
-                ids = (n for e in self.endpoints for n in (e.group, e.id) if n)
-                names = ", ".join([*self.routes, *dict.fromkeys(ids)])
-                raise ConfigError(
-                    f"no endpoint or route serves model {model!r}; pass one of: {names}, "
-                    "an upstream model name, or 'auto' for all"
-                )
-            found = chosen, None
-        of_kind = tuple(e for e in found[0] if kind in e.serves)
-        if not of_kind:
-            raise self._none_serve(kind, model)
-        found = of_kind, found[1]
-        self._chosen[(model, kind)] = found  # bounded: only names the config knows succeed
-        return found
-
-    def _named(self, name: str) -> tuple[Endpoint, ...]:
-        """The endpoint of id ``name``, or every endpoint of the key list ``name`` (a row
-        that lists several key variables, see ``Endpoint.group``), in order."""
-        return tuple(e for e in self.endpoints if name in (e.id, e.group))
-
-    def _none_serve(self, kind: str, model: str | None = None) -> ConfigError:
-        which = f"model {model!r}" if model else "this config"
-        serving = [e.id for e in self.endpoints if kind in e.serves]
-        hint = (
-            f"use one that does: {', '.join(serving)}"
-            if serving
-            else (f"add an endpoint that serves it (serves column: {kind})")
-        )
-        return ConfigError(f"no endpoint of {which} serves {kind} requests; {hint}")
+        (none or ``auto``), an endpoint id or key list, a route name, or every endpoint
+        serving that upstream model; the same tuple each time (see ``Selection``)."""
+        return self._selection.candidates(model, kind)
 
     def _ids(self) -> str:
         return ", ".join(e.id for e in self.endpoints)

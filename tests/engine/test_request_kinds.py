@@ -168,3 +168,14 @@ def test_a_model_that_does_not_take_a_kind_is_passed_over_not_disabled(
     assert fake.stats("chat").unsupported == 1
     hi = [{"role": "user", "content": "hi"}]
     assert served_by(router.completion(hi)).endpoint == "chat"  # type: ignore[union-attr]
+
+
+def test_a_chat_request_never_tries_an_endpoint_that_serves_only_embeddings(
+    fake: FakeProvider, tmp_path: Path
+) -> None:
+    router = router_for(fake, tmp_path, [ROWS[1], ROWS[0]])  # emb first, then chat
+    hi = [{"role": "user", "content": "hi"}]
+    assert served_by(router.completion(hi)).endpoint == "chat"  # type: ignore[union-attr]
+    assert fake.stats("emb").unsupported == 0  # never asked
+    assert [e.id for e in router.candidates(None)[0]] == ["chat"]
+    assert router.candidates(None, "embeddings")[0][0].id == "emb"
