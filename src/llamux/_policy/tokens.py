@@ -90,6 +90,28 @@ def usage_tokens(value: Any) -> int | None:
     """Total tokens reported by a response, a stream's usage chunk, or a usage object/dict."""
     if isinstance(value, int):
         return value
+    fields = _usage_fields(value)
+    if fields is None:
+        return None
+    total, prompt, completion = fields
+    if total is None and prompt is None and completion is None:
+        return None
+    return int(total if total is not None else (prompt or 0) + (completion or 0))
+
+
+def usage_split(value: Any) -> tuple[int, int] | None:
+    """(prompt, completion) tokens reported by a response or a usage object/dict, or None
+    when it does not tell them apart (a bare count, a total alone)."""
+    fields = None if isinstance(value, int) else _usage_fields(value)
+    if fields is None or (fields[1] is None and fields[2] is None):
+        return None
+    return int(fields[1] or 0), int(fields[2] or 0)
+
+
+def _usage_fields(value: Any) -> tuple[Any, Any, Any] | None:
+    """(total, prompt, completion) of the usage in ``value`` (a response, a chunk, a usage
+    object or dict; the Responses API's input/output names read as prompt/completion), or
+    None when it carries no usage."""
     usage = value.get("usage", value) if isinstance(value, Mapping) else value
     inner = getattr(usage, "usage", None)
     if inner is not None or hasattr(usage, "choices"):
@@ -100,33 +122,9 @@ def usage_tokens(value: Any) -> int | None:
         total, prompt, completion, given, made = (usage.get(k) for k in _USAGE_KEYS)
     else:
         total, prompt, completion, given, made = (getattr(usage, k, None) for k in _USAGE_KEYS)
-    prompt = prompt if prompt is not None else given  # the Responses API's names
-    completion = completion if completion is not None else made
-    if total is None and prompt is None and completion is None:
-        return None
-    return int(total if total is not None else (prompt or 0) + (completion or 0))
-
-
-def usage_split(value: Any) -> tuple[int, int] | None:
-    """(prompt, completion) tokens reported by a response or a usage object/dict, or None
-    when it does not tell them apart (a bare count, a total alone)."""
-    if isinstance(value, int):
-        return None
-    usage = value.get("usage", value) if isinstance(value, Mapping) else value
-    inner = getattr(usage, "usage", None)
-    if inner is not None or hasattr(usage, "choices"):
-        usage = inner
-    if usage is None:
-        return None
-    if isinstance(usage, Mapping):
-        _, prompt, completion, given, made = (usage.get(k) for k in _USAGE_KEYS)
-    else:
-        _, prompt, completion, given, made = (getattr(usage, k, None) for k in _USAGE_KEYS)
     prompt = prompt if prompt is not None else given
     completion = completion if completion is not None else made
-    if prompt is None and completion is None:
-        return None
-    return int(prompt or 0), int(completion or 0)
+    return total, prompt, completion
 
 
 _USAGE_KEYS = (
