@@ -2,26 +2,26 @@
 
 ``Router.query`` with N = 1, 3, 10, 30, 100 endpoints, in three situations: (a) the first
 endpoint admits; (b) every endpoint but the last is out of quota (its daily request limit
-used up); (c) every endpoint but the last is cooling down. Memory and SQLite stores. The
-variants are measured in interleaved rounds (each round runs a chunk of every variant), so
-a slow patch of the machine hits them alike; each row gives the median per decision over
-all rounds and, per round, the ratio to N=1 of the same situation and store (median and
-range over the rounds).
+used up); (c) every endpoint but the last is cooling down. Memory and SQLite stores. All 30
+variants are warmed up, then measured in interleaved rounds (``rounds.compare``: each round
+runs a batch of every variant, in a shuffled order), so a slow patch of the machine falls on
+them alike. Each row gives the median per decision over all rounds with p10..p90 and, per
+round, the ratio to N=1 of the same situation and store (median and range over the rounds):
+the ratio is the claim, the absolute figure the record.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import sys
 import tempfile
 import time
 
 from llamux import Router
 from llamux._config.load import parse_table
 
-from common import HELLO, KEY_VAR, print_table
+from common import HELLO, KEY_VAR, Load, print_table
+from rounds import Measured, calls, compare
 
 SIZES = (1, 3, 10, 30, 100)
 SITUATIONS = {"a": "first admits", "b": "all but last exhausted", "c": "all but last cooling"}
@@ -50,48 +50,26 @@ def prepared(n: int, situation: str, url: str) -> Router:
             router.query(HELLO, model=row.endpoint.id, max_tokens=10)
         elif situation == "c":
             router.store.cool_down(row.quota, now + 86_400, "bench", "cooldown", now)
-    for _ in range(20):  # warm up: connections, caches
-        router.query(HELLO, max_tokens=10)
     return router
 
 
-def chunk(router: Router, count: int) -> list[float]:
-    times, clock = [], time.perf_counter
-    for _ in range(count):
-        start = clock()
-        router.query(HELLO, max_tokens=10)
-        times.append(clock() - start)
-    return times
+def name(store: str, n: int, k: str) -> str:
+    return f"{store} ({k}) N={n}"
 
 
-def run(stores: dict[str, str], rounds: int, per_chunk: int) -> list[list[str]]:
-    variants = [(s, n, k) for s in stores for k in SITUATIONS for n in SIZES]
-    routers = {v: prepared(v[1], v[2], stores[v[0]].format(n=v[1], k=v[2])) for v in variants}
-    times: dict[tuple[str, int, str], list[float]] = {v: [] for v in variants}
-    per_round: dict[tuple[str, int, str], list[float]] = {v: [] for v in variants}
-    for _ in range(rounds):
-        for v in variants:
-            got = chunk(routers[v], per_chunk)
-            times[v] += got
-            per_round[v].append(statistics.median(got))
-    for router in routers.values():
-        router.close()
-    rows = []
-    for store, n, k in variants:
-        ratios = [
-            a / b for a, b in zip(per_round[(store, n, k)], per_round[(store, 1, k)], strict=True)
-        ]
-        median = statistics.median(times[(store, n, k)]) * 1e6
-        rows.append(
-            [
-                store,
-                f"({k}) {SITUATIONS[k]}",
-                str(n),
-                f"{median:.1f} µs",
-                f"{statistics.median(ratios):.2f}x [{min(ratios):.2f}..{max(ratios):.2f}]",
-            ]
-        )
-    return rows
+def measure(stores: dict[str, str], rounds: int, per_round: int) -> dict[str, Measured]:
+    keys = [(s, n, k) for s in stores for k in SITUATIONS for n in SIZES]
+    routers = [prepared(n, k, stores[s].format(n=n, k=k)) for s, n, k in keys]
+    variants = {
+        name(*key): calls(lambda r=router: r.query(HELLO, max_tokens=10))
+        for key, router in zip(keys, routers, strict=True)
+    }
+    baselines = {name(s, n, k): name(s, 1, k) for s, n, k in keys}
+    try:
+        return compare(variants, baselines, rounds=rounds, per_round=per_round, warmup=50)
+    finally:
+        for router in routers:
+            router.close()
 
 
 def main() -> None:
@@ -101,10 +79,22 @@ def main() -> None:
     os.environ[KEY_VAR] = "bench-key"
     tmp = tempfile.mkdtemp()
     stores = {"memory": "memory://", "SQLite": f"sqlite:///{tmp}/d{{n}}{{k}}.db"}
-    rounds, per_chunk = (3, 50) if args.quick else (7, 150)
-    rows = run(stores, rounds, per_chunk)
-    print_table(["store", "situation", "N", "median per decision", "vs N=1 (per round)"], rows)
-    print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; {rounds} rounds")
+    rounds, per_round = (5, 40) if args.quick else (20, 150)
+    load = Load()
+    got = measure(stores, rounds, per_round)
+    rows = [
+        [s, f"({k}) {SITUATIONS[k]}", str(n), m.spread(), m.ratio()]
+        for s in stores
+        for k in SITUATIONS
+        for n in SIZES
+        for m in [got[name(s, n, k)]]
+    ]
+    print_table(
+        ["store", "situation", "N", "per decision: median (p10, p90)", "vs N=1, per round"],
+        rows,
+        title=f"decisions: {rounds} interleaved rounds of {per_round} per variant, after warm-up",
+    )
+    print(load.line())
 
 
 if __name__ == "__main__":

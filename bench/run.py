@@ -1,7 +1,11 @@
-"""llamux benchmarks: one command, one table. ``python bench/run.py [--quick]``.
+"""llamux benchmarks: one command, one table. ``python bench/run.py [--quick] [--all]``.
 
-Every speed is a median over many runs with its spread (p10..p90) and, where a baseline
-makes sense, a ratio against a baseline measured in the same run.
+Every comparison is measured the one way of ``rounds.py``: the variants are warmed up, then
+run in interleaved rounds (a batch of each per round, in a shuffled order), and each is
+given as its median with p10..p90 and, round by round against its baseline, as a ratio and
+a difference (median and range over the rounds). The ratios, measured in the same run on
+the same machine, are the claim; the absolute figures are for the record. Every table
+starts with the machine line and ends with the load other processes put on the machine.
 """
 
 from __future__ import annotations
@@ -16,37 +20,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from llamux import Router
 from llamux._config.load import parse_table
-from llamux.testing import FakeEndpoint, FakeProvider
 
-from common import HELLO, KEY_VAR
-
-
-def sample(fn: Callable[[], object], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+from common import HELLO, KEY_VAR, Load, fake_provider, machine, print_table
+from rounds import Batch, calls, compare
 
 
-def spread(times: list[float], unit: float) -> tuple[float, float, float]:
-    q = statistics.quantiles(times, n=10)
-    return statistics.median(times) / unit, q[0] / unit, q[-1] / unit
-
-
-def table(n: int, base_url: str = "http://127.0.0.1:9/v1") -> str:
+def table(n: int, base_url: str = "http://127.0.0.1:9/v1", model: str | None = None) -> str:
     head = (
         "| name | provider | model | base_url | api_key_env | rpm | tpm | rph | tph | rpd | tpd |\n"
     )
     head += "|---|---|---|---|---|---|---|---|---|---|---|\n"
     big = "| 10000000 | 10000000000 | 10000000 | 10000000000 | 10000000 | 10000000000 |"
-    rows = [f"| e{i} | bench | m{i} | {base_url} | {KEY_VAR} {big}" for i in range(n)]
+    rows = [f"| e{i} | bench | {model or f'm{i}'} | {base_url} | {KEY_VAR} {big}" for i in range(n)]
     return head + "\n".join(rows) + "\n"
 
 
@@ -77,25 +68,30 @@ def redis_server() -> Iterator[str | None]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bench_query(runs: int, redis_url: str | None) -> list[tuple[str, str]]:
-    out = []
+Row = list[str]
+
+
+def bench_query(rounds: int, per_round: int, redis_url: str | None) -> list[Row]:
+    """``query`` with 3 and 30 endpoints on each store, interleaved; 30 against 3 per round."""
     tmp = tempfile.mkdtemp()
-    for n in (3, 30):
-        urls = ["memory://", f"sqlite:///{tmp}/q{n}.db"]
-        if redis_url is not None:
-            urls.append(f"{redis_url}?namespace=bench-query-{n}")
-        for url in urls:
-            router = Router(parse_table(table(n)), store=url)
-            times = sample(lambda r=router: r.query(HELLO, max_tokens=10), runs)
-            p50, p10, p90 = spread(times, 1e-6)
-            out.append(
-                (
-                    f"query, {url.split(':')[0]}, {n} endpoints x 6 rules",
-                    f"{p50:.1f} µs (p10 {p10:.1f}, p90 {p90:.1f})",
-                )
+    stores = {"memory": "memory://", "sqlite": f"sqlite:///{tmp}/q{{n}}.db"}
+    if redis_url is not None:
+        stores["redis"] = f"{redis_url}?namespace=bench-query-{{n}}"
+    routers, variants = [], {}
+    for store, url in stores.items():
+        for n in (3, 30):
+            router = Router(parse_table(table(n)), store=url.format(n=n))
+            routers.append(router)
+            variants[f"query, {store}, {n} endpoints x 6 rules"] = calls(
+                lambda r=router: r.query(HELLO, max_tokens=10)
             )
+    baselines = {name: name.replace(" 30 ", " 3 ") for name in variants}
+    try:
+        got = compare(variants, baselines, rounds=rounds, per_round=per_round, warmup=50)
+    finally:
+        for router in routers:
             router.close()
-    return out
+    return [[name, m.spread(), m.ratio(), m.delta()] for name, m in got.items()]
 
 
 def _decide_for(job: tuple[str, float, float]) -> int:
@@ -114,118 +110,156 @@ def _decide_for(job: tuple[str, float, float]) -> int:
     return count
 
 
-def bench_redis_throughput(
-    redis_url: str | None, rounds: int, seconds: float
-) -> list[tuple[str, str]]:
+def bench_redis_throughput(redis_url: str | None, rounds: int, seconds: float) -> list[Row]:
+    """Decisions per second from 1 and from 4 processes, interleaved; 4 against 1 per round."""
     if redis_url is None:
-        return [("decisions per second, redis", "not measured: redis-server is not installed")]
-    out = []
+        return [["decisions per second, redis", "not measured: no redis-server", "", ""]]
     spawn = multiprocessing.get_context("spawn")
-    for processes in (1, 4):
-        url = f"{redis_url}?namespace=bench-rate-{processes}"
-        rates = []
-        with spawn.Pool(processes) as pool:
-            for _ in range(rounds):
-                start = time.time() + 2.0  # after every worker is up and warm
-                counts = pool.map(_decide_for, [(url, start, seconds)] * processes)
-                rates.append(sum(counts) / seconds)
+    with spawn.Pool(1) as one, spawn.Pool(4) as four:
+        pools = {1: one, 4: four}
+        started: set[int] = set()
+
+        def run(processes: int) -> Batch:
+            def batch(_: int) -> list[float]:
+                # the first run waits for the pool to spawn and import; later ones less
+                lead = 0.5 if processes in started else 3.0
+                started.add(processes)
+                job = (f"{redis_url}?namespace=bench-rate-{processes}", time.time() + lead, seconds)
+                counts = pools[processes].map(_decide_for, [job] * processes)
+                return [seconds / sum(counts)]
+
+            return batch
+
+        got = compare({str(n): run(n) for n in pools}, "1", rounds=rounds, per_round=1, warmup=1)
+    out = []
+    for n in pools:
+        rates = [1 / t for t in got[str(n)].rounds]
         out.append(
-            (
-                f"decisions per second, redis, {processes} process{'es' * (processes > 1)}",
-                f"{statistics.median(rates):,.0f}/s (median of {rounds} runs of {seconds:g} s; "
-                f"min {min(rates):,.0f}, max {max(rates):,.0f})",
-            )
+            [
+                f"decisions per second, redis, {n} process{'es' * (n > 1)} ({seconds:g} s runs)",
+                f"{statistics.median(rates):,.0f}/s [{min(rates):,.0f}..{max(rates):,.0f}]",
+                "baseline" if n == 1 else got[str(n)].ratio(invert=True),
+                "",
+            ]
         )
     return out
 
 
-def bench_completion(runs: int) -> list[tuple[str, str]]:
+def bench_completion(rounds: int, per_round: int) -> list[Row]:
+    """A bare SDK call against ``completion`` on memory and SQLite, interleaved."""
     import openai
 
-    with FakeProvider([FakeEndpoint("a")]) as fake:
-        client = openai.OpenAI(base_url=fake.base_url("a"), api_key="k", max_retries=0)
-        bare = sample(lambda: client.chat.completions.create(model="m0", messages=HELLO), runs)
-        router = Router(parse_table(table(1, fake.base_url("a"))), store="memory://")
-        routed = sample(lambda: router.completion(HELLO), runs)
-        router.close()
-        client.close()
-    b50, _, _ = spread(bare, 1e-3)
-    r50, r10, r90 = spread(routed, 1e-3)
-    return [
-        ("completion, bare openai SDK call (baseline)", f"{b50:.2f} ms"),
-        (
-            "completion through llamux (memory store)",
-            f"{r50:.2f} ms (p10 {r10:.2f}, p90 {r90:.2f}); overhead {r50 - b50:+.2f} ms, "
-            f"ratio {r50 / b50:.2f}x",
-        ),
-    ]
+    tmp = tempfile.mkdtemp()
+    with fake_provider() as url:
+        client = openai.OpenAI(base_url=url, api_key="k", max_retries=0)
+        routers = {
+            store: Router(parse_table(table(1, url, model="m")), store=store_url)
+            for store, store_url in (("memory", "memory://"), ("sqlite", f"sqlite:///{tmp}/c.db"))
+        }
+        variants = {
+            "completion, bare openai SDK call": calls(
+                lambda: client.chat.completions.create(model="m", messages=HELLO)
+            ),
+            **{
+                f"completion through llamux, {store}": calls(lambda r=r: r.completion(HELLO))
+                for store, r in routers.items()
+            },
+        }
+        try:
+            got = compare(
+                variants, "completion, bare openai SDK call", rounds=rounds, per_round=per_round
+            )
+        finally:
+            for router in routers.values():
+                router.close()
+            client.close()
+    return [[name, m.spread(), m.ratio(), m.delta()] for name, m in got.items()]
 
 
-def bench_import(runs: int) -> list[tuple[str, str]]:
-    def run(*args: str) -> float:
-        start = time.perf_counter()
-        subprocess.run([sys.executable, *args], check=True, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - start
-
+def bench_import(rounds: int) -> list[Row]:
+    """Whole processes (start to exit) against ``python -c pass``, interleaved."""
     config = os.path.join(tempfile.mkdtemp(), "endpoints.md")
     with open(config, "w") as file:
         file.write(table(3))
+
+    def run(*args: str) -> Batch:
+        return calls(
+            lambda: subprocess.run([sys.executable, *args], check=True, stdout=subprocess.DEVNULL)
+        )
+
     status = ("-m", "llamux", "--config", config, "--store", "memory://", "status")
-    bare = [run("-c", "pass") for _ in range(runs)]
-    light = [run("-c", "import llamux") for _ in range(runs)]
-    sdk = [run("-c", "import openai") for _ in range(runs)]
-    cli = [run(*status) for _ in range(runs)]
-    base = statistics.median(bare)
+    variants = {
+        "python -c pass": run("-c", "pass"),
+        "import llamux": run("-c", "import llamux"),
+        "llamux status (3 endpoints, start to exit)": run(*status),
+        "import openai (for comparison)": run("-c", "import openai"),
+    }
+    got = compare(variants, "python -c pass", rounds=rounds, per_round=1, warmup=2)
+    return [[name, m.spread(), m.ratio(), m.delta()] for name, m in got.items()]
 
-    def over(times: list[float]) -> str:
-        return f"{(statistics.median(times) - base) * 1e3:.0f} ms over the baseline"
 
-    return [
-        ("python -c pass (baseline)", f"{base * 1e3:.0f} ms"),
-        ("import llamux", over(light)),
-        ("llamux status (3 endpoints, start to exit)", over(cli)),
-        ("import openai (for comparison)", over(sdk)),
-    ]
+OWN_TABLE = ("decisions.py", "calls.py", "contention.py", "batch.py")
+"""The scripts that print the machine line and the load themselves."""
+SCRIPTS = ("decisions.py", "calls.py", "contention.py", "proxy.py", "state_size.py")
+LAST = ("cluster.py", "batch.py")  # cluster.py runs when it exists
+BATCH_ITEMS = 3_000
+"""``batch.py``'s items under ``--all`` (about a minute); ``--full-batch``: its own default."""
+
+
+def run_scripts(quick: bool, full_batch: bool) -> None:
+    here = Path(__file__).resolve().parent
+    for script in (*SCRIPTS, *LAST):
+        path = here / script
+        if not path.exists():
+            continue
+        extra = ["--quick"] if quick and "--quick" in path.read_text() else []
+        if script == "batch.py" and not full_batch:
+            extra = ["--items", str(1_000 if quick else BATCH_ITEMS)]
+        print(f"\n== bench/{script} {' '.join(extra)}".rstrip(), flush=True)
+        load = Load()
+        if script not in OWN_TABLE:
+            print(machine(), flush=True)
+        subprocess.run([sys.executable, str(path), *extra], check=True)
+        if script not in OWN_TABLE:
+            print(load.line(), flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer rounds, shorter runs")
     parser.add_argument(
         "--all",
         action="store_true",
-        help="also run the other scripts of bench/ (decisions, calls, contention, proxy, state,"
-        " batch)",
+        help="then run the other scripts of bench/ (decisions, calls, contention, proxy, "
+        f"state_size, cluster, batch with {BATCH_ITEMS:,} items)",
+    )
+    parser.add_argument(
+        "--full-batch",
+        action="store_true",
+        help="with --all: batch.py's full run (10,000 items, about three minutes) instead",
     )
     args = parser.parse_args()
     os.environ[KEY_VAR] = "bench-key"
-    runs = 300 if args.quick else 3000
+    begun, load = time.perf_counter(), Load()
+    q = args.quick
     with redis_server() as redis_url:
         rows = [
-            *bench_query(runs, redis_url),
-            *bench_redis_throughput(redis_url, 3 if args.quick else 5, 1.0 if args.quick else 3.0),
-            *bench_completion(runs // 10),
-            *bench_import(5 if args.quick else 15),
+            *bench_query(4 if q else 10, 50 if q else 300, redis_url),
+            *bench_redis_throughput(redis_url, 2 if q else 5, 1.0 if q else 2.0),
+            *bench_completion(4 if q else 10, 10 if q else 30),
+            *bench_import(4 if q else 15),
         ]
-    width = max(len(name) for name, _ in rows)
-    print(f"{'benchmark'.ljust(width)}  result")
-    print(f"{'-' * width}  {'-' * 40}")
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
-    print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print_table(
+        ["benchmark", "median (p10, p90)", "vs baseline, per round", "difference, per round"],
+        rows,
+        title="bench/run.py: variants interleaved in rounds after warm-up; baseline: the row "
+        "each is compared with (3 endpoints, one process, the bare SDK call, python -c pass)",
+    )
+    print(load.line(), flush=True)
     if args.all:
-        here = os.path.dirname(os.path.abspath(__file__))
-        for script in (
-            "decisions.py",
-            "calls.py",
-            "contention.py",
-            "proxy.py",
-            "state_size.py",
-            "batch.py",
-        ):
-            print(f"\n== {script}")
-            command = [sys.executable, os.path.join(here, script)]
-            subprocess.run([*command, *(["--quick"] if args.quick else [])], check=True)
+        run_scripts(args.quick, args.full_batch)
+        spent = time.perf_counter() - begun
+        print(f"\nbench/run.py --all: {spent // 60:.0f} min {spent % 60:.0f} s in all")
 
 
 if __name__ == "__main__":
