@@ -33,7 +33,7 @@ from ._errors import ConfigError, InvalidRequest
 from ._limit_notes import limit_warnings
 from ._policy.kinds import KIND
 from ._policy.money import MICRO, usage_price
-from ._policy.quota import UNLIMITED, in_units
+from ._policy.quota import SETTLE_DEADLINE, UNLIMITED, UNSETTLED_KEPT, in_units
 from ._policy.scoping import scopes_for
 from ._policy.strategies import Strategy, strategy_from
 from ._policy.tokens import usage_tokens
@@ -111,9 +111,11 @@ class Router:
         """Refused prefixes learned by decisions, for the next ones (see ``_engine/walk``)."""
         self._selection = Selection(self.endpoints, self.routes)
         self._queried: dict[str, str] = {}
+        """``query`` reservations on gated endpoints: reservation id -> endpoint id."""
         self._priced: dict[str, Endpoint] = {}
         """``query`` reservations on budgeted endpoints: ``settle`` re-prices them."""
-        """``query`` reservations on gated endpoints: reservation id -> endpoint id."""
+        self._missed = False
+        """Whether a settle or release found no reservation yet (warned once)."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -212,19 +214,36 @@ class Router:
 
     def settle(self, reservation: str, usage: Any) -> bool:
         """Correct a reservation with the real usage: a token count, a usage object or dict,
-        or a whole response. Returns False if the reservation is unknown or settled."""
+        or a whole response, within ``SETTLE_DEADLINE`` (10 minutes) of the query. Returns
+        False if the reservation is unknown, settled, released or past its deadline: its
+        estimate then stays counted (a warning is logged the first time)."""
         tokens = usage_tokens(usage)
         if tokens is None:
             raise TypeError("settle() needs a token count or a response/usage with total_tokens")
         self._unlease(reservation)
         ep = self._priced.pop(reservation, None)
         usd = None if ep is None else usage_price(usage, ep.input_cost, ep.output_cost)
-        return self.store.settle(reservation, tokens, self.clock.now(), None, usd)
+        return self._found(self.store.settle(reservation, tokens, self.clock.now(), None, usd))
 
     def release(self, reservation: str) -> bool:
-        """Give a reservation back entirely: the call never reached the provider."""
+        """Give a reservation back entirely: the call never reached the provider. Returns
+        False if the reservation is unknown, settled, released or past its deadline."""
         self._unlease(reservation)
-        return self.store.release(reservation, self.clock.now())
+        return self._found(self.store.release(reservation, self.clock.now()))
+
+    def _found(self, found: bool) -> bool:
+        """``found``, with a warning the first time a reservation was not found."""
+        if not found and not self._missed:
+            self._missed = True
+            log.warning(
+                "llamux: settle() or release() found no such reservation: it was settled or "
+                "released already, or it is older than the settle deadline (%d s after the "
+                "query), or more than %d unsettled ones were made on its endpoint since. Its "
+                "estimate stays counted; settle within the deadline to correct it. (Said once.)",
+                SETTLE_DEADLINE,
+                UNSETTLED_KEPT,
+            )
+        return found
 
     def _unlease(self, reservation: str) -> None:
         """A ``query`` reservation on a gated endpoint gives its lease back when settled."""

@@ -19,7 +19,7 @@ from redis.crc import key_slot
 from llamux import NoEndpointAvailable, Router, StoreError
 from llamux._policy.performance import Sample
 from llamux._policy.quota import (
-    RESERVATION_TTL,
+    SETTLE_DEADLINE,
     Cost,
     Refusal,
     Reservation,
@@ -126,7 +126,7 @@ def test_keys_share_the_pool_slot_and_expire(
     # a calendar day may last 25 hours (DST ends): the day hash outlives that
     assert 86400 + 3600 < ttl[f"{namespace}:{tag}:b:day:openrouter:x:free"] <= 90000 + 900 + 60
     assert 29 < ttl[f"{namespace}:{tag}:c:openrouter:x:free"] <= 31
-    assert RESERVATION_TTL - 5 < ttl[f"{namespace}:{tag}:r:{rid}"] <= RESERVATION_TTL
+    assert SETTLE_DEADLINE - 5 < ttl[f"{namespace}:{tag}:r:{rid}"] <= SETTLE_DEADLINE
     assert all(t > 86400 for t in (ttl[k] for k in others))
     assert store.settle(r.id, 5, now)
     assert not client.exists(f"{namespace}:{tag}:r:{rid}")

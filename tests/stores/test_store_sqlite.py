@@ -136,7 +136,7 @@ def test_an_older_schema_is_migrated_keeping_usage(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)  # make it look like a version-1 file
     conn.executescript(
         "DROP TABLE performance; DROP TABLE counters; DROP TABLE quotas; DROP TABLE spent; "
-        "DROP TABLE learned; DROP TABLE leases; "
+        "DROP TABLE learned; DROP TABLE leases; DROP INDEX reservations_endpoint; "
         "ALTER TABLE buckets DROP COLUMN usd; ALTER TABLE reservations DROP COLUMN usd; "
         "PRAGMA user_version = 1;"
     )

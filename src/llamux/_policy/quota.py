@@ -43,10 +43,18 @@ from .._config.endpoint import BUDGET_RULES, LIMIT_RULES, limit_name
 from .money import MICRO, dollars
 from .window import BUCKET_SECONDS, LATENCY_MARGIN, Window
 
-RESERVATION_TTL = 86400 + 900 + 60
-"""Seconds after which an unsettled reservation is dropped: its buckets no longer count."""
+SETTLE_DEADLINE = 600.0
+"""Seconds a reservation can still be settled or released: from its charge for a ``query``
+reservation, from its flight deadline for one made for a call. Later its record is dropped
+(settle and release then return False) and its estimate simply stays counted in its buckets,
+so state is bounded by the request rate times this, not by every request ever made."""
 
-QUERY_LEASE = 600.0
+UNSETTLED_KEPT = 1024
+"""At most this many unsettled ``query`` reservations are kept per endpoint (memory and
+SQLite stores): past it, the oldest is dropped as if its deadline had passed. With the
+deadline, the state a ``query``-only user leaves is bounded by the number of endpoints."""
+
+QUERY_LEASE = SETTLE_DEADLINE
 """Seconds a ``query`` reservation (no flight) holds a concurrency lease unless the caller
 settles or releases it first: a reservation made for a call holds its lease until its
 flight deadline (``now + flight``), the moment its in-flight charge lapses too."""
@@ -358,6 +366,11 @@ def crowded(
     return Refusal(
         endpoint, scope.key, CONCURRENCY, len(held), limit, cost.requests, retry_at, reason
     )
+
+
+def kept_until(now: float, flight: float) -> float:
+    """Until when a reservation charged at ``now`` with ``flight`` can be settled."""
+    return now + max(0.0, flight) + SETTLE_DEADLINE
 
 
 def lease_until(now: float, flight: float) -> float:

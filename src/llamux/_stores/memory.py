@@ -18,7 +18,7 @@ from .._policy.passing import (
 )
 from .._policy.performance import Performance, Sample, fold
 from .._policy.quota import (
-    RESERVATION_TTL,
+    UNSETTLED_KEPT,
     Charge,
     Cooldown,
     Cost,
@@ -27,6 +27,7 @@ from .._policy.quota import (
     RuleUsage,
     Scope,
     Snapshot,
+    kept_until,
     lease_until,
     live,
     moved,
@@ -49,6 +50,10 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], dict[int, tuple[int, int, int]]] = {}
         self._reservations: dict[str, Reservation] = {}
+        self._kept_until: dict[str, float] = {}
+        """Per reservation, until when it can be settled (``kept_until``)."""
+        self._queries: dict[str, dict[str, None]] = {}
+        """Per endpoint, its unsettled ``query`` reservations, oldest first (capped)."""
         self._cooldowns: dict[str, Cooldown] = {}
         self._pruned_at = 0.0
         self._kept_from: dict[tuple[str, str], int] = {}
@@ -124,9 +129,38 @@ class MemoryStore:
                 charge.scope, charge.window, charge.bucket, cost.requests, cost.tokens, cost.usd
             )
             self._prune(charge.scope, charge.window, now)
-        self._reservations[reservation.id] = reservation
+        self._keep(reservation, now, flight)
+        return reservation
+
+    def _keep(self, reservation: Reservation, now: float, flight: float) -> None:
+        """Remember a reservation until its settle deadline; a ``query`` endpoint keeps at
+        most ``UNSETTLED_KEPT`` (the oldest beyond is dropped: its estimate stays)."""
+        rid = reservation.id
+        self._reservations[rid] = reservation
+        self._kept_until[rid] = kept_until(now, flight)
+        if flight <= 0:
+            queued = self._queries.setdefault(reservation.endpoint, {})
+            queued[rid] = None
+            if len(queued) > UNSETTLED_KEPT:
+                self._take(next(iter(queued)))
         if now - self._pruned_at > PRUNE_EVERY:
             self._prune_reservations(now)
+
+    def _claim(self, reservation_id: str, now: float) -> Reservation | None:
+        """A reservation to settle or release at ``now``: None if unknown or past its
+        deadline (then dropped: its estimate stays where it was counted)."""
+        until = self._kept_until.get(reservation_id, now)
+        reservation = self._take(reservation_id)
+        return None if until < now else reservation
+
+    def _take(self, reservation_id: str) -> Reservation | None:
+        """Forget a reservation's record (settled, released or past its deadline)."""
+        reservation = self._reservations.pop(reservation_id, None)
+        if reservation is not None:
+            self._kept_until.pop(reservation_id, None)
+            queued = self._queries.get(reservation.endpoint)
+            if queued is not None and queued.pop(reservation_id, 0) is None and not queued:
+                del self._queries[reservation.endpoint]
         return reservation
 
     def _live_leases(self, scope: str, now: float) -> list[float]:
@@ -146,9 +180,8 @@ class MemoryStore:
 
     def _prune_reservations(self, now: float) -> None:
         self._pruned_at = now
-        cutoff = now - RESERVATION_TTL
-        for rid in [r.id for r in self._reservations.values() if r.created < cutoff]:
-            del self._reservations[rid]
+        for rid in [rid for rid, until in self._kept_until.items() if until < now]:
+            self._take(rid)
 
     def _add(
         self, scope: str, window: str, bucket: int, requests: int, tokens: int, usd: int = 0
@@ -185,7 +218,7 @@ class MemoryStore:
         usd: int | None = None,
     ) -> bool:
         with self._lock:
-            reservation = self._reservations.pop(reservation_id, None)
+            reservation = self._claim(reservation_id, now)
             if reservation is None:
                 return False
             if sample is not None:
@@ -205,7 +238,7 @@ class MemoryStore:
 
     def release(self, reservation_id: str, now: float) -> bool:
         with self._lock:
-            reservation = self._reservations.pop(reservation_id, None)
+            reservation = self._claim(reservation_id, now)
             if reservation is None:
                 return False
             self._forget_spent(reservation)
@@ -297,6 +330,8 @@ class MemoryStore:
                 self._learned.clear()
                 self._buckets.clear()
                 self._reservations.clear()
+                self._kept_until.clear()
+                self._queries.clear()
                 self._cooldowns.clear()
                 self._performance.clear()
                 self._counters.clear()
@@ -315,7 +350,18 @@ class MemoryStore:
             self._leases.pop(scope, None)
             self._generation += 1
             for rid in [r.id for r in self._reservations.values() if r.endpoint == scope]:
-                del self._reservations[rid]
+                self._take(rid)
+
+    def stats(self) -> dict[str, int]:
+        """How much state is held: buckets, reservations and the rest, bounded by endpoints."""
+        with self._lock:
+            return {
+                "buckets": sum(len(b) for b in self._buckets.values()),
+                "reservations": len(self._reservations),
+                "cooldowns": len(self._cooldowns),
+                "spent": len(self._spent),
+                "leases": sum(len(held) for held in self._leases.values()),
+            }
 
     def close(self) -> None:
         pass

@@ -129,10 +129,12 @@ return sums
 --- move
 -- Settle (ARGV[1] 'settle', ARGV[2] the real tokens, ARGV[3] the real micro-dollars, ''
 -- to keep the estimate) or release ('release') a reservation; returns its endpoint (0:
--- unknown). The record's "t" and "u" are the estimated tokens and micro-dollars.
+-- unknown, or past its settle deadline: the record's "d", compared with ARGV[4], the
+-- moment of the outcome; then dropped, its estimate left counted). The record's "t" and "u"
+-- are the estimated tokens and micro-dollars.
 -- KEYS: the reservation; its record names the bucket hashes it charged (all in its slot),
 -- the bucket and the window unit of each.
--- ARGV[4..]: per window unit, its name, the bucket of the moment the outcome was known and
+-- ARGV[5..]: per window unit, its name, the bucket of the moment the outcome was known and
 -- that hash's ttl ms: a settled charge moves there (an in-flight one is held ahead).
 -- A bucket already pruned or expired is left alone: it no longer counts anyway. Its
 -- concurrency leases (the record's "l": sorted sets, member "i") are given back.
@@ -142,6 +144,9 @@ if not record then
 end
 redis.call('DEL', KEYS[1])
 local res = cjson.decode(record)
+if res.d and tonumber(ARGV[4]) > res.d then
+  return 0
+end
 if res.l then
   for _, key in ipairs(res.l) do
     redis.call('ZREM', key, res.i)
@@ -167,7 +172,7 @@ local function take(key, bucket)
   end
 end
 local targets = {}
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   targets[ARGV[i]] = {ARGV[i + 1], tonumber(ARGV[i + 2])}
 end
 for _, charge in ipairs(res.c) do

@@ -19,7 +19,9 @@ endpoint's own quota key, so that everything one reservation touches lives in on
     P:{T}:c:SCOPE          hash  a cool-down: until, kind, reason; expires at its end (+1 s)
     P:{T}:r:UUID           str   a reservation (JSON: endpoint "e", tokens "t", micro-dollars
                                  "u" if priced, [hash, bucket, unit] charged "c", and its
-                                 lease sets); expires after RESERVATION_TTL
+                                 lease sets); expires at its settle deadline
+                                 (``kept_until``: SETTLE_DEADLINE after the charge, or
+                                 after the flight deadline)
     P:{T}:f:SCOPE          zset  concurrency leases: UUID -> when its lease expires (the
                                  call's flight deadline, or QUERY_LEASE for a query); the
                                  expired are pruned by the reserve script; the set expires

@@ -17,7 +17,6 @@ from .._policy.performance import Performance
 from .._policy.quota import (
     INDEX,
     METRICS,
-    RESERVATION_TTL,
     Cooldown,
     Cost,
     Refusal,
@@ -25,6 +24,7 @@ from .._policy.quota import (
     Scope,
     Snapshot,
     decide,
+    kept_until,
     lease_until,
 )
 from .._policy.window import WINDOW_SECONDS, Window
@@ -235,7 +235,8 @@ def reserve_args(
     per_check: list[object] = []
     for index, _, window, _, *limits in plan.checks:
         per_check += [index + 1, window.oldest_counted(at), *limits]
-    made: dict[str, object] = {"e": endpoint, "t": cost.tokens, "c": charged}
+    deadline = kept_until(at, flight)
+    made: dict[str, object] = {"e": endpoint, "t": cost.tokens, "c": charged, "d": deadline}
     if cost.usd:
         made["u"] = cost.usd
     per_lease: list[object] = []
@@ -245,22 +246,23 @@ def reserve_args(
         head_of_leases = [len(plan.leases), rid, repr(until), ms(until - at + BUCKET_MARGIN)]
         per_lease = [*head_of_leases, *(limit for _, limit, _ in plan.leases)]
     record = json.dumps(made, separators=(",", ":"))
-    head = [repr(at), cost.requests, cost.tokens, ms(RESERVATION_TTL), record, cost.usd]
+    head = [repr(at), cost.requests, cost.tokens, ms(deadline - at), record, cost.usd]
     counts = [len(plan.cooldown_keys), len(plan.windows), len(plan.checks)]
     return [*head, *counts, *per_window, *per_check, *per_lease]
 
 
 def move_args(mode: str, tokens: int | None, at: float, usd: int | None = None) -> list[object]:
     """The move script's ARGV: what to do, the real tokens and micro-dollars (None: keep the
-    estimate), and per window unit the bucket a charge moves to when the outcome is learned
-    at ``at`` (with its hash's life)."""
+    estimate), ``at`` (a record past its deadline is dropped unmoved), and per window unit
+    the bucket a charge moves to when the outcome is learned at ``at`` (with its hash's
+    life)."""
     targets: list[object] = []
     for unit in WINDOW_SECONDS:
         window = Window(unit)
         bucket = window.charge_bucket(at)
         targets += [unit, str(bucket), ms(window.kept_until(bucket) - at + BUCKET_MARGIN)]
     paid = "" if usd is None else max(0, usd)
-    return [mode, "" if tokens is None else max(0, tokens), paid, *targets]
+    return [mode, "" if tokens is None else max(0, tokens), paid, repr(at), *targets]
 
 
 def remaining_of(plan: Plan, sums: Sequence[Any], cost: Cost) -> tuple[tuple[str, str, int], ...]:

@@ -29,13 +29,14 @@ from .._policy.passing import (
 )
 from .._policy.performance import Performance, Sample
 from .._policy.quota import (
-    RESERVATION_TTL,
+    SETTLE_DEADLINE,
     Cooldown,
     Cost,
     Refusal,
     Reservation,
     RuleUsage,
     Scope,
+    kept_until,
     lease_until,
     live,
     moved,
@@ -52,6 +53,7 @@ from .sqlite_rows import (
     REMEMBER,
     UPSERT,
     Held,
+    cap_reservations,
     dump_charges,
     fold_sample,
     forget_spent,
@@ -67,6 +69,9 @@ from .sqlite_rows import (
 )
 
 PRUNE_EVERY = 60.0
+CAP_EVERY = 64
+"""A process checks an endpoint's count of unsettled reservations every this many it made
+there: the table holds at most about ``UNSETTLED_KEPT`` + this per process, per endpoint."""
 TABLES = (
     *("buckets", "reservations", "cooldowns", "performance", "counters", "quotas", "spent"),
     *("learned", "leases"),
@@ -84,11 +89,13 @@ class SQLiteStore:
         self._parsed: dict[tuple[Any, ...], Spent] = {}  # rows of the spent table, parsed
         self._flying: dict[str, tuple[Held, float]] = {}
         """Reservations held in flight (``flight > 0``: a call llamux makes itself, settled by
-        this process and no other), by id: its record (``Held``) and when it was made. Kept
+        this process and no other), by id: its record (``Held``) and its settle deadline. Kept
         here, not in the table: one write and one delete fewer per call. If the process dies,
         its in-flight charges lapse as documented; nothing else could have settled them."""
         self._leased: set[str] = set()
         """The reservations of ``_flying`` that hold concurrency leases (in the table)."""
+        self._made_at: dict[str, int] = {}
+        """Per endpoint, the unsettled query reservations this process made there (to cap)."""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -192,7 +199,7 @@ class SQLiteStore:
         )
         if flight > 0:  # held in flight: this process settles it (see ``_flying``)
             held = (cost.tokens, list(reservation.charges), endpoint, cost.usd)
-            self._flying[reservation.id] = (held, now)
+            self._flying[reservation.id] = (held, kept_until(now, flight))
         else:
             conn.execute(
                 "INSERT INTO reservations (id, endpoint, tokens, created, charges, usd) "
@@ -202,25 +209,33 @@ class SQLiteStore:
                     *(dump_charges(reservation.charges), cost.usd),
                 ),
             )
+            made = self._made_at[endpoint] = self._made_at.get(endpoint, 0) + 1
+            if made % CAP_EVERY == 0:
+                cap_reservations(conn, endpoint)
         prune_buckets(conn, scopes, snapshot, now)
         if now - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = now
-            conn.execute("DELETE FROM reservations WHERE created < ?", (now - RESERVATION_TTL,))
-            stale = [r for r, fly in self._flying.items() if fly[1] < now - RESERVATION_TTL]
+            conn.execute("DELETE FROM reservations WHERE created < ?", (now - SETTLE_DEADLINE,))
+            stale = [r for r, fly in self._flying.items() if fly[1] < now]
             for rid in stale:  # never settled (a stream dropped unread): as the table's rows
                 self._flying.pop(rid, None)
                 self._leased.discard(rid)
         return reservation
 
     @contextmanager
-    def _held(self, reservation_id: str) -> Iterator[tuple[sqlite3.Connection, Held | None]]:
+    def _held(
+        self, reservation_id: str, now: float
+    ) -> Iterator[tuple[sqlite3.Connection, Held | None]]:
         """A step on a reservation: its record (from this process if it is held in flight,
-        else from the table, removed there), kept if the step fails. Its concurrency leases
-        are given back in the same step."""
+        else from the table, removed there), kept if the step fails; None past its settle
+        deadline. Its concurrency leases are given back in the same step."""
         flying = self._flying.pop(reservation_id, None)
         try:
             with self._db.transaction() as conn:
-                held = flying[0] if flying is not None else take_reservation(conn, reservation_id)
+                if flying is None:
+                    held = take_reservation(conn, reservation_id, now)
+                else:
+                    held = flying[0] if flying[1] >= now else None
                 if held is not None and (flying is None or reservation_id in self._leased):
                     give_back_leases(conn, reservation_id)
                 yield conn, held
@@ -238,7 +253,7 @@ class SQLiteStore:
         sample: Sample | None = None,
         usd: int | None = None,
     ) -> bool:
-        with self._held(reservation_id) as (conn, held):
+        with self._held(reservation_id, now) as (conn, held):
             if held is None:
                 return False
             estimate, charged, endpoint, priced = held
@@ -260,7 +275,7 @@ class SQLiteStore:
             return True
 
     def release(self, reservation_id: str, now: float) -> bool:
-        with self._held(reservation_id) as (conn, held):
+        with self._held(reservation_id, now) as (conn, held):
             if held is None:
                 return False
             estimate, charged, _, priced = held

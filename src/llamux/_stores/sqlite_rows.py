@@ -9,7 +9,7 @@ from typing import Any
 
 from .._policy.passing import Spent
 from .._policy.performance import ALPHA, Sample
-from .._policy.quota import Charge, Refusal, Scope
+from .._policy.quota import UNSETTLED_KEPT, Charge, Refusal, Scope, kept_until
 
 UPSERT = (
     "INSERT INTO buckets (scope, win, bucket, requests, tokens, usd) VALUES (?, ?, ?, ?, ?, ?) "
@@ -88,15 +88,25 @@ Held = tuple[int, list[Charge], str, int]
 """A reservation's record: estimated tokens, charges, endpoint, estimated micro-dollars."""
 
 
-def take_reservation(conn: sqlite3.Connection, reservation_id: str) -> Held | None:
-    """Remove a reservation; its estimate, charges, endpoint and price (None: unknown)."""
+def take_reservation(conn: sqlite3.Connection, reservation_id: str, now: float) -> Held | None:
+    """Remove a reservation; its estimate, charges, endpoint and price (None: unknown, or
+    past its settle deadline: removed all the same, its estimate stays counted)."""
     row = conn.execute(
-        "DELETE FROM reservations WHERE id = ? RETURNING tokens, charges, endpoint, usd",
+        "DELETE FROM reservations WHERE id = ? RETURNING tokens, charges, endpoint, usd, created",
         (reservation_id,),
     ).fetchone()
-    if row is None:
+    if row is None or kept_until(float(row[4]), 0.0) < now:
         return None
     return int(row[0]), load_charges(str(row[1])), str(row[2]), int(row[3])
+
+
+def cap_reservations(conn: sqlite3.Connection, endpoint: str) -> None:
+    """Drop ``endpoint``'s unsettled query reservations beyond the newest ``UNSETTLED_KEPT``."""
+    conn.execute(
+        "DELETE FROM reservations WHERE id IN (SELECT id FROM reservations "
+        "WHERE endpoint = ? ORDER BY created DESC, id LIMIT -1 OFFSET ?)",
+        (endpoint, UNSETTLED_KEPT),
+    )
 
 
 def fold_sample(conn: sqlite3.Connection, endpoint: str, sample: Sample) -> None:
