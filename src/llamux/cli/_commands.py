@@ -232,9 +232,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the OpenAI-compatible proxy and its dashboard until interrupted (Ctrl-C)."""
+    """Run the OpenAI-compatible proxy and its dashboard until interrupted (Ctrl-C); with
+    ``--workers N``, in N processes sharing the store."""
     try:
-        from ..proxy import require_key, serve
+        from ..proxy import require_key, serve, serve_workers
+        from ..proxy._workers import shared_store
     except ImportError as missing:
         raise ConfigError(
             f"llamux serve needs the proxy extra ({missing.name} is missing): "
@@ -245,21 +247,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     key = os.environ.get(KEY_VARIABLE) or None
     require_key(args.host, key)
     check_port(args.host, args.port)  # before the banner: a taken port is the first thing said
-    with open_router(args) as router:
+    config = find_config(args.config)
+    shared_store(config, args.store, args.workers)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "max_body_bytes": args.max_body,
+        "allow_hosts": args.allow_host,
+        "cors_origins": args.cors,
+        "log_format": args.log_format,
+    }
+    with open_router(args) as router:  # the config and the store are checked here, once
         where = f"http://{args.host}:{args.port}"
         guard = f"; clients send ${KEY_VARIABLE} as their API key" if key else ""
-        say_dim(f"llamux proxy: base_url {where}/v1, dashboard {where}/{guard}")
+        workers = f", {args.workers} worker processes on one store" if args.workers > 1 else ""
+        say_dim(f"llamux proxy: base_url {where}/v1, dashboard {where}/{workers}{guard}")
         try:
-            serve(
-                router,
-                host=args.host,
-                port=args.port,
-                proxy_key=key,
-                max_body_bytes=args.max_body,
-                allow_hosts=args.allow_host,
-                cors_origins=args.cors,
-                log_format=args.log_format,
-            )
+            if args.workers > 1:
+                router.close()  # each worker opens its own
+                serve_workers(config, workers=args.workers, store=args.store, **options)
+            else:
+                serve(router, proxy_key=key, **options)
         except SystemExit as stopped:  # uvicorn could not start (the port is taken, say)
             say_error(f"the proxy could not start on {args.host}:{args.port}; see above")
             return stopped.code if isinstance(stopped.code, int) and stopped.code else EXIT_USAGE

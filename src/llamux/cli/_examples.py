@@ -60,6 +60,7 @@ examples:
 examples:
   llamux serve                        http://127.0.0.1:8080/v1 and a dashboard
   {KEY_VARIABLE}=secret llamux serve --host 0.0.0.0 --port 8081
+  llamux serve --workers 2            two processes sharing one quota store
 """,
     "init": """\
 examples:

@@ -291,6 +291,14 @@ def _add_serve(sub: argparse.ArgumentParser) -> None:
         help=f"port (default {DEFAULT_PORT})",
     )
     sub.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="serve from N processes on the one port, each with its own router on the "
+        "store they share (SQLite or Redis; not memory://). Default 1",
+    )
+    sub.add_argument(
         "--max-body",
         type=_positive_int,
         default=DEFAULT_MAX_BODY,

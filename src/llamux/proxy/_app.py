@@ -339,17 +339,19 @@ def serve(
         log_level=log_level,
         log_config=log_config(log_format, log_level),
         access_log=False,  # the request log (``_log``) says more, in one line per request
-        **_UVICORN,
+        **UVICORN_OPTIONS,
     )
     uvicorn.Server(config).run()
 
 
-_UVICORN: dict[str, Any] = {
+UVICORN_OPTIONS: dict[str, Any] = {
     "lifespan": "on",
     "ws": "none",
     "server_header": False,
     "timeout_graceful_shutdown": None,  # wait for every in-flight request
 }
+"""How uvicorn runs the proxy: in :func:`serve`, :class:`ProxyThread` and each worker of
+``serve_workers`` (``_workers``)."""
 
 
 class ProxyThread:
@@ -360,7 +362,7 @@ class ProxyThread:
         import uvicorn
 
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, **_UVICORN
+            app, host=host, port=port, log_config=None, access_log=False, **UVICORN_OPTIONS
         )
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)

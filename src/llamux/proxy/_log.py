@@ -229,12 +229,19 @@ def _loopback(client: str) -> bool:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, then a request's
-    :func:`fields` (but its ``time`` of arrival), or ``logger`` and ``message``."""
+    """One JSON object per line: ``time`` (ISO 8601, UTC), ``level``, with ``pid`` the id of
+    the process that wrote it (the worker, under ``llamux serve --workers N``), then a
+    request's :func:`fields` (but its ``time`` of arrival), or ``logger`` and ``message``."""
+
+    def __init__(self, *, pid: bool = False) -> None:
+        super().__init__()
+        self.pid = pid
 
     def format(self, record: logging.LogRecord) -> str:
         moment = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
         out: dict[str, Any] = {"time": moment, "level": record.levelname.lower()}
+        if self.pid:
+            out["pid"] = record.process
         data = getattr(record, "llamux", None)
         if isinstance(data, dict):
             out.update({k: v for k, v in data.items() if k != "time"})
@@ -246,16 +253,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
-def log_config(log_format: str, log_level: str) -> dict[str, Any]:
+def log_config(log_format: str, log_level: str, *, workers: bool = False) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for uvicorn: its own messages on stderr and the
-    request lines on stdout (where its access log went), both in ``log_format``."""
+    request lines on stdout (where its access log went), both in ``log_format``.
+
+    ``workers``: for the processes of ``llamux serve --workers N``, whose lines interleave:
+    each line names its process id (``[1234]`` in text, ``"pid"`` in JSON), and
+    llamux's own warnings go to stderr in the same format (there is no command line in a
+    worker to print them)."""
+    plain_format = "%(asctime)s %(levelname)s " + ("[%(process)d] " if workers else "")
     formatter = (
-        {"()": f"{__name__}.JsonFormatter"}
+        {"()": f"{__name__}.JsonFormatter", "pid": workers}
         if log_format == "json"
-        else {"format": "%(asctime)s %(levelname)s %(message)s", "datefmt": "%Y-%m-%d %H:%M:%S"}
+        else {"format": plain_format + "%(message)s", "datefmt": "%Y-%m-%d %H:%M:%S"}
     )
     level_name = log_level.upper()
-    return {
+    config: dict[str, Any] = {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"llamux": formatter},
@@ -277,3 +290,6 @@ def log_config(log_format: str, log_level: str) -> dict[str, Any]:
             LOGGER: {"handlers": ["requests"], "level": level_name, "propagate": False},
         },
     }
+    if workers:
+        config["loggers"]["llamux"] = {"handlers": ["server"], "level": "WARNING"}
+    return config
