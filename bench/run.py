@@ -206,8 +206,9 @@ BATCH_ITEMS = 3_000
 """``batch.py``'s items under ``--all`` (about a minute); ``--full-batch``: its own default."""
 
 
-def run_scripts(quick: bool, full_batch: bool) -> None:
-    here = Path(__file__).resolve().parent
+def run_scripts(quick: bool, full_batch: bool) -> list[str]:
+    """Run each script in turn; the ones that failed (the others still run)."""
+    here, failed = Path(__file__).resolve().parent, []
     for script in (*SCRIPTS, *LAST):
         path = here / script
         if not path.exists():
@@ -219,9 +220,12 @@ def run_scripts(quick: bool, full_batch: bool) -> None:
         load = Load()
         if script not in OWN_TABLE:
             print(machine(), flush=True)
-        subprocess.run([sys.executable, str(path), *extra], check=True)
+        code = subprocess.run([sys.executable, str(path), *extra], check=False).returncode
+        if code != 0:
+            failed.append(f"bench/{script} (exit {code})")
         if script not in OWN_TABLE:
             print(load.line(), flush=True)
+    return failed
 
 
 def main() -> None:
@@ -245,9 +249,9 @@ def main() -> None:
     with redis_server() as redis_url:
         rows = [
             *bench_query(4 if q else 10, 50 if q else 300, redis_url),
-            *bench_redis_throughput(redis_url, 2 if q else 5, 1.0 if q else 2.0),
+            *bench_redis_throughput(redis_url, 2 if q else 4, 1.0 if q else 1.5),
             *bench_completion(4 if q else 10, 10 if q else 30),
-            *bench_import(4 if q else 15),
+            *bench_import(4 if q else 10),
         ]
     print_table(
         ["benchmark", "median (p10, p90)", "vs baseline, per round", "difference, per round"],
@@ -257,9 +261,11 @@ def main() -> None:
     )
     print(load.line(), flush=True)
     if args.all:
-        run_scripts(args.quick, args.full_batch)
+        failed = run_scripts(args.quick, args.full_batch)
         spent = time.perf_counter() - begun
         print(f"\nbench/run.py --all: {spent // 60:.0f} min {spent % 60:.0f} s in all")
+        if failed:
+            raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
