@@ -31,7 +31,15 @@ TELL_ME: list[Any] = [{"role": "user", "content": "Tell me something."}]
 EIGHT_WORDS = "one two three four five six seven eight"
 """A reply the fake provider can be told to give (``FakeEndpoint(reply=...)``)."""
 
-STORE_KINDS = ["memory", "sqlite", "redis"]
+STORE_KINDS = ["memory", "sqlite", "redis", "redis-cluster"]
+SERVER_FIXTURES = {"redis": "redis_server", "redis-cluster": "redis_cluster"}
+"""The session fixture each store kind that needs a server starts (its ``url``)."""
+
+
+def server_url(request: pytest.FixtureRequest, kind: str) -> str | None:
+    """The URL of the server a store ``kind`` runs on (started once per session), or None."""
+    fixture = SERVER_FIXTURES.get(kind)
+    return None if fixture is None else str(request.getfixturevalue(fixture).url)
 
 
 def open_store(kind: str, tmp_path: Path, redis_url: str | None = None) -> QuotaStore:
@@ -44,15 +52,20 @@ def open_store(kind: str, tmp_path: Path, redis_url: str | None = None) -> Quota
 
         assert redis_url is not None
         return RedisStore(redis_url, namespace=f"t-{uuid.uuid4().hex[:12]}", server_time=False)
+    if kind == "redis-cluster":
+        from llamux._stores.redis_cluster import RedisClusterStore
+
+        assert redis_url is not None
+        namespace = f"t-{uuid.uuid4().hex[:12]}"
+        return RedisClusterStore(redis_url, namespace=namespace, server_time=False)
     raise AssertionError(kind)
 
 
 @pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QuotaStore]:
-    url = request.getfixturevalue("redis_server").url if request.param == "redis" else None
-    opened = open_store(request.param, tmp_path, url)
+    opened = open_store(request.param, tmp_path, server_url(request, request.param))
     yield opened
-    if request.param == "redis":
+    if request.param in SERVER_FIXTURES:
         opened.reset()  # each test has its own namespace; leave nothing behind
     opened.close()
 
@@ -94,13 +107,37 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cluster_port() -> int:
+    """A free port at most 55535 whose cluster bus port (10000 higher) is free too."""
+    for _ in range(200):
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 class RedisServer:
     """A private redis-server on 127.0.0.1 whose data (append-only file) lives in ``dir``."""
 
-    def __init__(self, directory: Path, port: int | None = None, *, persist: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        port: int | None = None,
+        *,
+        persist: bool = True,
+        cluster: bool = False,
+    ) -> None:
         self.dir = directory
-        self.port = port or free_port()
+        self.port = port or (cluster_port() if cluster else free_port())
         self.persist = persist
+        self.cluster = cluster
+        """A Redis Cluster node (its nodes.conf in ``dir``; a node is missed after 1 s)."""
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -112,6 +149,8 @@ class RedisServer:
         command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
         appendonly = "yes" if self.persist else "no"
         command += ["--dir", str(self.dir), "--save", "", "--appendonly", appendonly]
+        if self.cluster:
+            command += ["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"]
         log = (self.dir / "redis.log").open("ab")
         self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -126,7 +165,8 @@ class RedisServer:
         try:
             while True:
                 try:
-                    client.get("llamux-test-ready")
+                    # a cluster node refuses keys until it serves slots: it is pinged
+                    client.ping() if self.cluster else client.get("llamux-test-ready")
                     return
                 except redis.RedisError:
                     assert self.proc is not None
@@ -150,6 +190,66 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+class RedisClusterServers:
+    """A Redis Cluster of ``masters`` redis-servers on 127.0.0.1 (no replicas), each with
+    its data and cluster file in a directory of ``dir``; the slots split evenly."""
+
+    def __init__(self, directory: Path, masters: int = 3, *, persist: bool = True) -> None:
+        self.dir = directory
+        self.nodes = [
+            RedisServer(directory / f"node{i}", persist=persist, cluster=True)
+            for i in range(masters)
+        ]
+
+    @property
+    def url(self) -> str:
+        """Two of its nodes: either is enough to find the rest."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:2])
+
+    def start(self) -> RedisClusterServers:
+        """Start the servers, give each its slots and introduce them (CLUSTER ADDSLOTSRANGE,
+        MEET: a second, where redis-cli --cluster create waits longer), then wait until
+        every node serves the whole map."""
+        import redis
+
+        for node in self.nodes:
+            node.start()
+        share = 16384 // len(self.nodes)
+        clients = [redis.Redis(port=n.port, decode_responses=True) for n in self.nodes]
+        try:
+            for i, client in enumerate(clients):
+                last = 16383 if i == len(clients) - 1 else (i + 1) * share - 1
+                client.execute_command("CLUSTER ADDSLOTSRANGE", i * share, last)
+                if i:
+                    client.execute_command("CLUSTER MEET", "127.0.0.1", self.nodes[0].port)
+            deadline = time.monotonic() + 20
+            while not all(_cluster_ok(client, len(clients)) for client in clients):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Redis Cluster in {self.dir} did not form")
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
+        return self
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def _cluster_ok(client: Any, masters: int) -> bool:
+    info = client.cluster("info")
+    return bool(info["cluster_state"] == "ok" and int(info["cluster_known_nodes"]) == masters)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterServers]:
+    """One 3-master Redis Cluster for the whole session; tests keep to their namespaces."""
+    cluster = RedisClusterServers(tmp_path_factory.mktemp("redis-cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 SEED_TABLE = """\

@@ -33,7 +33,7 @@ from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
 from llamux._policy.window import LATENCY_MARGIN
 from llamux._stores import QuotaStore
 
-from conftest import STORE_KINDS, open_store
+from conftest import STORE_KINDS, open_store, server_url
 
 T0 = 1_767_225_600.0
 
@@ -189,6 +189,7 @@ STORE_EXAMPLES = {
     "memory": settings(max_examples=300, deadline=None),
     "sqlite": settings(max_examples=60, deadline=None, suppress_health_check=SLOW_STEPS),
     "redis": settings(max_examples=100, deadline=None, suppress_health_check=SLOW_STEPS),
+    "redis-cluster": settings(max_examples=40, deadline=None, suppress_health_check=SLOW_STEPS),
 }
 """How many plans each store is held to, as before the three tests became one (SQLite and
 Redis are slower per step)."""
@@ -199,7 +200,7 @@ Redis are slower per step)."""
 def test_store_is_exact_on_the_providers_clock(
     kind: str, profile: str, request: pytest.FixtureRequest
 ) -> None:
-    url = request.getfixturevalue("redis_server").url if kind == "redis" else None
+    url = server_url(request, kind)
 
     @STORE_EXAMPLES[kind]
     @given(steps)
@@ -209,7 +210,7 @@ def test_store_is_exact_on_the_providers_clock(
             try:
                 _run(store, plan, PROFILES[profile])
             finally:
-                if kind == "redis":
+                if url is not None:
                     store.reset()  # its own namespace; leave nothing behind
                 store.close()
 

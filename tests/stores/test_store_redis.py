@@ -30,6 +30,7 @@ from llamux._policy.window import LATENCY_MARGIN
 from llamux._stores import store_from_url
 from llamux._stores.memory import MemoryStore
 from llamux._stores.redis import RedisStore
+from llamux._stores.redis_losses import WRITES_KEPT
 from llamux.testing import FakeEndpoint, FakeProvider
 
 from conftest import HI, RedisServer, fake_table, free_port, store_used, used_of
@@ -113,12 +114,10 @@ def test_keys_share_the_pool_slot_and_expire(
         f"{namespace}:{tag}:b:minute:pool:openrouter-free",
         f"{namespace}:{tag}:c:openrouter:x:free",
         f"{namespace}:{tag}:r:{rid}",
+        f"{namespace}:{tag}:w",
     }
     others = {f"{namespace}:{{openrouter:x:free}}:p", f"{namespace}:{{rr}}:n"}
-    assert set(client.keys(f"{namespace}:*")) == quota_keys | others | {
-        f"{namespace}:scopes",
-        f"{namespace}:alive",
-    }
+    assert set(client.keys(f"{namespace}:*")) == quota_keys | others | {f"{namespace}:scopes"}
     assert len({key_slot(k.encode()) for k in quota_keys}) == 1
     ttl = {k: client.pttl(k) / 1000 for k in quota_keys | others}
     # the charge lands in the bucket of now + LATENCY_MARGIN, which may be the next second
@@ -128,6 +127,7 @@ def test_keys_share_the_pool_slot_and_expire(
     assert 29 < ttl[f"{namespace}:{tag}:c:openrouter:x:free"] <= 31
     assert SETTLE_DEADLINE - 5 < ttl[f"{namespace}:{tag}:r:{rid}"] <= SETTLE_DEADLINE
     assert all(t > 86400 for t in (ttl[k] for k in others))
+    assert 31 * 86400 < ttl[f"{namespace}:{tag}:w"] <= WRITES_KEPT  # outlives every window
     assert store.settle(r.id, 5, now)
     assert not client.exists(f"{namespace}:{tag}:r:{rid}")
     store.close()
@@ -170,7 +170,7 @@ def test_state_stays_bounded_over_a_day_and_a_half(
                 assert s.settle(r.id, 50, now)
         now += 61
     keys = client.keys(f"{namespace}:*")
-    assert len(keys) == 6  # 3 windows of ep, the day of cal, the scope index, the marker
+    assert len(keys) == 7  # 3 windows of ep, the day of cal, the scope index, 2 write counts
     for key in keys:
         if ":b:" in key:
             # requests and tokens of at most 102 buckets: a calendar day may last 25 hours

@@ -1,7 +1,8 @@
 """Quota stores: where usage is counted. The store only counts; strategies decide the order.
 
 ``store_from_url`` opens ``memory://``, ``sqlite:///path`` (or a bare path) and, with the
-``[redis]`` extra, ``redis://host:port/db``. Back-ends are imported only when opened.
+``[redis]`` extra, ``redis://host:port/db`` and ``redis+cluster://host:port[,...]`` (a Redis
+Cluster). Back-ends are imported only when opened.
 """
 
 from __future__ import annotations
@@ -129,6 +130,16 @@ class QuotaStore(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class ReportsLosses(Protocol):
+    """A store that can notice it lost data (Redis: a restart without persistence, a
+    failover to a replica that lagged) and remembers it for a while."""
+
+    def losses(self) -> list[str]:
+        """A line for each loss of data noticed and still remembered, the oldest first."""
+        ...
+
+
 def default_store_url() -> str:
     """``LLAMUX_STORE`` if set, else an SQLite file in the user state directory."""
     url = os.environ.get("LLAMUX_STORE")
@@ -147,6 +158,11 @@ def store_from_url(url: str | None = None) -> QuotaStore:
         from .memory import MemoryStore
 
         return MemoryStore()
+    if url.startswith(("redis+cluster://", "rediss+cluster://")):
+        from .redis_cluster import RedisClusterStore  # type: ignore[import-not-found, unused-ignore]
+
+        cluster: QuotaStore = RedisClusterStore(url)
+        return cluster
     if url.startswith(("redis://", "rediss://", "unix://")):
         from .redis import RedisStore  # type: ignore[import-not-found, unused-ignore]
 
@@ -159,9 +175,12 @@ def store_from_url(url: str | None = None) -> QuotaStore:
 
         return SQLiteStore(path or ":memory:")
     if "://" in url:
+        from .redis_connect import masked
+
         raise StoreError(
-            f"unknown store URL scheme in {url!r}; use memory://, sqlite:///path/to/file.db "
-            "or redis://host:port/db"
+            f"unknown store URL scheme in {masked(url)!r}; use memory://, "
+            "sqlite:///path/to/file.db, redis://host:port/db or "
+            "redis+cluster://host:port[,host:port...] (a Redis Cluster)"
         )
     from .sqlite import SQLiteStore
 
@@ -175,4 +194,4 @@ def open_store(store: str | QuotaStore | None) -> QuotaStore:
     return store
 
 
-__all__ = ["QuotaStore", "default_store_url", "open_store", "store_from_url"]
+__all__ = ["QuotaStore", "ReportsLosses", "default_store_url", "open_store", "store_from_url"]

@@ -20,21 +20,24 @@ local function extend(key, ttl)
 end
 
 --- reserve
--- KEYS: the reservation, the cool-down of each scope, then one bucket hash per stored
---   (scope, window).
+-- KEYS: the reservation, the cool-down of each scope, one bucket hash per stored (scope,
+--   window), the lease sets (below), and last the tag's count of writes.
 -- ARGV: now, requests, tokens, reservation ttl ms, reservation record, micro-dollars, then
 --   the counts of scopes, windows and checks; per window: charge bucket, oldest bucket kept,
 --   ttl ms; per check (a scope's rules of one window as they reset): window index, oldest
 --   counted bucket, requests limit, tokens limit, micro-dollars limit (-1 for no such rule;
 --   the smallest of several).
 --   Then the leases (KEYS after the bucket hashes: one sorted set per scope with a
---   concurrency limit, member a reservation, score when its lease expires): their count,
---   the reservation's member, its lease's expiry and the sets' ttl ms, then each limit.
+--   concurrency limit, member a reservation, score when its lease expires): their count
+--   (0: none, and nothing more), the reservation's member, its lease's expiry and the sets'
+--   ttl ms, then each limit. Last, the ttl ms of the tag's count of writes (the last KEY).
 -- Every bucket from the oldest counted on counts, in-flight ones ahead of now included;
 -- every lease that has not expired counts (expired ones are pruned here).
--- Returns {1, requests, tokens, usd, ...} (the counted sums before the charge, per check) when
--- it charged everything, or {0, cool-downs, bucket hashes} (what it read) when it charged
--- nothing, so that Python rebuilds the exact refusal.
+-- Returns {1, writes, requests, tokens, usd, ...} (the tag's count of writes, this one
+-- included, then the counted sums before the charge, per check) when it charged everything,
+-- or {0, cool-downs, bucket hashes, leases} (what it read) when it charged nothing, so that
+-- Python rebuilds the exact refusal. A count of writes that went back tells Python the
+-- server lost data (redis_losses.py).
 local now, requests, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local usd = tonumber(ARGV[6])
 local nscopes, nwindows, nchecks = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -87,7 +90,7 @@ for c = 1, nchecks do
   sums[#sums + 1] = u
 end
 local lbase = H + 3 * nwindows + 5 * nchecks
-local nleases = tonumber(ARGV[lbase + 1] or '0')
+local nleases = tonumber(ARGV[lbase + 1])
 for l = 1, nleases do
   local key = KEYS[1 + nscopes + nwindows + l]
   redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
@@ -123,6 +126,9 @@ for j = 1, nwindows do
   extend(key, tonumber(ARGV[base + 3]))
 end
 redis.call('SET', KEYS[1], ARGV[5], 'PX', ARGV[4])
+local writes = redis.call('INCR', KEYS[#KEYS])
+redis.call('PEXPIRE', KEYS[#KEYS], ARGV[#ARGV])
+table.insert(sums, 1, writes)
 table.insert(sums, 1, 1)
 return sums
 
@@ -132,8 +138,10 @@ return sums
 -- unknown, or past its settle deadline: the record's "d", compared with ARGV[4], the
 -- moment of the outcome; then dropped, its estimate left counted). The record's "t" and "u"
 -- are the estimated tokens and micro-dollars.
--- KEYS: the reservation; its record names the bucket hashes it charged (all in its slot),
--- the bucket and the window unit of each.
+-- KEYS: the reservation, then the keys its record names, in its order: the bucket hashes it
+-- charged ("c": [hash, bucket, unit] each, all in its slot) and its lease sets ("l"). A
+-- script touches only its KEYS (a Redis Cluster requires it): if they are not the record's,
+-- nothing is done and -1 tells Python to read the record and call again.
 -- ARGV[5..]: per window unit, its name, the bucket of the moment the outcome was known and
 -- that hash's ttl ms: a settled charge moves there (an in-flight one is held ahead).
 -- A bucket already pruned or expired is left alone: it no longer counts anyway. Its
@@ -142,15 +150,27 @@ local record = redis.call('GET', KEYS[1])
 if not record then
   return 0
 end
-redis.call('DEL', KEYS[1])
 local res = cjson.decode(record)
+local leases, charged = res.l or {}, #res.c
+if #KEYS ~= 1 + charged + #leases then
+  return -1
+end
+for i, charge in ipairs(res.c) do
+  if KEYS[1 + i] ~= charge[1] then
+    return -1
+  end
+end
+for i, key in ipairs(leases) do
+  if KEYS[1 + charged + i] ~= key then
+    return -1
+  end
+end
+redis.call('DEL', KEYS[1])
 if res.d and tonumber(ARGV[4]) > res.d then
   return 0
 end
-if res.l then
-  for _, key in ipairs(res.l) do
-    redis.call('ZREM', key, res.i)
-  end
+for i = 1, #leases do
+  redis.call('ZREM', KEYS[1 + charged + i], res.i)
 end
 local priced = res.u or 0
 local paid = priced
@@ -175,16 +195,17 @@ local targets = {}
 for i = 5, #ARGV, 3 do
   targets[ARGV[i]] = {ARGV[i + 1], tonumber(ARGV[i + 2])}
 end
-for _, charge in ipairs(res.c) do
-  take(charge[1], charge[2])
+for i, charge in ipairs(res.c) do
+  local key = KEYS[1 + i]
+  take(key, charge[2])
   if ARGV[1] == 'settle' then
     local target = targets[charge[3]]
-    redis.call('HINCRBY', charge[1], 'r' .. target[1], 1)
-    redis.call('HINCRBY', charge[1], 't' .. target[1], ARGV[2])
+    redis.call('HINCRBY', key, 'r' .. target[1], 1)
+    redis.call('HINCRBY', key, 't' .. target[1], ARGV[2])
     if paid > 0 then
-      redis.call('HINCRBY', charge[1], 'u' .. target[1], string.format('%d', paid))
+      redis.call('HINCRBY', key, 'u' .. target[1], string.format('%d', paid))
     end
-    extend(charge[1], target[2])
+    extend(key, target[2])
   end
 end
 return res.e or 1

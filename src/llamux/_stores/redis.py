@@ -30,25 +30,29 @@ endpoint's own quota key, so that everything one reservation touches lives in on
     P:{SCOPE}:l            hash  rule -> a limit the provider stated (JSON: limit, when, source);
                                  expires 30 days after the last one learned
     P:{KEY}:n              str   a counter (round robin); expires after 30 days unused
+    P:{T}:w                str   the count of reservations written on the tag: one that went
+                                 back means the server lost data (``redis_losses``); expires
+                                 WRITES_KEPT after the last; ``reset`` keeps it
     P:scopes               hash  scope -> its tag (to find a scope named alone, and cool-downs)
     P:quotas               hash  scope -> the limits a config last gave it (to warn of others)
-    P:alive                str   a marker: gone means the server lost its data (a warning)
+    P:lost                 hash  tag -> a note of lost data (when noticed, the counts), shown by
+                                 ``status``; expires NOTE_KEPT after the last
 
 A reservation id is ``UUID@T``. Old buckets are pruned inside the reserve script; every key
 expires, so nothing grows without bound. ``reset`` scans the namespace (not atomic; rare).
+The untagged keys are each read or written alone, so on a Redis Cluster
+(``redis_cluster.py``) every step still touches one slot.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from .._errors import StoreError
 from .._policy.known_limits import Learned
@@ -66,16 +70,25 @@ from .._policy.quota import (
     rule_usage,
 )
 from .._policy.window import Window
+from . import redis_scan
 from .redis_clock import ServerClock
+from .redis_connect import (
+    check_url,
+    mask_url,
+    open_client,
+    refuse_cluster_node,
+    secrets_of,
+    split_namespace,
+    store_error,
+)
+from .redis_losses import Losses
 from .redis_plan import (
     BUCKET_MARGIN,
     Plan,
     bucket_key,
-    check_url,
     import_redis,
     load_scripts,
     make_plan,
-    mask_url,
     move_args,
     ms,
     performance_of,
@@ -85,16 +98,15 @@ from .redis_plan import (
     scoped_key,
     shifted,
     snapshot_of,
-    split_namespace,
-    store_error,
 )
 
 log = logging.getLogger("llamux")
 
-CONNECT_TIMEOUT = 3.0
-SOCKET_TIMEOUT = 10.0
 KEEP_SECONDS = 30 * 86400
 """Life of performance and counter keys after their last write."""
+HELD_KEPT = 10_000
+"""At most this many reservations made here have their keys remembered until they are
+settled (past it, the oldest is read back from its record when it settles)."""
 
 
 class RedisStore:
@@ -119,61 +131,57 @@ class RedisStore:
         check_url(url)
         url, from_url = split_namespace(url)
         self.url = mask_url(url)
-        secrets = [urlsplit(url).password, *re.findall(r"(?i)password=([^&]+)", url)]
-        self._secrets = [s for s in secrets if s]
+        self._secrets = secrets_of(url)
         self.namespace = namespace or from_url or "llamux"
         if "{" in self.namespace or "}" in self.namespace:
             raise StoreError(
                 f"the Redis namespace {self.namespace!r} contains a brace; choose one without"
             )
         self.server_time = server_time
-        self._redis = redis = import_redis()
-        try:
-            self._client: Any = redis.Redis.from_url(
-                url,
-                decode_responses=True,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                socket_timeout=SOCKET_TIMEOUT,
-                retry=redis.retry.Retry(redis.backoff.NoBackoff(), 1),
-            )
-        except ValueError as exc:
-            raise StoreError(f"the Redis URL {self.url} is malformed ({exc})") from exc
+        self._redis = import_redis()
+        self._errors = (
+            self._redis.exceptions.RedisError,
+            self._redis.exceptions.RedisClusterException,
+        )
         self._scripts = load_scripts()
         self._shas: dict[str, str] = {}
         self._tags: dict[str, str] = {}
         self._plans: dict[tuple[str, tuple[Scope, ...]], Plan] = {}
-        self._checked = False
-        self._clock = ServerClock(self._client.time, self._guard, self._seen)
+        self._held: dict[str, Plan] = {}
+        """The plan of each reservation made here and not yet settled (its keys)."""
+        self._losses = Losses(self.url, self.namespace)
         with self._guard():
+            try:
+                self._client: Any = self._open(url)
+            except ValueError as exc:
+                raise StoreError(f"the Redis URL {self.url} is malformed ({exc})") from exc
+            self._clock = ServerClock(self._server_time, self._guard, lambda: None)
+            self._connected()
             self._load()
             if server_time:
                 self._clock.measure()
 
     def __repr__(self) -> str:
-        return f"RedisStore({self.url!r}, namespace={self.namespace!r})"
+        return f"{type(self).__name__}({self.url!r}, namespace={self.namespace!r})"
 
     # -- connection, scripts, errors, time ----------------------------------------------
+
+    def _open(self, url: str) -> Any:
+        """The client of the server at ``url`` (a cluster store opens a cluster client)."""
+        return open_client(self._redis, url)
+
+    def _connected(self) -> None:
+        """Checks once connected: a ``redis://`` URL must not name a Redis Cluster node."""
+        refuse_cluster_node(self._redis, self._client, self.url)
+
+    def _server_time(self) -> Any:
+        """The server's ``TIME`` reply: the clock every machine computes with."""
+        return self._client.time()
 
     def _load(self) -> None:
         """Load the scripts: at connect, and when the server forgot them (it restarted)."""
         for name, source in self._scripts.items():
             self._shas[name] = self._client.script_load(source)
-        self._check_memory()
-
-    def _check_memory(self) -> None:
-        """Warn if the server lost its data since we last looked (restarted without
-        persistence, or flushed): its counts of the last window are gone, so llamux may
-        admit what the provider still counts, until the provider's own headers tighten it."""
-        marker = f"{self.namespace}:alive"
-        if self._client.set(marker, "1", nx=True) and self._checked:
-            log.warning(
-                "the Redis store %s lost its data (restarted without persistence, or "
-                "flushed): the usage of the last windows is forgotten, and llamux counts "
-                "afresh from now and from the providers' rate-limit headers. Turn on "
-                "appendonly (or RDB snapshots) to keep quotas across restarts.",
-                self.url,
-            )
-        self._checked = True
 
     def _script(self, name: str, keys: Sequence[str], args: Sequence[object]) -> Any:
         with self._guard():
@@ -187,16 +195,11 @@ class RedisStore:
     def _guard(self) -> Iterator[None]:
         try:
             yield
-        except self._redis.exceptions.RedisError as exc:
+        except self._errors as exc:
             raise self._error(exc) from exc
 
-    def _error(self, exc: Exception) -> StoreError:
+    def _error(self, exc: BaseException) -> StoreError:
         return store_error(self._redis, self.url, self._secrets, exc)
-
-    def _seen(self) -> None:
-        """Called at each clock measurement: a chance to notice lost data."""
-        if self._checked:
-            self._check_memory()
 
     def _now(self, now: float) -> tuple[float, float]:
         """The time to compute with, and what to add to it to get back to the caller's."""
@@ -210,10 +213,6 @@ class RedisStore:
 
     def _key(self, tag: str, kind: str, rest: str) -> str:
         return scoped_key(self.namespace, tag, kind, rest)
-
-    def _glob(self, rest: str) -> str:
-        """A SCAN pattern for ``rest`` in this namespace (the namespace glob-escaped)."""
-        return re.sub(r"([*?\[\]\\])", r"\\\1", self.namespace) + ":" + rest
 
     def _bucket_key(self, tag: str, scope: str, window: str) -> str:
         return bucket_key(self.namespace, tag, scope, window)
@@ -265,7 +264,7 @@ class RedisStore:
         at, shift = self._now(now)
         buckets = [window.charge_bucket(at, flight) for _, window, _ in plan.windows]
         keys = [self._key(plan.tag, "r", rid), *plan.cooldown_keys, *(w[2] for w in plan.windows)]
-        keys += [key for _, _, key in plan.leases]
+        keys += [*(key for _, _, key in plan.leases), plan.writes]
         args = reserve_args(plan, endpoint, cost, at, buckets, rid, flight)
         reply = self._script("reserve", keys, args)
         if reply[0] != 1:
@@ -273,6 +272,9 @@ class RedisStore:
             if refusal is None:  # the script and _quota.decide disagree: a bug, never silent
                 raise StoreError(f"the Redis store {self.url} refused what decide() admits")
             return replace(refusal, retry_at=shifted(refusal.retry_at, shift))
+        with self._guard():  # the count of writes on the tag went back: data was lost
+            self._losses.saw(self._client, plan.tag, int(reply[1]), now)
+        self._remember(rid, plan)
         charged = zip(plan.windows, buckets, strict=True)
         return Reservation(
             f"{rid}@{plan.tag}",
@@ -280,10 +282,16 @@ class RedisStore:
             cost.tokens,
             now,
             tuple(Charge(scope, window.key, bucket) for (scope, window, _), bucket in charged),
-            remaining_of(plan, reply[1:], cost),
+            remaining_of(plan, reply[2:], cost),
             tuple(scope for scope, _, _ in plan.leases),
             cost.usd,
         )
+
+    def losses(self) -> list[str]:
+        """A line for each quota whose data the store noticed lost (``redis_losses``), the
+        oldest first, as long as its note is kept."""
+        with self._guard():
+            return self._losses.notes(self._client)
 
     def _move(
         self, reservation_id: str, mode: str, tokens: int | None, now: float, usd: int | None
@@ -292,8 +300,32 @@ class RedisStore:
         rid, _, tag = reservation_id.partition("@")
         if not tag:
             return 0
+        key = self._key(tag, "r", rid)
         args = move_args(mode, tokens, self._on_server(now), usd)
-        return self._script("move", [self._key(tag, "r", rid)], args)
+        plan = self._held.pop(rid, None)  # made here: its keys are known
+        held = plan.held_keys if plan is not None else self._record_keys(key)
+        reply = 0 if held is None else self._script("move", [key, *held], args)
+        if reply == -1:  # its record names other keys: as it names them
+            held = self._record_keys(key)
+            reply = 0 if held is None else self._script("move", [key, *held], args)
+        return reply
+
+    def _record_keys(self, key: str) -> list[str] | None:
+        """The keys a reservation's record names (the move script takes them as KEYS), or
+        None if it is gone."""
+        with self._guard():
+            text = self._client.get(key)
+        try:
+            record = json.loads(text) if text else None
+            return None if record is None else [c[0] for c in record["c"]] + record.get("l", [])
+        except (ValueError, KeyError, TypeError, IndexError):
+            return None  # not written by llamux
+
+    def _remember(self, rid: str, plan: Plan) -> None:
+        """Keep the plan of a reservation made here until it is settled (bounded)."""
+        if len(self._held) >= HELD_KEPT:
+            self._held.pop(next(iter(self._held), ""), None)
+        self._held[rid] = plan
 
     def settle(
         self,
@@ -351,20 +383,8 @@ class RedisStore:
         }
 
     def counted_scopes(self, since: float) -> set[str]:
-        pattern = self._glob("{*}:b:*")
-        found: set[str] = set()
         with self._guard():
-            keys = list(self._client.scan_iter(match=pattern, count=1000))
-            pipe = self._client.pipeline(transaction=False)
-            for key in keys:
-                pipe.hgetall(key)
-            for key, flat in zip(keys, pipe.execute(), strict=True):
-                counted = any(
-                    int(field[1:]) >= since and int(value) > 0 for field, value in flat.items()
-                )
-                if counted:
-                    found.add(key.split("}:b:", 1)[1].split(":", 1)[1])
-        return found
+            return redis_scan.counted_scopes(self._client, self.namespace, since)
 
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
         at, shift = self._now(now)
@@ -458,32 +478,8 @@ class RedisStore:
         return found
 
     def reset(self, scope: str | None = None) -> None:
-        pattern = self._glob("*")
         with self._guard():
-            keys = list(self._client.scan_iter(match=pattern, count=1000))
-            if scope is not None:
-                keys = self._keys_of(scope, keys)
-            pipe = self._client.pipeline(transaction=False)
-            for key in keys:
-                pipe.delete(key)
-            pipe.set(f"{self.namespace}:alive", "1")  # a reset is no loss of data
-            pipe.execute()
-
-    def _keys_of(self, scope: str, keys: list[str]) -> list[str]:
-        """The keys among ``keys`` that hold ``scope``'s state, whatever their tag."""
-        prefix, name = re.escape(self.namespace), re.escape(scope)
-        own = re.compile(rf"{prefix}:\{{.*\}}:(?:b:[^:]+|c|f):{name}|{prefix}:\{{{name}\}}:[pl]")
-        reservation = re.compile(rf"{prefix}:\{{.*\}}:r:[0-9a-f]{{32}}")
-        found = [key for key in keys if own.fullmatch(key)]
-        held = [key for key in keys if reservation.fullmatch(key)]
-        if held:
-            records = self._client.mget(held)
-            found += [
-                key
-                for key, record in zip(held, records, strict=True)
-                if record and json.loads(record).get("e") == scope
-            ]
-        return found
+            redis_scan.reset(self._client, self.namespace, scope)
 
     def close(self) -> None:
         self._client.close()

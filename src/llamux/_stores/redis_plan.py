@@ -1,4 +1,4 @@
-"""The Redis store's pure side: URLs, script texts, the keys and arguments of a reservation,
+"""The Redis store's pure side: script texts, the keys and arguments of a reservation,
 and turning what a script read back into llamux values (see ``redis.py``)."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from .._errors import StoreError
 from .._policy.performance import Performance
@@ -28,6 +27,7 @@ from .._policy.quota import (
     lease_until,
 )
 from .._policy.window import WINDOW_SECONDS, Window
+from .redis_losses import WRITES_KEPT
 
 BUCKET_MARGIN = 60.0
 """Seconds a bucket hash outlives the moment its newest bucket stops counting."""
@@ -39,108 +39,6 @@ def load_scripts() -> dict[str, str]:
     named = dict(zip(sections[1::2], sections[2::2], strict=True))
     common = named.pop("common")
     return {name: common + body for name, body in named.items()}
-
-
-URL_PARAMETERS = (
-    "namespace",
-    "db",
-    "username",
-    "password",
-    "client_name",
-    "socket_timeout",
-    "socket_connect_timeout",
-    "socket_keepalive",
-    "retry_on_timeout",
-    "health_check_interval",
-    "max_connections",
-    "protocol",
-)
-"""The query parameters a Redis URL may carry: llamux's ``namespace`` and what redis-py
-reads (``unix://`` URLs all but ``socket_keepalive``)."""
-TLS_PARAMETERS = (
-    "ssl_cert_reqs",
-    "ssl_ca_certs",
-    "ssl_ca_path",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_check_hostname",
-    "ssl_min_version",
-    "ssl_ciphers",
-)
-"""The parameters a ``rediss://`` (TLS) URL may carry besides."""
-CERT_REQS = ("none", "optional", "required")
-
-
-def check_url(url: str) -> None:
-    """Raise ``StoreError`` (one line, password masked) if ``url`` is not a Redis URL llamux
-    can open: its scheme, port, database number and every query parameter, which must be
-    one of ``URL_PARAMETERS`` (and ``TLS_PARAMETERS`` for ``rediss://``)."""
-    shown = _masked(url)
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise StoreError(
-            f"the Redis URL {shown} is malformed ({exc}); write redis://[user:password@]"
-            "host:port/db, rediss://... (TLS) or unix:///path/to/socket?db=0"
-        ) from None
-    where = f"the Redis URL {shown}"
-    if parts.scheme in ("redis", "rediss"):
-        if port == 0:
-            raise StoreError(f"{where} has port 0; give the port Redis listens on (6379)")
-        db = parts.path.lstrip("/")
-        if db and not db.isdigit():
-            raise StoreError(
-                f"{where} names database {db!r}; the path is a database number "
-                "(redis://host:6379/0)"
-            )
-    accepted = URL_PARAMETERS + (TLS_PARAMETERS if parts.scheme == "rediss" else ())
-    if parts.scheme == "unix":
-        accepted = tuple(name for name in accepted if name != "socket_keepalive")
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        if name in TLS_PARAMETERS and name not in accepted:
-            raise StoreError(
-                f"{where} has {name!r}, which only a TLS URL takes: write rediss://, or "
-                "drop the parameter"
-            )
-        if name not in accepted:
-            raise StoreError(
-                f"{where} has an unknown parameter {name!r}; the accepted ones are "
-                f"{', '.join(accepted)}"
-            )
-        if name == "ssl_cert_reqs" and value.lower() not in CERT_REQS:
-            raise StoreError(
-                f"{where}: ssl_cert_reqs is {value!r}; use one of {', '.join(CERT_REQS)}"
-            )
-
-
-def _masked(url: str) -> str:
-    """``url`` with its password hidden, even when it is too malformed to parse."""
-    try:
-        return mask_url(url)
-    except ValueError:
-        base, sep, query = url.partition("?")
-        base = re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", base)
-        return base + sep + re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", query)
-
-
-def mask_url(url: str) -> str:
-    """``url`` with any password (in the authority or a ``password=`` parameter) as ``***``."""
-    base, sep, query = url.partition("?")
-    parts = urlsplit(base)
-    if parts.password is not None:
-        user, _, host = parts.netloc.rpartition("@")
-        base = base.replace(parts.netloc, f"{user.partition(':')[0]}:***@{host}", 1)
-    return base + sep + re.sub(r"(?i)((?:^|&)password=)[^&]*", r"\1***", query)
-
-
-def split_namespace(url: str) -> tuple[str, str | None]:
-    """``url`` without its ``namespace=`` query parameter, and that parameter."""
-    base, _, query = url.partition("?")
-    pairs = [pair for pair in query.split("&") if pair]
-    names = [unquote(p.partition("=")[2]) for p in pairs if p.startswith("namespace=")]
-    rest = [pair for pair in pairs if not pair.startswith("namespace=")]
-    return base + ("?" + "&".join(rest) if rest else ""), names[-1] if names else None
 
 
 def ms(seconds: float) -> int:
@@ -162,6 +60,13 @@ class Plan:
     limits)."""
     leases: tuple[tuple[str, int, str], ...] = ()
     """(scope, concurrency limit, lease set key) of each scope with a concurrency limit."""
+    writes: str = ""
+    """The key counting the reservations written on the tag (see ``redis_losses``)."""
+
+    @property
+    def held_keys(self) -> tuple[str, ...]:
+        """The keys a reservation's record names: its bucket hashes, then its lease sets."""
+        return tuple(key for _, _, key in self.windows) + tuple(key for _, _, key in self.leases)
 
 
 def import_redis() -> Any:
@@ -208,7 +113,8 @@ def make_plan(namespace: str, tag: str, scopes: Sequence[Scope]) -> Plan:
         for scope in scopes
         if scope.concurrency is not None
     )
-    return Plan(tag, cooldown_keys, tuple(windows), tuple(checks), leases)
+    writes = scoped_key(namespace, tag, "w", "")[:-1]
+    return Plan(tag, cooldown_keys, tuple(windows), tuple(checks), leases, writes)
 
 
 def lease_key(namespace: str, tag: str, scope: str) -> str:
@@ -239,16 +145,16 @@ def reserve_args(
     made: dict[str, object] = {"e": endpoint, "t": cost.tokens, "c": charged, "d": deadline}
     if cost.usd:
         made["u"] = cost.usd
-    per_lease: list[object] = []
+    per_lease: list[object] = [len(plan.leases)]
     if plan.leases:
         until = lease_until(at, flight)
         made.update(i=rid, l=[key for _, _, key in plan.leases])
-        head_of_leases = [len(plan.leases), rid, repr(until), ms(until - at + BUCKET_MARGIN)]
-        per_lease = [*head_of_leases, *(limit for _, limit, _ in plan.leases)]
+        per_lease += [rid, repr(until), ms(until - at + BUCKET_MARGIN)]
+        per_lease += [limit for _, limit, _ in plan.leases]
     record = json.dumps(made, separators=(",", ":"))
     head = [repr(at), cost.requests, cost.tokens, ms(deadline - at), record, cost.usd]
     counts = [len(plan.cooldown_keys), len(plan.windows), len(plan.checks)]
-    return [*head, *counts, *per_window, *per_check, *per_lease]
+    return [*head, *counts, *per_window, *per_check, *per_lease, ms(WRITES_KEPT)]
 
 
 def move_args(mode: str, tokens: int | None, at: float, usd: int | None = None) -> list[object]:
@@ -321,28 +227,3 @@ def performance_of(row: dict[str, str]) -> Performance:
         return float(row[name]) if name in row else None
 
     return Performance(number("latency"), number("tps"), number("ttft"), int(row.get("samples", 0)))
-
-
-def store_error(redis: Any, url: str, secrets: Sequence[str], exc: Exception) -> StoreError:
-    """The ``StoreError`` for a Redis failure at ``url`` (masked), ``secrets`` masked in the
-    server's text too: what happened and what to do."""
-    errors = redis.exceptions
-    text = str(exc)
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    where = f"the Redis store {url}"
-    if isinstance(exc, errors.BusyLoadingError):
-        return StoreError(f"{where} is still loading its data ({text}); retry in a moment")
-    if isinstance(exc, errors.AuthenticationError | errors.AuthorizationError) or any(
-        word in text for word in ("NOAUTH", "WRONGPASS", "AUTH", "NOPERM")
-    ):
-        return StoreError(
-            f"{where} refused the credentials ({text}); fix the user and password in "
-            "the URL (LLAMUX_STORE or store=)"
-        )
-    if isinstance(exc, errors.ConnectionError | errors.TimeoutError):
-        return StoreError(
-            f"{where} is unreachable ({text}); start Redis there, or check the URL "
-            "(LLAMUX_STORE or store=)"
-        )
-    return StoreError(f"{where} failed: {text}; check the server's logs and settings")
