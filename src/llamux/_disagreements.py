@@ -1,5 +1,6 @@
 """What a store holds that a config disagrees with: usage no configured endpoint or pool
-owns, and quotas another config (or this one before an edit) gave other limits."""
+owns, quotas another config (or this one before an edit) gave other limits, and data the
+store noticed it lost."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ def declare_limits(store: QuotaStore, limits: Mapping[str, str], now: float) -> 
         "its own, so give every config that shares the store the same limits"
         for key, old in sorted(differing.items())
     ]
+
+
+def store_losses(store: QuotaStore) -> list[str]:
+    """A line for each loss of data the store noticed and still remembers (a Redis server
+    restarted without persistence, a failover to a replica that lagged): its usage from
+    before is forgotten there."""
+    from ._stores import ReportsLosses
+
+    return store.losses() if isinstance(store, ReportsLosses) else []
 
 
 def unowned_usage(store: QuotaStore, scopes: Iterable[Sequence[Scope]], now: float) -> list[str]:

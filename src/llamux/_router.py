@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ._clock import Clock, SystemClock
 from ._config.endpoint import CHAT, DEFAULT_TIMEOUT
 from ._config.load import Config, Endpoint, Pool, Route, load, load_table
-from ._disagreements import declare_limits, unowned_usage
+from ._disagreements import declare_limits, store_losses, unowned_usage
 from ._dry_run import DryRun
 from ._engine.admission import Admission
 from ._engine.call import Call
@@ -411,13 +411,16 @@ class Router:
     def warnings(self) -> list[str]:
         """What the store holds that this config disagrees with: usage no configured
         endpoint or pool owns (a quota renamed or removed, a file shared with another
-        config), quotas another config gave other limits (each process keeps its own), and
-        limits the table sets above what the provider reported or the catalog says.
-        Read from the store at most every ``WARNINGS_EVERY`` seconds (the dashboard polls)."""
+        config), quotas another config gave other limits (each process keeps its own),
+        limits the table sets above what the provider reported or the catalog says, and
+        data the store noticed it lost (a Redis restarted without persistence: its usage
+        from before is forgotten). Read from the store at most every ``WARNINGS_EVERY``
+        seconds (the dashboard polls)."""
         now = self.clock.now()
         if self._unowned is None or now - self._unowned[0] >= WARNINGS_EVERY:
             scopes = self.quotas.scopes.values()
-            self._unowned = (now, unowned_usage(self.store, scopes, now))
+            found = [*store_losses(self.store), *unowned_usage(self.store, scopes, now)]
+            self._unowned = (now, found)
         limits = limit_warnings(self.quotas, datetime.fromtimestamp(now, UTC).date())
         return [*self._unowned[1], *self._conflicts, *limits]
 
