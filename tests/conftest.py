@@ -224,15 +224,27 @@ class RedisClusterServers:
                 client.execute_command("CLUSTER ADDSLOTSRANGE", i * share, last)
                 if i:
                     client.execute_command("CLUSTER MEET", "127.0.0.1", self.nodes[0].port)
-            deadline = time.monotonic() + 20
+        finally:
+            for client in clients:
+                client.close()
+        self.wait_ok()
+        return self
+
+    def wait_ok(self, seconds: float = 20) -> None:
+        """Until every node knows every other and says the cluster is ok (a node restarted
+        with its nodes.conf rejoins by itself)."""
+        import redis
+
+        clients = [redis.Redis(port=n.port, decode_responses=True) for n in self.nodes]
+        deadline = time.monotonic() + seconds
+        try:
             while not all(_cluster_ok(client, len(clients)) for client in clients):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the Redis Cluster in {self.dir} did not form")
+                    raise RuntimeError(f"the Redis Cluster in {self.dir} is not ok")
                 time.sleep(0.05)
         finally:
             for client in clients:
                 client.close()
-        return self
 
     def stop(self) -> None:
         for node in self.nodes:

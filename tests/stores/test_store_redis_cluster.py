@@ -192,7 +192,7 @@ def test_one_master_that_lost_its_data_is_warned_about_and_shown_in_status(
             node = next(n for n in cluster.nodes if n.port == lost.port)
             node.stop()
             node.start()
-            wait_for_cluster(cluster)
+            cluster.wait_ok()
             caplog.set_level(logging.WARNING, logger="llamux")
             for i in range(6):
                 router.completion(HI, model=f"e{i}", max_tokens=8)
@@ -214,16 +214,3 @@ def test_one_master_that_lost_its_data_is_warned_about_and_shown_in_status(
             router.close()
     finally:
         cluster.stop()
-
-
-def wait_for_cluster(cluster: RedisClusterServers, seconds: float = 20) -> None:
-    """Until every node of ``cluster`` says the cluster is ok again."""
-    deadline = time.monotonic() + seconds
-    clients = node_clients(cluster)
-    try:
-        while not all(c.cluster("info")["cluster_state"] == "ok" for c in clients):
-            assert time.monotonic() < deadline, "the cluster did not come back"
-            time.sleep(0.05)
-    finally:
-        for c in clients:
-            c.close()

@@ -253,7 +253,8 @@ def _cluster_error(errors: Any, where: str, text: str, exc: BaseException) -> St
     if isinstance(exc, errors.ClusterDownError):
         return StoreError(
             f"{where} is down (CLUSTERDOWN: {text}): a master is failing and no replica has "
-            f"taken over its slots yet, so llamux admits nothing that counts there; {check}"
+            "taken over its slots yet; llamux admits nothing it cannot count, so requests "
+            f"fail until the cluster is whole again; {check}"
         )
     if isinstance(exc, errors.SlotNotCoveredError):
         return StoreError(f"{where} has slots no node serves ({text}); {check}")
