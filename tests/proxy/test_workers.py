@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ import httpx2 as httpx
 import pytest
 
 from llamux import Router
-from llamux.proxy._workers import OPTIONS, WorkerOptions, worker_app
+from llamux.proxy._workers import OPTIONS, WorkerOptions, listening_socket, worker_app
 from llamux.testing import FakeEndpoint, FakeHold, FakeProvider
 
 from conftest import KEY, RedisServer, fake_table, free_port, run_cli, used_of
@@ -223,3 +224,8 @@ def test_a_worker_that_cannot_open_its_router_stops_with_the_reason(
         worker_app()
     assert stopped.value.code == 3  # uvicorn's supervisor then stops instead of restarting
     assert "a worker could not start" in caplog.text and "lots" in caplog.text
+
+
+def test_the_workers_socket_says_tcp_so_answers_are_not_held_by_nagle() -> None:
+    with listening_socket("127.0.0.1", 0) as sock:  # asyncio sets TCP_NODELAY on such connections
+        assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()

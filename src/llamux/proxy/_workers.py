@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -155,7 +156,8 @@ def serve_workers(
         **UVICORN_OPTIONS,
     )
     handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    with _environ(OPTIONS, options.dumps()), contextlib.closing(settings.bind_socket()) as sock:
+    sock = listening_socket(host, port)
+    with _environ(OPTIONS, options.dumps()), contextlib.closing(sock):
         supervisor = Multiprocess(settings, sockets=[sock])
         try:
             supervisor.run()
@@ -164,6 +166,24 @@ def serve_workers(
                 signal.signal(sig, handler)
     if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
         sys.exit(STARTUP_FAILURE)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The socket every worker accepts on, bound as uvicorn binds it but with its protocol
+    named: asyncio turns Nagle's algorithm off (``TCP_NODELAY``) only on connections whose
+    socket says TCP, and uvicorn's own (protocol 0) left every answer of every worker
+    waiting on delayed ACKs, 40 ms each."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        logging.getLogger("uvicorn.error").error("cannot listen on %s:%d: %s", host, port, error)
+        sys.exit(STARTUP_FAILURE)
+    sock.set_inheritable(True)
+    return sock
 
 
 @contextlib.contextmanager
