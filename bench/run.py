@@ -198,8 +198,6 @@ def bench_import(rounds: int) -> list[Row]:
     return [[name, m.spread(), m.ratio(), m.delta()] for name, m in got.items()]
 
 
-OWN_TABLE = ("decisions.py", "calls.py", "contention.py", "batch.py")
-"""The scripts that print the machine line and the load themselves."""
 SCRIPTS = ("decisions.py", "calls.py", "contention.py", "proxy.py", "state_size.py")
 LAST = ("cluster.py", "batch.py")  # cluster.py runs when it exists
 BATCH_ITEMS = 3_000
@@ -213,17 +211,18 @@ def run_scripts(quick: bool, full_batch: bool) -> list[str]:
         path = here / script
         if not path.exists():
             continue
-        extra = ["--quick"] if quick and "--quick" in path.read_text() else []
+        source = path.read_text()
+        extra = ["--quick"] if quick and "--quick" in source else []  # if it takes it
         if script == "batch.py" and not full_batch:
             extra = ["--items", str(1_000 if quick else BATCH_ITEMS)]
         print(f"\n== bench/{script} {' '.join(extra)}".rstrip(), flush=True)
         load = Load()
-        if script not in OWN_TABLE:
-            print(machine(), flush=True)
+        if "machine()" not in source and "print_table(" not in source:
+            print(machine(), flush=True)  # a script that does not say it itself
         code = subprocess.run([sys.executable, str(path), *extra], check=False).returncode
         if code != 0:
             failed.append(f"bench/{script} (exit {code})")
-        if script not in OWN_TABLE:
+        if "Load()" not in source:
             print(load.line(), flush=True)
     return failed
 
