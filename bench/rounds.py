@@ -97,7 +97,7 @@ class Measured:
         """``+175 µs [+120..+230]``: the median per-round difference from the baseline."""
         if self.baseline is None or self.baseline == self.name:
             return "baseline"
-        unit, scale = _unit(max(abs(d) for d in self.deltas))
+        unit, scale = _unit(abs(statistics.median(self.deltas)))
         mid, low, high = (x * scale for x in _mid_range(self.deltas))
         digits = 1 if max(abs(low), abs(high)) < 10 else 0
         return f"{mid:+.{digits}f} {unit} [{low:+.{digits}f}..{high:+.{digits}f}]"
