@@ -50,7 +50,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -324,7 +324,8 @@ class RedisStore:
     def _remember(self, rid: str, plan: Plan) -> None:
         """Keep the plan of a reservation made here until it is settled (bounded)."""
         if len(self._held) >= HELD_KEPT:
-            self._held.pop(next(iter(self._held), ""), None)
+            with suppress(StopIteration, RuntimeError):  # another thread changed it
+                self._held.pop(next(iter(self._held)), None)
         self._held[rid] = plan
 
     def settle(
