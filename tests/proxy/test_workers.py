@@ -25,7 +25,8 @@ import httpx2 as httpx
 import pytest
 
 from llamux import Router
-from llamux.proxy._workers import OPTIONS, WorkerOptions, listening_socket, worker_app
+from llamux.proxy._supervisor import listening_sockets
+from llamux.proxy._workers import OPTIONS, WorkerOptions, worker_app
 from llamux.testing import FakeEndpoint, FakeHold, FakeProvider
 
 from conftest import KEY, RedisServer, fake_table, free_port, run_cli, used_of
@@ -226,6 +227,14 @@ def test_a_worker_that_cannot_open_its_router_stops_with_the_reason(
     assert "a worker could not start" in caplog.text and "lots" in caplog.text
 
 
-def test_the_workers_socket_says_tcp_so_answers_are_not_held_by_nagle() -> None:
-    with listening_socket("127.0.0.1", 0) as sock:  # asyncio sets TCP_NODELAY on such connections
-        assert sock.proto == socket.IPPROTO_TCP and sock.get_inheritable()
+def test_each_worker_listens_on_its_own_tcp_socket_on_the_one_port() -> None:
+    sockets = listening_sockets("127.0.0.1", 0, 2)
+    try:
+        # its own: the kernel spreads connections over the workers (SO_REUSEPORT, Linux);
+        # TCP: asyncio sets TCP_NODELAY on their connections, so no answer waits on Nagle
+        assert len({id(sock) for sock in sockets}) == (2 if sys.platform == "linux" else 1)
+        assert len({sock.getsockname() for sock in sockets}) == 1
+        assert all(s.proto == socket.IPPROTO_TCP and s.get_inheritable() for s in sockets)
+    finally:
+        for sock in sockets:
+            sock.close()

@@ -1,7 +1,7 @@
 """Several proxy processes on one port and one quota: ``llamux serve --workers N``.
 
-uvicorn's supervisor binds the port once and starts N worker processes (spawned: fresh
-interpreters) that accept connections on that one socket. Each worker builds its own app and
+A supervisor (uvicorn's, see ``_supervisor``) binds the port and starts N worker processes
+(spawned: fresh interpreters) that accept its connections. Each worker builds its own app and
 its own :class:`~llamux.Router` from the same config file and store URL, so each has its own
 store connection, and the quota is counted in the store they share (an SQLite file on one
 machine, a Redis server across machines), never per worker. A store that lives inside one
@@ -14,10 +14,11 @@ options, as JSON in the environment variable ``LLAMUX_SERVE_WORKER`` (spawned pr
 inherit the environment). Never a key: each worker reads the provider keys from the
 variables the config names and the proxy key from ``$LLAMUX_PROXY_KEY``, as the parent does.
 
-Signals (uvicorn's supervisor): Ctrl-C or SIGTERM stops every worker gracefully (requests in
+Signals (``_supervisor``): Ctrl-C or SIGTERM stops every worker gracefully (requests in
 flight finish and settle, each worker closes its router), then the parent. A worker that
 dies is logged (``Child process [pid] died``) and replaced; a worker that cannot start (its
-config or store fails) stops them all, its error on stderr.
+config or store fails) stops them all, its error on stderr. Each worker listens on a socket
+of its own (Linux), so connections are spread over the workers evenly.
 
 Per worker: the dashboard's recent requests and per-minute history and the counters of
 ``/metrics`` (an answer comes from the worker that accepted the connection; log lines name
@@ -33,7 +34,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -54,15 +54,13 @@ from .._stores import default_store_url
 from ._app import UVICORN_OPTIONS, create_app
 from ._auth import require_key
 from ._log import log_config
+from ._supervisor import STARTUP_FAILURE, listening_sockets, supervise
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
 OPTIONS = "LLAMUX_SERVE_WORKER"
 """The environment variable through which the parent hands its workers their options."""
-STARTUP_FAILURE = 3
-"""The exit code of a worker that could not start (uvicorn's ``STARTUP_FAILURE``): its
-supervisor then stops the others instead of restarting it."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +125,6 @@ def serve_workers(
     cannot share (``memory://``); ``SystemExit(3)`` when the port cannot be listened on or
     a worker could not start (uvicorn and the worker say why on stderr)."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
     from uvicorn.supervisors.multiprocess import SIGNALS
 
     if workers < 1:
@@ -156,34 +153,17 @@ def serve_workers(
         **UVICORN_OPTIONS,
     )
     handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
-    sock = listening_socket(host, port)
-    with _environ(OPTIONS, options.dumps()), contextlib.closing(sock):
-        supervisor = Multiprocess(settings, sockets=[sock])
-        try:
-            supervisor.run()
-        finally:  # the supervisor queues these signals for itself: give them back
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
-    if any(process.exitcode == STARTUP_FAILURE for process in supervisor.processes):
-        sys.exit(STARTUP_FAILURE)
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """The socket every worker accepts on, bound as uvicorn binds it but with its protocol
-    named: asyncio turns Nagle's algorithm off (``TCP_NODELAY``) only on connections whose
-    socket says TCP, and uvicorn's own (protocol 0) left every answer of every worker
-    waiting on delayed ACKs, 40 ms each (uvicorn issue #3149, open as of uvicorn 0.54)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sockets = listening_sockets(host, port, workers)
     try:
-        sock.bind((host, port))
-    except OSError as error:
-        sock.close()
-        logging.getLogger("uvicorn.error").error("cannot listen on %s:%d: %s", host, port, error)
+        with _environ(OPTIONS, options.dumps()):
+            started = supervise(settings, sockets)
+    finally:  # the supervisor queues these signals for itself: give them back
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for sock in set(sockets):
+            sock.close()
+    if not started:
         sys.exit(STARTUP_FAILURE)
-    sock.set_inheritable(True)
-    return sock
 
 
 @contextlib.contextmanager
