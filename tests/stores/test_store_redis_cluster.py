@@ -6,6 +6,7 @@ suite and the property tests run on the session's cluster too: kind ``redis-clus
 from __future__ import annotations
 
 import logging
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from llamux.cli._screen import Screen
 from llamux.cli._status_view import status_lines
 from llamux.testing import FakeEndpoint, FakeProvider
 
-from conftest import HI, RedisClusterServers, fake_table, store_used
+from conftest import HI, RedisClusterServers, RedisServer, fake_table, store_used
 
 T0 = 1_767_225_600.0
 SCOPES = [Scope(f"ep{i}", rules_from_limits([("rpm", 5)], {})) for i in range(12)]
@@ -214,3 +215,86 @@ def test_one_master_that_lost_its_data_is_warned_about_and_shown_in_status(
             router.close()
     finally:
         cluster.stop()
+
+
+def test_a_failover_to_a_replica_that_lagged_is_noticed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = RedisClusterServers(tmp_path / "cluster").start()
+    replica = RedisServer(tmp_path / "replica", cluster=True).start()
+    store = RedisClusterStore(cluster.url, namespace="lag", server_time=False)
+    try:
+        ep = SCOPES[0]
+        port = store._client.get_node_from_key(f"x:{{{ep.key}}}").port
+        master = next(node for node in cluster.nodes if node.port == port)
+        follow(replica, master, cluster)
+        for _ in range(3):
+            assert isinstance(store.reserve("ep0", [ep], Cost(1), T0), Reservation)
+        with redis.Redis(port=master.port) as client:
+            assert client.execute_command("WAIT", 1, 5000) == 1  # the replica has these three
+        assert replica.proc is not None and master.proc is not None
+        replica.proc.send_signal(signal.SIGSTOP)  # it lags: the next writes never reach it
+        try:
+            with redis.Redis(port=master.port) as client:
+                client.client_kill_filter(_type="replica")  # (its link is cut, not buffered)
+            for _ in range(2):
+                assert isinstance(store.reserve("ep0", [ep], Cost(1), T0), Reservation)
+            master.proc.kill()
+            master.proc.wait(timeout=10)
+            master.proc = None
+        finally:
+            replica.proc.send_signal(signal.SIGCONT)
+        promoted(replica, cluster)
+        caplog.set_level(logging.WARNING, logger="llamux")
+        assert isinstance(store.reserve("ep0", [ep], Cost(1), T0), Reservation)
+        (warning,) = [r.getMessage() for r in caplog.records if "lost its data" in r.getMessage()]
+        assert "'ep0'" in warning and "went back from 5 to 4" in warning
+        assert store_used(store, ep, T0) == {"rpm": 4}  # what the replica had, and this one
+        assert len(store.losses()) == 1
+    finally:
+        store.close()
+        replica.stop()
+        cluster.stop()
+
+
+def follow(replica: RedisServer, master: RedisServer, cluster: RedisClusterServers) -> None:
+    """Make ``replica`` (a cluster node with no slots) a replica of ``master``, in sync and
+    known as such to every master (who would not vote for its promotion otherwise)."""
+    with redis.Redis(port=replica.port, decode_responses=True) as client:
+        client.execute_command("CLUSTER MEET", "127.0.0.1", master.port)
+        with redis.Redis(port=master.port, decode_responses=True) as leader:
+            master_id = leader.execute_command("CLUSTER MYID")
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.execute_command("CLUSTER REPLICATE", master_id)
+                break
+            except redis.ResponseError:  # the master is not known yet
+                assert time.monotonic() < deadline, "the replica never met its master"
+                time.sleep(0.05)
+        while client.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica never synced"
+            time.sleep(0.05)
+        mine = client.execute_command("CLUSTER MYID")
+    for node in cluster.nodes:
+        with redis.Redis(port=node.port, decode_responses=True) as other:
+            while mine not in str(other.execute_command("CLUSTER REPLICAS", master_id)):
+                assert time.monotonic() < deadline, "a master never heard of the replica"
+                time.sleep(0.05)
+
+
+def promoted(replica: RedisServer, cluster: RedisClusterServers) -> None:
+    """Until ``replica`` is a master and every live node says the cluster is ok."""
+    live = [n for n in cluster.nodes if n.proc is not None] + [replica]
+    clients = [redis.Redis(port=n.port, decode_responses=True) for n in live]
+    deadline = time.monotonic() + 30
+    try:
+        while not (
+            clients[-1].info("replication")["role"] == "master"
+            and all(c.cluster("info")["cluster_state"] == "ok" for c in clients)
+        ):
+            assert time.monotonic() < deadline, "the replica was never promoted"
+            time.sleep(0.05)
+    finally:
+        for c in clients:
+            c.close()
