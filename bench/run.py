@@ -200,6 +200,11 @@ def bench_import(rounds: int) -> list[Row]:
 
 SCRIPTS = ("decisions.py", "calls.py", "contention.py", "proxy.py", "state_size.py")
 LAST = ("cluster.py", "batch.py")  # cluster.py runs when it exists
+QUICK = {
+    "state_size.py": ["--requests", "20000"],
+    "cluster.py": ["--rounds", "2", "--seconds", "1"],
+}
+"""Under ``--quick``, what a script that takes no ``--quick`` is given instead."""
 BATCH_ITEMS = 3_000
 """``batch.py``'s items under ``--all`` (about a minute); ``--full-batch``: its own default."""
 
@@ -212,7 +217,9 @@ def run_scripts(quick: bool, full_batch: bool) -> list[str]:
         if not path.exists():
             continue
         source = path.read_text()
-        extra = ["--quick"] if quick and "--quick" in source else []  # if it takes it
+        extra = []
+        if quick:
+            extra = ["--quick"] if "--quick" in source else QUICK.get(script, [])
         if script == "batch.py" and not full_batch:
             extra = ["--items", str(1_000 if quick else BATCH_ITEMS)]
         print(f"\n== bench/{script} {' '.join(extra)}".rstrip(), flush=True)
