@@ -158,6 +158,10 @@ def test_two_workers_keep_one_quota_exactly_and_stop_cleanly(
                     break
                 ask(proxy.url)
             assert len(proxy.pids()) == 2, "one worker took every connection"
+            for _ in range(3):  # the status is the store's: the same from either worker
+                status = httpx.get(f"{proxy.url}/v1/llamux/status", timeout=10).json()
+                rules = {r["rule"]: r["used"] for r in status["endpoints"][0]["rules"]}
+                assert rules["rpm"] == RPM
 
             with ThreadPoolExecutor(1) as pool:
                 in_flight = pool.submit(ask, proxy.url, "slow")
