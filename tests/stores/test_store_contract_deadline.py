@@ -74,14 +74,14 @@ def test_unsettled_queries_are_capped_per_endpoint(kind: str, tmp_path: object) 
         MemoryStore() if kind == "memory" else SQLiteStore(f"{tmp_path}/q.db")
     )
     other = Scope("other", EP.rules)
-    made = [reserved(store, T0) for _ in range(UNSETTLED_KEPT + 3 * CAP_EVERY)]
+    made = [reserved(store, T0 + i / 1000) for i in range(UNSETTLED_KEPT + 3 * CAP_EVERY)]
     elsewhere = store.reserve("other", [other], Cost(100), T0)
     assert isinstance(elsewhere, Reservation)
     slack = 0 if kind == "memory" else CAP_EVERY
     assert UNSETTLED_KEPT + 1 <= store.stats()["reservations"] <= UNSETTLED_KEPT + slack + 1
-    assert not store.settle(made[0].id, 1, T0)  # the oldest went first
-    assert store.settle(made[-1].id, 1, T0)  # the newest are kept
-    assert store.settle(elsewhere.id, 1, T0)  # another endpoint's are its own
-    total = len(made) + 1
-    assert store_used(store, EP, T0) == {"rpd": total - 1, "tpd": (total - 2) * 100 + 1}
+    now = T0 + 2
+    assert not store.settle(made[0].id, 1, now)  # the oldest went first
+    assert store.settle(made[-1].id, 1, now)  # the newest are kept
+    assert store.settle(elsewhere.id, 1, now)  # another endpoint's are its own
+    assert store_used(store, EP, now) == {"rpd": len(made), "tpd": (len(made) - 1) * 100 + 1}
     store.close()

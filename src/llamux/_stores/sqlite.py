@@ -8,6 +8,7 @@ migrations as a numbered list recorded in ``PRAGMA user_version``.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sqlite3
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from .._errors import StoreError
 from .._policy.known_limits import Learned
 from .._policy.passing import (
     MADE_LIMIT,
@@ -30,6 +32,7 @@ from .._policy.passing import (
 from .._policy.performance import Performance, Sample
 from .._policy.quota import (
     SETTLE_DEADLINE,
+    Charge,
     Cooldown,
     Cost,
     Refusal,
@@ -45,17 +48,20 @@ from .._policy.quota import (
 )
 from .._policy.window import Window
 from .sqlite_connections import Connections
+from .sqlite_mirror import Mirror, Mirrors
 from .sqlite_rows import (
     BUMP,
     CORRECT,
     GENERATION,
     PASSING,
+    PASSING_ALL,
     REMEMBER,
     UPSERT,
     Held,
     cap_reservations,
     dump_charges,
     fold_sample,
+    fold_samples,
     forget_spent,
     generation_of,
     give_back_leases,
@@ -63,10 +69,14 @@ from .sqlite_rows import (
     prune_buckets,
     read_leases,
     read_snapshot,
+    read_totals,
     spent_of,
     spent_row,
     take_reservation,
 )
+from .sqlite_samples import Claim, HeldSamples
+
+log = logging.getLogger("llamux")
 
 PRUNE_EVERY = 60.0
 CAP_EVERY = 64
@@ -94,6 +104,12 @@ class SQLiteStore:
         its in-flight charges lapse as documented; nothing else could have settled them."""
         self._leased: set[str] = set()
         """The reservations of ``_flying`` that hold concurrency leases (in the table)."""
+        self._mirrors = Mirrors()
+        """Each connection's copy of what decisions read (see ``sqlite_mirror``)."""
+        self._samples = HeldSamples()
+        """Speed samples not yet written (at most one write per endpoint per second)."""
+        self._pruned: dict[tuple[str, str], int] = {}
+        """Per (scope, window), its oldest kept bucket at this process's last sweep."""
         self._made_at: dict[str, int] = {}
         """Per endpoint, the unsettled query reservations this process made there (to cap)."""
 
@@ -123,26 +139,53 @@ class SQLiteStore:
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Pick:
-        with self._db.transaction() as conn:
+        with self._step() as (conn, mirror):
             at = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
             resting: dict[str, Cooldown] | None = None
             known: dict[str, Spent] = {}
 
             def one(candidate: Candidate, passed: bool) -> Reservation | Refusal:
                 # past a known prefix few candidates are left: read what rests for each;
-                # else read it for all scopes at once
+                # else read it for all scopes at once (or hold it all, see ``Mirror``)
                 nonlocal resting, known
-                if passed:
+                if mirror.stable or mirror.resting is not None:
+                    resting, known = self._passing_held(conn, mirror)
+                elif passed:
                     resting, known = self._passing(conn, at, candidate.scopes)
                 elif resting is None:
                     resting, known = self._passing(conn, at)
                 return (
                     cooling(candidate, resting, at, self._made)
                     or still_spent(candidate, known, at)
-                    or self._reserve(conn, candidate, at, flight)
+                    or self._reserve(conn, mirror, candidate, at, flight)
                 )
 
-            return walk(candidates, generation_of(conn), at, one)
+            if mirror.generation is None:
+                mirror.generation = generation_of(conn)
+            return walk(candidates, mirror.generation, at, one)
+
+    @contextmanager
+    def _step(self) -> Iterator[tuple[sqlite3.Connection, Mirror]]:
+        """A write transaction with this connection's mirror checked at its start and
+        dropped if the step fails (what it applied may have been rolled back)."""
+        mirror: Mirror | None = None
+        try:
+            with self._db.transaction() as conn:
+                mirror = self._mirrors.of(conn)
+                mirror.check(conn)
+                yield conn, mirror
+        except BaseException:
+            if mirror is not None:
+                mirror.forget()
+            raise
+
+    def _passing_held(
+        self, conn: sqlite3.Connection, mirror: Mirror
+    ) -> tuple[dict[str, Cooldown], dict[str, Spent]]:
+        """Every cool-down and remembered refusal, as the mirror holds them (read once)."""
+        if mirror.resting is None or mirror.known is None:
+            mirror.resting, mirror.known = self._parse(conn.execute(PASSING_ALL))
+        return mirror.resting, mirror.known
 
     def _passing(
         self, conn: sqlite3.Connection, now: float, scopes: Sequence[Scope] | None = None
@@ -150,15 +193,17 @@ class SQLiteStore:
         """Every scope (of ``scopes``, default all) resting at ``now`` and every refusal
         remembered until later, in one read (a row per such scope); each remembered row is
         parsed once per process."""
+        if scopes is None:
+            return self._parse(conn.execute(PASSING, (now, now)))
+        keys = [scope.key for scope in scopes]
+        marks = placeholders(len(keys))
+        query = PASSING.replace("until > ?", f"until > ? AND scope IN ({marks})")
+        return self._parse(conn.execute(query, (now, *keys, now, *keys)))
+
+    def _parse(self, rows: Iterable[Any]) -> tuple[dict[str, Cooldown], dict[str, Spent]]:
+        """Rows of ``PASSING``: the cool-downs and the remembered refusals, by scope."""
         resting: dict[str, Cooldown] = {}
         known: dict[str, Spent] = {}
-        if scopes is None:
-            rows = conn.execute(PASSING, (now, now))
-        else:
-            keys = [scope.key for scope in scopes]
-            marks = placeholders(len(keys))
-            query = PASSING.replace("until > ?", f"until > ? AND scope IN ({marks})")
-            rows = conn.execute(query, (now, *keys, now, *keys))
         for row in rows:
             if row[0] == "c":
                 resting[row[1]] = Cooldown(row[1], float(row[2]), row[3], row[4])
@@ -172,15 +217,34 @@ class SQLiteStore:
         return resting, known
 
     def _reserve(
-        self, conn: sqlite3.Connection, candidate: Candidate, now: float, flight: float
+        self,
+        conn: sqlite3.Connection,
+        mirror: Mirror,
+        candidate: Candidate,
+        now: float,
+        flight: float,
     ) -> Reservation | Refusal:
         endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
-        snapshot = read_snapshot(conn, [scope.key for scope in scopes])
+        keys = [scope.key for scope in scopes]
         leases = read_leases(conn, scopes, now)
-        reservation, memo = judge(candidate, snapshot, now, flight, leases)
+        snapshot = mirror.snapshot(keys)
+        if snapshot is None and mirror.stable:  # alone on the file: worth holding them all
+            mirror.load(keys, read_snapshot(conn, keys))
+            snapshot = mirror.snapshot(keys)
+        if snapshot is not None:
+            reservation, memo = judge(candidate, snapshot, now, flight, leases)
+        else:  # others write too: the sums, and the buckets only to say when they free
+            reservation, memo = judge(
+                candidate, read_totals(conn, scopes, now), now, flight, leases
+            )
+            if not isinstance(reservation, Reservation):
+                snapshot = read_snapshot(conn, keys)
+                reservation, memo = judge(candidate, snapshot, now, flight, leases)
         if not isinstance(reservation, Reservation):
             if memo is not None:
                 conn.execute(REMEMBER, spent_row(memo))
+                if mirror.known is not None:
+                    mirror.known[memo.refusal.scope] = memo
             return reservation
         if reservation.leases:  # in the same transaction as the charges
             until = lease_until(now, flight)
@@ -197,6 +261,8 @@ class SQLiteStore:
                 for c in reservation.charges
             ],
         )
+        for c in reservation.charges:
+            mirror.add(c.scope, c.window, c.bucket, cost.requests, cost.tokens, cost.usd)
         if flight > 0:  # held in flight: this process settles it (see ``_flying``)
             held = (cost.tokens, list(reservation.charges), endpoint, cost.usd)
             self._flying[reservation.id] = (held, kept_until(now, flight))
@@ -212,7 +278,7 @@ class SQLiteStore:
             made = self._made_at[endpoint] = self._made_at.get(endpoint, 0) + 1
             if made % CAP_EVERY == 0:
                 cap_reservations(conn, endpoint)
-        prune_buckets(conn, scopes, snapshot, now)
+        prune_buckets(conn, scopes, self._pruned, now, mirror)
         if now - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = now
             conn.execute("DELETE FROM reservations WHERE created < ?", (now - SETTLE_DEADLINE,))
@@ -225,20 +291,21 @@ class SQLiteStore:
     @contextmanager
     def _held(
         self, reservation_id: str, now: float
-    ) -> Iterator[tuple[sqlite3.Connection, Held | None]]:
+    ) -> Iterator[tuple[sqlite3.Connection, Mirror, Held | None]]:
         """A step on a reservation: its record (from this process if it is held in flight,
         else from the table, removed there), kept if the step fails; None past its settle
         deadline. Its concurrency leases are given back in the same step."""
         flying = self._flying.pop(reservation_id, None)
         try:
-            with self._db.transaction() as conn:
+            with self._step() as (conn, mirror):
                 if flying is None:
                     held = take_reservation(conn, reservation_id, now)
                 else:
                     held = flying[0] if flying[1] >= now else None
-                if held is not None and (flying is None or reservation_id in self._leased):
-                    give_back_leases(conn, reservation_id)
-                yield conn, held
+                leased = flying is None or reservation_id in self._leased
+                if held is not None and leased and give_back_leases(conn, reservation_id):
+                    mirror.bumped()
+                yield conn, mirror, held
         except BaseException:
             if flying is not None:
                 self._flying[reservation_id] = flying
@@ -253,42 +320,82 @@ class SQLiteStore:
         sample: Sample | None = None,
         usd: int | None = None,
     ) -> bool:
-        with self._held(reservation_id, now) as (conn, held):
-            if held is None:
-                return False
-            estimate, charged, endpoint, priced = held
-            forget_spent(conn, charged)
-            if sample is not None:
-                fold_sample(conn, endpoint, sample)
-            actual, paid = max(0, tokens), priced if usd is None else max(0, usd)
-            pairs = moved(charged, now)  # to the buckets of the outcome's moment
-            stay = [
-                (0, actual - estimate, paid - priced, c.scope, c.window, c.bucket)
-                for c, b in pairs
-                if b == c.bucket
-            ]
-            go = [(c, b) for c, b in pairs if b != c.bucket]
-            back = [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c, _ in go]
-            conn.executemany(CORRECT, [*stay, *back])
-            if go:
-                conn.executemany(UPSERT, [(c.scope, c.window, b, 1, actual, paid) for c, b in go])
-            return True
+        claim: Claim | None = None
+        try:
+            with self._held(reservation_id, now) as (conn, mirror, held):
+                if held is None:
+                    return False
+                if sample is not None:  # the speed: written at most once a second
+                    claim = self._samples.claim(held[2], sample, now)
+                    fold_samples(conn, held[2], claim.batch)
+                self._settle(conn, mirror, held, tokens, now, usd)
+                return True
+        except BaseException:
+            if claim is not None:
+                self._samples.undo(claim)
+            raise
+
+    def _settle(
+        self,
+        conn: sqlite3.Connection,
+        mirror: Mirror,
+        held: Held,
+        tokens: int,
+        now: float,
+        usd: int | None,
+    ) -> None:
+        """Correct the buckets ``held`` charged with the real usage, moved to ``now``."""
+        estimate, charged, _, priced = held
+        self._forget_spent(conn, mirror, charged)
+        actual, paid = max(0, tokens), priced if usd is None else max(0, usd)
+        pairs = moved(charged, now)  # to the buckets of the outcome's moment
+        stay = [
+            (0, actual - estimate, paid - priced, c.scope, c.window, c.bucket)
+            for c, b in pairs
+            if b == c.bucket
+        ]
+        go = [(c, b) for c, b in pairs if b != c.bucket]
+        back = [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c, _ in go]
+        conn.executemany(CORRECT, [*stay, *back])
+        for r, t, u, scope, window, bucket in (*stay, *back):
+            mirror.correct(scope, window, bucket, r, t, u)
+        if go:
+            conn.executemany(UPSERT, [(c.scope, c.window, b, 1, actual, paid) for c, b in go])
+            for c, b in go:
+                mirror.add(c.scope, c.window, b, 1, actual, paid)
+
+    def _forget_spent(
+        self, conn: sqlite3.Connection, mirror: Mirror, charged: Sequence[Charge]
+    ) -> None:
+        """Usage in these scopes is given back or moved: what they refused may fit sooner.
+        Nothing to write when the mirror holds no refusal of theirs."""
+        scopes = list({c.scope: None for c in charged})
+        if mirror.known is not None and not any(scope in mirror.known for scope in scopes):
+            return
+        if forget_spent(conn, scopes):
+            mirror.bumped()
+        if mirror.known is not None:
+            for scope in scopes:
+                mirror.known.pop(scope, None)
 
     def release(self, reservation_id: str, now: float) -> bool:
-        with self._held(reservation_id, now) as (conn, held):
+        with self._held(reservation_id, now) as (conn, mirror, held):
             if held is None:
                 return False
             estimate, charged, _, priced = held
-            forget_spent(conn, charged)
+            self._forget_spent(conn, mirror, charged)
             conn.executemany(
                 CORRECT, [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c in charged]
             )
+            for c in charged:
+                mirror.correct(c.scope, c.window, c.bucket, -1, -estimate, -priced)
             return True
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         bucket = Window.from_key(window).charge_bucket(now)
-        with self._db.transaction() as conn:
+        with self._step() as (conn, mirror):
             conn.execute(UPSERT, (scope, window, bucket, max(0, requests), max(0, tokens), 0))
+            mirror.add(scope, window, bucket, max(0, requests), max(0, tokens), 0)
 
     def declare(self, limits: Mapping[str, str], now: float) -> dict[str, str]:
         keys = list(limits)
@@ -318,7 +425,8 @@ class SQLiteStore:
         return {str(row[0]) for row in rows}
 
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
-        with self._db.transaction() as conn:
+        with self._step() as (conn, mirror):
+            mirror.resting = mirror.known = None  # read again by the next decision
             conn.execute(
                 "INSERT INTO cooldowns (scope, until, reason, kind) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT (scope) DO UPDATE SET until = excluded.until, "
@@ -372,7 +480,8 @@ class SQLiteStore:
                 .fetchall()
             )
         )
-        return {r[0]: Performance(r[1], r[2], r[3], int(r[4])) for r in rows}
+        found = {r[0]: Performance(r[1], r[2], r[3], int(r[4])) for r in rows}
+        return {k: v for k, v in self._samples.merged(found).items() if k in keys}
 
     def turn(self, key: str) -> int:
         with self._db.transaction() as conn:
@@ -410,19 +519,22 @@ class SQLiteStore:
         return found
 
     def reset(self, scope: str | None = None) -> None:
-        with self._db.transaction() as conn:
+        with self._step() as (conn, mirror):
+            mirror.forget()
             if scope is None:
                 last = generation_of(conn)
                 for table in TABLES:
                     conn.execute(f"DELETE FROM {table}")
                 self._flying.clear()
                 self._leased.clear()
+                self._samples.forget()
                 conn.execute(  # never back to a value a decision may have seen
                     "INSERT INTO counters (key, value) VALUES (?, ?)",
                     (GENERATION, last + 1),
                 )
                 return
             conn.execute("DELETE FROM performance WHERE endpoint = ?", (scope,))
+            self._samples.forget(scope)
             conn.execute("DELETE FROM buckets WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM cooldowns WHERE scope = ?", (scope,))
             conn.execute("DELETE FROM quotas WHERE scope = ?", (scope,))
@@ -444,4 +556,14 @@ class SQLiteStore:
         return self._db.guard(count)
 
     def close(self) -> None:
-        self._db.close()
+        held = self._samples.take_all()
+        try:
+            if held:
+                with self._db.transaction() as conn:
+                    for endpoint, samples in held.items():
+                        fold_samples(conn, endpoint, samples)
+        except StoreError as exc:  # speeds only: nothing a quota depends on
+            log.debug("llamux: the last speed samples were not written (%s)", exc)
+        finally:
+            self._mirrors.forget()
+            self._db.close()

@@ -10,6 +10,7 @@ from typing import Any
 from .._policy.passing import Spent
 from .._policy.performance import ALPHA, Sample
 from .._policy.quota import UNSETTLED_KEPT, Charge, Refusal, Scope, kept_until
+from .sqlite_mirror import Mirror
 
 UPSERT = (
     "INSERT INTO buckets (scope, win, bucket, requests, tokens, usd) VALUES (?, ?, ?, ?, ?, ?) "
@@ -18,6 +19,11 @@ UPSERT = (
     "usd = usd + excluded.usd"
 )
 SPENT_COLUMNS = "scope, until, endpoint, rule, used, lim, requested, reason, win, requests, tokens"
+PASSING_ALL = (
+    "SELECT 'c', scope, until, reason, kind, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+    f"FROM cooldowns UNION ALL SELECT 's', {SPENT_COLUMNS} FROM spent"
+)
+"""Every cool-down and remembered refusal, ended ones too (for a connection's mirror)."""
 PASSING = (
     "SELECT 'c', scope, until, reason, kind, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
     "FROM cooldowns WHERE until > ? "
@@ -67,21 +73,64 @@ def read_snapshot(conn: sqlite3.Connection, keys: list[str]) -> Rows:
     return snapshot
 
 
+_TOTALS: dict[int, str] = {}
+
+
+def read_totals(conn: sqlite3.Connection, scopes: Sequence[Scope], now: float) -> Rows:
+    """What an admission needs, summed by SQLite instead of read row by row: per (scope,
+    window) a few buckets whose sums from each of its windows' oldest counted bucket on are
+    exact (a bucket at each such oldest, holding the usage up to the next one). ``decide``
+    and ``remaining_after`` read only such sums; a refusal's retry time needs the real
+    buckets (``read_snapshot``)."""
+    groups = [
+        (scope.key, window.key, window.oldest_counted(now))
+        for scope in scopes
+        for window, _ in scope.groups
+    ]
+    query = _TOTALS.get(len(groups))
+    if query is None:
+        query = _TOTALS[len(groups)] = " UNION ALL ".join(
+            f"SELECT {i}, coalesce(sum(requests), 0), coalesce(sum(tokens), 0), "
+            "coalesce(sum(usd), 0) FROM buckets WHERE scope = ? AND win = ? AND bucket >= ?"
+            for i in range(len(groups))
+        )
+    sums: dict[tuple[str, str], list[tuple[int, int, int, int]]] = {}
+    for index, r, t, u in conn.execute(query, [value for group in groups for value in group]):
+        key, win, start = groups[index]
+        sums.setdefault((key, win), []).append((start, r, t, u))
+    totals: Rows = {}
+    for pair, found in sums.items():
+        found.sort()  # by oldest counted: each window's sum includes every later one's
+        buckets = totals[pair] = {}
+        later = (0, 0, 0)
+        for start, r, t, u in reversed(found):
+            buckets[start] = (r - later[0], t - later[1], u - later[2])
+            later = (r, t, u)
+    return totals
+
+
 def prune_buckets(
     conn: sqlite3.Connection,
     scopes: Sequence[Scope],
-    snapshot: Rows,
+    pruned: dict[tuple[str, str], int],
     now: float,
+    mirror: Mirror,
 ) -> None:
+    """Delete the buckets no window counts any more, once per (scope, window) each time
+    its oldest kept bucket moves on (``pruned``: where it was at this process's last
+    sweep). No bucket older than that is ever written again."""
     for scope in scopes:
         for window in scope.windows:
-            oldest = window.keep_from(now)
-            buckets = snapshot.get((scope.key, window.key), {})
-            if any(b < oldest for b in buckets):
+            key, oldest = (scope.key, window.key), window.keep_from(now)
+            if pruned.get(key) != oldest:
+                if len(pruned) > 65536:  # scopes come from a config: a safety net
+                    pruned.clear()
+                pruned[key] = oldest
                 conn.execute(
                     "DELETE FROM buckets WHERE scope = ? AND win = ? AND bucket < ?",
                     (scope.key, window.key, oldest),
                 )
+                mirror.prune(scope.key, window.key, oldest)
 
 
 Held = tuple[int, list[Charge], str, int]
@@ -116,6 +165,15 @@ def fold_sample(conn: sqlite3.Connection, endpoint: str, sample: Sample) -> None
     conn.execute(FOLD, (endpoint, *values, ALPHA))
 
 
+def fold_samples(conn: sqlite3.Connection, endpoint: str, samples: Sequence[Sample]) -> None:
+    """Fold ``samples`` in order, as ``fold_sample`` one by one, in one call."""
+    if samples:
+        conn.executemany(
+            FOLD,
+            [(endpoint, s.latency, s.tokens_per_second, s.ttft, ALPHA) for s in samples],
+        )
+
+
 def dump_charges(items: Sequence[Charge]) -> str:
     return json.dumps([[c.scope, c.window, c.bucket] for c in items], separators=(",", ":"))
 
@@ -136,12 +194,14 @@ def spent_of(row: tuple[Any, ...]) -> Spent:
     return Spent(refusal, window, int(requests), int(tokens))
 
 
-def forget_spent(conn: sqlite3.Connection, charged: Sequence[Charge]) -> None:
-    """Usage in these scopes is given back or moved: what they refused may fit sooner."""
-    scopes = list({c.scope: None for c in charged})
+def forget_spent(conn: sqlite3.Connection, scopes: Sequence[str]) -> bool:
+    """Usage in these scopes is given back or moved: what they refused may fit sooner.
+    Returns whether anything was forgotten (the generation was bumped)."""
     gone = conn.execute(f"DELETE FROM spent WHERE scope IN ({placeholders(len(scopes))})", scopes)
     if gone.rowcount > 0:
         conn.execute(BUMP, (GENERATION,))
+        return True
+    return False
 
 
 def generation_of(conn: sqlite3.Connection) -> int:
@@ -167,8 +227,11 @@ def read_leases(
     return found
 
 
-def give_back_leases(conn: sqlite3.Connection, reservation_id: str) -> None:
-    """Delete a reservation's leases; if it held any, a refused request may fit now."""
+def give_back_leases(conn: sqlite3.Connection, reservation_id: str) -> bool:
+    """Delete a reservation's leases; if it held any, a refused request may fit now (the
+    generation is bumped, and True returned)."""
     gone = conn.execute("DELETE FROM leases WHERE id = ?", (reservation_id,))
     if gone.rowcount > 0:
         conn.execute(BUMP, (GENERATION,))
+        return True
+    return False
