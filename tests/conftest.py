@@ -133,8 +133,12 @@ class RedisServer:
         persist: bool = True,
         cluster: bool = False,
         node_timeout: int = 1000,
+        appendfsync: str = "everysec",
     ) -> None:
         self.dir = directory
+        self.appendfsync = appendfsync
+        """When the append-only file is synced: ``everysec`` (Redis' default) or ``always``
+        (nothing acknowledged is lost, even to a kill -9)."""
         self.port = port or (cluster_port() if cluster else free_port())
         self.persist = persist
         self.cluster = cluster
@@ -152,6 +156,7 @@ class RedisServer:
         command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
         appendonly = "yes" if self.persist else "no"
         command += ["--dir", str(self.dir), "--save", "", "--appendonly", appendonly]
+        command += ["--appendfsync", self.appendfsync]
         if self.cluster:  # a replica syncs at once (no wait for others to join)
             command += ["--cluster-enabled", "yes", "--repl-diskless-sync-delay", "0"]
             command += ["--cluster-node-timeout", str(self.node_timeout)]
@@ -201,12 +206,22 @@ class RedisClusterServers:
     its data and cluster file in a directory of ``dir``; the slots split evenly."""
 
     def __init__(
-        self, directory: Path, masters: int = 3, *, persist: bool = True, node_timeout: int = 1000
+        self,
+        directory: Path,
+        masters: int = 3,
+        *,
+        persist: bool = True,
+        node_timeout: int = 1000,
+        appendfsync: str = "everysec",
     ) -> None:
         self.dir = directory
         self.nodes = [
             RedisServer(
-                directory / f"node{i}", persist=persist, cluster=True, node_timeout=node_timeout
+                directory / f"node{i}",
+                persist=persist,
+                cluster=True,
+                node_timeout=node_timeout,
+                appendfsync=appendfsync,
             )
             for i in range(masters)
         ]

@@ -90,7 +90,9 @@ def router_status_pools(router: Router) -> list[dict[str, object]]:
 def test_a_master_killed_mid_run_gives_clear_errors_and_admits_nothing_uncounted(
     tmp_path: Path, keys: str
 ) -> None:
-    cluster = RedisClusterServers(tmp_path / "cluster").start()  # its own: a node dies
+    # its own cluster (a node dies), writing every step to disk before answering it: so
+    # "counted" below means "acknowledged", even for the killed node
+    cluster = RedisClusterServers(tmp_path / "cluster", appendfsync="always").start()
     names = [f"e{i}" for i in range(6)]
     try:
         with FakeProvider([FakeEndpoint(n, rpm=12) for n in names]) as fake:

@@ -156,10 +156,14 @@ class RedisStore:
             except ValueError as exc:
                 raise StoreError(f"the Redis URL {self.url} is malformed ({exc})") from exc
             self._clock = ServerClock(self._server_time, self._guard, lambda: None)
-            self._connected()
-            self._load()
-            if server_time:
-                self._clock.measure()
+            try:
+                self._connected()
+                self._load()
+                if server_time:
+                    self._clock.measure()
+            except BaseException:
+                self._client.close()  # a store that failed to open leaves no socket open
+                raise
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url!r}, namespace={self.namespace!r})"
