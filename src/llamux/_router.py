@@ -59,8 +59,9 @@ T = TypeVar("T")
 class Router:
     """Routes chat requests across endpoints so that no quota is ever crossed.
 
-    ``store`` is a URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``) or a
-    store object; by default ``LLAMUX_STORE``, else SQLite in the user state directory.
+    ``store`` is a URL (``memory://``, ``sqlite:///path``, ``redis://host:port/db``,
+    ``redis+cluster://host:port,...``) or a store object; by default ``LLAMUX_STORE``, else
+    SQLite in the user state directory.
     ``timeout`` bounds each provider call in seconds (default 120).
     """
 
