@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer rounds")
     args = parser.parse_args()
     os.environ[KEY_VAR] = "bench-key"
-    rounds, per_round = (5, 10) if args.quick else (15, 30)
+    rounds, per_round = (5, 10) if args.quick else (12, 25)
     load = Load()
     got = measure(rounds, per_round)
     print_table(

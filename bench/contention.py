@@ -84,7 +84,7 @@ def per_decision(processes: int, seconds: float) -> Batch:
 
 
 def rows(quick: bool) -> tuple[list[list[str]], int]:
-    seconds, rounds = (0.5, 2) if quick else (1.5, 3)
+    seconds, rounds = (0.5, 2) if quick else (1.0, 3)
     variants = {n: per_decision(n, seconds) for n in COUNTS}
     got = compare(
         {str(n): b for n, b in variants.items()}, "1", rounds=rounds, per_round=1, warmup=0

@@ -79,7 +79,7 @@ def main() -> None:
     os.environ[KEY_VAR] = "bench-key"
     tmp = tempfile.mkdtemp()
     stores = {"memory": "memory://", "SQLite": f"sqlite:///{tmp}/d{{n}}{{k}}.db"}
-    rounds, per_round = (5, 40) if args.quick else (20, 150)
+    rounds, per_round = (5, 40) if args.quick else (15, 100)
     load = Load()
     got = measure(stores, rounds, per_round)
     rows = [
