@@ -137,6 +137,7 @@ def test_an_older_schema_is_migrated_keeping_usage(tmp_path: Path) -> None:
     conn.executescript(
         "DROP TABLE performance; DROP TABLE counters; DROP TABLE quotas; DROP TABLE spent; "
         "DROP TABLE learned; DROP TABLE leases; DROP INDEX reservations_endpoint; "
+        "CREATE INDEX reservations_created ON reservations (created); "
         "ALTER TABLE buckets DROP COLUMN usd; ALTER TABLE reservations DROP COLUMN usd; "
         "PRAGMA user_version = 1;"
     )

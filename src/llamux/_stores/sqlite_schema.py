@@ -71,8 +71,10 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE buckets ADD COLUMN usd INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE reservations ADD COLUMN usd INTEGER NOT NULL DEFAULT 0;
     """,
-    # 8: unsettled query reservations are capped per endpoint (oldest dropped first)
+    # 8: unsettled query reservations are capped per endpoint (oldest dropped first); the
+    # once-a-minute sweep of those past their deadline scans the (bounded) table instead
     """
+    DROP INDEX reservations_created;
     CREATE INDEX reservations_endpoint ON reservations (endpoint, created);
     """,
 )
