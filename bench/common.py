@@ -7,8 +7,11 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -128,3 +131,30 @@ def print_table(header: Sequence[str], rows: Sequence[Sequence[str]], title: str
     print(line(["-" * w for w in widths]))
     for row in rows:
         print(line(row))
+
+
+@contextmanager
+def redis_server() -> Iterator[str | None]:
+    """The URL of a private redis-server on 127.0.0.1 for the run, or None if not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tmp = tempfile.mkdtemp()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(500):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.01)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import os
 import random
-import shutil
 import socket
 import statistics
 import subprocess
@@ -37,7 +36,7 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from common import KEY_VAR, Load, fake_provider, print_table
+from common import KEY_VAR, Load, fake_provider, print_table, redis_server
 from load import Client, Result, load_client
 
 BIG = "10000000 | 10000000000"
@@ -97,30 +96,6 @@ def wait_ready(url: str, child: subprocess.Popen[bytes], errors: Path, workers: 
                 return
         time.sleep(0.05)
     raise SystemExit("llamux serve did not come up in 60 s")
-
-
-@contextmanager
-def redis_server() -> Iterator[str | None]:
-    """A private redis-server on 127.0.0.1 for the run (its URL), or None if not installed."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield None
-        return
-    port, tmp = free_port(), tempfile.mkdtemp()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(500):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.01)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @dataclass

@@ -13,21 +13,17 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from llamux import Router
 from llamux._config.load import parse_table
 
-from common import HELLO, KEY_VAR, Load, fake_provider, machine, print_table
+from common import HELLO, KEY_VAR, Load, fake_provider, machine, print_table, redis_server
 from rounds import Batch, calls, compare
 
 
@@ -39,33 +35,6 @@ def table(n: int, base_url: str = "http://127.0.0.1:9/v1", model: str | None = N
     big = "| 10000000 | 10000000000 | 10000000 | 10000000000 | 10000000 | 10000000000 |"
     rows = [f"| e{i} | bench | {model or f'm{i}'} | {base_url} | {KEY_VAR} {big}" for i in range(n)]
     return head + "\n".join(rows) + "\n"
-
-
-@contextmanager
-def redis_server() -> Iterator[str | None]:
-    """The URL of a private redis-server on 127.0.0.1 for the run, or None if not installed."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        yield None
-        return
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    tmp = tempfile.mkdtemp()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", tmp, "--save", ""]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(500):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.01)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 Row = list[str]
