@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .keys import Keys
     from .quotas import Quotas
 
-QUERY_LEASE = 60.0
+GATED_LEASE = 60.0
 """Seconds a ``query`` holds a gated endpoint's lease if it is never settled."""
 
 
@@ -272,7 +272,7 @@ class Admission:
     def _lease(self, ep: Endpoint) -> bool:
         """Take a gated endpoint's lease for this decision, or note that it is held."""
         now = self.clock.now()
-        until = now + (self.flight or QUERY_LEASE)
+        until = now + (self.flight or GATED_LEASE)
         if self.quotas.lease(ep.id, now, until):
             self._leased.add(ep.id)
             return True
