@@ -8,6 +8,7 @@ import pytest
 
 from llamux import NoEndpointAvailable, Router
 from llamux._status import status_data
+from llamux.cli._status_view import state_text
 from llamux.testing import FakeEndpoint, FakeProvider
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -27,6 +28,8 @@ def test_a_query_holds_the_lease_until_settled(tmp_path: Path, keys: str) -> Non
         *_, props = router.query(MESSAGES)
         data = status_data(router)
         assert data["endpoints"][0]["concurrency"] == {"in_flight": 1, "limit": 1}
+        assert data["endpoints"][0]["state"] == "busy"  # every lease held: not "ok"
+        assert state_text(data["endpoints"][0])[0] == "busy (1/1 in flight; frees as calls end)"
         with pytest.raises(NoEndpointAvailable, match="concurrency 1/1 in flight"):
             router.query(MESSAGES)
         router.settle(props["reservation"], 10)
@@ -35,3 +38,4 @@ def test_a_query_holds_the_lease_until_settled(tmp_path: Path, keys: str) -> Non
         assert router.completion(MESSAGES).choices[0].message is not None
         data = status_data(router)
         assert data["endpoints"][0]["concurrency"] == {"in_flight": 0, "limit": 1}
+        assert data["endpoints"][0]["state"] == "ok"

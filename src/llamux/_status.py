@@ -71,7 +71,8 @@ class EndpointData(TypedDict):
     has_key: bool
     pool: str | None
     state: str
-    """``ok``, ``full``, ``no_key``, ``cooldown``, ``parked`` or ``disabled``."""
+    """``ok``, ``full``, ``busy`` (every concurrency lease held), ``no_key``, ``cooldown``,
+    ``parked`` or ``disabled``."""
     cooldown: CooldownData | None
     rules: list[RuleData]
     performance: PerformanceData | None
@@ -173,6 +174,8 @@ def endpoint_data(row: EndpointStatus, now: float) -> EndpointData:
         state = cooling["kind"]
     elif any(r["remaining"] == 0 for r in rules):
         state = "full"
+    elif _busy(row):
+        state = "busy"
     else:
         state = "ok"
     own = [r for r in rules if r["scope"] == ep.id]
@@ -189,6 +192,14 @@ def endpoint_data(row: EndpointStatus, now: float) -> EndpointData:
         rules=own,
         performance=_performance(row),
         concurrency=_in_flight(row, row.quota),
+    )
+
+
+def _busy(row: EndpointStatus) -> bool:
+    """Whether every lease of one of the endpoint's scopes (its own or its pool's) is held."""
+    return any(
+        scope.concurrency is not None and row.in_flight.get(scope.key, 0) >= scope.concurrency
+        for scope in row.scopes
     )
 
 

@@ -124,6 +124,10 @@ def state_text(endpoint: EndpointData) -> tuple[str, str]:
         return f"{state} {span(cooling['seconds'])}: {reason}", style
     if state == "full":
         return f"full ({_full_rules(endpoint['rules'])})", "yellow"
+    if state == "busy":
+        flight = endpoint["concurrency"]
+        held = "its pool's" if flight is None else f"{flight['in_flight']}/{flight['limit']}"
+        return f"busy ({held} in flight; frees as calls end)", "yellow"
     return "ok", "green"
 
 
