@@ -155,7 +155,7 @@ class RedisStore:
                 self._client: Any = self._open(url)
             except ValueError as exc:
                 raise StoreError(f"the Redis URL {self.url} is malformed ({exc})") from exc
-            self._clock = ServerClock(self._server_time, self._guard, lambda: None)
+            self._clock = ServerClock(self._server_time, self._guard)
             try:
                 self._connected()
                 self._load()

@@ -17,24 +17,21 @@ OFFSET_REFRESH = 30.0
 
 class ServerClock:
     """``ask`` returns the server's ``TIME`` reply; ``guard`` turns its errors into store
-    errors; ``seen`` is called at each measurement."""
+    errors."""
 
     def __init__(
         self,
         ask: Callable[[], Any],
         guard: Callable[[], AbstractContextManager[None]],
-        seen: Callable[[], None],
     ) -> None:
         self.ask = ask
         self.guard = guard
-        self.seen = seen
         self.wall: Callable[[], float] = time.time
         self.offset = 0.0
         self.measured_at = -math.inf
         self._lock = threading.Lock()
 
     def measure(self) -> None:
-        self.seen()
         before = self.wall()
         seconds, micros = self.ask()
         after = self.wall()
