@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import platform
 import random
 import shutil
 import socket
@@ -30,6 +29,8 @@ from pathlib import Path
 
 from llamux import Router
 from llamux._config.load import parse_table
+
+from common import machine
 
 KEY_VAR = "BENCH_API_KEY"
 BIG = "| 10000000 | 10000000000 | 10000000 | 10000000000 | 10000000 | 10000000000 |"
@@ -143,22 +144,10 @@ def _decide_for(job: tuple[str, float, float]) -> int:
     return count
 
 
-def machine() -> str:
+def redis_version() -> str:
     version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    redis_version = version.stdout.split()[2] if version.stdout else "?"
-    return (
-        f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, "
-        f"redis-server {redis_version.removeprefix('v=')}, llamux {commit.stdout.strip() or '?'}"
-    )
+    found = version.stdout.split()[2] if version.stdout else "?"
+    return found.removeprefix("v=")
 
 
 def main() -> None:
@@ -168,7 +157,7 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("redis-server") is None:
         raise SystemExit("bench/cluster.py needs redis-server on PATH")
-    print(machine())
+    print(f"{machine()}, redis-server {redis_version()}")
     variants = [(kind, n) for kind in ("single", "cluster") for n in (1, 4)]
     rates: dict[tuple[str, int], list[float]] = {v: [] for v in variants}
     spawn = multiprocessing.get_context("spawn")

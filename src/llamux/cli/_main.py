@@ -175,8 +175,9 @@ def _add_globals(parser: argparse.ArgumentParser, default: Any) -> None:
         "--store",
         metavar="URL",
         default=default,
-        help="quota store: memory://, sqlite:///path or redis://host:port/db "
-        "(else the config's, $LLAMUX_STORE, or SQLite in the user state directory)",
+        help="quota store: memory://, sqlite:///path, redis://host:port/db or "
+        "redis+cluster://host:port[,host:port...] (else the config's, $LLAMUX_STORE, or "
+        "SQLite in the user state directory)",
     )
 
 
