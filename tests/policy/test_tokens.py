@@ -11,6 +11,7 @@ from llamux._policy.tokens import (
     output_budget,
     prompt_tokens,
     text_tokens,
+    usage_split,
     usage_tokens,
 )
 from llamux.testing import count_prompt_tokens
@@ -71,6 +72,41 @@ def test_usage_from_objects_dicts_and_counts() -> None:
         choices = ()
 
     assert usage_tokens(NoUsage()) is None
+
+
+def test_usage_from_sdk_models_their_fields_and_extras() -> None:
+    import pydantic
+    from openai.types.chat import ChatCompletion
+    from openai.types.responses import ResponseUsage
+
+    answer = ChatCompletion.model_validate(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+        }
+    )
+    assert usage_tokens(answer) == usage_tokens(answer.usage) == 8
+    assert usage_tokens(answer.model_copy(update={"usage": None})) is None  # no usage said
+    responses = ResponseUsage.model_validate(
+        {
+            "input_tokens": 4,
+            "output_tokens": 6,
+            "total_tokens": 0,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        }
+    )
+    assert usage_split(responses) == (4, 6)
+
+    class Loose(pydantic.BaseModel, extra="allow"):
+        """A provider's usage whose counts came as undeclared (extra) fields."""
+
+    assert usage_tokens(Loose.model_validate({"prompt_tokens": 2, "completion_tokens": 5})) == 7
+    assert usage_tokens(Loose()) is None
 
 
 def test_completion_tokens_from_objects_and_dicts() -> None:

@@ -113,15 +113,15 @@ def _usage_fields(value: Any) -> tuple[Any, Any, Any] | None:
     object or dict; the Responses API's input/output names read as prompt/completion), or
     None when it carries no usage."""
     usage = value.get("usage", value) if isinstance(value, Mapping) else value
-    inner = getattr(usage, "usage", None)
-    if inner is not None or hasattr(usage, "choices"):
+    inner = _attribute(usage, "usage")
+    if inner is not None or _attribute(usage, "choices") is not None:
         usage = inner
     if usage is None:
         return None
     if isinstance(usage, Mapping):
         total, prompt, completion, given, made = (usage.get(k) for k in _USAGE_KEYS)
     else:
-        total, prompt, completion, given, made = (getattr(usage, k, None) for k in _USAGE_KEYS)
+        total, prompt, completion, given, made = (_attribute(usage, k) for k in _USAGE_KEYS)
     prompt = prompt if prompt is not None else given
     completion = completion if completion is not None else made
     return total, prompt, completion
@@ -179,5 +179,17 @@ def completion_tokens(usage: Any) -> int | None:
     """The output tokens of a usage object or dict, if it says."""
     value = usage.get("completion_tokens") if isinstance(usage, Mapping) else None
     if value is None and not isinstance(usage, Mapping):
-        value = getattr(usage, "completion_tokens", None)
+        value = _attribute(usage, "completion_tokens")
     return int(value) if value is not None else None
+
+
+def _attribute(obj: Any, name: str) -> Any:
+    """``getattr(obj, name, None)``, without the exception a pydantic model (the SDK's
+    responses) raises inside for a name it lacks: its fields and extras are read directly."""
+    if getattr(type(obj), "__pydantic_fields__", None) is not None:
+        held = obj.__dict__
+        if name in held:
+            return held[name]
+        extra = getattr(obj, "__pydantic_extra__", None)
+        return extra.get(name) if extra else None
+    return getattr(obj, name, None)
