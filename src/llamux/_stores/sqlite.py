@@ -9,15 +9,13 @@ migrations as a numbered list recorded in ``PRAGMA user_version``.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from .._errors import StoreError
-from .._policy.known_limits import Learned
 from .._policy.passing import (
     MADE_LIMIT,
     Candidate,
@@ -29,7 +27,7 @@ from .._policy.passing import (
     still_spent,
     walk,
 )
-from .._policy.performance import Performance, Sample
+from .._policy.performance import Sample
 from .._policy.quota import (
     SETTLE_DEADLINE,
     Charge,
@@ -37,18 +35,16 @@ from .._policy.quota import (
     Cost,
     Refusal,
     Reservation,
-    RuleUsage,
     Scope,
     kept_until,
     lease_until,
-    live,
     moved,
     read_now,
-    rule_usage,
 )
 from .._policy.window import Window
 from .sqlite_connections import Connections
 from .sqlite_mirror import Mirror, Mirrors
+from .sqlite_reads import SQLiteReads
 from .sqlite_rows import (
     BUMP,
     CORRECT,
@@ -75,6 +71,7 @@ from .sqlite_rows import (
     take_reservation,
 )
 from .sqlite_samples import Claim, HeldSamples
+from .sqlite_schema import TABLES
 
 log = logging.getLogger("llamux")
 
@@ -82,13 +79,9 @@ PRUNE_EVERY = 60.0
 CAP_EVERY = 64
 """A process checks an endpoint's count of unsettled reservations every this many it made
 there: the table holds at most about ``UNSETTLED_KEPT`` + this per process, per endpoint."""
-TABLES = (
-    *("buckets", "reservations", "cooldowns", "performance", "counters", "quotas", "spent"),
-    *("learned", "leases"),
-)
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteReads):
     """Quota state in one SQLite file (``":memory:"`` for a private, per-connection one)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -397,33 +390,6 @@ class SQLiteStore:
             conn.execute(UPSERT, (scope, window, bucket, max(0, requests), max(0, tokens), 0))
             mirror.add(scope, window, bucket, max(0, requests), max(0, tokens), 0)
 
-    def declare(self, limits: Mapping[str, str], now: float) -> dict[str, str]:
-        keys = list(limits)
-        with self._db.transaction() as conn:
-            rows = conn.execute(
-                f"SELECT scope, limits FROM quotas WHERE scope IN ({placeholders(len(keys))})",
-                keys,
-            ).fetchall()
-            conn.executemany(
-                "INSERT OR REPLACE INTO quotas (scope, limits, seen) VALUES (?, ?, ?)",
-                [(key, text, now) for key, text in limits.items()],
-            )
-        return {str(scope): str(text) for scope, text in rows if limits[scope] != text}
-
-    def counted_scopes(self, since: float) -> set[str]:
-        rows = self._db.guard(
-            lambda: (
-                self._db.conn()
-                .execute(
-                    "SELECT DISTINCT scope FROM buckets WHERE bucket >= ? "
-                    "AND (requests > 0 OR tokens > 0 OR usd > 0)",
-                    (math.floor(since),),
-                )
-                .fetchall()
-            )
-        )
-        return {str(row[0]) for row in rows}
-
     def cool_down(self, scope: str, until: float, reason: str, kind: str, now: float) -> None:
         with self._step() as (conn, mirror):
             mirror.resting = mirror.known = None  # read again by the next decision
@@ -435,88 +401,9 @@ class SQLiteStore:
                 (scope, until, reason, kind, now),
             )
 
-    def cooldowns(self, now: float) -> dict[str, Cooldown]:
-        rows = self._db.guard(
-            lambda: (
-                self._db.conn()
-                .execute("SELECT scope, until, reason, kind FROM cooldowns WHERE until > ?", (now,))
-                .fetchall()
-            )
-        )
-        return {r[0]: Cooldown(r[0], float(r[1]), r[2], r[3]) for r in rows}
-
-    def usage(self, scopes: Sequence[Scope], now: float) -> list[RuleUsage]:
-        snapshot = self._db.guard(lambda: read_snapshot(self._db.conn(), [s.key for s in scopes]))
-        return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
-
-    def in_flight(self, scopes: Sequence[Scope], now: float) -> dict[str, int]:
-        keys = [scope.key for scope in scopes if scope.concurrency is not None]
-        if not keys:
-            return {}
-
-        def read() -> list[Any]:
-            query = f"SELECT scope, expires FROM leases WHERE scope IN ({placeholders(len(keys))})"
-            return self._db.conn().execute(query, keys).fetchall()
-
-        found: dict[str, list[float]] = {key: [] for key in keys}
-        for scope, expires in self._db.guard(read):
-            found[str(scope)].append(float(expires))
-        return {key: len(live(expiries, now)) for key, expiries in found.items()}
-
     def record(self, endpoint: str, sample: Sample) -> None:
         with self._db.transaction() as conn:
             fold_sample(conn, endpoint, sample)
-
-    def performance(self, endpoints: Sequence[str]) -> dict[str, Performance]:
-        keys = list(endpoints)
-        rows = self._db.guard(
-            lambda: (
-                self._db.conn()
-                .execute(
-                    "SELECT endpoint, latency, tps, ttft, samples FROM performance "
-                    f"WHERE endpoint IN ({placeholders(len(keys))})",
-                    keys,
-                )
-                .fetchall()
-            )
-        )
-        found = {r[0]: Performance(r[1], r[2], r[3], int(r[4])) for r in rows}
-        return {k: v for k, v in self._samples.merged(found).items() if k in keys}
-
-    def turn(self, key: str) -> int:
-        with self._db.transaction() as conn:
-            row = conn.execute(
-                "INSERT INTO counters (key, value) VALUES (?, 1) "
-                "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value",
-                (key,),
-            ).fetchone()
-            return int(row[0])
-
-    def learn(self, scope: str, limits: Mapping[str, int], now: float, source: str) -> None:
-        rows = [(scope, name, max(0, int(lim)), now, source) for name, lim in limits.items()]
-        with self._db.transaction() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO learned (scope, rule, lim, at, source) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-
-    def learned(self, scopes: Sequence[str]) -> dict[str, dict[str, Learned]]:
-        keys = list(scopes)
-        if not keys:
-            return {}
-
-        def read() -> list[Any]:
-            query = (
-                "SELECT scope, rule, lim, at, source FROM learned "
-                f"WHERE scope IN ({placeholders(len(keys))})"
-            )
-            return self._db.conn().execute(query, keys).fetchall()
-
-        found: dict[str, dict[str, Learned]] = {}
-        for scope, rule, lim, at, source in self._db.guard(read):
-            found.setdefault(str(scope), {})[str(rule)] = Learned(int(lim), float(at), str(source))
-        return found
 
     def reset(self, scope: str | None = None) -> None:
         with self._step() as (conn, mirror):
@@ -545,15 +432,6 @@ class SQLiteStore:
             for rid in [r for r, fly in self._flying.items() if fly[0][2] == scope]:
                 self._flying.pop(rid, None)
             conn.execute(BUMP, (GENERATION,))
-
-    def stats(self) -> dict[str, int]:
-        """Row counts per table: state size is bounded by endpoints, not by requests."""
-
-        def count() -> dict[str, int]:
-            conn = self._db.conn()
-            return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
-
-        return self._db.guard(count)
 
     def close(self) -> None:
         held = self._samples.take_all()

@@ -80,6 +80,13 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+TABLES = (
+    *("buckets", "reservations", "cooldowns", "performance", "counters", "quotas", "spent"),
+    *("learned", "leases"),
+)
+"""Every table of the state file (what a full reset empties)."""
+
+
 def migrate(conn: sqlite3.Connection, path: str) -> None:
     """Bring the file to the current schema. The checks read the header and the schema in
     one transaction: read one by one, they could straddle another process's migration and
