@@ -217,61 +217,15 @@ class SQLiteStore(SQLiteReads):
         now: float,
         flight: float,
     ) -> Reservation | Refusal:
-        endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
-        keys = [scope.key for scope in scopes]
-        leases = read_leases(conn, scopes, now)
-        snapshot = mirror.snapshot(keys)
-        if snapshot is None and mirror.stable:  # alone on the file: worth holding them all
-            mirror.load(keys, read_snapshot(conn, keys))
-            snapshot = mirror.snapshot(keys)
-        if snapshot is not None:
-            reservation, memo = judge(candidate, snapshot, now, flight, leases)
-        else:  # others write too: the sums, and the buckets only to say when they free
-            reservation, memo = judge(
-                candidate, read_totals(conn, scopes, now), now, flight, leases
-            )
-            if not isinstance(reservation, Reservation):
-                snapshot = read_snapshot(conn, keys)
-                reservation, memo = judge(candidate, snapshot, now, flight, leases)
+        reservation, memo = self._judge(conn, mirror, candidate, now, flight)
         if not isinstance(reservation, Reservation):
             if memo is not None:
                 conn.execute(REMEMBER, spent_row(memo))
                 if mirror.known is not None:
                     mirror.known[memo.refusal.scope] = memo
             return reservation
-        if reservation.leases:  # in the same transaction as the charges
-            until = lease_until(now, flight)
-            conn.executemany(
-                "INSERT OR REPLACE INTO leases (scope, id, expires) VALUES (?, ?, ?)",
-                [(scope, reservation.id, until) for scope in reservation.leases],
-            )
-            if flight > 0:
-                self._leased.add(reservation.id)
-        conn.executemany(
-            UPSERT,
-            [
-                (c.scope, c.window, c.bucket, cost.requests, cost.tokens, cost.usd)
-                for c in reservation.charges
-            ],
-        )
-        for c in reservation.charges:
-            mirror.add(c.scope, c.window, c.bucket, cost.requests, cost.tokens, cost.usd)
-        if flight > 0:  # held in flight: this process settles it (see ``_flying``)
-            held = (cost.tokens, list(reservation.charges), endpoint, cost.usd)
-            self._flying[reservation.id] = (held, kept_until(now, flight))
-        else:
-            conn.execute(
-                "INSERT INTO reservations (id, endpoint, tokens, created, charges, usd) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    *(reservation.id, endpoint, cost.tokens, now),
-                    *(dump_charges(reservation.charges), cost.usd),
-                ),
-            )
-            made = self._made_at[endpoint] = self._made_at.get(endpoint, 0) + 1
-            if made % CAP_EVERY == 0:
-                cap_reservations(conn, endpoint)
-        prune_buckets(conn, scopes, self._pruned, now, mirror)
+        self._charge(conn, mirror, reservation, candidate.cost, now, flight)
+        prune_buckets(conn, candidate.scopes, self._pruned, now, mirror)
         if now - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = now
             conn.execute("DELETE FROM reservations WHERE created < ?", (now - SETTLE_DEADLINE,))
@@ -280,6 +234,75 @@ class SQLiteStore(SQLiteReads):
                 self._flying.pop(rid, None)
                 self._leased.discard(rid)
         return reservation
+
+    def _judge(
+        self,
+        conn: sqlite3.Connection,
+        mirror: Mirror,
+        candidate: Candidate,
+        now: float,
+        flight: float,
+    ) -> tuple[Reservation | Refusal, Spent | None]:
+        """The decision on one candidate: on the buckets the mirror holds (read into it
+        first when this connection is alone on the file), else on the sums SQLite adds up,
+        with the buckets read only to say when a refusal frees."""
+        scopes = candidate.scopes
+        keys = [scope.key for scope in scopes]
+        leases = read_leases(conn, scopes, now)
+        snapshot = mirror.snapshot(keys)
+        if snapshot is None and mirror.stable:  # alone on the file: worth holding them all
+            mirror.load(keys, read_snapshot(conn, keys))
+            snapshot = mirror.snapshot(keys)
+        if snapshot is not None:
+            return judge(candidate, snapshot, now, flight, leases)
+        decided = judge(candidate, read_totals(conn, scopes, now), now, flight, leases)
+        if isinstance(decided[0], Reservation):
+            return decided
+        return judge(candidate, read_snapshot(conn, keys), now, flight, leases)
+
+    def _charge(
+        self,
+        conn: sqlite3.Connection,
+        mirror: Mirror,
+        reservation: Reservation,
+        cost: Cost,
+        now: float,
+        flight: float,
+    ) -> None:
+        """Record an admitted reservation: its leases, its charges, and its record (in this
+        process while in flight, else in the table, capped per endpoint)."""
+        if reservation.leases:  # in the same transaction as the charges
+            until = lease_until(now, flight)
+            conn.executemany(
+                "INSERT OR REPLACE INTO leases (scope, id, expires) VALUES (?, ?, ?)",
+                [(scope, reservation.id, until) for scope in reservation.leases],
+            )
+            if flight > 0:
+                self._leased.add(reservation.id)
+        charged = [(c.scope, c.window, c.bucket) for c in reservation.charges]
+        conn.executemany(UPSERT, [(*c, cost.requests, cost.tokens, cost.usd) for c in charged])
+        for c in charged:
+            mirror.add(*c, cost.requests, cost.tokens, cost.usd)
+        endpoint = reservation.endpoint
+        if flight > 0:  # held in flight: this process settles it (see ``_flying``)
+            held = (cost.tokens, list(reservation.charges), endpoint, cost.usd)
+            self._flying[reservation.id] = (held, kept_until(now, flight))
+            return
+        conn.execute(
+            "INSERT INTO reservations (id, endpoint, tokens, created, charges, usd) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                reservation.id,
+                endpoint,
+                cost.tokens,
+                now,
+                dump_charges(reservation.charges),
+                cost.usd,
+            ),
+        )
+        made = self._made_at[endpoint] = self._made_at.get(endpoint, 0) + 1
+        if made % CAP_EVERY == 0:
+            cap_reservations(conn, endpoint)
 
     @contextmanager
     def _held(
