@@ -120,6 +120,29 @@ class NoEndpointAvailable(LlamuxError):
         failed = [a for a in tried if a.outcome == "failed" and a.status != 429]
         return bool(tried) and len(failed) == len(tried)
 
+    @property
+    def providers_down(self) -> bool:
+        """Whether the providers, not quota, are why nothing served, more broadly than
+        ``providers_failed``: every endpoint that could take the request failed just now or
+        rests after failing (a connection refused, a timeout, a 5xx, a refused key: not a
+        429). The command line's exit code 3 uses this; the proxy's 502, ``providers_failed``."""
+        if self.providers_failed:
+            return True
+        tried = [a for a in self.attempts if a.outcome != "skipped"]
+        return bool(tried) and all(_failure(a.outcome, a.reason, a.status) for a in tried)
+
+
+RESTING = ("cooldown: ", "disabled: ")
+"""How the refusal of an endpoint resting after a failure begins (``quota.cooling_refusal``:
+the cool-down's kind, then its reason); a 429's rest is quota, not a failure."""
+
+
+def _failure(outcome: str, reason: str, status: int | None) -> bool:
+    if outcome == "failed":
+        return status != 429
+    kind = next((k for k in RESTING if reason.startswith(k)), None)
+    return kind is not None and not reason[len(kind) :].startswith("HTTP 429")
+
 
 class ProviderError(LlamuxError):
     """A provider call failed.

@@ -31,32 +31,10 @@ class UsageError(LlamuxError):
     """The command line asks for something the command cannot do (exit 1)."""
 
 
-RESTING = ("cooldown: ", "disabled: ")
-"""How the refusal of an endpoint resting after a failure begins (``quota.cooling_refusal``:
-the cool-down's kind, then its reason); a 429's rest is quota, not a failure."""
-
-
-def providers_down(error: NoEndpointAvailable) -> bool:
-    """Whether the providers, not quota, are why nothing served: every endpoint that could
-    take the request failed just now (``providers_failed``) or rests after failing (a
-    connection refused, a timeout, a 5xx, a refused key: not a 429)."""
-    if error.providers_failed:
-        return True
-    tried = [a for a in error.attempts if a.outcome != "skipped"]
-    return bool(tried) and all(_failure(a.outcome, a.reason, a.status) for a in tried)
-
-
-def _failure(outcome: str, reason: str, status: int | None) -> bool:
-    if outcome == "failed":
-        return status != 429
-    kind = next((k for k in RESTING if reason.startswith(k)), None)
-    return kind is not None and not reason[len(kind) :].startswith("HTTP 429")
-
-
 def exit_code(error: LlamuxError) -> int:
     """The exit code for ``error``: 1 config or usage, 2 no endpoint, 3 provider, 4 store."""
     if isinstance(error, NoEndpointAvailable):
-        return EXIT_PROVIDER if providers_down(error) else EXIT_NO_ENDPOINT
+        return EXIT_PROVIDER if error.providers_down else EXIT_NO_ENDPOINT
     if isinstance(error, RequestTooLarge):
         return EXIT_NO_ENDPOINT
     if isinstance(error, ProviderError):
@@ -72,7 +50,7 @@ def message(error: LlamuxError, waits: bool = True) -> str:
     providers when they, not quota, are the cause."""
     if not isinstance(error, NoEndpointAvailable):
         return str(error)
-    if providers_down(error):
+    if error.providers_down:
         tried = [a for a in error.attempts if a.outcome != "skipped"]
         what = "failed" if error.providers_failed else "failed or rests after failing"
         again = "" if error.retry_after is None else f" (in {math.ceil(error.retry_after)} s)"
@@ -94,7 +72,7 @@ def error_data(error: LlamuxError, waits: bool = True) -> dict[str, Any]:
         data.update(file=error.file, line=error.line, column=error.column)
     elif isinstance(error, NoEndpointAvailable):
         data["retry_after"] = error.retry_after
-        data["cause"] = "providers" if providers_down(error) else "quota"
+        data["cause"] = "providers" if error.providers_down else "quota"
         data["attempts"] = [
             {"endpoint": a.endpoint, "outcome": a.outcome, "reason": a.reason, "status": a.status}
             for a in error.attempts
