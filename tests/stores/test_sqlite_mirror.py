@@ -10,6 +10,7 @@ import pytest
 
 from llamux import StoreError
 from llamux._policy.quota import Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
 
 T0 = 1_767_225_600.0
@@ -69,3 +70,38 @@ def test_a_step_that_fails_drops_what_it_applied(tmp_path: Path) -> None:
     assert isinstance(store.reserve("ep", [EP], Cost(10), T0 + 6, 60.0), Refusal)
     assert store.usage([EP], T0 + 6)[0].used == 3
     store.close()
+
+
+OPERATIONS = {
+    "absorb": lambda s, r, at: s.absorb("ep", "minute", 1, 0, at),
+    "cool_down": lambda s, r, at: s.cool_down("ep", at + 30, "test", "cooldown", at),
+    "release": lambda s, r, at: s.release(r.id, at),
+    "settle below": lambda s, r, at: s.settle(r.id, 1, at),
+    "settle above": lambda s, r, at: s.settle(r.id, 90, at),
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_what_a_connection_writes_itself_is_seen_by_its_next_decision(
+    operation: str, tmp_path: Path
+) -> None:
+    """One connection alone on its file (its mirror held): after each kind of write, its
+    next decisions are the memory store's, refusal for refusal."""
+    scope = Scope("ep", rules_from_limits([("rpm", 3), ("tpm", 100)], {}))
+    outcomes = []
+    for store in (SQLiteStore(tmp_path / "q.db"), MemoryStore()):
+        seen = []
+        first = store.reserve("ep", [scope], Cost(30), T0, 60.0)
+        assert isinstance(first, Reservation)
+        store.reserve("ep", [scope], Cost(30), T0 + 1, 60.0)  # the mirror holds it all now
+        OPERATIONS[operation](store, first, T0 + 2)
+        for at in (T0 + 3, T0 + 4, T0 + 40):
+            got = store.reserve("ep", [scope], Cost(30), at, 60.0)
+            seen.append(
+                ("admitted", got.remaining)
+                if isinstance(got, Reservation)
+                else ("refused", got.rule, got.used, got.retry_at)
+            )
+        outcomes.append(seen)
+        store.close()
+    assert outcomes[0] == outcomes[1]
