@@ -7,6 +7,7 @@ character, plus a per-message overhead) and the output budget (``max_completion_
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -20,17 +21,22 @@ PRIMING = 3
 PER_IMAGE = 1105
 """An image part: OpenAI's cost of a 1024x1024 high-detail image."""
 
-_CJK = re.compile(
-    "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]"
-)
+
+@functools.cache
+def _cjk() -> re.Pattern[str]:
+    """CJK characters (compiled on first use: 2 ms that ``import llamux`` need not pay)."""
+    return re.compile(
+        "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]"
+    )
 
 
 def text_tokens(text: str) -> int:
     """Tokens of ``text``: bytes / 4 rounded up, but one per CJK character."""
     if text.isascii():
         return -(-len(text) // 4)
-    cjk = len(_CJK.findall(text))
-    rest = len(_CJK.sub("", text).encode("utf-8")) if cjk else len(text.encode("utf-8"))
+    cjk_pattern = _cjk()
+    cjk = len(cjk_pattern.findall(text))
+    rest = len(cjk_pattern.sub("", text).encode("utf-8")) if cjk else len(text.encode("utf-8"))
     return cjk + math.ceil(rest / 4)
 
 
