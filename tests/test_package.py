@@ -18,7 +18,7 @@ def test_all_is_sorted_and_complete() -> None:
 def test_import_is_light() -> None:
     code = (
         "import sys, json, llamux; "
-        "heavy = ('openai', 'rich', 'sqlite3', 'httpx2', 'tomllib', 'asyncio'); "
+        "heavy = ('openai', 'rich', 'sqlite3', 'httpx2', 'tomllib', 'asyncio', 'email', 'socket'); "
         "print(json.dumps([m for m in heavy if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

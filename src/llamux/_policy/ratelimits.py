@@ -14,7 +14,6 @@ reset (see ``window_by_reset``).
 
 from __future__ import annotations
 
-import email.utils
 import math
 import re
 from collections.abc import Mapping
@@ -86,8 +85,10 @@ def _timestamp(text: str) -> float | None:
     try:
         moment = datetime.fromisoformat(text.upper())
     except ValueError:
+        from email.utils import parsedate_to_datetime  # HTTP-dates are rare: not at import
+
         try:
-            moment = email.utils.parsedate_to_datetime(text)
+            moment = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError, OverflowError):
             return None
     if moment.tzinfo is None:
