@@ -56,7 +56,6 @@ from .sqlite_rows import (
     Held,
     cap_reservations,
     dump_charges,
-    fold_sample,
     fold_samples,
     forget_spent,
     generation_of,
@@ -426,7 +425,7 @@ class SQLiteStore(SQLiteReads):
 
     def record(self, endpoint: str, sample: Sample) -> None:
         with self._db.transaction() as conn:
-            fold_sample(conn, endpoint, sample)
+            fold_samples(conn, endpoint, [sample])
 
     def reset(self, scope: str | None = None) -> None:
         with self._step() as (conn, mirror):

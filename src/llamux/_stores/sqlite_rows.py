@@ -158,15 +158,9 @@ def cap_reservations(conn: sqlite3.Connection, endpoint: str) -> None:
     )
 
 
-def fold_sample(conn: sqlite3.Connection, endpoint: str, sample: Sample) -> None:
-    """Fold ``sample`` into ``endpoint``'s moving averages (inside a transaction): in one
-    statement, the arithmetic of ``performance.fold``."""
-    values = (sample.latency, sample.tokens_per_second, sample.ttft)
-    conn.execute(FOLD, (endpoint, *values, ALPHA))
-
-
 def fold_samples(conn: sqlite3.Connection, endpoint: str, samples: Sequence[Sample]) -> None:
-    """Fold ``samples`` in order, as ``fold_sample`` one by one, in one call."""
+    """Fold ``samples`` into ``endpoint``'s moving averages, in order (inside a
+    transaction): one statement per sample, the arithmetic of ``performance.fold``."""
     if samples:
         conn.executemany(
             FOLD,
