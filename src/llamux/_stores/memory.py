@@ -159,8 +159,10 @@ class MemoryStore:
         if reservation is not None:
             self._kept_until.pop(reservation_id, None)
             queued = self._queries.get(reservation.endpoint)
-            if queued is not None and queued.pop(reservation_id, 0) is None and not queued:
-                del self._queries[reservation.endpoint]
+            if queued is not None:
+                queued.pop(reservation_id, None)
+                if not queued:
+                    del self._queries[reservation.endpoint]
         return reservation
 
     def _live_leases(self, scope: str, now: float) -> list[float]:
