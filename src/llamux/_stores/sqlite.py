@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .._errors import StoreError
@@ -38,10 +38,9 @@ from .._policy.quota import (
     Scope,
     kept_until,
     lease_until,
-    moved,
     read_now,
 )
-from .._policy.window import Window
+from .._policy.window import BUCKET_SECONDS, LATENCY_MARGIN, Window
 from .sqlite_connections import Connections
 from .sqlite_mirror import Mirror, Mirrors
 from .sqlite_reads import SQLiteReads
@@ -71,6 +70,7 @@ from .sqlite_rows import (
 )
 from .sqlite_samples import Claim, HeldSamples
 from .sqlite_schema import TABLES
+from .sqlite_step import Step
 
 log = logging.getLogger("llamux")
 
@@ -156,20 +156,10 @@ class SQLiteStore(SQLiteReads):
                 mirror.generation = generation_of(conn)
             return walk(candidates, mirror.generation, at, one)
 
-    @contextmanager
-    def _step(self) -> Iterator[tuple[sqlite3.Connection, Mirror]]:
+    def _step(self) -> Step:
         """A write transaction with this connection's mirror checked at its start and
-        dropped if the step fails (what it applied may have been rolled back)."""
-        mirror: Mirror | None = None
-        try:
-            with self._db.transaction() as conn:
-                mirror = self._mirrors.of(conn)
-                mirror.check(conn)
-                yield conn, mirror
-        except BaseException:
-            if mirror is not None:
-                mirror.forget()
-            raise
+        dropped if the step fails (see ``sqlite_step``)."""
+        return Step(self._db.transaction(), self._mirrors)
 
     def _passing_held(
         self, conn: sqlite3.Connection, mirror: Mirror
@@ -303,29 +293,25 @@ class SQLiteStore(SQLiteReads):
         if made % CAP_EVERY == 0:
             cap_reservations(conn, endpoint)
 
-    @contextmanager
-    def _held(
-        self, reservation_id: str, now: float
-    ) -> Iterator[tuple[sqlite3.Connection, Mirror, Held | None]]:
-        """A step on a reservation: its record (from this process if it is held in flight,
-        else from the table, removed there), kept if the step fails; None past its settle
-        deadline. Its concurrency leases are given back in the same step."""
-        flying = self._flying.pop(reservation_id, None)
-        try:
-            with self._step() as (conn, mirror):
-                if flying is None:
-                    held = take_reservation(conn, reservation_id, now)
-                else:
-                    held = flying[0] if flying[1] >= now else None
-                leased = flying is None or reservation_id in self._leased
-                if held is not None and leased and give_back_leases(conn, reservation_id):
-                    mirror.bumped()
-                yield conn, mirror, held
-        except BaseException:
-            if flying is not None:
-                self._flying[reservation_id] = flying
-            raise
-        self._leased.discard(reservation_id)
+    def _take(
+        self,
+        conn: sqlite3.Connection,
+        mirror: Mirror,
+        reservation_id: str,
+        flying: tuple[Held, float] | None,
+        now: float,
+    ) -> Held | None:
+        """In a step on a reservation: its record (``flying``, from this process, if it was
+        held in flight; else from the table, removed there), None past its settle deadline.
+        Its concurrency leases are given back in the same step."""
+        if flying is None:
+            held = take_reservation(conn, reservation_id, now)
+        else:
+            held = flying[0] if flying[1] >= now else None
+        leased = flying is None or reservation_id in self._leased
+        if held is not None and leased and give_back_leases(conn, reservation_id):
+            mirror.bumped()
+        return held
 
     def settle(
         self,
@@ -335,20 +321,24 @@ class SQLiteStore(SQLiteReads):
         sample: Sample | None = None,
         usd: int | None = None,
     ) -> bool:
+        flying = self._flying.pop(reservation_id, None)  # put back if the step fails
         claim: Claim | None = None
         try:
-            with self._held(reservation_id, now) as (conn, mirror, held):
-                if held is None:
-                    return False
-                if sample is not None:  # the speed: written at most once a second
-                    claim = self._samples.claim(held[2], sample, now)
-                    fold_samples(conn, held[2], claim.batch)
-                self._settle(conn, mirror, held, tokens, now, usd)
-                return True
+            with self._step() as (conn, mirror):
+                held = self._take(conn, mirror, reservation_id, flying, now)
+                if held is not None:
+                    if sample is not None:  # the speed: written at most once a second
+                        claim = self._samples.claim(held[2], sample, now)
+                        fold_samples(conn, held[2], claim.batch)
+                    self._settle(conn, mirror, held, tokens, now, usd)
         except BaseException:
+            if flying is not None:
+                self._flying[reservation_id] = flying
             if claim is not None:
                 self._samples.undo(claim)
             raise
+        self._leased.discard(reservation_id)
+        return held is not None
 
     def _settle(
         self,
@@ -359,52 +349,66 @@ class SQLiteStore(SQLiteReads):
         now: float,
         usd: int | None,
     ) -> None:
-        """Correct the buckets ``held`` charged with the real usage, moved to ``now``."""
+        """Correct the buckets ``held`` charged with the real usage, moved to ``now`` (the
+        bucket of the outcome's moment, as ``moved``; inlined: it runs once per call)."""
         estimate, charged, _, priced = held
         self._forget_spent(conn, mirror, charged)
         actual, paid = max(0, tokens), priced if usd is None else max(0, usd)
-        pairs = moved(charged, now)  # to the buckets of the outcome's moment
-        stay = [
-            (0, actual - estimate, paid - priced, c.scope, c.window, c.bucket)
-            for c, b in pairs
-            if b == c.bucket
-        ]
-        go = [(c, b) for c, b in pairs if b != c.bucket]
-        back = [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c, _ in go]
-        conn.executemany(CORRECT, [*stay, *back])
-        for r, t, u, scope, window, bucket in (*stay, *back):
-            mirror.correct(scope, window, bucket, r, t, u)
-        if go:
-            conn.executemany(UPSERT, [(c.scope, c.window, b, 1, actual, paid) for c, b in go])
-            for c, b in go:
-                mirror.add(c.scope, c.window, b, 1, actual, paid)
+        corrections: list[tuple[int, int, int, str, str, int]] = []
+        additions: list[tuple[str, str, int, int, int, int]] = []
+        at = now + LATENCY_MARGIN
+        for c in charged:
+            size = BUCKET_SECONDS[c.window]
+            bucket = int(at // size) * size
+            if bucket == c.bucket:
+                corrections.append((0, actual - estimate, paid - priced, c.scope, c.window, bucket))
+            else:
+                corrections.append((-1, -estimate, -priced, c.scope, c.window, c.bucket))
+                additions.append((c.scope, c.window, bucket, 1, actual, paid))
+        conn.executemany(CORRECT, corrections)
+        if additions:
+            conn.executemany(UPSERT, additions)
+        if mirror.loaded:
+            for r, t, u, scope, window, bucket in corrections:
+                mirror.correct(scope, window, bucket, r, t, u)
+            for scope, window, bucket, r, t, u in additions:
+                mirror.add(scope, window, bucket, r, t, u)
 
     def _forget_spent(
         self, conn: sqlite3.Connection, mirror: Mirror, charged: Sequence[Charge]
     ) -> None:
         """Usage in these scopes is given back or moved: what they refused may fit sooner.
         Nothing to write when the mirror holds no refusal of theirs."""
-        scopes = list({c.scope: None for c in charged})
-        if mirror.known is not None and not any(scope in mirror.known for scope in scopes):
+        known = mirror.known
+        if known is not None and (not known or not any(c.scope in known for c in charged)):
             return
+        scopes = list({c.scope: None for c in charged})
         if forget_spent(conn, scopes):
             mirror.bumped()
-        if mirror.known is not None:
+        if known is not None:
             for scope in scopes:
-                mirror.known.pop(scope, None)
+                known.pop(scope, None)
 
     def release(self, reservation_id: str, now: float) -> bool:
-        with self._held(reservation_id, now) as (conn, mirror, held):
-            if held is None:
-                return False
-            estimate, charged, _, priced = held
-            self._forget_spent(conn, mirror, charged)
-            conn.executemany(
-                CORRECT, [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c in charged]
-            )
-            for c in charged:
-                mirror.correct(c.scope, c.window, c.bucket, -1, -estimate, -priced)
-            return True
+        flying = self._flying.pop(reservation_id, None)  # put back if the step fails
+        try:
+            with self._step() as (conn, mirror):
+                held = self._take(conn, mirror, reservation_id, flying, now)
+                if held is not None:
+                    estimate, charged, _, priced = held
+                    self._forget_spent(conn, mirror, charged)
+                    conn.executemany(
+                        CORRECT,
+                        [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c in charged],
+                    )
+                    for c in charged:
+                        mirror.correct(c.scope, c.window, c.bucket, -1, -estimate, -priced)
+        except BaseException:
+            if flying is not None:
+                self._flying[reservation_id] = flying
+            raise
+        self._leased.discard(reservation_id)
+        return held is not None
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         bucket = Window.from_key(window).charge_bucket(now)

@@ -19,6 +19,10 @@ from typing import TypeVar
 from .sqlite_schema import migrate, store_error
 from .waiting import WouldBlock
 
+FORKS = [0]
+"""How many times this process is a fork's child (its parent's connections are not its own)."""
+os.register_at_fork(after_in_child=lambda: FORKS.__setitem__(0, FORKS[0] + 1))
+
 BUSY_MS = 60_000
 """How long a step waits for another writer before it fails (milliseconds)."""
 
@@ -33,26 +37,26 @@ class Connections:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
-        self._pid = os.getpid()
+        self._forks = FORKS[0]
         self._impatient: set[int] = set()
         """The connections (by id) whose busy timeout is 0 (see ``_patience``)."""
         # ":memory:" is one database per connection: share one connection, one at a time
         self._shared: sqlite3.Connection | None = None
-        self._serial = contextlib.nullcontext() if path != ":memory:" else threading.RLock()
+        self.serial = contextlib.nullcontext() if path != ":memory:" else threading.RLock()
         if path != ":memory:":
             Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         self.conn()
 
     def conn(self) -> sqlite3.Connection:
-        if os.getpid() != self._pid:  # forked: never reuse the parent's connections
+        if FORKS[0] != self._forks:  # forked: never reuse the parent's connections
             self._local = threading.local()
             self._connections = []
             self._impatient = set()
-            self._pid = os.getpid()
+            self._forks = FORKS[0]
         held: _Held | None = getattr(self._local, "held", None)
         conn: sqlite3.Connection | None = self._shared or (held.conn if held else None)
         if conn is None:
-            conn = self.guard(self._open_nowait if self._waitless() else self._open)
+            conn = self.guard(self._open_nowait if self.waitless() else self._open)
             with self._lock:
                 self._connections.append(conn)
             if self.path == ":memory:":
@@ -94,7 +98,7 @@ class Connections:
                 raise WouldBlock(str(exc)) from None
             raise
 
-    def _waitless(self) -> bool:
+    def waitless(self) -> bool:
         return bool(getattr(self._local, "nowait", False))
 
     def _open_once(self, timeout: float = BUSY_MS / 1000) -> sqlite3.Connection:
@@ -114,14 +118,14 @@ class Connections:
 
     def guard(self, action: Callable[[], T]) -> T:
         """Run a read; like a step, it gives up at once within ``nowait``."""
-        nowait = self._waitless()
+        nowait = self.waitless()
         if self._impatient and not nowait:
             held: _Held | None = getattr(self._local, "held", None)
             existing = self._shared or (held.conn if held else None)
             if existing is not None:  # (none yet: this call opens it, patient)
                 self._patience(existing, True)
         try:
-            with self._serial:
+            with self.serial:
                 return action()
         except sqlite3.OperationalError as exc:
             if nowait and _busy(exc):
@@ -140,36 +144,12 @@ class Connections:
         finally:
             self._local.nowait = False
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        if not self._waitless():
-            with self._serial:
-                yield from self._transaction_body(False)
-            return
-        if isinstance(self._serial, contextlib.nullcontext):
-            yield from self._transaction_body(True)
-            return
-        if not self._serial.acquire(blocking=False):
-            raise WouldBlock("another thread holds the in-memory database")
-        try:
-            yield from self._transaction_body(True)
-        finally:
-            self._serial.release()
+    def transaction(self) -> Transaction:
+        """A write transaction (``BEGIN IMMEDIATE``) on this thread's connection, committed
+        when its block ends, rolled back if the block raises."""
+        return Transaction(self)
 
-    def _transaction_body(self, nowait: bool) -> Iterator[sqlite3.Connection]:
-        conn = self.conn()
-        try:
-            self._begin(conn, nowait)
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise store_error(self.path, exc) from exc
-
-    def _begin(self, conn: sqlite3.Connection, nowait: bool) -> None:
+    def begin(self, conn: sqlite3.Connection, nowait: bool) -> None:
         """``BEGIN IMMEDIATE``: wait for the write lock, or with ``nowait`` give up at once."""
         self._patience(conn, not nowait)
         try:
@@ -198,6 +178,64 @@ class Connections:
             conn.close()
         self._local = threading.local()
         self._shared = None
+
+
+class Transaction:
+    """One write transaction of a ``Connections`` (a class, not a generator: a store step
+    runs two of these per call, and each layer of ``contextmanager`` costs a few µs)."""
+
+    __slots__ = ("_conn", "_db", "_locked")
+
+    def __init__(self, db: Connections) -> None:
+        self._db = db
+        self._conn: sqlite3.Connection | None = None
+        self._locked = False
+
+    def __enter__(self) -> sqlite3.Connection:
+        db = self._db
+        nowait = db.waitless()
+        serial = db.serial
+        if not isinstance(serial, contextlib.nullcontext):  # ":memory:": one user at a time
+            if not serial.acquire(blocking=not nowait):
+                raise WouldBlock("another thread holds the in-memory database")
+            self._locked = True
+        try:
+            conn = db.conn()
+            db.begin(conn, nowait)
+        except BaseException as exc:
+            self._unlock()
+            if isinstance(exc, sqlite3.Error):
+                raise store_error(db.path, exc) from exc
+            raise
+        self._conn = conn
+        return conn
+
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        conn, self._conn = self._conn, None
+        assert conn is not None
+        try:
+            if exc is None:
+                try:
+                    conn.execute("COMMIT")
+                except sqlite3.Error as failed:  # still open: end it, changing nothing
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise store_error(self._db.path, failed) from failed
+                return
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error as failed:
+                raise store_error(self._db.path, failed) from exc
+            if isinstance(exc, sqlite3.Error):
+                raise store_error(self._db.path, exc) from exc
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        serial = self._db.serial
+        if self._locked and not isinstance(serial, contextlib.nullcontext):
+            self._locked = False
+            serial.release()
 
 
 class _Held:
