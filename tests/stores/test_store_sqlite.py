@@ -254,7 +254,7 @@ def test_a_failed_settle_keeps_the_in_flight_record_for_the_retry(
         raise sqlite3.OperationalError("disk I/O error")
 
     with monkeypatch.context() as patch:
-        patch.setattr("llamux._stores.sqlite.forget_spent", broken)
+        patch.setattr("llamux._stores.sqlite_settles.forget_spent", broken)
         with pytest.raises(StoreError):
             store.settle(held.id, 10, T0 + 1)
     assert store_used(store, EP, T0 + 1)["tpm"] == 40  # rolled back

@@ -30,7 +30,6 @@ from .._policy.passing import (
 from .._policy.performance import Sample
 from .._policy.quota import (
     SETTLE_DEADLINE,
-    Charge,
     Cooldown,
     Cost,
     Refusal,
@@ -40,13 +39,11 @@ from .._policy.quota import (
     lease_until,
     read_now,
 )
-from .._policy.window import BUCKET_SECONDS, LATENCY_MARGIN, Window
+from .._policy.window import Window
 from .sqlite_connections import Connections
 from .sqlite_mirror import Mirror, Mirrors
-from .sqlite_reads import SQLiteReads
 from .sqlite_rows import (
     BUMP,
-    CORRECT,
     GENERATION,
     PASSING,
     PASSING_ALL,
@@ -56,9 +53,7 @@ from .sqlite_rows import (
     cap_reservations,
     dump_charges,
     fold_samples,
-    forget_spent,
     generation_of,
-    give_back_leases,
     placeholders,
     prune_buckets,
     read_leases,
@@ -66,11 +61,10 @@ from .sqlite_rows import (
     read_totals,
     spent_of,
     spent_row,
-    take_reservation,
 )
-from .sqlite_samples import Claim, HeldSamples
+from .sqlite_samples import HeldSamples
 from .sqlite_schema import TABLES
-from .sqlite_step import Step
+from .sqlite_settles import SQLiteSettles
 
 log = logging.getLogger("llamux")
 
@@ -80,7 +74,7 @@ CAP_EVERY = 64
 there: the table holds at most about ``UNSETTLED_KEPT`` + this per process, per endpoint."""
 
 
-class SQLiteStore(SQLiteReads):
+class SQLiteStore(SQLiteSettles):
     """Quota state in one SQLite file (``":memory:"`` for a private, per-connection one)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -155,11 +149,6 @@ class SQLiteStore(SQLiteReads):
             if mirror.generation is None:
                 mirror.generation = generation_of(conn)
             return walk(candidates, mirror.generation, at, one)
-
-    def _step(self) -> Step:
-        """A write transaction with this connection's mirror checked at its start and
-        dropped if the step fails (see ``sqlite_step``)."""
-        return Step(self._db.transaction(), self._mirrors)
 
     def _passing_held(
         self, conn: sqlite3.Connection, mirror: Mirror
@@ -292,123 +281,6 @@ class SQLiteStore(SQLiteReads):
         made = self._made_at[endpoint] = self._made_at.get(endpoint, 0) + 1
         if made % CAP_EVERY == 0:
             cap_reservations(conn, endpoint)
-
-    def _take(
-        self,
-        conn: sqlite3.Connection,
-        mirror: Mirror,
-        reservation_id: str,
-        flying: tuple[Held, float] | None,
-        now: float,
-    ) -> Held | None:
-        """In a step on a reservation: its record (``flying``, from this process, if it was
-        held in flight; else from the table, removed there), None past its settle deadline.
-        Its concurrency leases are given back in the same step."""
-        if flying is None:
-            held = take_reservation(conn, reservation_id, now)
-        else:
-            held = flying[0] if flying[1] >= now else None
-        leased = flying is None or reservation_id in self._leased
-        if held is not None and leased and give_back_leases(conn, reservation_id):
-            mirror.bumped()
-        return held
-
-    def settle(
-        self,
-        reservation_id: str,
-        tokens: int,
-        now: float,
-        sample: Sample | None = None,
-        usd: int | None = None,
-    ) -> bool:
-        flying = self._flying.pop(reservation_id, None)  # put back if the step fails
-        claim: Claim | None = None
-        try:
-            with self._step() as (conn, mirror):
-                held = self._take(conn, mirror, reservation_id, flying, now)
-                if held is not None:
-                    if sample is not None:  # the speed: written at most once a second
-                        claim = self._samples.claim(held[2], sample, now)
-                        fold_samples(conn, held[2], claim.batch)
-                    self._settle(conn, mirror, held, tokens, now, usd)
-        except BaseException:
-            if flying is not None:
-                self._flying[reservation_id] = flying
-            if claim is not None:
-                self._samples.undo(claim)
-            raise
-        self._leased.discard(reservation_id)
-        return held is not None
-
-    def _settle(
-        self,
-        conn: sqlite3.Connection,
-        mirror: Mirror,
-        held: Held,
-        tokens: int,
-        now: float,
-        usd: int | None,
-    ) -> None:
-        """Correct the buckets ``held`` charged with the real usage, moved to ``now`` (the
-        bucket of the outcome's moment, as ``moved``; inlined: it runs once per call)."""
-        estimate, charged, _, priced = held
-        self._forget_spent(conn, mirror, charged)
-        actual, paid = max(0, tokens), priced if usd is None else max(0, usd)
-        corrections: list[tuple[int, int, int, str, str, int]] = []
-        additions: list[tuple[str, str, int, int, int, int]] = []
-        at = now + LATENCY_MARGIN
-        for c in charged:
-            size = BUCKET_SECONDS[c.window]
-            bucket = int(at // size) * size
-            if bucket == c.bucket:
-                corrections.append((0, actual - estimate, paid - priced, c.scope, c.window, bucket))
-            else:
-                corrections.append((-1, -estimate, -priced, c.scope, c.window, c.bucket))
-                additions.append((c.scope, c.window, bucket, 1, actual, paid))
-        conn.executemany(CORRECT, corrections)
-        if additions:
-            conn.executemany(UPSERT, additions)
-        if mirror.loaded:
-            for r, t, u, scope, window, bucket in corrections:
-                mirror.correct(scope, window, bucket, r, t, u)
-            for scope, window, bucket, r, t, u in additions:
-                mirror.add(scope, window, bucket, r, t, u)
-
-    def _forget_spent(
-        self, conn: sqlite3.Connection, mirror: Mirror, charged: Sequence[Charge]
-    ) -> None:
-        """Usage in these scopes is given back or moved: what they refused may fit sooner.
-        Nothing to write when the mirror holds no refusal of theirs."""
-        known = mirror.known
-        if known is not None and (not known or not any(c.scope in known for c in charged)):
-            return
-        scopes = list({c.scope: None for c in charged})
-        if forget_spent(conn, scopes):
-            mirror.bumped()
-        if known is not None:
-            for scope in scopes:
-                known.pop(scope, None)
-
-    def release(self, reservation_id: str, now: float) -> bool:
-        flying = self._flying.pop(reservation_id, None)  # put back if the step fails
-        try:
-            with self._step() as (conn, mirror):
-                held = self._take(conn, mirror, reservation_id, flying, now)
-                if held is not None:
-                    estimate, charged, _, priced = held
-                    self._forget_spent(conn, mirror, charged)
-                    conn.executemany(
-                        CORRECT,
-                        [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c in charged],
-                    )
-                    for c in charged:
-                        mirror.correct(c.scope, c.window, c.bucket, -1, -estimate, -priced)
-        except BaseException:
-            if flying is not None:
-                self._flying[reservation_id] = flying
-            raise
-        self._leased.discard(reservation_id)
-        return held is not None
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         bucket = Window.from_key(window).charge_bucket(now)

@@ -1,6 +1,7 @@
 """The SQLite store's reads, and its small writes no decision reads back (the limits a
-config declared, round-robin turns, learned limits): the base of ``SQLiteStore``, which
-adds the steps that decide and count (``sqlite.py``)."""
+config declared, round-robin turns, learned limits): the base of ``SQLiteSettles``
+(settle and release, ``sqlite_settles.py``) and of ``SQLiteStore``, which adds the steps
+that decide and count (``sqlite.py``)."""
 
 from __future__ import annotations
 
