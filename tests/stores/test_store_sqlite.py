@@ -7,6 +7,7 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -261,3 +262,38 @@ def test_a_failed_settle_keeps_the_in_flight_record_for_the_retry(
     assert store.settle(held.id, 10, T0 + 1)  # the retry finds the record
     assert store_used(store, EP, T0 + 1)["tpm"] == 10
     store.close()
+
+
+def test_a_failed_commit_ends_the_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A COMMIT that fails (an I/O error, say) is rolled back: the step raises a StoreError,
+    nothing it wrote holds, and the connection is not left inside a transaction (the next
+    step's BEGIN would fail on it)."""
+    from llamux._stores.sqlite_connections import Connections
+
+    db = Connections(str(tmp_path / "q.db"))
+    real = db.conn()
+
+    class CommitFails:
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            self.said.append(sql)
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("disk I/O error")
+            return real.execute(sql, *args)
+
+    fake = CommitFails()
+    monkeypatch.setattr(db, "conn", lambda: fake)
+    with pytest.raises(StoreError, match="disk I/O error"), db.transaction() as conn:
+        conn.execute("INSERT INTO counters (key, value) VALUES ('x', 1)")
+    assert fake.said[-2:] == ["COMMIT", "ROLLBACK"]
+    assert not real.in_transaction
+    assert real.execute("SELECT count(*) FROM counters").fetchone()[0] == 0
+    monkeypatch.undo()
+    with db.transaction() as conn:  # the next step works
+        conn.execute("INSERT INTO counters (key, value) VALUES ('x', 1)")
+    assert real.execute("SELECT value FROM counters").fetchone()[0] == 1
+    db.close()
