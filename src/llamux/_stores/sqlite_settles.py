@@ -8,8 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from .._policy.performance import Sample
-from .._policy.quota import Charge
-from .._policy.window import BUCKET_SECONDS, LATENCY_MARGIN
+from .._policy.quota import Charge, moved
 from .sqlite_mirror import Mirror, Mirrors
 from .sqlite_reads import SQLiteReads
 from .sqlite_rows import (
@@ -96,16 +95,13 @@ class SQLiteSettles(SQLiteReads):
         usd: int | None,
     ) -> None:
         """Correct the buckets ``held`` charged with the real usage, moved to ``now`` (the
-        bucket of the outcome's moment, as ``moved``; inlined: it runs once per call)."""
+        buckets of the outcome's moment)."""
         estimate, charged, _, priced = held
         self._forget_spent(conn, mirror, charged)
         actual, paid = max(0, tokens), priced if usd is None else max(0, usd)
         corrections: list[tuple[int, int, int, str, str, int]] = []
         additions: list[tuple[str, str, int, int, int, int]] = []
-        at = now + LATENCY_MARGIN
-        for c in charged:
-            size = BUCKET_SECONDS[c.window]
-            bucket = int(at // size) * size
+        for c, bucket in moved(charged, now):
             if bucket == c.bucket:
                 corrections.append((0, actual - estimate, paid - priced, c.scope, c.window, bucket))
             else:
