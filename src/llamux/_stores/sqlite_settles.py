@@ -5,7 +5,7 @@ outcome's moment, the speed sample) and release, each one write transaction; the
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .._policy.performance import Sample
 from .._policy.quota import Charge, moved
@@ -38,25 +38,34 @@ class SQLiteSettles(SQLiteReads):
         dropped if the step fails (see ``sqlite_step``)."""
         return Step(self._db.transaction(), self._mirrors)
 
-    def _take(
+    def _on_record(
         self,
-        conn: sqlite3.Connection,
-        mirror: Mirror,
         reservation_id: str,
-        flying: tuple[Held, float] | None,
         now: float,
-    ) -> Held | None:
-        """In a step on a reservation: its record (``flying``, from this process, if it was
-        held in flight; else from the table, removed there), None past its settle deadline.
-        Its concurrency leases are given back in the same step."""
-        if flying is None:
-            held = take_reservation(conn, reservation_id, now)
-        else:
-            held = flying[0] if flying[1] >= now else None
-        leased = flying is None or reservation_id in self._leased
-        if held is not None and leased and give_back_leases(conn, reservation_id):
-            mirror.bumped()
-        return held
+        apply: Callable[[sqlite3.Connection, Mirror, Held], None],
+    ) -> bool:
+        """One step on a reservation: ``apply`` to its record (from this process if it was
+        held in flight, put back if the step fails; else from the table, removed there);
+        False, and nothing applied, past its settle deadline or if it is unknown. Its
+        concurrency leases are given back in the same step."""
+        flying = self._flying.pop(reservation_id, None)
+        try:
+            with self._step() as (conn, mirror):
+                if flying is None:
+                    held = take_reservation(conn, reservation_id, now)
+                else:
+                    held = flying[0] if flying[1] >= now else None
+                if held is not None:
+                    leased = flying is None or reservation_id in self._leased
+                    if leased and give_back_leases(conn, reservation_id):
+                        mirror.bumped()
+                    apply(conn, mirror, held)
+        except BaseException:
+            if flying is not None:
+                self._flying[reservation_id] = flying
+            raise
+        self._leased.discard(reservation_id)
+        return held is not None
 
     def settle(
         self,
@@ -66,24 +75,20 @@ class SQLiteSettles(SQLiteReads):
         sample: Sample | None = None,
         usd: int | None = None,
     ) -> bool:
-        flying = self._flying.pop(reservation_id, None)  # put back if the step fails
-        claim: Claim | None = None
+        claims: list[Claim] = []
+
+        def apply(conn: sqlite3.Connection, mirror: Mirror, held: Held) -> None:
+            if sample is not None:  # the speed: written at most once a second
+                claims.append(self._samples.claim(held[2], sample, now))
+                fold_samples(conn, held[2], claims[0].batch)
+            self._settle(conn, mirror, held, tokens, now, usd)
+
         try:
-            with self._step() as (conn, mirror):
-                held = self._take(conn, mirror, reservation_id, flying, now)
-                if held is not None:
-                    if sample is not None:  # the speed: written at most once a second
-                        claim = self._samples.claim(held[2], sample, now)
-                        fold_samples(conn, held[2], claim.batch)
-                    self._settle(conn, mirror, held, tokens, now, usd)
+            return self._on_record(reservation_id, now, apply)
         except BaseException:
-            if flying is not None:
-                self._flying[reservation_id] = flying
-            if claim is not None:
+            for claim in claims:
                 self._samples.undo(claim)
             raise
-        self._leased.discard(reservation_id)
-        return held is not None
 
     def _settle(
         self,
@@ -132,22 +137,14 @@ class SQLiteSettles(SQLiteReads):
                 known.pop(scope, None)
 
     def release(self, reservation_id: str, now: float) -> bool:
-        flying = self._flying.pop(reservation_id, None)  # put back if the step fails
-        try:
-            with self._step() as (conn, mirror):
-                held = self._take(conn, mirror, reservation_id, flying, now)
-                if held is not None:
-                    estimate, charged, _, priced = held
-                    self._forget_spent(conn, mirror, charged)
-                    conn.executemany(
-                        CORRECT,
-                        [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c in charged],
-                    )
-                    for c in charged:
-                        mirror.correct(c.scope, c.window, c.bucket, -1, -estimate, -priced)
-        except BaseException:
-            if flying is not None:
-                self._flying[reservation_id] = flying
-            raise
-        self._leased.discard(reservation_id)
-        return held is not None
+        return self._on_record(reservation_id, now, self._release)
+
+    def _release(self, conn: sqlite3.Connection, mirror: Mirror, held: Held) -> None:
+        """Give back everything ``held`` charged."""
+        estimate, charged, _, priced = held
+        self._forget_spent(conn, mirror, charged)
+        conn.executemany(
+            CORRECT, [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c in charged]
+        )
+        for c in charged:
+            mirror.correct(c.scope, c.window, c.bucket, -1, -estimate, -priced)
