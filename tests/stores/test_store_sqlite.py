@@ -256,11 +256,11 @@ def test_a_failed_settle_keeps_the_in_flight_record_for_the_retry(
 
     with monkeypatch.context() as patch:
         patch.setattr("llamux._stores.sqlite_settles.forget_spent", broken)
-        with pytest.raises(StoreError):
-            store.settle(held.id, 10, T0 + 1)
+        with pytest.raises(StoreError):  # more than estimated: written at once, not held
+            store.settle(held.id, 60, T0 + 1)
     assert store_used(store, EP, T0 + 1)["tpm"] == 40  # rolled back
-    assert store.settle(held.id, 10, T0 + 1)  # the retry finds the record
-    assert store_used(store, EP, T0 + 1)["tpm"] == 10
+    assert store.settle(held.id, 60, T0 + 1)  # the retry finds the record
+    assert store_used(store, EP, T0 + 1)["tpm"] == 60
     store.close()
 
 

@@ -41,6 +41,7 @@ from .._policy.quota import (
 )
 from .._policy.window import Window
 from .sqlite_connections import Connections
+from .sqlite_later import Later
 from .sqlite_mirror import Mirror, Mirrors
 from .sqlite_rows import (
     BUMP,
@@ -98,6 +99,8 @@ class SQLiteStore(SQLiteSettles):
         """Per (scope, window), its oldest kept bucket at this process's last sweep."""
         self._made_at: dict[str, int] = {}
         """Per endpoint, the unsettled query reservations this process made there (to cap)."""
+        self._later = Later(self._flush_held)
+        """Settles held for this process's next step (see ``sqlite_later``)."""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -332,6 +335,11 @@ class SQLiteStore(SQLiteSettles):
             conn.execute(BUMP, (GENERATION,))
 
     def close(self) -> None:
+        try:
+            self._flush_held()
+        except StoreError as exc:  # their estimates stay counted: conservative
+            log.warning("llamux: held settles were not written at close (%s)", exc)
+        self._later.closed = True
         held = self._samples.take_all()
         try:
             if held:

@@ -25,6 +25,9 @@ class SQLiteReads:
     _samples: HeldSamples
     """Speed samples this process holds (folded into its own readings)."""
 
+    def _written(self) -> None:
+        """Before a read of usage: write what this process still holds (``SQLiteSettles``)."""
+
     def declare(self, limits: Mapping[str, str], now: float) -> dict[str, str]:
         keys = list(limits)
         with self._db.transaction() as conn:
@@ -63,6 +66,7 @@ class SQLiteReads:
         return {r[0]: Cooldown(r[0], float(r[1]), r[2], r[3]) for r in rows}
 
     def usage(self, scopes: Sequence[Scope], now: float) -> list[RuleUsage]:
+        self._written()
         snapshot = self._db.guard(lambda: read_snapshot(self._db.conn(), [s.key for s in scopes]))
         return [row for scope in scopes for row in rule_usage(scope, snapshot, now)]
 
@@ -133,6 +137,7 @@ class SQLiteReads:
 
     def stats(self) -> dict[str, int]:
         """Row counts per table: state size is bounded by endpoints, not by requests."""
+        self._written()
 
         def count() -> dict[str, int]:
             conn = self._db.conn()

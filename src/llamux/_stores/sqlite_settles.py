@@ -1,6 +1,7 @@
 """The SQLite store's steps after a call: settle (the real usage, the charge moved to the
-outcome's moment, the speed sample) and release, each one write transaction; the base of
-``SQLiteStore`` (``sqlite.py``), which decides and charges."""
+outcome's moment, the speed sample) and release, each one write transaction, or, for a
+settle that only gives quota back, written first by the process's next step
+(``sqlite_later``); the base of ``SQLiteStore`` (``sqlite.py``), which decides and charges."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from .._policy.performance import Sample
 from .._policy.quota import Charge, moved
+from .sqlite_later import Item, Later
 from .sqlite_mirror import Mirror, Mirrors
 from .sqlite_reads import SQLiteReads
 from .sqlite_rows import (
@@ -32,11 +34,56 @@ class SQLiteSettles(SQLiteReads):
     """Reservations held in flight by this process: record and settle deadline, by id."""
     _leased: set[str]
     """The reservations of ``_flying`` that hold concurrency leases."""
+    _later: Later
+    """Settles held for the next step (see ``sqlite_later``)."""
 
     def _step(self) -> Step:
         """A write transaction with this connection's mirror checked at its start and
-        dropped if the step fails (see ``sqlite_step``)."""
-        return Step(self._db.transaction(), self._mirrors)
+        dropped if the step fails, which first writes the settles held (see ``sqlite_step``)."""
+        return Step(self._db.transaction(), self._mirrors, self._write_held)
+
+    def _write_held(self, conn: sqlite3.Connection, mirror: Mirror) -> Callable[[], None] | None:
+        """Write the settles held for this step; what holds them again if the step fails."""
+        items = self._later.take()
+        if not items:
+            return None
+        try:
+            for held, tokens, at, usd in items:
+                self._settle(conn, mirror, held, tokens, at, usd)
+        except BaseException:
+            self._later.give_back(items)
+            raise
+        return lambda: self._later.give_back(items)
+
+    def _flush_held(self) -> None:
+        """Write the settles held now, in a step of their own."""
+        if self._later.items:
+            with self._step():
+                pass
+
+    def _written(self) -> None:
+        self._flush_held()
+
+    def _hold(
+        self, reservation_id: str, tokens: int, now: float, usd: int | None, claims: list[Claim]
+    ) -> bool:
+        """Hold a settle of a reservation this process has in flight, if it only gives quota
+        back and needs nothing else written now (no lease, no speed samples due)."""
+        flying = self._flying.get(reservation_id)
+        if flying is None or reservation_id in self._leased or flying[1] < now:
+            return False
+        held = flying[0]
+        if max(0, tokens) > held[0] or (usd is not None and max(0, usd) > held[3]):
+            return False  # more than estimated: others must count it now
+        if claims and claims[0].batch:
+            return False
+        if self._flying.pop(reservation_id, None) is None:
+            return False
+        item: Item = (held, tokens, now, usd)
+        if self._later.hold(item):
+            return True
+        self._flying[reservation_id] = flying
+        return False
 
     def _on_record(
         self,
@@ -76,14 +123,20 @@ class SQLiteSettles(SQLiteReads):
         usd: int | None = None,
     ) -> bool:
         claims: list[Claim] = []
+        flying = self._flying.get(reservation_id)
+        if flying is not None and sample is not None:  # the speed: written once a second
+            claims.append(self._samples.claim(flying[0][2], sample, now))
 
         def apply(conn: sqlite3.Connection, mirror: Mirror, held: Held) -> None:
-            if sample is not None:  # the speed: written at most once a second
-                claims.append(self._samples.claim(held[2], sample, now))
+            if sample is not None:
+                if not claims:
+                    claims.append(self._samples.claim(held[2], sample, now))
                 fold_samples(conn, held[2], claims[0].batch)
             self._settle(conn, mirror, held, tokens, now, usd)
 
         try:
+            if self._hold(reservation_id, tokens, now, usd, claims):
+                return True
             return self._on_record(reservation_id, now, apply)
         except BaseException:
             for claim in claims:

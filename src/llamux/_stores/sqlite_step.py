@@ -1,12 +1,17 @@
 """A step of the SQLite store: one write transaction, with its connection's mirror checked
-at the start and dropped if the step fails."""
+at the start and dropped if the step fails, and what the step writes first (the settles
+the process holds, ``sqlite_later``)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from .sqlite_connections import Transaction
 from .sqlite_mirror import Mirror, Mirrors
+
+Before = Callable[[sqlite3.Connection, Mirror], Callable[[], None] | None]
+"""What a step writes first; it returns what undoes its taking if the step fails."""
 
 
 class Step:
@@ -14,18 +19,24 @@ class Step:
     ``contextmanager`` costs a few µs). If the step fails, its mirror is dropped: what it
     applied may have been rolled back."""
 
-    __slots__ = ("_mirror", "_mirrors", "_transaction")
+    __slots__ = ("_before", "_mirror", "_mirrors", "_transaction", "_undo")
 
-    def __init__(self, transaction: Transaction, mirrors: Mirrors) -> None:
+    def __init__(
+        self, transaction: Transaction, mirrors: Mirrors, before: Before | None = None
+    ) -> None:
         self._transaction = transaction
         self._mirrors = mirrors
         self._mirror: Mirror | None = None
+        self._before = before
+        self._undo: Callable[[], None] | None = None
 
     def __enter__(self) -> tuple[sqlite3.Connection, Mirror]:
         conn = self._transaction.__enter__()
         try:
             mirror = self._mirror = self._mirrors.of(conn)
             mirror.check(conn)
+            if self._before is not None:
+                self._undo = self._before(conn, mirror)
         except BaseException as exc:
             self._failed()
             self._transaction.__exit__(type(exc), exc, exc.__traceback__)
@@ -45,3 +56,6 @@ class Step:
     def _failed(self) -> None:
         if self._mirror is not None:
             self._mirror.forget()
+        undo, self._undo = self._undo, None
+        if undo is not None:
+            undo()
