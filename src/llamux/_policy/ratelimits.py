@@ -215,13 +215,10 @@ def count(value: str | None) -> int | None:
 def hints_of(specs: tuple[_Spec, ...], headers: Mapping[str, str], now: float) -> tuple[Hint, ...]:
     found: dict[Hint, None] = {}
     for metric, window, limit, remaining, reset in specs:
-        hint = Hint(
-            metric,
-            window,
-            count(headers.get(limit)),
-            count(headers.get(remaining)),
-            parse_reset(headers.get(reset, ""), now),
-        )
+        stated, left, resets = headers.get(limit), headers.get(remaining), headers.get(reset)
+        if stated is None and left is None and resets is None:
+            continue  # the common case: most specs name headers this answer lacks
+        hint = Hint(metric, window, count(stated), count(left), parse_reset(resets or "", now))
         if (hint.limit, hint.remaining, hint.reset_at) != (None, None, None):
             found[hint] = None
     return tuple(found)
