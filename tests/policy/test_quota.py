@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from llamux._policy.quota import (
     Cooldown,
     Cost,
@@ -10,6 +13,7 @@ from llamux._policy.quota import (
     charges,
     decide,
     never_fits,
+    remaining_after,
     rules_from_limits,
 )
 from llamux._policy.window import Window
@@ -87,3 +91,30 @@ def test_calendar_rule_resets_at_midnight() -> None:
     refusal = decide("ep", [scope], snap, {}, Cost(0), now)
     assert refusal is not None and refusal.retry_at == la(2026, 6, 16)
     assert decide("ep", [scope], snap, {}, Cost(0), la(2026, 6, 16)) is None
+
+
+@given(
+    st.lists(st.tuples(st.integers(-200, 200), st.integers(0, 3), st.integers(0, 900)), max_size=8),
+    st.integers(1, 600),
+    st.integers(0, 120),
+)
+def test_an_admitting_decision_says_what_remaining_after_says(
+    usage: list[tuple[int, int, int]], tokens: int, later_by: int
+) -> None:
+    """``decide``'s ``remaining`` (one pass over the sums) is ``remaining_after``'s (a second
+    pass) whenever it admits, over windows of every length and both metrics."""
+    rules = rules_from_limits([("rpm", 3), ("tpm", 1000), ("rph", 6), ("tpd", 2000)], {})
+    scopes = [Scope("ep", rules), Scope("pool:p", rules_from_limits([("rpm", 4)], {}))]
+    snapshot: dict[tuple[str, str], dict[int, tuple[int, int, int]]] = {}
+    now = T0 + later_by
+    for offset, requests, used in usage:
+        for scope in scopes:
+            for window in scope.windows:
+                bucket = window.charge_bucket(T0 + offset)
+                held = snapshot.setdefault((scope.key, window.key), {})
+                old = held.get(bucket, (0, 0, 0))
+                held[bucket] = (old[0] + requests, old[1] + used, 0)
+    remaining: list[tuple[str, str, int]] = []
+    refusal = decide("ep", scopes, snapshot, {}, Cost(tokens), now, None, remaining)
+    if refusal is None:
+        assert tuple(remaining) == remaining_after(scopes, snapshot, Cost(tokens), now)

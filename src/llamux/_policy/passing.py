@@ -28,7 +28,6 @@ from .quota import (
     cooling_refusal,
     decide,
     later,
-    remaining_after,
 )
 
 MADE_LIMIT = 10_000
@@ -177,7 +176,8 @@ def judge(
     refusal and what to remember of it (nothing for a concurrency refusal: a lease may be
     given back any moment)."""
     endpoint, scopes, cost = candidate.endpoint, candidate.scopes, candidate.cost
-    refusal = decide(endpoint, scopes, snapshot, {}, cost, now, leases)
+    remaining: list[tuple[str, str, int]] = []
+    refusal = decide(endpoint, scopes, snapshot, {}, cost, now, leases, remaining)
     if refusal is not None:
         return refusal, spent(refusal, scopes, cost)
     if candidate.ready is not None:
@@ -188,7 +188,7 @@ def judge(
         cost.tokens,
         now,
         charges(scopes, now, flight),
-        remaining_after(scopes, snapshot, cost, now),
+        tuple(remaining),
         leased(scopes),
         cost.usd,
     )

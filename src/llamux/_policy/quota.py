@@ -313,12 +313,15 @@ def decide(
     cost: Cost,
     now: float,
     leases: Leases | None = None,
+    remaining: list[tuple[str, str, int]] | None = None,
 ) -> Refusal | None:
     """``None`` if every rule of every scope admits ``cost`` at ``now``, else the refusal.
 
     When several rules refuse, the one that frees last is reported: only then can the
     request pass. ``retry_at`` is ``None`` when some rule can never admit it. ``leases``:
-    the live leases of the scopes with a concurrency limit.
+    the live leases of the scopes with a concurrency limit. ``remaining``, if given and the
+    request is admitted, receives what :func:`remaining_after` would say, from the same
+    sums (a decision adds them up once).
     """
     worst: Refusal | None = None
     costs = (cost.requests, cost.tokens, cost.usd)
@@ -334,10 +337,13 @@ def decide(
             used = _totals(buckets, window.oldest_counted(now))
             for rule in rules:
                 metric = INDEX[rule.metric]
-                if used[metric] + costs[metric] > rule.limit:
+                after = used[metric] + costs[metric]
+                if after > rule.limit:
                     rows = counted(buckets, window, now)
                     refusal = _refusal(endpoint, scope.key, rule, rows, cost, now)
                     worst = later(worst, refusal)
+                elif remaining is not None:
+                    remaining.append((scope.key, rule.name, rule.limit - after))
     return worst
 
 

@@ -126,6 +126,9 @@ def _usage_fields(value: Any) -> tuple[Any, Any, Any] | None:
         return None
     if isinstance(usage, Mapping):
         total, prompt, completion, given, made = (usage.get(k) for k in _USAGE_KEYS)
+    elif getattr(type(usage), "__pydantic_fields__", None) is not None:  # the SDK's, read once
+        fields = {**(getattr(usage, "__pydantic_extra__", None) or {}), **usage.__dict__}
+        total, prompt, completion, given, made = (fields.get(k) for k in _USAGE_KEYS)
     else:
         total, prompt, completion, given, made = (_attribute(usage, k) for k in _USAGE_KEYS)
     prompt = prompt if prompt is not None else given
