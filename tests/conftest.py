@@ -140,6 +140,9 @@ class RedisServer:
         """When the append-only file is synced: ``everysec`` (Redis' default) or ``always``
         (nothing acknowledged is lost, even to a kill -9)."""
         self.port = port or (cluster_port() if cluster else free_port())
+        self._chosen = port is None
+        """Whether the port was picked here (another process may take it before the server
+        binds it: then a new one is picked)."""
         self.persist = persist
         self.cluster = cluster
         """A Redis Cluster node (its nodes.conf in ``dir``)."""
@@ -152,6 +155,20 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        for attempt in range(5):
+            fresh = not (self.dir / "nodes.conf").exists()
+            try:
+                return self._start()
+            except RuntimeError as exc:
+                self.stop()
+                if not self._chosen or "Address already in use" not in str(exc) or attempt == 4:
+                    raise
+                if fresh:  # the failed start's cluster file names the lost port
+                    (self.dir / "nodes.conf").unlink(missing_ok=True)
+                self.port = cluster_port() if self.cluster else free_port()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> RedisServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         command = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
         appendonly = "yes" if self.persist else "no"
@@ -235,6 +252,15 @@ class RedisClusterServers:
         """Start the servers, give each its slots and introduce them (CLUSTER ADDSLOTSRANGE,
         MEET: a second, where redis-cli --cluster create waits longer), then wait until
         every node serves the whole map."""
+
+        try:
+            self._start()
+        except BaseException:  # none left running behind a failed start
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         import redis
 
         for node in self.nodes:
@@ -251,7 +277,6 @@ class RedisClusterServers:
             for client in clients:
                 client.close()
         self.wait_ok()
-        return self
 
     def wait_ok(self, seconds: float = 20) -> None:
         """Until every node knows every other and says the cluster is ok (a node restarted
