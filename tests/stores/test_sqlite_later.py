@@ -145,3 +145,32 @@ def test_a_forked_child_never_writes_what_its_parent_holds(tmp_path: Path, patie
     mine.close()
     assert store_used(other, EP, T0 + 2)["tpm"] == 15  # the parent wrote its own
     other.close()
+
+
+def test_a_flusher_that_cannot_write_says_so_once_and_keeps_the_settles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    monkeypatch.setattr(sqlite_later, "RETRY_SECONDS", 0.01)
+    mine, other = SQLiteStore(tmp_path / "q.db"), SQLiteStore(tmp_path / "q.db")
+
+    def broken(*args: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("llamux._stores.sqlite_settles.forget_spent", broken)
+        assert mine.settle(in_flight(mine).id, 10, T0 + 1)
+        deadline = time.monotonic() + 10
+        while len(caplog.records) < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.2)  # some twenty more tries
+        said = [r for r in caplog.records if "could not be written" in r.getMessage()]
+        assert len(said) == 1
+        assert len(mine._later.items) == 1  # kept
+    deadline = time.monotonic() + 10
+    while store_used(other, EP, T0 + 1)["tpm"] != 10 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert store_used(other, EP, T0 + 1)["tpm"] == 10  # written once the file takes it
+    mine.close()
+    other.close()

@@ -38,6 +38,8 @@ HOLD_SECONDS = 0.02
 """How long a settle may wait for the process's next step before the flusher writes it."""
 IDLE_SECONDS = 1.0
 """A flusher thread with nothing held for this long ends (the next held settle starts one)."""
+RETRY_SECONDS = 1.0
+"""How long the flusher waits after a write that failed (the file locked or unwritable)."""
 HELD_MOST = 4096
 """Settles held at most: past it a settle is written at once."""
 
@@ -61,6 +63,8 @@ class Later:
         self._thread: threading.Thread | None = None
         self._forks = FORKS[0]
         self.closed = False
+        self.failing = False
+        """Whether the flusher's last write failed (it said so once, and tries again)."""
         _LIVE.add(self)
 
     def hold(self, item: Item) -> bool:
@@ -146,9 +150,12 @@ def _flusher(ref: weakref.ref[Later]) -> None:
         if wait == 0.0:
             try:
                 later.flush()
+                later.failing = False
             except Exception as exc:  # kept (given back by the step): tried again later
-                log.warning("llamux: held settles could not be written yet (%s)", exc)
-                wait = HOLD_SECONDS
+                if not later.failing:  # said once, not every try
+                    log.warning("llamux: held settles could not be written yet (%s)", exc)
+                later.failing = True
+                wait = RETRY_SECONDS
         del later
         if wait:
             time.sleep(wait)
