@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from .ietf_fields import LLAMUX_WINDOWS, standard_quotas
+from .ietf_fields import FIELD_NAMES, LLAMUX_WINDOWS, standard_quotas
 
 MAX_DISTANCE = 400 * 86400.0
 """A reset or retry time further than this from now, either way, is garbage: no window is that
@@ -279,9 +279,20 @@ def standard_hints(headers: Mapping[str, str], now: float) -> tuple[Hint, ...]:
     return tuple(found)
 
 
+def _read_by(key: str) -> frozenset[str]:
+    """Every header name a dialect's limits or the IETF fields are read from (lower case)."""
+    return frozenset([name for spec in DIALECTS[key] for name in spec[2:]] + list(FIELD_NAMES))
+
+
+_READ = {key: _read_by(key) for key in DIALECTS}
+
+
 def parse_headers(dialect: str, headers: Mapping[str, str], now: float) -> tuple[Hint, ...]:
     """Every limit the response headers state: in ``dialect`` (see ``DIALECTS``), then in the
     IETF RateLimit fields (see ``ietf_fields``), without repeats."""
     named = lowered(headers)
-    own = dialect_hints(dialect_of(dialect), named, now)
+    key = dialect_of(dialect)
+    if _READ[key].isdisjoint(named):
+        return ()  # most answers of most providers: nothing to parse
+    own = dialect_hints(key, named, now)
     return tuple(dict.fromkeys(own + standard_hints(named, now)))
