@@ -19,7 +19,8 @@ import time
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 
 from common import Load, print_table

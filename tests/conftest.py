@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from llamux import Router
-from llamux._policy.quota import Cooldown, Scope
+from llamux._policy.quota import Cooldown
+from llamux._policy.rules import Scope
 from llamux._status import EndpointStatus
 from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore

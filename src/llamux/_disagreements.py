@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from ._policy.window import BUCKET_SECONDS, WINDOW_SECONDS
 
 if TYPE_CHECKING:
-    from ._policy.quota import Scope
+    from ._policy.rules import Scope
     from ._stores import QuotaStore
 
 

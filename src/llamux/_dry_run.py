@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from ._policy.passing import Candidate, Pick, cooling, walk
 from ._policy.quota import (
     LEASE_POLL,
-    REQUESTS,
     Refusal,
     Reservation,
     RuleUsage,
@@ -24,11 +23,13 @@ from ._policy.quota import (
     shown,
     too_small,
 )
+from ._policy.rules import REQUESTS
 
 if TYPE_CHECKING:
     from ._policy.known_limits import Learned
     from ._policy.performance import Performance, Sample
-    from ._policy.quota import Cooldown, Cost, Scope
+    from ._policy.quota import Cooldown, Cost
+    from ._policy.rules import Scope
     from ._stores import QuotaStore
 
 

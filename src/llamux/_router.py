@@ -33,7 +33,8 @@ from ._errors import ConfigError, InvalidRequest
 from ._limit_notes import limit_warnings
 from ._policy.kinds import KIND
 from ._policy.money import MICRO, usage_price
-from ._policy.quota import SETTLE_DEADLINE, UNLIMITED, UNSETTLED_KEPT, in_units
+from ._policy.quota import SETTLE_DEADLINE, UNSETTLED_KEPT
+from ._policy.rules import UNLIMITED, in_units
 from ._policy.scoping import scopes_for
 from ._policy.strategies import Strategy, strategy_from
 from ._policy.tokens import usage_tokens

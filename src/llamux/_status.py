@@ -11,14 +11,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NotRequired, Protocol, TypedDict
 
 from ._policy.money import MICRO
-from ._policy.quota import UNLIMITED, USD
+from ._policy.rules import UNLIMITED, USD
 
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._config.load import Endpoint
     from ._policy.known_limits import Known
     from ._policy.performance import Performance
-    from ._policy.quota import Cooldown, RuleUsage, Scope
+    from ._policy.quota import Cooldown, RuleUsage
+    from ._policy.rules import Scope
 
 
 class RuleData(TypedDict):

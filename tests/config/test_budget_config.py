@@ -7,7 +7,7 @@ import pytest
 
 from llamux._config.load import parse_table, parse_toml
 from llamux._errors import ConfigError
-from llamux._policy.quota import USD
+from llamux._policy.rules import USD
 from llamux._policy.scoping import limits_text, scopes_for
 
 TABLE = (

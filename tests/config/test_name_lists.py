@@ -21,8 +21,8 @@ from llamux._config.toml import POOL_KEYS
 from llamux._policy import ratelimits as _ratelimits
 from llamux._policy import strategies as _strategies
 from llamux._policy.feedback import rule_name
-from llamux._policy.quota import Rule, rules_from_limits
 from llamux._policy.ratelimits import Hint
+from llamux._policy.rules import Rule, rules_from_limits
 from llamux._policy.window import Window
 from llamux.cli import build_parser
 from llamux.testing import DIALECTS as FAKE_DIALECTS

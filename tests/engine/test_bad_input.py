@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from llamux import InvalidRequest, Router
-from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 from llamux.testing import FakeEndpoint, FakeProvider
 

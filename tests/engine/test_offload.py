@@ -14,7 +14,8 @@ import pytest
 
 from llamux import Router, served_by
 from llamux._policy.passing import Candidate
-from llamux._policy.quota import Cost, Scope, rules_from_limits
+from llamux._policy.quota import Cost
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 from llamux._stores.waiting import WouldBlock
 from llamux.testing import FakeEndpoint, FakeProvider

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from llamux._policy.quota import Scope, rules_from_limits
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import store_from_url
 
 from conftest import RedisServer
@@ -21,7 +21,8 @@ from conftest import RedisServer
 BUDGET = 2_000_000  # $2.00 in micro-dollars
 WORKER = """
 import json, random, sys, time
-from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import store_from_url
 store = store_from_url(sys.argv[1])
 own = Scope("q:budget", rules_from_limits([("usd_day", int(sys.argv[2]))], {}))

@@ -12,14 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from llamux._policy.quota import Cost, Reservation, Scope
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope
 from llamux._stores import store_from_url
 
 from conftest import RedisServer
 
 WORKER = """
 import json, sys, time
-from llamux._policy.quota import Cost, Reservation, Scope
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope
 from llamux._stores import store_from_url
 store = store_from_url(sys.argv[1])
 scope = Scope("q:gated", (), 2)

@@ -5,17 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llamux._policy.quota import (
-    Cooldown,
-    Cost,
-    Rule,
-    Scope,
-    charges,
-    decide,
-    never_fits,
-    remaining_after,
-    rules_from_limits,
-)
+from llamux._policy.quota import Cooldown, Cost, charges, decide, never_fits, remaining_after
+from llamux._policy.rules import Rule, Scope, rules_from_limits
 from llamux._policy.window import Window
 
 from conftest import LA, la

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from llamux import StoreError
-from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import sqlite_later
 from llamux._stores.sqlite import SQLiteStore
 
@@ -111,7 +112,8 @@ def test_a_step_that_fails_holds_the_settles_again(
 def test_a_process_that_exits_without_closing_writes_what_it_holds(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     script = f"""
-from llamux._policy.quota import Cost, Scope, rules_from_limits
+from llamux._policy.quota import Cost
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import sqlite_later
 from llamux._stores.sqlite import SQLiteStore
 sqlite_later.HOLD_SECONDS = 3600.0

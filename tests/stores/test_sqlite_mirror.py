@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from llamux import StoreError
-from llamux._policy.quota import Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Refusal, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
 

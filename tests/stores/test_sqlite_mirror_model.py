@@ -14,7 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llamux._policy.quota import Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Refusal, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
 

@@ -8,7 +8,8 @@ import pytest
 
 from llamux._policy.passing import Candidate
 from llamux._policy.performance import ALPHA, Sample
-from llamux._policy.quota import Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Refusal, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import QuotaStore
 
 from conftest import store_used

@@ -5,15 +5,8 @@ from __future__ import annotations
 import random
 
 from llamux._policy.passing import Candidate
-from llamux._policy.quota import (
-    LEASE_POLL,
-    QUERY_LEASE,
-    Cost,
-    Refusal,
-    Reservation,
-    Scope,
-    rules_from_limits,
-)
+from llamux._policy.quota import LEASE_POLL, QUERY_LEASE, Cost, Refusal, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import QuotaStore
 
 from conftest import store_used

@@ -6,14 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from llamux._policy.quota import (
-    SETTLE_DEADLINE,
-    UNSETTLED_KEPT,
-    Cost,
-    Reservation,
-    Scope,
-    rules_from_limits,
-)
+from llamux._policy.quota import SETTLE_DEADLINE, UNSETTLED_KEPT, Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import QuotaStore
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import CAP_EVERY, SQLiteStore

@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from llamux._policy.quota import Cost, Refusal, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Refusal, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import QuotaStore
 
 from conftest import store_used

@@ -29,7 +29,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._policy.window import LATENCY_MARGIN
 from llamux._stores import QuotaStore
 

@@ -18,14 +18,8 @@ from redis.crc import key_slot
 
 from llamux import NoEndpointAvailable, Router, StoreError
 from llamux._policy.performance import Sample
-from llamux._policy.quota import (
-    SETTLE_DEADLINE,
-    Cost,
-    Refusal,
-    Reservation,
-    Scope,
-    rules_from_limits,
-)
+from llamux._policy.quota import SETTLE_DEADLINE, Cost, Refusal, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._policy.window import LATENCY_MARGIN
 from llamux._stores import store_from_url
 from llamux._stores.memory import MemoryStore

@@ -18,7 +18,8 @@ import redis
 from redis.crc import key_slot
 
 from llamux import Router, StoreError
-from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._status import status_data
 from llamux._stores import store_from_url
 from llamux._stores.redis_cluster import RedisClusterStore

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from llamux import StoreError
-from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores import default_store_url, store_from_url
 from llamux._stores.memory import MemoryStore
 from llamux._stores.sqlite import SQLiteStore
@@ -154,7 +155,8 @@ def test_an_older_schema_is_migrated_keeping_usage(tmp_path: Path) -> None:
 
 OPEN_AT_ONCE = """
 import sys, time
-from llamux._policy.quota import Cost, Reservation, Scope, rules_from_limits
+from llamux._policy.quota import Cost, Reservation
+from llamux._policy.rules import Scope, rules_from_limits
 from llamux._stores.sqlite import SQLiteStore
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
 store = SQLiteStore(sys.argv[1])

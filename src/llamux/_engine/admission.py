@@ -16,7 +16,8 @@ from .._errors import InvalidRequest, NoEndpointAvailable, RequestTooLarge
 from .._policy.kinds import CHAT, EMBEDDINGS, Kind
 from .._policy.money import price
 from .._policy.passing import Candidate, Pick
-from .._policy.quota import Cost, Refusal, Reservation, Scope, never_fits
+from .._policy.quota import Cost, Refusal, Reservation, never_fits
+from .._policy.rules import Scope
 from .._policy.strategies import HEADROOM, PERFORMANCE, TURN, Facts, Request, Strategy
 from .._stores.waiting import WouldBlock
 from .inputs import capabilities_needed

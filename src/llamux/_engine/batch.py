@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .._errors import LlamuxError
 from .._policy.batch_retry import retry_in
 from .._policy.concurrency import MOST, Lane, concurrency, per_minute
-from .._policy.quota import UNLIMITED
+from .._policy.rules import UNLIMITED
 from .batch_item import BatchItem, batch_item
 from .served import attach
 

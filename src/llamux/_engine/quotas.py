@@ -31,7 +31,7 @@ from .._policy.known_limits import (
     gated,
     known_limits,
 )
-from .._policy.quota import UNLIMITED, Scope
+from .._policy.rules import UNLIMITED, Scope
 from .._policy.scoping import catalog_pool, limits_text, quota_key, scopes_for
 from .._policy.window import WINDOW_SECONDS
 

@@ -16,19 +16,18 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from .quota import (
-    USD,
     Cooldown,
     Cost,
     Leases,
     Refusal,
     Reservation,
-    Scope,
     Snapshot,
     charges,
     cooling_refusal,
     decide,
     later,
 )
+from .rules import USD, Scope
 
 MADE_LIMIT = 10_000
 """Refusals a store keeps ready for resting endpoints, at most (then it starts over)."""

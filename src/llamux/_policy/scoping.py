@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from .._config.load import Endpoint, Pool
 from .._errors import ConfigError
 from .money import micro_usd
-from .quota import UNLIMITED, Scope
-from .quota import rules_from_limits as _rules
+from .rules import UNLIMITED, Scope
+from .rules import rules_from_limits as _rules
 
 
 def quota_key(ep: Endpoint) -> str:

@@ -16,7 +16,8 @@ from .._errors import StoreError
 from .._policy.known_limits import Learned
 from .._policy.passing import Candidate, Pick
 from .._policy.performance import Performance, Sample
-from .._policy.quota import Cooldown, Cost, Refusal, Reservation, RuleUsage, Scope
+from .._policy.quota import Cooldown, Cost, Refusal, Reservation, RuleUsage
+from .._policy.rules import Scope
 
 
 @runtime_checkable

@@ -25,7 +25,6 @@ from .._policy.quota import (
     Refusal,
     Reservation,
     RuleUsage,
-    Scope,
     Snapshot,
     kept_until,
     lease_until,
@@ -34,6 +33,7 @@ from .._policy.quota import (
     read_now,
     rule_usage,
 )
+from .._policy.rules import Scope
 from .._policy.window import Window
 
 PRUNE_EVERY = 60.0

@@ -65,10 +65,10 @@ from .._policy.quota import (
     Refusal,
     Reservation,
     RuleUsage,
-    Scope,
     read_now,
     rule_usage,
 )
+from .._policy.rules import Scope
 from .._policy.window import Window
 from . import redis_scan
 from .redis_clock import ServerClock

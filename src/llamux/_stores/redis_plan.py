@@ -13,19 +13,8 @@ from typing import Any
 
 from .._errors import StoreError
 from .._policy.performance import Performance
-from .._policy.quota import (
-    INDEX,
-    METRICS,
-    Cooldown,
-    Cost,
-    Refusal,
-    Rule,
-    Scope,
-    Snapshot,
-    decide,
-    kept_until,
-    lease_until,
-)
+from .._policy.quota import Cooldown, Cost, Refusal, Snapshot, decide, kept_until, lease_until
+from .._policy.rules import INDEX, METRICS, Rule, Scope
 from .._policy.window import WINDOW_SECONDS, Window
 from .redis_losses import WRITES_KEPT
 

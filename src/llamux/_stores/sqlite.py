@@ -34,11 +34,11 @@ from .._policy.quota import (
     Cost,
     Refusal,
     Reservation,
-    Scope,
     kept_until,
     lease_until,
     read_now,
 )
+from .._policy.rules import Scope
 from .._policy.window import Window
 from .sqlite_connections import Connections
 from .sqlite_later import Later

@@ -11,7 +11,8 @@ from typing import Any
 
 from .._policy.known_limits import Learned
 from .._policy.performance import Performance
-from .._policy.quota import Cooldown, RuleUsage, Scope, live, rule_usage
+from .._policy.quota import Cooldown, RuleUsage, live, rule_usage
+from .._policy.rules import Scope
 from .sqlite_connections import Connections
 from .sqlite_rows import placeholders, read_snapshot
 from .sqlite_samples import HeldSamples

@@ -9,7 +9,8 @@ from typing import Any
 
 from .._policy.passing import Spent
 from .._policy.performance import ALPHA, Sample
-from .._policy.quota import UNSETTLED_KEPT, Charge, Refusal, Scope, kept_until
+from .._policy.quota import UNSETTLED_KEPT, Charge, Refusal, kept_until
+from .._policy.rules import Scope
 from .sqlite_mirror import Mirror
 
 UPSERT = (

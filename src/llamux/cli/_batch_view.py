@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 from zoneinfo import ZoneInfo
 
-from .._policy.quota import UNLIMITED
+from .._policy.rules import UNLIMITED
 
 if TYPE_CHECKING:
     from .._engine.batch import BatchProgress

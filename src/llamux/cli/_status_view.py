@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from .._policy.money import dollars
-from .._policy.quota import USD
+from .._policy.rules import USD
 from .._status import EndpointData, InFlightData, PerformanceData, RuleData, StatusData
 from ._grid import Cell, Column, Line, Row, fit, render, text_cell
 from ._screen import Screen, middle_ellipsis, pad, width_of, wrap

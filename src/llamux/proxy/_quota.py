@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .._policy.quota import UNLIMITED, Scope
+from .._policy.rules import UNLIMITED, Scope
 
 if TYPE_CHECKING:
     from .._router import Router
