@@ -23,6 +23,7 @@ from ._engine.admission import Admission
 from ._engine.call import Call
 from ._engine.inputs import check_input, check_params
 from ._engine.keys import Keys
+from ._engine.queries import Queries, query_props
 from ._engine.quotas import Quotas
 from ._engine.selection import Selection
 from ._engine.served import attach
@@ -32,13 +33,9 @@ from ._engine.walk import Prefix
 from ._errors import ConfigError, InvalidRequest
 from ._limit_notes import limit_warnings
 from ._policy.kinds import KIND
-from ._policy.money import MICRO, usage_price
-from ._policy.quota import SETTLE_DEADLINE, UNSETTLED_KEPT
-from ._policy.rules import UNLIMITED, in_units
 from ._policy.scoping import scopes_for
 from ._policy.strategies import Strategy, strategy_from
-from ._policy.tokens import usage_tokens
-from ._status import EndpointStatus
+from ._status import EndpointStatus, endpoint_statuses
 from ._stores import open_store
 
 if TYPE_CHECKING:
@@ -50,8 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llamux")
 
-QUERIED_KEPT = 10_000
-"""``query`` reservations on gated endpoints remembered for their settle, at most."""
 WARNINGS_EVERY = 30.0
 """Seconds between two reads of what the store holds that the config disagrees with."""
 T = TypeVar("T")
@@ -112,12 +107,8 @@ class Router:
         self._prefixes: dict[tuple[object, ...], Prefix] = {}
         """Refused prefixes learned by decisions, for the next ones (see ``_engine/walk``)."""
         self._selection = Selection(self.endpoints, self.routes)
-        self._queried: dict[str, str] = {}
-        """``query`` reservations on gated endpoints: reservation id -> endpoint id."""
-        self._priced: dict[str, Endpoint] = {}
-        """``query`` reservations on budgeted endpoints: ``settle`` re-prices them."""
-        self._missed = False
-        """Whether a settle or release found no reservation yet (warned once)."""
+        self._queries = Queries(self.store, self.quotas, self.clock)
+        """What ``query`` reservations need at their settle (see ``_engine/queries``)."""
         self._lock = threading.Lock()
 
     @classmethod
@@ -181,77 +172,21 @@ class Router:
         while isinstance(got := admission.next(), float):
             self.clock.sleep(got)
         ep, reservation = got.endpoint, got.reservation
-        if dry_run:
-            self.quotas.unlease(ep.id)  # a gated endpoint's lease: nothing holds it
-        elif ep.id in self.quotas.gated:  # its lease is given back by settle() or release()
-            if len(self._queried) >= QUERIED_KEPT:
-                self._queried.clear()
-            self._queried[reservation.id] = ep.id
-        if not dry_run and ep.id in self.quotas.budgeted:
-            if len(self._priced) >= QUERIED_KEPT:
-                self._priced.clear()
-            self._priced[reservation.id] = ep
-        own = self.quotas.scopes[ep.id][0]
-        props: dict[str, Any] = {
-            "base_url": ep.base_url,
-            "api_key_env": ep.api_key_env,
-            "limits": {
-                rule.name: in_units(rule, rule.limit)
-                for rule in own.rules
-                if rule.limit != UNLIMITED
-            },
-            "remaining": {
-                rule: in_units(own.named[rule], left)
-                for scope, rule, left in reservation.remaining
-                if scope == own.key and own.named[rule].limit != UNLIMITED
-            },
-            "reservation": None if dry_run else reservation.id,
-            "tokens": reservation.tokens,
-        }
-        if ep.pool:
-            props["pool"] = ep.pool
-        if ep.id in self.quotas.budgeted:
-            props["usd"] = reservation.usd / MICRO
-        return ep.provider, ep.model, ep.id, props
+        self._queries.admitted(ep, reservation, dry_run)
+        own, budgeted = self.quotas.scopes[ep.id][0], ep.id in self.quotas.budgeted
+        return ep.provider, ep.model, ep.id, query_props(ep, own, reservation, dry_run, budgeted)
 
     def settle(self, reservation: str, usage: Any) -> bool:
         """Correct a reservation with the real usage: a token count, a usage object or dict,
         or a whole response, within ``SETTLE_DEADLINE`` (10 minutes) of the query. Returns
         False if the reservation is unknown, settled, released or past its deadline: its
         estimate then stays counted (a warning is logged the first time)."""
-        tokens = usage_tokens(usage)
-        if tokens is None:
-            raise TypeError("settle() needs a token count or a response/usage with total_tokens")
-        self._unlease(reservation)
-        ep = self._priced.pop(reservation, None)
-        usd = None if ep is None else usage_price(usage, ep.input_cost, ep.output_cost)
-        return self._found(self.store.settle(reservation, tokens, self.clock.now(), None, usd))
+        return self._queries.settle(reservation, usage)
 
     def release(self, reservation: str) -> bool:
         """Give a reservation back entirely: the call never reached the provider. Returns
         False if the reservation is unknown, settled, released or past its deadline."""
-        self._unlease(reservation)
-        return self._found(self.store.release(reservation, self.clock.now()))
-
-    def _found(self, found: bool) -> bool:
-        """``found``, with a warning the first time a reservation was not found."""
-        if not found and not self._missed:
-            self._missed = True
-            log.warning(
-                "llamux: settle() or release() found no such reservation: it was settled or "
-                "released already, or it is older than the settle deadline (%d s after the "
-                "query), or more than %d unsettled ones were made on its endpoint since. Its "
-                "estimate stays counted; settle within the deadline to correct it. (Said once.)",
-                SETTLE_DEADLINE,
-                UNSETTLED_KEPT,
-            )
-        return found
-
-    def _unlease(self, reservation: str) -> None:
-        """A ``query`` reservation on a gated endpoint gives its lease back when settled."""
-        endpoint = self._queried.pop(reservation, None)
-        if endpoint is not None:
-            self.quotas.unlease(endpoint)
+        return self._queries.release(reservation)
 
     def completion(self, messages: Sequence[Mapping[str, Any]], **params: Any) -> Any:
         """Serve a chat completion from the best endpoint with quota, failing over on errors.
@@ -392,23 +327,9 @@ class Router:
 
     def status(self) -> list[EndpointStatus]:
         """Every endpoint's usage per rule, key presence and cool-down, now."""
-        now = self.clock.now()
-        cooling = self.store.cooldowns(now)
-        measured = self.store.performance([ep.id for ep in self.endpoints])
-        rows = []
-        for ep in self.endpoints:
-            scopes = self.quotas.scopes[ep.id]
-            usage = self.store.usage(scopes, now)
-            cool = next((cooling[s.key] for s in scopes if s.key in cooling), None)
-            has_key = self._keys.get(ep) is not None
-            perf = measured.get(ep.id)
-            known = self.quotas.known.get(ep.id, ())
-            flying = self.store.in_flight(scopes, now)
-            row = EndpointStatus(
-                ep, has_key, tuple(usage), cool, perf, scopes[0].key, known, now, flying, scopes
-            )
-            rows.append(row)
-        return rows
+        return endpoint_statuses(
+            self.endpoints, self.quotas, self.store, self._keys, self.clock.now()
+        )
 
     def warnings(self) -> list[str]:
         """What the store holds that this config disagrees with: usage no configured

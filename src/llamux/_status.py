@@ -16,10 +16,13 @@ from ._policy.rules import UNLIMITED, USD
 if TYPE_CHECKING:
     from ._clock import Clock
     from ._config.load import Endpoint
+    from ._engine.keys import Keys
+    from ._engine.quotas import Quotas
     from ._policy.known_limits import Known
     from ._policy.performance import Performance
     from ._policy.quota import Cooldown, RuleUsage
     from ._policy.rules import Scope
+    from ._stores import QuotaStore
 
 
 class RuleData(TypedDict):
@@ -254,3 +257,26 @@ def _cooldown(cooldown: Cooldown | None, now: float) -> CooldownData | None:
     return CooldownData(
         kind=cooldown.kind, until=cooldown.until, seconds=seconds, reason=cooldown.reason
     )
+
+
+def endpoint_statuses(
+    endpoints: Sequence[Endpoint], quotas: Quotas, store: QuotaStore, keys: Keys, now: float
+) -> list[EndpointStatus]:
+    """Every endpoint's usage per rule, key presence and cool-down at ``now``, read from
+    ``store`` (``Router.status``)."""
+    cooling = store.cooldowns(now)
+    measured = store.performance([ep.id for ep in endpoints])
+    rows = []
+    for ep in endpoints:
+        scopes = quotas.scopes[ep.id]
+        usage = store.usage(scopes, now)
+        cool = next((cooling[s.key] for s in scopes if s.key in cooling), None)
+        has_key = keys.get(ep) is not None
+        perf = measured.get(ep.id)
+        known = quotas.known.get(ep.id, ())
+        flying = store.in_flight(scopes, now)
+        row = EndpointStatus(
+            ep, has_key, tuple(usage), cool, perf, scopes[0].key, known, now, flying, scopes
+        )
+        rows.append(row)
+    return rows
