@@ -212,7 +212,7 @@ def _check_width(row: _Row, width: int, file: str) -> None:
 
 
 def _columns(header: _Row, file: str) -> list[str]:
-    from .build import Place, check_keys
+    from .values import Place, check_keys
 
     place = Place(file, header.line)
     names = [cell.lower() for cell in header.cells]
@@ -231,7 +231,8 @@ def _columns(header: _Row, file: str) -> list[str]:
 
 
 def _table_config(header: _Row, rows: list[_Row], file: str) -> Config:
-    from .build import Place, add_unique, build_endpoints, make_config, unique
+    from .build import add_unique, build_endpoints, make_config, unique
+    from .values import Place
 
     columns = _columns(header, file)
     if not rows:

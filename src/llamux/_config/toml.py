@@ -51,18 +51,12 @@ from collections.abc import Collection, Mapping, Sequence
 
 from .._errors import ConfigError
 from .build import (
-    Place,
     add_unique,
     build_budgets,
     build_endpoints,
     build_limits,
     build_resets,
-    check_keys,
-    integer,
     make_config,
-    show,
-    suggest,
-    text,
     unique,
 )
 from .endpoint import (
@@ -75,6 +69,7 @@ from .endpoint import (
     Pool,
     Route,
 )
+from .values import Place, check_keys, integer, show, suggest, text
 
 TOP_KEYS = ("store", "strategy", "endpoints", "pools", "routes")
 POOL_KEYS = (*LIMIT_NAMES, "concurrency", *BUDGET_NAMES, "reset")
