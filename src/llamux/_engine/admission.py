@@ -70,14 +70,7 @@ class Admission:
         """What kind of request it is (chat, embeddings, responses, completions)."""
         self.messages = messages
         """Its input: a chat's messages, an embeddings or Responses ``input``, a prompt."""
-        self.prompt = kind.prompt(messages, params)
-        chat = kind is CHAT
-        self.request = Request(
-            messages if chat else (), params, self.prompt, kind.output(params, DEFAULT_MAX_OUTPUT)
-        )
-        self.needs = capabilities_needed(messages, params) if chat else frozenset()
-        self.inputs = len(messages) if kind is EMBEDDINGS and isinstance(messages, list) else 0
-        """How many inputs an embeddings request carries (its list's length; 0: one string)."""
+        self.prompt, self.request, self.needs, self.inputs = read_request(kind, messages, params)
         self.params = params
         self.route = route
         self.candidates = candidates
@@ -101,10 +94,10 @@ class Admission:
         """The endpoint reserved last: the one being called (a batch's progress reads it)."""
         self.attempts: list[Attempt] = []
         self._leased: set[str] = set()
+        """Gated endpoints whose lease this decision took (see ``Quotas.lease``)."""
         self._waiting_lease = False
         self.batched: list[int] = []
         """The ``max_inputs`` of each endpoint skipped for carrying fewer inputs."""
-        """Gated endpoints whose lease this decision took (see ``Quotas.lease``)."""
 
     @property
     def scopes(self) -> Mapping[str, Sequence[Scope]]:
@@ -321,6 +314,21 @@ class Admission:
             fraction = usage.remaining / usage.limit if usage.limit else 0.0
             left[usage.scope] = min(left.get(usage.scope, 1.0), fraction)
         return {key: min(left.get(s.key, 1.0) for s in self.scopes[key]) for key in ids}
+
+
+def read_request(
+    kind: Kind, messages: Any, params: Mapping[str, Any]
+) -> tuple[int, Request, frozenset[str], int]:
+    """What a decision reads of a request: its prompt tokens (estimated), what a strategy
+    sees of it, the capabilities an endpoint needs to take it, and how many inputs an
+    embeddings request carries (its list's length; 0: one string)."""
+    prompt = kind.prompt(messages, params)
+    chat = kind is CHAT
+    output = kind.output(params, DEFAULT_MAX_OUTPUT)
+    request = Request(messages if chat else (), params, prompt, output)
+    needs = capabilities_needed(messages, params) if chat else frozenset()
+    inputs = len(messages) if kind is EMBEDDINGS and isinstance(messages, list) else 0
+    return prompt, request, needs, inputs
 
 
 def skip_reason(ep: Endpoint, cost: Cost, scopes: Sequence[Scope], has_key: bool) -> str | None:
