@@ -38,7 +38,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .._config.load import load
 from .._config.proxy_defaults import (
@@ -124,15 +124,9 @@ def serve_workers(
     options are :func:`~llamux.proxy.serve`'s. ``ConfigError`` for a store the workers
     cannot share (``memory://``); ``SystemExit(3)`` when the port cannot be listened on or
     a worker could not start (uvicorn and the worker say why on stderr)."""
-    import uvicorn
     from uvicorn.supervisors.multiprocess import SIGNALS
 
-    if workers < 1:
-        raise ConfigError(f"workers must be 1 or more, not {workers}")
-    if log_format not in LOG_FORMATS:
-        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
-    shared_store(config, store, workers)
-    require_key(host, os.environ.get(KEY_VARIABLE) or None)
+    _check(config, store, workers, host, log_format)
     options = WorkerOptions(
         str(Path(config).resolve()),
         store,
@@ -141,17 +135,7 @@ def serve_workers(
         tuple(allow_hosts),
         tuple(cors_origins),
     )
-    settings = uvicorn.Config(
-        f"{__name__}:worker_app",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level=log_level,
-        log_config=log_config(log_format, log_level, workers=True),
-        access_log=False,
-        **UVICORN_OPTIONS,
-    )
+    settings = _settings(workers, host, port, log_level, log_format)
     handlers = {sig: signal.getsignal(sig) for sig in SIGNALS}
     sockets = listening_sockets(host, port, workers)
     try:
@@ -164,6 +148,35 @@ def serve_workers(
             sock.close()
     if not started:
         sys.exit(STARTUP_FAILURE)
+
+
+def _check(
+    config: str | os.PathLike[str], store: str | None, workers: int, host: str, log_format: str
+) -> None:
+    """``ConfigError`` for options the workers cannot run with (before anything starts)."""
+    if workers < 1:
+        raise ConfigError(f"workers must be 1 or more, not {workers}")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format must be one of {', '.join(LOG_FORMATS)}, not {log_format!r}")
+    shared_store(config, store, workers)
+    require_key(host, os.environ.get(KEY_VARIABLE) or None)
+
+
+def _settings(workers: int, host: str, port: int, log_level: str, log_format: str) -> Any:
+    """uvicorn's settings for ``workers`` processes, each building its app (``worker_app``)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        f"{__name__}:worker_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level=log_level,
+        log_config=log_config(log_format, log_level, workers=True),
+        access_log=False,
+        **UVICORN_OPTIONS,
+    )
 
 
 @contextlib.contextmanager
