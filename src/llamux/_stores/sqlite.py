@@ -40,6 +40,7 @@ from .._policy.quota import (
 )
 from .._policy.rules import Scope
 from .._policy.window import Window
+from .sqlite_ahead import Ahead, lease_for
 from .sqlite_connections import Connections
 from .sqlite_later import Later
 from .sqlite_mirror import Mirror, Mirrors
@@ -101,6 +102,8 @@ class SQLiteStore(SQLiteSettles):
         """Per endpoint, the unsettled query reservations this process made there (to cap)."""
         self._later = Later(self._flush_held)
         """Settles held for this process's next step (see ``sqlite_later``)."""
+        self._ahead = Ahead()
+        """Requests reserved ahead for the next calls (see ``sqlite_ahead``)."""
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -128,6 +131,12 @@ class SQLiteStore(SQLiteSettles):
         now: float | Callable[[], float],
         flight: float = 0.0,
     ) -> Pick:
+        first: Candidate | None = getattr(candidates, "first", None)  # the router's walk
+        if first is not None and flight > 0:
+            made = self._leased_unit(first, now, flight)
+            if made is not None:
+                return Pick(made, (), None)
+        ahead = first is not None and flight > 0
         with self._step() as (conn, mirror):
             at = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
             resting: dict[str, Cooldown] | None = None
@@ -146,7 +155,7 @@ class SQLiteStore(SQLiteSettles):
                 return (
                     cooling(candidate, resting, at, self._made)
                     or still_spent(candidate, known, at)
-                    or self._reserve(conn, mirror, candidate, at, flight)
+                    or self._reserve(conn, mirror, candidate, at, flight, ahead)
                 )
 
             if mirror.generation is None:
@@ -197,6 +206,7 @@ class SQLiteStore(SQLiteSettles):
         candidate: Candidate,
         now: float,
         flight: float,
+        ahead: bool = False,
     ) -> Reservation | Refusal:
         reservation, memo = self._judge(conn, mirror, candidate, now, flight)
         if not isinstance(reservation, Reservation):
@@ -206,6 +216,8 @@ class SQLiteStore(SQLiteSettles):
                     mirror.known[memo.refusal.scope] = memo
             return reservation
         self._charge(conn, mirror, reservation, candidate.cost, now, flight)
+        if ahead:
+            self._lend(conn, mirror, reservation, candidate)
         prune_buckets(conn, candidate.scopes, self._pruned, now, mirror)
         if now - self._pruned_at > PRUNE_EVERY:
             self._pruned_at = now
@@ -215,6 +227,62 @@ class SQLiteStore(SQLiteSettles):
                 self._flying.pop(rid, None)
                 self._leased.discard(rid)
         return reservation
+
+    def _leased_unit(
+        self, first: Candidate, now: float | Callable[[], float], flight: float
+    ) -> Reservation | None:
+        """A reservation for ``first`` from its endpoint's lease, without a step (see
+        ``sqlite_ahead``), or None."""
+        cost = first.cost
+        lease = self._ahead.take(first.endpoint, first.scopes, cost)
+        if lease is None:
+            return None
+        if first.ready is not None:
+            first.ready()
+        at = read_now(now)
+        made = Reservation(
+            os.urandom(16).hex(),
+            first.endpoint,
+            cost.tokens,
+            at,
+            lease.charges,
+            lease.remaining,
+            (),
+            cost.usd,
+        )
+        held = (cost.tokens, list(lease.charges), first.endpoint, cost.usd)
+        self._flying[made.id] = (held, kept_until(at, flight))
+        return made
+
+    def _lend(
+        self,
+        conn: sqlite3.Connection,
+        mirror: Mirror,
+        reservation: Reservation,
+        candidate: Candidate,
+    ) -> None:
+        """Charge a lease for the next calls beside ``reservation``, if far from every limit."""
+        cost = candidate.cost
+        lease = lease_for(reservation, candidate.scopes, cost)
+        if lease is None:
+            return
+        units = lease.units
+        rows = [
+            (
+                c.scope,
+                c.window,
+                c.bucket,
+                cost.requests * units,
+                cost.tokens * units,
+                cost.usd * units,
+            )
+            for c in reservation.charges
+        ]
+        conn.executemany(UPSERT, rows)
+        for row in rows:
+            mirror.add(*row)
+        self._ahead.grant(reservation.endpoint, lease)
+        self._later.wake()  # the flusher gives back what is left if no step comes
 
     def _judge(
         self,

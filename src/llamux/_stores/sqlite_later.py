@@ -59,7 +59,9 @@ class Later:
         self._since = 0.0
         """When the oldest held settle was held (``time.monotonic``)."""
         self._last = 0.0
-        """When the last settle was held."""
+        """When the last settle was held (or the flusher woken)."""
+        self._woken: float | None = None
+        """When ``wake`` asked for the next step, if none came since."""
         self._thread: threading.Thread | None = None
         self._forks = FORKS[0]
         self.closed = False
@@ -69,7 +71,6 @@ class Later:
 
     def hold(self, item: Item) -> bool:
         """Hold ``item`` for the next step; False (nothing held) if it must be written now."""
-        start = False
         with self._lock:
             if self.closed or len(self.items) >= HELD_MOST:
                 return False
@@ -78,21 +79,41 @@ class Later:
             if not self.items:
                 self._since = now
             self.items.append(item)
-            self._last = now
-            if self._thread is None:
-                start = True
-                self._thread = threading.Thread(
-                    target=_flusher, args=(weakref.ref(self),), name="llamux-settles", daemon=True
-                )
-        if start:
-            assert self._thread is not None
-            self._thread.start()
+            start = self._started(now)
+        if start is not None:
+            start.start()
             _exit_hook()
         return True
+
+    def wake(self) -> None:
+        """Something besides settles waits for the next step (requests reserved ahead,
+        ``sqlite_ahead``): the flusher runs one ``HOLD_SECONDS`` from now if no step comes."""
+        with self._lock:
+            if self.closed:
+                return
+            self._forked()
+            now = time.monotonic()
+            if self._woken is None:
+                self._woken = now
+            start = self._started(now)
+        if start is not None:
+            start.start()
+            _exit_hook()
+
+    def _started(self, now: float) -> threading.Thread | None:
+        """(With the lock.) Note activity at ``now``; the flusher thread to start, if none runs."""
+        self._last = now
+        if self._thread is not None:
+            return None
+        self._thread = threading.Thread(
+            target=_flusher, args=(weakref.ref(self),), name="llamux-settles", daemon=True
+        )
+        return self._thread
 
     def take(self) -> list[Item]:
         """Every held settle, to write in the step that takes them (``give_back`` if the step
         fails)."""
+        self._woken = None  # the step does what the flusher was woken for
         if not self.items:  # the common case in a step that holds nothing
             return []
         with self._lock:
@@ -114,6 +135,7 @@ class Later:
             return False
         self._forks = FORKS[0]
         self.items = []
+        self._woken = None
         self._thread = None
         return True
 
@@ -122,8 +144,11 @@ class Later:
         flusher may end (it has been idle ``IDLE_SECONDS``)."""
         with self._lock:
             now = time.monotonic()
-            if self.items:
-                return max(0.0, self._since + HOLD_SECONDS - now)
+            waiting = [self._since] if self.items else []
+            if self._woken is not None:
+                waiting.append(self._woken)
+            if waiting:
+                return max(0.0, min(waiting) + HOLD_SECONDS - now)
             if now - self._last >= IDLE_SECONDS or self.closed:
                 self._thread = None
                 return None
@@ -132,9 +157,10 @@ class Later:
     def flush(self) -> None:
         """Write what is held now (the store's step), if the store still exists."""
         flush = self._flush()
+        woken, self._woken = self._woken, None
         if flush is None:  # the store is gone, and its connections with it
             self.items = []
-        elif self.items:
+        elif self.items or woken is not None:
             flush()
 
 

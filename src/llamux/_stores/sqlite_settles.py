@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from .._policy.performance import Sample
 from .._policy.quota import Charge, moved
+from .sqlite_ahead import Ahead, Lease
 from .sqlite_later import Item, Later
 from .sqlite_mirror import Mirror, Mirrors
 from .sqlite_reads import SQLiteReads
@@ -36,6 +37,8 @@ class SQLiteSettles(SQLiteReads):
     """The reservations of ``_flying`` that hold concurrency leases."""
     _later: Later
     """Settles held for the next step (see ``sqlite_later``)."""
+    _ahead: Ahead
+    """Requests reserved ahead for the next calls (see ``sqlite_ahead``)."""
 
     def _step(self) -> Step:
         """A write transaction with this connection's mirror checked at its start and
@@ -43,7 +46,11 @@ class SQLiteSettles(SQLiteReads):
         return Step(self._db.transaction(), self._mirrors, self._write_held)
 
     def _write_held(self, conn: sqlite3.Connection, mirror: Mirror) -> Callable[[], None] | None:
-        """Write the settles held for this step; what holds them again if the step fails."""
+        """Write the settles held for this step, and give back what requests reserved ahead
+        are left (``sqlite_ahead``); what holds the settles again if the step fails (the
+        units given back are then lost to this process, and stay counted)."""
+        for lease in self._ahead.end_all():
+            self._give_back(conn, mirror, lease)
         items = self._later.take()
         if not items:
             return None
@@ -55,9 +62,22 @@ class SQLiteSettles(SQLiteReads):
             raise
         return lambda: self._later.give_back(items)
 
+    def _give_back(self, conn: sqlite3.Connection, mirror: Mirror, lease: Lease) -> None:
+        """Give back the units a lease still holds."""
+        n, cost = lease.units, lease.cost
+        self._forget_spent(conn, mirror, lease.charges)
+        corrections = [
+            (-cost.requests * n, -cost.tokens * n, -cost.usd * n, c.scope, c.window, c.bucket)
+            for c in lease.charges
+        ]
+        conn.executemany(CORRECT, corrections)
+        for r, t, u, scope, window, bucket in corrections:
+            mirror.correct(scope, window, bucket, r, t, u)
+
     def _flush_held(self) -> None:
-        """Write the settles held now, in a step of their own."""
-        if self._later.items:
+        """Write the settles held now, and give back the requests reserved ahead, in a step
+        of their own."""
+        if self._later.items or self._ahead.held:
             with self._step():
                 pass
 
