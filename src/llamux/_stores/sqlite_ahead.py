@@ -17,6 +17,7 @@ see a cool-down another process recorded until its next step (at most ``UNITS`` 
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -113,3 +114,27 @@ def lease_for(reservation: Reservation, scopes: Sequence[Scope], cost: Cost) -> 
             return None
         remaining.append((key, name, left - amount))
     return Lease(scopes, cost, reservation.charges, tuple(remaining), UNITS)
+
+
+def unit_of(lease: Lease, endpoint: str, at: float) -> Reservation:
+    """The reservation of a unit taken from ``lease`` at ``at``: its charges are the lease's."""
+    cost = lease.cost
+    return Reservation(
+        os.urandom(16).hex(),
+        endpoint,
+        cost.tokens,
+        at,
+        lease.charges,
+        lease.remaining,
+        (),
+        cost.usd,
+    )
+
+
+def lease_rows(lease: Lease, sign: int = 1) -> list[tuple[str, str, int, int, int, int]]:
+    """What ``lease``'s units add to its buckets (``sign=-1``: what giving them back takes)."""
+    n, cost = lease.units * sign, lease.cost
+    return [
+        (c.scope, c.window, c.bucket, cost.requests * n, cost.tokens * n, cost.usd * n)
+        for c in lease.charges
+    ]

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from .._policy.performance import Sample
 from .._policy.quota import Charge, moved
-from .sqlite_ahead import Ahead, Lease
+from .sqlite_ahead import Ahead, Lease, lease_rows
 from .sqlite_later import Item, Later
 from .sqlite_mirror import Mirror, Mirrors
 from .sqlite_reads import SQLiteReads
@@ -64,15 +64,11 @@ class SQLiteSettles(SQLiteReads):
 
     def _give_back(self, conn: sqlite3.Connection, mirror: Mirror, lease: Lease) -> None:
         """Give back the units a lease still holds."""
-        n, cost = lease.units, lease.cost
         self._forget_spent(conn, mirror, lease.charges)
-        corrections = [
-            (-cost.requests * n, -cost.tokens * n, -cost.usd * n, c.scope, c.window, c.bucket)
-            for c in lease.charges
-        ]
-        conn.executemany(CORRECT, corrections)
-        for r, t, u, scope, window, bucket in corrections:
-            mirror.correct(scope, window, bucket, r, t, u)
+        rows = lease_rows(lease, -1)
+        conn.executemany(CORRECT, [(r, t, u, scope, w, b) for scope, w, b, r, t, u in rows])
+        for row in rows:
+            mirror.correct(*row)
 
     def _flush_held(self) -> None:
         """Write the settles held now, and give back the requests reserved ahead, in a step
