@@ -71,3 +71,21 @@ def test_four_processes_share_quotas_exactly_and_persist(tmp_path: Path, store_u
         second = run_workers(config, store_url, processes=4, threads=2, requests=2)
         assert second == {"third": 16}
         assert sum(fake.stats(n).refused for n in ("pref", "second", "third")) == 0
+
+
+@pytest.mark.slow
+def test_processes_reserving_ahead_serve_a_limit_exactly(tmp_path: Path) -> None:
+    """Far from its limit each process reserves the next calls ahead (SQLite,
+    ``sqlite_ahead``); four processes of four threads still serve exactly the limit, the
+    strict fake provider (exact rolling minute) refuses none, and the rest are refused by
+    llamux."""
+    endpoints = [FakeEndpoint("wide", rpm=240)]
+    with FakeProvider(endpoints) as fake:
+        config = tmp_path / "endpoints.md"
+        config.write_text(fake_table(fake, [("wide", "240 | |")]))
+        got = run_workers(
+            config, f"sqlite://{tmp_path / 'q.db'}", processes=4, threads=4, requests=20
+        )
+        assert got == {"wide": 240, "unavailable": 80}
+        assert fake.stats("wide").refused == 0
+        assert fake.stats("wide").served == 240
