@@ -484,3 +484,13 @@ def midnight_after(now: float, tz: str = LA) -> float:
     zone = ZoneInfo(tz)
     tomorrow = datetime.fromtimestamp(now, zone).date() + timedelta(days=1)
     return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=zone).timestamp()
+
+
+@pytest.fixture
+def patient(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SQLite store's flusher waits an hour: only the store's own steps (a reservation,
+    a read of usage, close, exit) write the settles it holds and give back what it reserved
+    ahead (``sqlite_later``, ``sqlite_ahead``)."""
+    from llamux._stores import sqlite_later
+
+    monkeypatch.setattr(sqlite_later, "HOLD_SECONDS", 3600.0)

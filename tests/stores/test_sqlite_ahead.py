@@ -7,13 +7,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from llamux._engine.walk import Walk
 from llamux._policy.passing import Candidate, Pick
 from llamux._policy.quota import Cost
 from llamux._policy.rules import Scope, rules_from_limits
-from llamux._stores import sqlite_later
 from llamux._stores.sqlite import SQLiteStore
 from llamux._stores.sqlite_ahead import UNITS
 
@@ -28,12 +25,6 @@ def call(store: SQLiteStore, scopes: tuple[Scope, ...] = WIDE, tokens: int = 40)
     """A decision as the router makes it for a call (its walk over one candidate)."""
     first = Candidate(scopes[0].key, scopes, Cost(tokens))
     return store.reserve_first(Walk(first, iter(()), None, set()), T0, FLIGHT)
-
-
-@pytest.fixture
-def patient(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The flusher waits an hour: only steps give back what is reserved ahead."""
-    monkeypatch.setattr(sqlite_later, "HOLD_SECONDS", 3600.0)
 
 
 def steps(store: SQLiteStore) -> list[str]:

@@ -25,12 +25,6 @@ T0 = 1_767_225_600.0
 EP = Scope("ep", rules_from_limits([("rpm", 50), ("tpm", 10_000), ("rpd", 1000)], {}))
 
 
-@pytest.fixture
-def patient(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The flusher waits an hour: only steps, reads, close and exit write held settles."""
-    monkeypatch.setattr(sqlite_later, "HOLD_SECONDS", 3600.0)
-
-
 def in_flight(store: SQLiteStore, tokens: int = 40) -> Reservation:
     made = store.reserve("ep", [EP], Cost(tokens), T0, 120.0)  # a call llamux makes itself
     assert isinstance(made, Reservation)
