@@ -45,8 +45,8 @@ from ._provider import (
     count_text_tokens,
     go_duration,
 )
-from ._provider import _EndpointState as FakeEndpointState
 from ._requests import _Request as FakeRequest
+from ._state import _EndpointState as FakeEndpointState
 
 FakeChat = FakeRequest  # its first name, from when the fake served chat only
 

@@ -1,6 +1,6 @@
 """The HTTP side of the fake provider: routes, authentication, holds, sending answers, the server.
 
-Admission, limits and stats live in :mod:`llamux.testing._provider` (its ``_EndpointState``);
+Admission, limits and stats live in :mod:`llamux.testing._state` (its ``_EndpointState``);
 each kind's parsing and answers in :mod:`llamux.testing._kinds`; this module only turns
 requests into calls on an endpoint's state and verdicts into answers, the same way for every
 kind. Routes under ``/{name}/v1``: ``POST chat/completions``, ``POST embeddings``,
