@@ -299,3 +299,31 @@ def promoted(replica: RedisServer, cluster: RedisClusterServers) -> None:
     finally:
         for c in clients:
             c.close()
+
+
+def test_a_decision_passes_over_an_endpoint_whose_node_failed(tmp_path: Path) -> None:
+    """A master down fails only the endpoints whose quotas live on it: a decision passes over
+    them (never sending to what it cannot count) and reserves on the next; only when every
+    candidate's node failed does it raise the StoreError."""
+    from llamux._policy.passing import Candidate
+
+    cluster = RedisClusterServers(tmp_path / "cluster", persist=False).start()
+    store = RedisClusterStore(cluster.url, namespace="down", server_time=False)
+    try:
+        client = store._client
+        ports = [client.get_node_from_key(f"x:{{{scope.key}}}").port for scope in SCOPES]
+        down = ports[0]
+        alive = next(i for i, port in enumerate(ports) if port != down)
+        for scope in (SCOPES[0], SCOPES[alive]):  # both known to the store (registered)
+            assert isinstance(store.reserve(scope.key, [scope], Cost(1), T0), Reservation)
+        next(node for node in cluster.nodes if node.port == down).stop()
+        candidates = [Candidate(s.key, [s], Cost(1)) for s in (SCOPES[0], SCOPES[alive])]
+        pick = store.reserve_first(candidates, T0)
+        assert pick.reservation is not None and pick.reservation.endpoint == SCOPES[alive].key
+        assert len(pick.refusals) == 1 and "store node failed" in pick.refusals[0].reason
+        assert pick.refusals[0].retry_at == T0 + 1.0
+        with pytest.raises(StoreError):
+            store.reserve_first(candidates[:1], T0)
+    finally:
+        store.close()
+        cluster.stop()

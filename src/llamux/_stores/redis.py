@@ -92,9 +92,20 @@ log = logging.getLogger("llamux")
 
 KEEP_SECONDS = 30 * 86400
 """Life of performance and counter keys after their last write."""
+NODE_RETRY = 1.0
+"""Seconds after which an endpoint passed over because its cluster node failed is tried
+again."""
 HELD_KEPT = 10_000
 """At most this many reservations made here have their keys remembered until they are
 settled (past it, the oldest is read back from its record when it settles)."""
+
+
+def unreachable(candidate: Candidate, error: StoreError, retry_at: float) -> Refusal:
+    """The refusal of a candidate whose quota lives on a cluster node that failed: passed
+    over, never sent (its counters cannot be checked), tried again at ``retry_at``."""
+    scope = candidate.scopes[0].key
+    reason = f"its quota's store node failed ({error})"
+    return Refusal(candidate.endpoint, scope, None, 0, 0, candidate.cost.requests, retry_at, reason)
 
 
 class RedisStore(RedisBase):
@@ -222,12 +233,25 @@ class RedisStore(RedisBase):
         reads its buckets. ``ready`` runs before each script: the script decides and
         charges in one step."""
 
+        failed: list[StoreError] = []
+
         def one(candidate: Candidate, _: bool) -> Reservation | Refusal:
             if candidate.ready is not None:
                 candidate.ready()
-            return self.reserve(candidate.endpoint, candidate.scopes, candidate.cost, now, flight)
+            try:
+                return self.reserve(
+                    candidate.endpoint, candidate.scopes, candidate.cost, now, flight
+                )
+            except StoreError as error:
+                if not self.per_slot:  # one server: every candidate would fail alike
+                    raise
+                failed.append(error)
+                return unreachable(candidate, error, read_now(now) + NODE_RETRY)
 
-        return walk(candidates, None, 0.0, one)  # no generation: a prefix never applies
+        pick = walk(candidates, None, 0.0, one)  # no generation: a prefix never applies
+        if pick.reservation is None and failed and len(failed) == len(pick.refusals):
+            raise failed[0]  # the store is down for every candidate: say so, not "no quota"
+        return pick
 
     def absorb(self, scope: str, window: str, requests: int, tokens: int, now: float) -> None:
         at, _ = self._now(now)

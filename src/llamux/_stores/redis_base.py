@@ -35,6 +35,10 @@ class RedisBase:
     """A Redis store's connection (see ``RedisStore``): opened and checked at construction,
     scripts loaded, the server's clock measured."""
 
+    per_slot = False
+    """Whether each endpoint's keys may live on a server of their own (a cluster): a step
+    that fails there fails for that endpoint only."""
+
     def __init__(self, url: str, *, namespace: str | None = None, server_time: bool = True) -> None:
         check_url(url)
         url, from_url = split_namespace(url)

@@ -24,8 +24,12 @@ class RedisClusterStore(RedisStore):
     ``url`` is ``redis+cluster://[user:password@]host:port[,host:port...]`` (``rediss+cluster``
     for TLS), any one node being enough to find the others; database 0 only. Everything
     else is as :class:`RedisStore`: a step of a node that is down, or of slots no master
-    serves, raises ``StoreError`` saying which (never an admission that was not counted).
+    serves, raises ``StoreError`` saying which (never an admission that was not counted);
+    a decision passes over an endpoint whose node failed and tries the next, and raises only
+    when every candidate's node failed.
     """
+
+    per_slot = True
 
     def _open(self, url: str) -> Any:
         return open_cluster(self._redis, url)
