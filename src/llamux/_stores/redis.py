@@ -72,9 +72,7 @@ from .._policy.rules import Scope
 from .._policy.window import Window
 from . import redis_scan
 from .redis_base import RedisBase
-from .redis_connect import (
-    mask_url,
-)
+from .redis_connect import mask_url
 from .redis_plan import (
     BUCKET_MARGIN,
     Plan,

@@ -135,11 +135,11 @@ class SQLiteStore(SQLiteSettles):
         flight: float = 0.0,
     ) -> Pick:
         first: Candidate | None = getattr(candidates, "first", None)  # the router's walk
-        if first is not None and flight > 0:
+        ahead = first is not None and flight > 0  # a call llamux makes: it may lease
+        if ahead and first is not None:
             made = self._leased_unit(first, now, flight)
             if made is not None:
                 return Pick(made, (), None)
-        ahead = first is not None and flight > 0
         with self._step() as (conn, mirror):
             at = read_now(now)  # after BEGIN IMMEDIATE: a wait for the lock is not lost
             resting: dict[str, Cooldown] | None = None
@@ -242,9 +242,14 @@ class SQLiteStore(SQLiteSettles):
         if first.ready is not None:
             first.ready()
         made = unit_of(lease, first.endpoint, read_now(now))
-        held = (made.tokens, list(lease.charges), first.endpoint, made.usd)
-        self._flying[made.id] = (held, kept_until(made.created, flight))
+        self._fly(made, flight)
         return made
+
+    def _fly(self, made: Reservation, flight: float) -> None:
+        """Keep the record of a reservation in flight in this process, which settles it
+        (see ``_flying``)."""
+        held = (made.tokens, list(made.charges), made.endpoint, made.usd)
+        self._flying[made.id] = (held, kept_until(made.created, flight))
 
     def _lend(
         self, conn: sqlite3.Connection, mirror: Mirror, made: Reservation, candidate: Candidate
@@ -309,8 +314,7 @@ class SQLiteStore(SQLiteSettles):
             mirror.add(*c, cost.requests, cost.tokens, cost.usd)
         endpoint = reservation.endpoint
         if flight > 0:  # held in flight: this process settles it (see ``_flying``)
-            held = (cost.tokens, list(reservation.charges), endpoint, cost.usd)
-            self._flying[reservation.id] = (held, kept_until(now, flight))
+            self._fly(reservation, flight)
             return
         conn.execute(
             "INSERT INTO reservations (id, endpoint, tokens, created, charges, usd) "

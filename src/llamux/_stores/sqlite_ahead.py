@@ -131,9 +131,9 @@ def unit_of(lease: Lease, endpoint: str, at: float) -> Reservation:
     )
 
 
-def lease_rows(lease: Lease, sign: int = 1) -> list[tuple[str, str, int, int, int, int]]:
-    """What ``lease``'s units add to its buckets (``sign=-1``: what giving them back takes)."""
-    n, cost = lease.units * sign, lease.cost
+def lease_rows(lease: Lease) -> list[tuple[str, str, int, int, int, int]]:
+    """What ``lease``'s units add to its buckets (given back as releases, ``_release``)."""
+    n, cost = lease.units, lease.cost
     return [
         (c.scope, c.window, c.bucket, cost.requests * n, cost.tokens * n, cost.usd * n)
         for c in lease.charges

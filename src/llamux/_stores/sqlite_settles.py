@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from .._policy.performance import Sample
 from .._policy.quota import Charge, moved
-from .sqlite_ahead import Ahead, Lease, lease_rows
+from .sqlite_ahead import Ahead, Lease
 from .sqlite_later import Item, Later
 from .sqlite_mirror import Mirror, Mirrors
 from .sqlite_reads import SQLiteReads
@@ -63,12 +63,9 @@ class SQLiteSettles(SQLiteReads):
         return lambda: self._later.give_back(items)
 
     def _give_back(self, conn: sqlite3.Connection, mirror: Mirror, lease: Lease) -> None:
-        """Give back the units a lease still holds."""
-        self._forget_spent(conn, mirror, lease.charges)
-        rows = lease_rows(lease, -1)
-        conn.executemany(CORRECT, [(r, t, u, scope, w, b) for scope, w, b, r, t, u in rows])
-        for row in rows:
-            mirror.correct(*row)
+        """Give back the units a lease still holds: a release of each, all at once."""
+        cost = lease.cost
+        self._release(conn, mirror, (cost.tokens, list(lease.charges), "", cost.usd), lease.units)
 
     def _flush_held(self) -> None:
         """Write the settles held now, and give back the requests reserved ahead, in a step
@@ -81,11 +78,17 @@ class SQLiteSettles(SQLiteReads):
         self._flush_held()
 
     def _hold(
-        self, reservation_id: str, tokens: int, now: float, usd: int | None, claims: list[Claim]
+        self,
+        reservation_id: str,
+        flying: tuple[Held, float] | None,
+        tokens: int,
+        now: float,
+        usd: int | None,
+        claims: list[Claim],
     ) -> bool:
-        """Hold a settle of a reservation this process has in flight, if it only gives quota
-        back and needs nothing else written now (no lease, no speed samples due)."""
-        flying = self._flying.get(reservation_id)
+        """Hold a settle of a reservation this process has in flight (``flying``, its record
+        and deadline), if it only gives quota back and needs nothing else written now (no
+        lease, no speed samples due)."""
         if flying is None or reservation_id in self._leased or flying[1] < now:
             return False
         held = flying[0]
@@ -151,7 +154,7 @@ class SQLiteSettles(SQLiteReads):
             self._settle(conn, mirror, held, tokens, now, usd)
 
         try:
-            if self._hold(reservation_id, tokens, now, usd, claims):
+            if self._hold(reservation_id, flying, tokens, now, usd, claims):
                 return True
             return self._on_record(reservation_id, now, apply)
         except BaseException:
@@ -208,12 +211,13 @@ class SQLiteSettles(SQLiteReads):
     def release(self, reservation_id: str, now: float) -> bool:
         return self._on_record(reservation_id, now, self._release)
 
-    def _release(self, conn: sqlite3.Connection, mirror: Mirror, held: Held) -> None:
-        """Give back everything ``held`` charged."""
+    def _release(
+        self, conn: sqlite3.Connection, mirror: Mirror, held: Held, units: int = 1
+    ) -> None:
+        """Give back everything ``held`` charged (``units`` times: a lease's unused units)."""
         estimate, charged, _, priced = held
+        r, t, u = -units, -estimate * units, -priced * units
         self._forget_spent(conn, mirror, charged)
-        conn.executemany(
-            CORRECT, [(-1, -estimate, -priced, c.scope, c.window, c.bucket) for c in charged]
-        )
+        conn.executemany(CORRECT, [(r, t, u, c.scope, c.window, c.bucket) for c in charged])
         for c in charged:
-            mirror.correct(c.scope, c.window, c.bucket, -1, -estimate, -priced)
+            mirror.correct(c.scope, c.window, c.bucket, r, t, u)
